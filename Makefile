@@ -1,0 +1,53 @@
+# The things people do. `make demo` and `make test` set up .venv on their own.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+EXTRAS := postgres,web,airflow,dev
+
+.PHONY: install demo test test-fast lint format bench serve up down migration clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/eincome demo
+
+test: install
+	$(BIN)/python -m pytest -n 2
+
+test-fast: install
+	$(BIN)/python -m pytest -n 2 -m "not slow"
+
+lint: install
+	$(BIN)/ruff check pipeline dags tests
+	$(BIN)/ruff format --check pipeline dags tests
+
+format: install
+	$(BIN)/ruff check --fix pipeline dags tests
+	$(BIN)/ruff format pipeline dags tests
+
+bench: install
+	$(BIN)/python -m pipeline.bench
+
+serve: install
+	$(BIN)/eincome serve
+
+up:
+	docker compose up -d
+
+down:
+	docker compose down
+
+# make migration m="add reconciliation tables"
+migration: install
+	$(BIN)/alembic -c pipeline/store/alembic.ini -x url=sqlite:///$(CURDIR)/var/migration-draft.db upgrade head
+	$(BIN)/alembic -c pipeline/store/alembic.ini -x url=sqlite:///$(CURDIR)/var/migration-draft.db revision --autogenerate -m "$(m)"
+	rm -f var/migration-draft.db
+
+clean:
+	rm -rf $(VENV) var

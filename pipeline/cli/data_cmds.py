@@ -1,0 +1,21 @@
+"""Commands for reference data: the point registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipeline import points as points_registry
+from pipeline.cli import app
+from pipeline.cli.common import runtime
+
+points_app = typer.Typer(help="The collection-point registry.", no_args_is_help=True)
+app.add_typer(points_app, name="points")
+
+
+@points_app.command("load")
+def points_load(file: Path = typer.Argument(..., help="Point registry CSV.")) -> None:
+    """Load or update collection points from a registry CSV (upsert by point_id)."""
+    count = points_registry.load_registry(runtime().engine, file)
+    typer.echo(f"{count} points loaded from {file}")

@@ -1,0 +1,266 @@
+"""Tables, as SQLAlchemy Core. Money is whole rupiah (BigInteger); times are UTC, timezone-aware.
+
+Alembic migrations in ``migrations/versions`` create these; a change here needs a new revision
+(``make migration m="what changed"``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware datetime, stored as UTC on every backend.
+
+    PostgreSQL keeps ``timestamptz``; SQLite keeps a naive UTC string, so values read back
+    are made aware again here. Naive values on the way in are refused: they are bugs.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given; times must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+points = Table(
+    "points",
+    metadata,
+    Column("point_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("revenue_type", String(32), nullable=False),
+    Column("district", String(100), nullable=False),
+    Column("open_hours", String(11), nullable=False),  # "HH:MM-HH:MM" local time
+    Column("timezone", String(64), nullable=False, default="Asia/Jakarta"),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One row per pull of one unit of input: a file, an API page, a slice of a POS table.
+ingest_batches = Table(
+    "ingest_batches",
+    metadata,
+    Column("batch_id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),  # e.g. "file", "landing:kecamatan-a", "api:tapbox"
+    Column("source_ref", Text, nullable=False),  # file path, page cursor, watermark range
+    Column("sha256", String(64)),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("status", String(16), nullable=False),  # running | ok | failed | rejected
+    Column("rows_read", BigInteger, nullable=False, default=0),
+    Column("accepted", BigInteger, nullable=False, default=0),
+    Column("quarantined", BigInteger, nullable=False, default=0),
+    Column("duplicates", BigInteger, nullable=False, default=0),
+    Column("message", Text),
+    Index("ix_ingest_batches_sha256", "sha256"),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("point_id", String(64), primary_key=True),
+    Column("txn_id", String(128), primary_key=True),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("payment_method", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("operator_id", String(64)),
+    Column("payer_ref", String(128)),  # optional: hashed payer account (QRIS/card), for split-payment checks
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
+    Index("ix_transactions_point_id_occurred_at", "point_id", "occurred_at"),
+    Index("ix_transactions_occurred_at", "occurred_at"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("quarantine_id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
+    Column("line_no", BigInteger),  # 1-based data line in the file (header excluded), or row in page
+    Column("point_id", String(64)),
+    Column("txn_id", String(128)),
+    Column("raw", Text, nullable=False),  # the row as received, JSON
+    Column("reasons", Text, nullable=False),  # plain words, "; "-separated
+    Column("kind", String(16), nullable=False, default="invalid"),  # invalid | conflict
+    Index("ix_quarantine_batch_id", "batch_id"),
+)
+
+
+def _aggregate_columns() -> list[Column]:
+    return [
+        Column("point_id", String(64), primary_key=True),
+        Column("txn_count", Integer, nullable=False),  # paid transactions
+        Column("gross_paid", BigInteger, nullable=False),  # rupiah, paid only
+        Column("void_count", Integer, nullable=False),
+        Column("void_amount", BigInteger, nullable=False),
+        Column("refund_count", Integer, nullable=False),
+        Column("refund_amount", BigInteger, nullable=False),
+        Column("cash_amount", BigInteger, nullable=False),  # paid in cash; share = cash/gross
+        Column("operators", Integer, nullable=False),  # distinct operators seen
+        Column("max_ticket", BigInteger, nullable=False),
+    ]
+
+
+minute_aggregates = Table(
+    "minute_aggregates",
+    metadata,
+    *_aggregate_columns(),
+    Column("minute_start", UTCDateTime, primary_key=True),
+)
+
+hour_aggregates = Table(
+    "hour_aggregates",
+    metadata,
+    *_aggregate_columns(),
+    Column("hour_start", UTCDateTime, primary_key=True),
+    Index("ix_hour_aggregates_hour_start", "hour_start"),
+)
+
+detector_models = Table(
+    "detector_models",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("trained_from", UTCDateTime, nullable=False),
+    Column("trained_to", UTCDateTime, nullable=False),
+    Column("meta", Text, nullable=False),  # JSON: features, threshold, library versions
+)
+
+# One row per flagged point-hour.
+anomalies = Table(
+    "anomalies",
+    metadata,
+    Column("point_id", String(64), primary_key=True),
+    Column("hour_start", UTCDateTime, primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("severity", String(16), nullable=False),  # low | medium | high
+    Column("kind", String(32), nullable=False),  # suspected pattern
+    Column("reasons", Text, nullable=False),
+    Column("shortfall_rp", BigInteger, nullable=False),
+    Column("operators", Text),  # comma-separated operator ids involved
+    Column("model_version", String(64), nullable=False),
+    Column("case_id", Integer, ForeignKey("cases.case_id")),
+    Column("scored_at", UTCDateTime, nullable=False),
+    Index("ix_anomalies_hour_start", "hour_start"),
+)
+
+# Consecutive flagged hours of one point, or a reconciliation gap: what an auditor decides on.
+cases = Table(
+    "cases",
+    metadata,
+    Column("case_id", Integer, primary_key=True, autoincrement=True),
+    Column("origin", String(16), nullable=False, default="detector"),  # detector | reconciliation
+    Column("point_id", String(64), nullable=False),
+    Column("start_at", UTCDateTime, nullable=False),
+    Column("end_at", UTCDateTime, nullable=False),  # exclusive
+    Column("kind", String(32), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("shortfall_rp", BigInteger, nullable=False),
+    Column("operators", Text),
+    Column("model_version", String(64)),
+    Column("details", Text),  # JSON, origin-specific (e.g. the three reconciliation numbers)
+    Column("status", String(16), nullable=False, default="open"),  # open|confirmed|false_alarm|field_check
+    Column("assignee", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_cases_point_id_start_at", "point_id", "start_at"),
+    Index("ix_cases_status", "status"),
+)
+
+# Append-only audit trail of every decision, reopen and assignment.
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, ForeignKey("cases.case_id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(32), nullable=False),  # decide | reopen | assign | note
+    Column("before", Text),
+    Column("after", Text),
+    Column("note", Text),
+    Index("ix_case_events_case_id", "case_id"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),  # auditor | supervisor | ops | viewer
+    Column("active", Integer, nullable=False, default=1),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Announced closures, maintenance windows, and auditor false alarms: no cases raised inside.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("suppression_id", Integer, primary_key=True, autoincrement=True),
+    Column("point_id", String(64), nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("kind", String(32)),  # pattern kind suppressed; NULL = every kind
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_suppressions_point_id", "point_id"),
+)
+
+# Where each pull source stopped: an API cursor, a POS table watermark.
+source_watermarks = Table(
+    "source_watermarks",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("cursor", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Failures recorded by DAG failure callbacks and the CLI, shown to ops in the review app.
+pipeline_failures = Table(
+    "pipeline_failures",
+    metadata,
+    Column("failure_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("where", String(200), nullable=False),  # dag.task or command
+    Column("run_id", String(250)),
+    Column("error", Text, nullable=False),
+)
