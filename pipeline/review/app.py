@@ -218,3 +218,10 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app.include_router(router)
     _install_error_pages(app)
     return app
+
+
+def serve(engine: Engine, settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the app with uvicorn until interrupted (for `eincome serve` and `eincome demo`)."""
+    import uvicorn
+
+    uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="info")
