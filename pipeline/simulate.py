@@ -241,6 +241,7 @@ class Manifest:
     feeds: list[Path]
     start: datetime  # first local midnight, aware
     end: datetime  # exclusive
+    clean_until: datetime  # no leakage before this: the history a detector learns "usual" from
     seed: int
     points: int
     transactions: int  # clean rows written (all statuses), bad rows excluded
@@ -1022,6 +1023,7 @@ def simulate(
         feeds=feeds,
         start=start_local,
         end=start_local + timedelta(days=days),
+        clean_until=start_local + timedelta(days=sim.clean_days),
         seed=seed,
         points=points,
         transactions=len(writer),
