@@ -567,8 +567,10 @@ class _Simulation:
             "ticket_shaving": self._ticket_shaving,
             "split_transactions": self._split_transactions,
         }
+        self.kind_days: dict[str, set[int]] = {}
         for _ in range(per_kind):
             for kind, planter in planters.items():
+                self.planting = kind
                 p = self._pick_point(kind)
                 if p is not None:
                     planter(p)
@@ -600,7 +602,9 @@ class _Simulation:
         return int(self.rng.choice(pool, p=weights / weights.sum()))
 
     def _pick_days(self, p: int, length: int, *, to_end: bool = False) -> int:
-        """First day of a `length`-day window in the scored weeks, clear of holidays and rain."""
+        """First day of a `length`-day window in the scored weeks, clear of holidays and rain,
+        of the point's other events, and (when there is room) not the start day of another event
+        of the same kind: two device-off days at once would look like a regency-wide event."""
         last_start = self.days - length
         first = self.clean_days
         if last_start < first:
@@ -612,7 +616,10 @@ class _Simulation:
             for d in options
             if self.day_ok[d : d + length].all() and not busy.intersection(range(d, d + length))
         ]
-        day = int(self.rng.choice(clean if clean else options))
+        taken = self.kind_days.setdefault(self.planting, set())
+        spread = [d for d in clean if d not in taken]
+        day = int(self.rng.choice(spread or clean or options))
+        taken.add(day)
         self.busy_days.setdefault(p, set()).update(range(day, day + length))
         return day
 
