@@ -592,7 +592,8 @@ class _Simulation:
             eligible &= np.isin(
                 pts.types, [TYPES.index(t) for t in ("parking", "market", "restaurant_tax")]
             )
-        free = np.array([len(self.busy_days.get(p, ())) == 0 for p in range(len(pts.ids))])
+        free = np.ones(len(pts.ids), dtype=bool)
+        free[[p for p, days in self.busy_days.items() if days]] = False
         pool = np.flatnonzero(eligible & free)
         if not len(pool):
             pool = np.flatnonzero(eligible)
