@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
@@ -27,7 +26,7 @@ from pipeline.model_store import load_model, save_model
 from pipeline.store.schema import detector_models, source_watermarks
 from pipeline.store.upsert import upsert
 
-CHUNK = timedelta(days=7)
+CHUNK = timedelta(weeks=8)  # = the baseline window: each chunk's aggregates are read once
 MAX_TRAINING_ROWS = 300_000
 MAX_TRAINING_WEEKS = 8
 
@@ -86,25 +85,17 @@ def train_model(
 ) -> str:
     """Fit a detector on the point-hours of [start, end) and store it; returns the version.
 
-    Long ranges are sampled: at most eight evenly spaced weeks, at most 300,000 point-hours.
+    Long ranges use their last eight weeks, and at most 300,000 point-hours of them.
     """
     start, end = _check_range(start, end)
     config = config or FeatureConfig()
     span = data_span(engine)
     if span is None:
         raise UnusableInputError("no hour aggregates to train on: ingest feeds first")
-    weeks = _chunks(start, end, CHUNK)
-    if len(weeks) > MAX_TRAINING_WEEKS:
-        pick = np.linspace(0, len(weeks) - 1, MAX_TRAINING_WEEKS).round().astype(int)
-        weeks = [weeks[i] for i in sorted(set(pick))]
-    frames = [
-        compute_features(engine, a, b, config=config, calendar=calendar, span=span)
-        for a, b in weeks
-    ]
-    features = (
-        pd.concat([f for f in frames if not f.empty], ignore_index=True)
-        if frames
-        else pd.DataFrame()
+    # The most recent weeks of the range: one read of aggregates, and the freshest normal.
+    train_start = max(start, end - timedelta(weeks=MAX_TRAINING_WEEKS))
+    features = compute_features(
+        engine, train_start, end, config=config, calendar=calendar, span=span
     )
     if len(features) < 10:
         raise UnusableInputError(
@@ -138,12 +129,23 @@ def score_range(
     calendar: Calendar | None = None,
     model_version: str | None = None,
     span: tuple[datetime, datetime] | None = None,
+    cache_baseline: bool = True,
 ) -> ScoreResult:
-    """Score [start, end) with a stored model (default the newest) and replace its flags/cases."""
+    """Score [start, end) with a stored model (default the newest) and replace its flags/cases.
+
+    The usual levels of the baseline window are cached under ``models_dir/baselines`` so the
+    hourly runs of a day do not re-read eight weeks of aggregates.
+    """
     start, end = _check_range(start, end)
     model = load_model(engine, models_dir, model_version)
     features = compute_features(
-        engine, start, end, config=model.config, calendar=calendar, span=span
+        engine,
+        start,
+        end,
+        config=model.config,
+        calendar=calendar,
+        span=span,
+        cache_dir=Path(models_dir) / "baselines" if cache_baseline else None,
     )
     flags = flag_hours(features, model.detector)
     recorded = record_flags(engine, flags, start, end, model_version=model.version)
@@ -279,7 +281,14 @@ def backfill(
                 skipped += 1
             else:
                 result = score_range(
-                    engine, models_dir, a, b, calendar=calendar, model_version=version, span=span
+                    engine,
+                    models_dir,
+                    a,
+                    b,
+                    calendar=calendar,
+                    model_version=version,
+                    span=span,
+                    cache_baseline=False,
                 )
                 hours += result.hours_scored
                 flagged += result.flagged

@@ -14,8 +14,11 @@ built here so a silent device shows up as an hour with zero sales where sales we
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,7 +26,7 @@ from scipy import stats
 from sqlalchemy import Engine, String, and_, case, func, select, type_coerce
 
 from pipeline.calendar import Calendar
-from pipeline.store.schema import cases, hour_aggregates, points, transactions
+from pipeline.store.schema import cases, hour_aggregates, points, suppressions, transactions
 from pipeline.suppressions import suppression_windows
 
 AGG_COLUMNS = (
@@ -54,6 +57,25 @@ FEATURES = (
 )
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 CAP = 30.0
+SCALE_DEFAULTS = {
+    "s_cnt": 1.5,
+    "s_rev": 2.0,
+    "c_ticket": 0.5,
+    "s_cash": 1.5,
+    "usual_void": 0.02,
+    "history_days": 0,
+    "phi_day": 0.15,
+}
+SLOT_COLUMNS = (
+    "pos",
+    "how",
+    "usual_rev",
+    "usual_cnt",
+    "usual_ticket",
+    "usual_cash",
+    "samples",
+    "cold",
+)
 SHRINK_SALES = 30.0  # pseudo-sales of the point's overall ticket/cash share added to each slot
 
 
@@ -215,9 +237,12 @@ def data_span(engine: Engine) -> tuple[datetime, datetime] | None:
 def baseline_window(
     span: tuple[datetime, datetime] | None, end: datetime, weeks: int
 ) -> tuple[datetime, datetime]:
-    """The window the usual level is learnt from: ``weeks`` ending at ``end``, moved forward (into
-    later data) when it would start before the first data, so early history still has a baseline."""
+    """The window the usual level is learnt from: ``weeks`` ending at the UTC midnight at or before
+    ``end`` (so every hourly run of a day shares one baseline, and today never judges itself),
+    moved forward into later data when it would start before the first data, so the early history
+    of a backfill still has a baseline."""
     length = timedelta(weeks=weeks)
+    end = pd.Timestamp(end).tz_convert("UTC").floor("D").to_pydatetime()
     begin = end - length
     if span is not None and begin < span[0]:
         begin = span[0]
@@ -336,6 +361,8 @@ def slot_usuals(
         {
             "pos": history["pos"],
             "how": history["how"],
+            "local_date": history["local_date"],
+            "is_open": history["is_open"],
             "rev": rev,
             "cnt": cnt,
             "cash": history["cash_amount"],
@@ -434,6 +461,12 @@ def slot_usuals(
     scales["point_ticket"] = point_ticket.reindex(scales.index)
     active_days = history.loc[history["txn_count"] > 0].groupby("pos")["local_date"].nunique()
     scales["history_days"] = active_days.reindex(scales.index).fillna(0).astype(int)
+    # Day-to-day spread of the point's revenue against its usual day.
+    day_rows = merged[merged["is_open"] & (merged["usual_cnt"] > 0)]
+    days = day_rows.groupby(["pos", "local_date"])[["rev", "usual_rev"]].sum().reset_index()
+    days = days[days["usual_rev"] > 0]
+    phi_day = _mad_scale(days["rev"] / days["usual_rev"] - 1, days["pos"], 0.04)
+    scales["phi_day"] = phi_day.reindex(scales.index).fillna(0.15)
     return slots, scales
 
 
@@ -597,9 +630,8 @@ def _transaction_signals(
         out["op_void_id"] = top_void["operator_id"]
         out["op_void_share"] = top_void["best_void_share"]
         out["op_void_usual"] = top_void["void_usual"]
-        out["operators_active"] = ops.groupby(keys)["operator_id"].agg(
-            lambda s: ",".join(sorted(set(s)))
-        )
+        pairs = ops[[*keys, "operator_id"]].drop_duplicates().sort_values([*keys, "operator_id"])
+        out["operators_active"] = pairs.groupby(keys)["operator_id"].agg(",".join)
     out = out.reset_index()
     for column in columns:
         if column not in out:
@@ -629,11 +661,15 @@ def compute_features(
     config: FeatureConfig | None = None,
     calendar: Calendar | None = None,
     span: tuple[datetime, datetime] | None = None,
+    cache_dir: Path | None = None,
 ) -> pd.DataFrame:
     """Features of every point-hour in [start, end) that was open or traded.
 
     Columns: point_id, hour_start (UTC), the FEATURES, and the numbers the reasons quote (usual
     and recorded revenue, counts, ticket, cash share, void share, peer ratio, operators, ...).
+    With ``cache_dir`` the usual levels of a baseline window are kept on disk (numpy .npz, no
+    pickle), keyed by the window and a fingerprint of its data, so the hourly runs of a day read
+    only the last few days of aggregates.
     """
     config = config or FeatureConfig()
     calendar = calendar or Calendar()
@@ -643,14 +679,6 @@ def compute_features(
     pts = load_points(engine)
     if pts.empty:
         return pd.DataFrame(columns=["point_id", "hour_start", *FEATURES])
-    span = span if span is not None else data_span(engine)
-    base_begin, base_end = baseline_window(span, end_ts.to_pydatetime(), config.baseline_weeks)
-    # Three days before the range so the day-level rolling window is complete.
-    load_begin = min(_floor_hour(base_begin), start_ts - pd.Timedelta(days=3))
-    load_end = max(_floor_hour(base_end), end_ts)
-    aggregates = load_hour_aggregates(engine, load_begin.to_pydatetime(), load_end.to_pydatetime())
-    grid = build_grid(aggregates, pts, load_begin, load_end)
-
     # Peer groups: type + district when it has enough points, else the type regency-wide.
     district_size = pts.groupby(["revenue_type", "district"])["point_id"].transform("size")
     pts["peer_group"] = np.where(
@@ -658,31 +686,29 @@ def compute_features(
         pts["revenue_type"] + "|" + pts["district"],
         pts["revenue_type"],
     )
-    grid["revenue_type"] = pts["revenue_type"].to_numpy()[grid["pos"].to_numpy()]
-    grid["peer_group"] = pts["peer_group"].to_numpy()[grid["pos"].to_numpy()]
-
-    # Special days (local), suppressed windows and confirmed leakage stay out of the usual level.
-    years = range(load_begin.year - 1, load_end.year + 2)
-    special = calendar.special_days(years)
-    special_dates = pd.Series(special, dtype="object")
-    special_dates.index = (
-        pd.to_datetime(list(special.keys())).to_numpy().astype("datetime64[D]") if special else []
+    span = span if span is not None else data_span(engine)
+    base_begin, base_end = baseline_window(span, end_ts.to_pydatetime(), config.baseline_weeks)
+    cache_path = (
+        _baseline_path(engine, Path(cache_dir), base_begin, base_end, config) if cache_dir else None
     )
-    grid["holiday"] = grid["local_date"].map(special_dates) if special else np.nan
-    suppressed = suppression_windows(engine, load_begin.to_pydatetime(), load_end.to_pydatetime())
-    suppressed = suppressed[suppressed["kind"].isna()]
-    excluded = _window_mask(grid, pts, suppressed, "starts_at", "ends_at")
-    excluded |= _window_mask(
-        grid,
-        pts,
-        confirmed_windows(engine, load_begin.to_pydatetime(), load_end.to_pydatetime()),
-        "start_at",
-        "end_at",
-    )
-    grid["suppressed"] = excluded
-    in_base = (grid["hour_start"] >= base_begin) & (grid["hour_start"] < base_end)
-    history = grid[in_base & ~excluded & grid["holiday"].isna()]
-    slots, scales = slot_usuals(history, pts, config)
+    baseline = _read_baseline(cache_path, pts) if cache_path is not None else None
+    # Three days before the range so the day-level rolling window is complete.
+    range_begin = start_ts - pd.Timedelta(days=3)
+    if baseline is None:
+        load_begin = min(_floor_hour(base_begin), range_begin)
+        load_end = max(_floor_hour(base_end), end_ts)
+    else:
+        load_begin, load_end = range_begin, end_ts
+    grid = _context_grid(engine, pts, load_begin, load_end, calendar)
+    if baseline is None:
+        in_base = (grid["hour_start"] >= base_begin) & (grid["hour_start"] < base_end)
+        history = grid[in_base & ~grid["suppressed"] & grid["holiday"].isna()]
+        slots, scales = slot_usuals(history, pts, config)
+        del history
+        if cache_path is not None:
+            _write_baseline(cache_path, pts, slots, scales)
+    else:
+        slots, scales = baseline
 
     # Rows the features are needed for: the range plus three days before it (for the day horizon).
     frame = grid[
@@ -705,6 +731,7 @@ def compute_features(
         how="left",
     )
     frame = frame.join(scales, on="pos")
+    frame = frame.fillna(SCALE_DEFAULTS)
     for column in ("usual_rev", "usual_cnt"):
         frame[column] = frame[column].fillna(0.0)
     frame["cold"] = frame["cold"].fillna(False).astype(bool) | (
@@ -762,17 +789,28 @@ def compute_features(
     )
 
     # Day horizon: the local day's revenue so far vs usual x peers, and the last three days.
-    frame = _day_features(frame, history, slots, config)
+    frame = _day_features(frame, scales["phi_day"])
     frame["day_drop"] = frame["day_drop"] * damp
 
     # Transaction-level signals for the range only.
     scored = frame[(frame["hour_start"] >= start_ts) & (frame["is_open"] | (all_n > 0))].copy()
-    txns = load_transactions(
-        engine, (start_ts - pd.Timedelta(days=1)).to_pydatetime(), end_ts.to_pydatetime()
-    )
     op_usual = operator_usuals(engine, base_begin, base_end)
-    signals = _transaction_signals(txns, pts, scales, op_usual, config)
-    signals = signals[(signals["hour_start"] >= start_ts)] if not signals.empty else signals
+    parts = []
+    # A week of transactions at a time bounds memory on long ranges; each slice also reads the
+    # day before it so day-level operator and payer signals see whole local days.
+    for a, b in _slices(start_ts, end_ts, pd.Timedelta(days=7)):
+        txns = load_transactions(
+            engine, (a - pd.Timedelta(days=1)).to_pydatetime(), b.to_pydatetime()
+        )
+        part = _transaction_signals(txns, pts, scales, op_usual, config)
+        parts.append(
+            part[(part["hour_start"] >= a) & (part["hour_start"] < b)] if not part.empty else part
+        )
+    signals = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else _transaction_signals(pd.DataFrame(), pts, scales, op_usual, config)
+    )
     scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
     tiny = scored["tiny_n"].fillna(0)
     expected_tiny = 0.05 * scored["txn_count"] + 1
@@ -789,9 +827,110 @@ def compute_features(
     return scored
 
 
-def _day_features(
-    frame: pd.DataFrame, history: pd.DataFrame, slots: pd.DataFrame, config: FeatureConfig
+def _slices(begin: pd.Timestamp, end: pd.Timestamp, size: pd.Timedelta):
+    cursor = begin
+    while cursor < end:
+        yield cursor, min(cursor + size, end)
+        cursor += size
+
+
+def _context_grid(
+    engine: Engine, pts: pd.DataFrame, begin: pd.Timestamp, end: pd.Timestamp, calendar: Calendar
 ) -> pd.DataFrame:
+    """The grid over [begin, end) with peer groups, special days and suppressed/confirmed hours."""
+    aggregates = load_hour_aggregates(engine, begin.to_pydatetime(), end.to_pydatetime())
+    grid = build_grid(aggregates, pts, begin, end)
+    del aggregates
+    grid["revenue_type"] = pts["revenue_type"].to_numpy()[grid["pos"].to_numpy()]
+    grid["peer_group"] = pts["peer_group"].to_numpy()[grid["pos"].to_numpy()]
+    special = calendar.special_days(range(begin.year - 1, end.year + 2))
+    if special:
+        names = pd.Series(list(special.values()), index=pd.to_datetime(list(special.keys())))
+        names.index = names.index.to_numpy().astype("datetime64[D]")
+        grid["holiday"] = grid["local_date"].map(names)
+    else:
+        grid["holiday"] = np.nan
+    # Closures/maintenance (kind-less suppressions) and confirmed leakage are not "usual".
+    suppressed = suppression_windows(engine, begin.to_pydatetime(), end.to_pydatetime())
+    suppressed = suppressed[suppressed["kind"].isna()]
+    excluded = _window_mask(grid, pts, suppressed, "starts_at", "ends_at")
+    confirmed = confirmed_windows(engine, begin.to_pydatetime(), end.to_pydatetime())
+    grid["suppressed"] = excluded | _window_mask(grid, pts, confirmed, "start_at", "end_at")
+    return grid
+
+
+def _baseline_path(
+    engine: Engine, cache_dir: Path, begin: datetime, end: datetime, config: FeatureConfig
+) -> Path:
+    """Cache file of one baseline window; its name changes when the window's data changes."""
+    h = hour_aggregates.c
+    with engine.connect() as connection:
+        # A count is answered from the hour_start index alone; summing amounts would read every
+        # row of eight weeks, which is what the cache is there to avoid.
+        count = connection.execute(
+            select(func.count())
+            .select_from(hour_aggregates)
+            .where(and_(h.hour_start >= begin, h.hour_start < end))
+        ).scalar_one()
+        windows = connection.execute(
+            select(func.count()).select_from(suppressions).where(suppressions.c.kind.is_(None))
+        ).scalar_one()
+        confirmed = connection.execute(
+            select(func.count()).select_from(cases).where(cases.c.status == "confirmed")
+        ).scalar_one()
+        registry = connection.execute(
+            select(func.count(), type_coerce(func.max(points.c.updated_at), String))
+        ).one()
+    key = json.dumps(
+        [
+            begin.isoformat(),
+            end.isoformat(),
+            int(count),
+            windows,
+            confirmed,
+            list(registry),
+            sorted(asdict(config).items()),
+        ],
+        default=str,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir / f"baseline-{begin:%Y%m%dT%H}-{end:%Y%m%dT%H}-{digest}.npz"
+
+
+def _write_baseline(
+    path: Path, pts: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFrame
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ids = pts["point_id"].to_numpy().astype(str)
+    arrays = {f"slot_{c}": slots[c].to_numpy() for c in SLOT_COLUMNS}
+    arrays["slot_point_id"] = ids[slots["pos"].to_numpy()]
+    arrays.update({f"scale_{c}": scales[c].to_numpy() for c in scales.columns})
+    arrays["scale_point_id"] = ids[scales.index.to_numpy()]
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _read_baseline(path: Path, pts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        position = pd.Series(np.arange(len(pts)), index=pts["point_id"].to_numpy())
+        slots = pd.DataFrame({c: data[f"slot_{c}"] for c in SLOT_COLUMNS if c != "pos"})
+        slots["pos"] = position.reindex(data["slot_point_id"]).to_numpy()
+        scale_names = [
+            k[len("scale_") :]
+            for k in data.files
+            if k.startswith("scale_") and k != "scale_point_id"
+        ]
+        scales = pd.DataFrame({c: data[f"scale_{c}"] for c in scale_names})
+        scales["pos"] = position.reindex(data["scale_point_id"]).to_numpy()
+    slots = slots.dropna(subset=["pos"]).astype({"pos": np.int64})
+    scales = scales.dropna(subset=["pos"]).astype({"pos": np.int64}).set_index("pos")
+    return slots, scales.reindex(pd.RangeIndex(len(pts), name="pos"))
+
+
+def _day_features(frame: pd.DataFrame, phi_day: pd.Series) -> pd.DataFrame:
     """Adds day_rev, day_usual, day_ratio, day_peer and day_drop (one-sided z) to each row."""
     expected = frame["is_open"] & (frame["usual_cnt"] > 0)
     day = (
@@ -826,24 +965,6 @@ def _day_features(
         day[f"peer{horizon}"] = _peer_median(
             day, day[f"ratio{horizon}"], day[f"ratio{horizon}"].notna(), 3
         ).fillna(1.0)
-    # Day-to-day spread of the point, from the baseline days.
-    hist_day = (
-        pd.DataFrame(
-            {
-                "pos": history["pos"],
-                "local_date": history["local_date"],
-                "rev": history["gross_paid"],
-            }
-        )
-        .groupby(["pos", "local_date"], as_index=False)["rev"]
-        .sum()
-    )
-    usual_day = day.groupby(["pos", "local_date"])["usual"].sum()
-    hist_day["usual"] = usual_day.reindex(
-        pd.MultiIndex.from_frame(hist_day[["pos", "local_date"]])
-    ).to_numpy()
-    hist_day = hist_day[hist_day["usual"] > 0]
-    phi_day = _mad_scale(hist_day["rev"] / hist_day["usual"] - 1, hist_day["pos"], 0.04)
     day["phi_day"] = day["pos"].map(phi_day).fillna(0.15)
     sd1 = np.sqrt(day["phi_day"] ** 2 + 1.5 / day["usual_cnt"].clip(lower=1))
     sd3 = np.sqrt(day["phi_day"] ** 2 / 3 + 1.5 / day["usual_cnt3"].clip(lower=1))
