@@ -235,6 +235,7 @@ def test_viewer_and_ops_cannot_decide_assign_or_reopen(site, role):
         ("decide", {"decision": "false_alarm", "note": "not mine to say"}),
         ("assign", {"assignee": "alice"}),
         ("reopen", {"note": "again"}),
+        ("note", {"note": "a remark"}),
     ]:
         response = client.post(
             f"/cases/{world.case_id}/{action}", data={**data, "csrf_token": token}
@@ -298,9 +299,19 @@ def test_auditor_decides_and_assigns_supervisor_reopens(site):
     )
     assert response.status_code == 303
     assert case_state(engine, world.case_id) == ("open", "alice", 4)
+    response = supervisor.post(
+        f"/cases/{world.case_id}/note", data={"note": "called the lot owner", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    assert case_state(engine, world.case_id) == ("open", "alice", 5)
     page = supervisor.get(f"/cases/{world.case_id}").text
     trail = page.split('id="audit-trail"')[1]
-    for actor, action in [("demo", "assign"), ("demo", "decide"), ("supervisor", "reopen")]:
+    for actor, action in [
+        ("demo", "assign"),
+        ("demo", "decide"),
+        ("supervisor", "reopen"),
+        ("supervisor", "note"),
+    ]:
         assert re.search(rf"<td>{actor}</td><td>{action}</td>", trail), (actor, action)
     assert "evidence was wrong" in trail
 

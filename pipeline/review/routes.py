@@ -206,6 +206,15 @@ def case_assign(
     return _see_other(f"/cases/{case_id}")
 
 
+@router.post("/cases/{case_id}/note")
+def case_note(
+    request: Request, case_id: int, note: str = Form(""), user: User = need("cases.decide")
+):
+    audit.add_note(_engine(request), case_id, user, note)
+    flash(request, f"Note added to case {case_id}.")
+    return _see_other(f"/cases/{case_id}")
+
+
 @router.get("/cases/{case_id}/export.{fmt}")
 def case_export(request: Request, case_id: int, fmt: str, user: User = need("cases.export")):
     engine = _engine(request)
