@@ -23,6 +23,7 @@ err_console = Console(stderr=True)
 from pipeline.cli import data_cmds  # noqa: E402,F401
 from pipeline.cli import sim_cmds  # noqa: E402,F401
 from pipeline.cli import review_cmds  # noqa: E402,F401
+from pipeline.cli import demo_cmds  # noqa: E402,F401
 
 
 def main() -> None:
