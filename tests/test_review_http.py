@@ -23,7 +23,7 @@ from pipeline.review.exports import QUEUE_COLUMNS
 from pipeline.settings import Settings
 from pipeline.store import connect
 from pipeline.store.schema import case_events, cases, suppressions
-from pipeline.users import User, add_user, ensure_demo_users, set_active
+from pipeline.users import LoginThrottle, User, add_user, ensure_demo_users, set_active
 from tests.review_seed import seed
 
 PASSWORDS = {"demo": "demo", "supervisor": "supervisor", "ops": "ops", "leader": "leader"}
@@ -162,6 +162,36 @@ def test_wrong_password_is_refused(site):
     assert response.status_code == 401
     assert "Wrong username or password" in response.text
     assert client.get("/cases").status_code == 303
+
+
+def test_repeated_wrong_passwords_lock_the_username(site):
+    app, _, _ = site
+    app.state.login_throttle = LoginThrottle(max_failures=2)
+    client = client_for(app)
+    token = csrf_from(client, "/login")
+    for _ in range(2):
+        response = client.post(
+            "/login", data={"username": "demo", "password": "guess", "csrf_token": token}
+        )
+        assert response.status_code == 401
+    response = client.post(
+        "/login", data={"username": "DEMO", "password": "demo", "csrf_token": token}
+    )
+    assert response.status_code == 429 and "Too many wrong passwords" in response.text
+    assert client.get("/cases").status_code == 303
+
+
+def test_login_throttle_forgets_after_its_window():
+    throttle = LoginThrottle(max_failures=2, window=timedelta(minutes=15))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    throttle.failed("demo", start)
+    throttle.failed("demo", start + timedelta(minutes=1))
+    assert throttle.locked("demo", start + timedelta(minutes=2))
+    assert not throttle.locked("other", start + timedelta(minutes=2))
+    assert not throttle.locked("demo", start + timedelta(minutes=17))
+    throttle.failed("demo", start + timedelta(minutes=20))
+    throttle.succeeded("demo")
+    assert not throttle.locked("demo", start + timedelta(minutes=21))
 
 
 def test_login_redirect_stays_on_this_site(site):

@@ -24,7 +24,7 @@ from pipeline.audit import STATUS_LABELS
 from pipeline.errors import UnusableInputError
 from pipeline.points import DEFAULT_TIMEZONE
 from pipeline.settings import Settings
-from pipeline.users import NotAllowed, User, get_user
+from pipeline.users import LoginThrottle, NotAllowed, User, get_user
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "eincome_session"
@@ -198,6 +198,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.settings = settings
     app.state.templates = _templates()
+    app.state.login_throttle = LoginThrottle()
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

@@ -78,8 +78,20 @@ def login(
     password: str = Form(""),
     next: str = Form("/"),
 ):
+    throttle = request.app.state.login_throttle
+    now = datetime.now(UTC)
+    if throttle.locked(username, now):
+        return render(
+            request,
+            "login.html",
+            429,
+            next=_safe_next(next),
+            error="Too many wrong passwords for this user; wait 15 minutes and try again.",
+            username=username,
+        )
     user = users_store.authenticate(_engine(request), username, password)
     if user is None:
+        throttle.failed(username, now)
         return render(
             request,
             "login.html",
@@ -88,6 +100,7 @@ def login(
             error="Wrong username or password.",
             username=username,
         )
+    throttle.succeeded(username)
     # A fresh session on sign-in (new CSRF token too): nothing carried over from before.
     request.session.clear()
     request.session["user"] = user.username
