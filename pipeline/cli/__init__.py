@@ -21,6 +21,7 @@ err_console = Console(stderr=True)
 
 # Command modules register themselves on `app` when imported.
 from pipeline.cli import data_cmds  # noqa: E402,F401
+from pipeline.cli import source_cmds  # noqa: E402,F401
 
 
 def main() -> None:
