@@ -61,6 +61,12 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Key that signs review-app sessions; empty: random per start.",
     ),
+    Setting(
+        "false_alarm_days",
+        "EINCOME_FALSE_ALARM_DAYS",
+        "30",
+        "Days after a false-alarm decision during which the same kind of case at that point is not raised.",
+    ),
 )
 
 
@@ -73,6 +79,7 @@ class Settings:
     chunk_rows: int = 200_000
     future_tolerance_minutes: int = 10
     secret_key: str = field(default="", repr=False)
+    false_alarm_days: int = 30
 
     @property
     def database_url(self) -> str:
