@@ -19,7 +19,7 @@ from pipeline.orchestration import default_args
 @dag(
     dag_id="eincome_backfill",
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=pendulum.datetime(2020, 1, 1, tz="UTC"),  # before any history we may replay
     catchup=False,
     max_active_runs=1,  # two bulk runs would fight over the same aggregates
     default_args=default_args(

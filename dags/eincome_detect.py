@@ -22,7 +22,7 @@ LATE_ROWS_GRACE = timedelta(minutes=10)
 @dag(
     dag_id="eincome_detect",
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=pendulum.datetime(2020, 1, 1, tz="UTC"),  # before any history we may replay
     catchup=False,  # history goes through `airflow backfill create` or eincome_backfill
     max_active_runs=4,
     dagrun_timeout=timedelta(hours=2),

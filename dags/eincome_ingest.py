@@ -21,7 +21,7 @@ TRANSACTIONS = Asset(name="eincome_transactions", uri="eincome://db/transactions
 @dag(
     dag_id="eincome_ingest",
     schedule=CronDataIntervalTimetable("*/5 * * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=pendulum.datetime(2020, 1, 1, tz="UTC"),  # before any history we may replay
     catchup=False,
     max_active_runs=1,  # two rounds at once would race on the same source watermarks
     dagrun_timeout=timedelta(minutes=30),

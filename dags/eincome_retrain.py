@@ -18,7 +18,7 @@ from pipeline.orchestration import default_args
     dag_id="eincome_retrain",
     # Monday 02:00 in Jakarta: after the weekend's markets, before the week's work.
     schedule=CronDataIntervalTimetable("0 2 * * 1", timezone="Asia/Jakarta"),
-    start_date=pendulum.datetime(2026, 1, 5, tz="Asia/Jakarta"),
+    start_date=pendulum.datetime(2020, 1, 6, tz="Asia/Jakarta"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,43 +21,50 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import service_missing
-from tests.sources_helpers import feed_rows, load_points, write_csv
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "dags"
-# The hour the detection DAG is run for, and the day range of the bulk backfill.
-DETECT_LOGICAL_DATE = "2026-11-20T05:00:00+00:00"
-BACKFILL_CONF = {"start": "2026-11-19", "end": "2026-11-21"}
-RETRAIN_LOGICAL_DATE = "2026-11-23T02:00:00+07:00"
+# The simulated regency: small enough to run in seconds, long enough to train on (3 weeks,
+# starting Monday 2025-11-03 Jakarta time, ending Monday 2025-11-24).
+SIM = {"points": 6, "weeks": 3, "seed": 7, "split": "week"}
+INGEST_LOGICAL_DATE = "2025-11-24T01:00:00+00:00"
+RETRAIN_LOGICAL_DATE = "2025-11-24T02:00:00+07:00"  # Monday 02:00 in Jakarta, the schedule's time
+DETECT_LOGICAL_DATE = "2025-11-20T06:00:00+00:00"  # the hour 05:00-06:00 UTC, midday in Jakarta
+BACKFILL_CONF = {"start": "2025-11-03", "end": "2025-11-24"}
 
 
-def _setup_eincome(base: Path) -> dict[str, str]:
-    """A temp eincome home with points, a landing folder holding feed files, and sources.yml
-    naming that folder plus one broken source (its folder does not exist)."""
+def _setup_eincome(base: Path) -> tuple[dict[str, str], object]:
+    """A temp eincome home: the simulator's points loaded, its weekly feed files waiting in a
+    landing folder, and sources.yml naming that folder plus one broken source (no such folder)."""
+    from pipeline.points import load_registry
+    from pipeline.simulate import simulate
     from pipeline.store import connect
 
+    manifest = simulate(base / "sim", **SIM)
     home = base / "eincome"
     (home / "landing").mkdir(parents=True)
     engine = connect(f"sqlite:///{home / 'eincome.db'}")
-    load_points(engine, base)
+    load_registry(engine, manifest.points_csv)
     engine.dispose()
-    old = time.time() - 600
-    for day, start in enumerate(range(0, 3000, 1000)):
-        path = write_csv(home / "landing" / f"day{day}.csv", feed_rows(1000, start=start))
-        os.utime(path, (old, old))
+    settled = time.time() - 600
+    for feed in manifest.feeds:
+        target = home / "landing" / feed.name
+        shutil.copy(feed, target)
+        os.utime(target, (settled, settled))
     (home / "sources.yml").write_text(
         "sources:\n"
         "  - {name: kota, kind: landing, path: landing, archive: archive, settle_seconds: 60}\n"
         "  - {name: broken, kind: landing, path: no-such-folder, archive: archive-broken}\n"
     )
-    return {
+    env = {
         "EINCOME_HOME": str(home),
         "EINCOME_DB_URL": "",
         "EINCOME_MODELS_DIR": str(base / "models"),
         "EINCOME_SOURCES": str(home / "sources.yml"),
     }
+    return env, manifest
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +81,9 @@ def airflow_run(tmp_path_factory):
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{base / 'airflow-home' / 'airflow.db'}",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "PYTHONPATH": str(ROOT),
-        **_setup_eincome(base),
     }
+    eincome_env, manifest = _setup_eincome(base)
+    env.update(eincome_env)
     plan = [
         {"step": "migrate"},
         {"step": "integrity"},
@@ -82,7 +91,7 @@ def airflow_run(tmp_path_factory):
             "step": "dag",
             "name": "ingest",
             "dag_id": "eincome_ingest",
-            "logical_date": DETECT_LOGICAL_DATE,
+            "logical_date": INGEST_LOGICAL_DATE,
         },
         {
             "step": "dag",
@@ -128,6 +137,7 @@ def airflow_run(tmp_path_factory):
         pytest.fail(f"the Airflow runner failed (exit {completed.returncode}):\n{log}")
     results["_log"] = log
     results["_base"] = base
+    results["_manifest"] = manifest
     return results
 
 
@@ -164,34 +174,31 @@ def test_every_dag_file_imports_cleanly_with_tags_retries_timeouts_and_failure_r
 
 def test_ingest_dag_pulls_every_source_and_a_broken_source_fails_alone(airflow_run):
     ingest = _step(airflow_run, "ingest")
-    assert ingest["data_interval"] == ["2026-11-20 04:55:00+00:00", "2026-11-20 05:00:00+00:00"]
+    manifest = airflow_run["_manifest"]
+    assert ingest["data_interval"] == ["2025-11-24 00:55:00+00:00", "2025-11-24 01:00:00+00:00"]
     tasks = ingest["tasks"]
     assert tasks["list_sources"] == "success"
     assert tasks["pull[0]"] == "success"  # kota
-    assert tasks["pull[1]"] == "failed"  # broken: no retry for a config error
+    assert tasks["pull[1]"] == "failed"  # broken: a config error fails at once, no retries
     assert tasks["minute_aggregates"] == "success"  # still runs for the sources that worked
     pulled = ingest["returned"]["pull[0]"]
-    assert pulled == {
-        "source": "kota",
-        "batches": 3,
-        "rows_read": 3000,
-        "accepted": 3000,
-        "quarantined": 0,
-        "duplicates": 0,
-    }
-    assert ingest["counts"]["transactions"] == 3000
+    assert pulled["batches"] == len(manifest.feeds) == 3
+    assert pulled["rows_read"] == manifest.rows
+    assert pulled["accepted"] + pulled["quarantined"] + pulled["duplicates"] == manifest.rows
+    assert pulled["quarantined"] >= 5  # the simulator's invalid rows
+    assert ingest["counts"]["transactions"] == pulled["accepted"]
     assert ingest["counts"]["minute_aggregates"] > 0
     [(where, error)] = ingest["counts"]["failures"]
     assert where == "eincome_ingest.pull[1]"
     assert "landing source broken: folder" in error and "no-such-folder does not exist" in error
     archived = sorted(p.name for p in (airflow_run["_base"] / "eincome" / "archive").rglob("*.csv"))
-    assert archived == ["day0.csv", "day1.csv", "day2.csv"]
+    assert archived == sorted(f.name for f in manifest.feeds)
 
 
 def test_retrain_dag_fits_a_model_version(airflow_run):
     retrain = _step(airflow_run, "retrain")
     assert retrain["state"] == "success"
-    assert retrain["data_interval"] == ["2026-11-15 19:00:00+00:00", "2026-11-22 19:00:00+00:00"]
+    assert retrain["data_interval"] == ["2025-11-16 19:00:00+00:00", "2025-11-23 19:00:00+00:00"]
     assert retrain["returned"]["train"]
     assert retrain["counts"]["detector_models"] >= 1
 
@@ -200,7 +207,7 @@ def test_detect_dag_scores_its_hour_and_a_rerun_replaces_never_duplicates(airflo
     first, again = _step(airflow_run, "detect"), _step(airflow_run, "detect_again")
     for run in (first, again):
         assert run["state"] == "success"
-        assert run["data_interval"] == ["2026-11-20 04:00:00+00:00", "2026-11-20 05:00:00+00:00"]
+        assert run["data_interval"] == ["2025-11-20 05:00:00+00:00", "2025-11-20 06:00:00+00:00"]
         assert set(run["tasks"].values()) == {"success"}
     assert first["counts"]["hour_aggregates"] > 0
     for table in ("hour_aggregates", "anomalies", "cases"):
