@@ -46,7 +46,9 @@ def parse_registry(path: Path) -> list[dict]:
                     f"line {line_no}: revenue_type {row['revenue_type']!r} is not one of {', '.join(REVENUE_TYPES)}"
                 )
             if not _OPEN_HOURS.match(row["open_hours"]):
-                problems.append(f"line {line_no}: open_hours {row['open_hours']!r} is not HH:MM-HH:MM")
+                problems.append(
+                    f"line {line_no}: open_hours {row['open_hours']!r} is not HH:MM-HH:MM"
+                )
             try:
                 ZoneInfo(row["timezone"])
             except (ZoneInfoNotFoundError, ValueError):
@@ -55,7 +57,9 @@ def parse_registry(path: Path) -> list[dict]:
             row["updated_at"] = now
             rows.append(row)
     if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        shown = "; ".join(problems[:5]) + (
+            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
         raise UnusableInputError(f"point registry {path}: {shown}")
     if not rows:
         raise UnusableInputError(f"point registry {path}: no points in the file")

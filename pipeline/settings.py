@@ -22,14 +22,51 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("home", "EINCOME_HOME", "./var", "Data directory: SQLite database, landing folders, exports."),
-    Setting("db_url", "EINCOME_DB_URL", "", "SQLAlchemy URL; empty means SQLite at $EINCOME_HOME/eincome.db."),
-    Setting("models_dir", "EINCOME_MODELS_DIR", "./models", "Where trained detector models are versioned."),
-    Setting("sources_file", "EINCOME_SOURCES", "sources.yml", "Pull sources configuration (landing, HTTP API, SQL)."),
-    Setting("chunk_rows", "EINCOME_CHUNK_ROWS", "200000", "Rows per chunk when streaming a feed file."),
-    Setting("future_tolerance_minutes", "EINCOME_FUTURE_TOLERANCE_MINUTES", "10",
-            "A transaction time further than this in the future is quarantined."),
-    Setting("secret_key", "EINCOME_SECRET_KEY", "", "Key that signs review-app sessions; empty: random per start."),
+    Setting(
+        "home",
+        "EINCOME_HOME",
+        "./var",
+        "Data directory: SQLite database, landing folders, exports.",
+    ),
+    Setting(
+        "db_url",
+        "EINCOME_DB_URL",
+        "",
+        "SQLAlchemy URL; empty means SQLite at $EINCOME_HOME/eincome.db.",
+    ),
+    Setting(
+        "models_dir",
+        "EINCOME_MODELS_DIR",
+        "./models",
+        "Where trained detector models are versioned.",
+    ),
+    Setting(
+        "sources_file",
+        "EINCOME_SOURCES",
+        "sources.yml",
+        "Pull sources configuration (landing, HTTP API, SQL).",
+    ),
+    Setting(
+        "chunk_rows", "EINCOME_CHUNK_ROWS", "200000", "Rows per chunk when streaming a feed file."
+    ),
+    Setting(
+        "future_tolerance_minutes",
+        "EINCOME_FUTURE_TOLERANCE_MINUTES",
+        "10",
+        "A transaction time further than this in the future is quarantined.",
+    ),
+    Setting(
+        "secret_key",
+        "EINCOME_SECRET_KEY",
+        "",
+        "Key that signs review-app sessions; empty: random per start.",
+    ),
+    Setting(
+        "false_alarm_days",
+        "EINCOME_FALSE_ALARM_DAYS",
+        "30",
+        "Days after a false-alarm decision during which the same kind of case at that point is not raised.",
+    ),
 )
 
 
@@ -42,6 +79,7 @@ class Settings:
     chunk_rows: int = 200_000
     future_tolerance_minutes: int = 10
     secret_key: str = field(default="", repr=False)
+    false_alarm_days: int = 30
 
     @property
     def database_url(self) -> str:

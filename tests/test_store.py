@@ -21,7 +21,9 @@ def test_times_come_back_aware_in_utc(engine):
     started = datetime(2026, 3, 1, 9, 30, tzinfo=jakarta)
     with engine.begin() as connection:
         connection.execute(
-            insert(ingest_batches).values(source="file", source_ref="x.csv", started_at=started, status="ok")
+            insert(ingest_batches).values(
+                source="file", source_ref="x.csv", started_at=started, status="ok"
+            )
         )
         stored = connection.execute(select(ingest_batches.c.started_at)).scalar_one()
     assert stored == started
@@ -31,12 +33,16 @@ def test_times_come_back_aware_in_utc(engine):
 def test_naive_times_are_refused(engine):
     with pytest.raises(Exception, match="naive datetime"), engine.begin() as connection:
         connection.execute(
-            insert(ingest_batches).values(source="f", source_ref="x", started_at=datetime(2026, 1, 1), status="ok")
+            insert(ingest_batches).values(
+                source="f", source_ref="x", started_at=datetime(2026, 1, 1), status="ok"
+            )
         )
 
 
 def test_utc_type_round_trip_keeps_microseconds(engine):
     when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     with engine.begin() as connection:
-        connection.execute(insert(ingest_batches).values(source="f", source_ref="x", started_at=when, status="ok"))
+        connection.execute(
+            insert(ingest_batches).values(source="f", source_ref="x", started_at=when, status="ok")
+        )
         assert connection.execute(select(ingest_batches.c.started_at)).scalar_one() == when

@@ -21,6 +21,9 @@ err_console = Console(stderr=True)
 
 # Command modules register themselves on `app` when imported.
 from pipeline.cli import data_cmds  # noqa: E402,F401
+from pipeline.cli import sim_cmds  # noqa: E402,F401
+from pipeline.cli import review_cmds  # noqa: E402,F401
+from pipeline.cli import demo_cmds  # noqa: E402,F401
 
 
 def main() -> None:

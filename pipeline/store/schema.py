@@ -77,7 +77,9 @@ ingest_batches = Table(
     "ingest_batches",
     metadata,
     Column("batch_id", Integer, primary_key=True, autoincrement=True),
-    Column("source", String(200), nullable=False),  # e.g. "file", "landing:kecamatan-a", "api:tapbox"
+    Column(
+        "source", String(200), nullable=False
+    ),  # e.g. "file", "landing:kecamatan-a", "api:tapbox"
     Column("source_ref", Text, nullable=False),  # file path, page cursor, watermark range
     Column("sha256", String(64)),
     Column("started_at", UTCDateTime, nullable=False),
@@ -101,7 +103,9 @@ transactions = Table(
     Column("payment_method", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("operator_id", String(64)),
-    Column("payer_ref", String(128)),  # optional: hashed payer account (QRIS/card), for split-payment checks
+    Column(
+        "payer_ref", String(128)
+    ),  # optional: hashed payer account (QRIS/card), for split-payment checks
     Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
     Index("ix_transactions_point_id_occurred_at", "point_id", "occurred_at"),
     Index("ix_transactions_occurred_at", "occurred_at"),
@@ -112,7 +116,9 @@ quarantine = Table(
     metadata,
     Column("quarantine_id", Integer, primary_key=True, autoincrement=True),
     Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
-    Column("line_no", BigInteger),  # 1-based data line in the file (header excluded), or row in page
+    Column(
+        "line_no", BigInteger
+    ),  # 1-based data line in the file (header excluded), or row in page
     Column("point_id", String(64)),
     Column("txn_id", String(128)),
     Column("raw", Text, nullable=False),  # the row as received, JSON
@@ -198,7 +204,9 @@ cases = Table(
     Column("operators", Text),
     Column("model_version", String(64)),
     Column("details", Text),  # JSON, origin-specific (e.g. the three reconciliation numbers)
-    Column("status", String(16), nullable=False, default="open"),  # open|confirmed|false_alarm|field_check
+    Column(
+        "status", String(16), nullable=False, default="open"
+    ),  # open|confirmed|false_alarm|field_check
     Column("assignee", String(64)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

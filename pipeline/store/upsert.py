@@ -17,14 +17,20 @@ def _insert(connection: Connection, table: Table):
     raise NotImplementedError(f"upsert not implemented for {dialect}")
 
 
-def upsert(connection: Connection, table: Table, rows: Sequence[dict], *, update: bool = True) -> None:
+def upsert(
+    connection: Connection, table: Table, rows: Sequence[dict], *, update: bool = True
+) -> None:
     """Insert ``rows``; on a primary-key clash replace the non-key columns (or skip if not ``update``)."""
     if not rows:
         return
     stmt = _insert(connection, table)
     keys = [c.name for c in table.primary_key.columns]
     if update:
-        changed = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name in rows[0]}
+        changed = {
+            c.name: stmt.excluded[c.name]
+            for c in table.columns
+            if c.name not in keys and c.name in rows[0]
+        }
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_=changed)
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)

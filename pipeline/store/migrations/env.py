@@ -22,7 +22,9 @@ def _run(connection) -> None:
 if connection is not None:
     _run(connection)
 else:  # `alembic` command line (autogenerate): sqlalchemy.url from -x url=... or the ini
-    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+        "sqlalchemy.url"
+    )
     with create_engine(url).connect() as conn:
         _run(conn)
         conn.commit()
