@@ -960,18 +960,8 @@ def _case_row(gap: Gap, now: datetime) -> dict:
     }
 
 
-def _merge(existing: dict | None, gap: Gap, row: dict) -> dict:
-    """An open collector case grown by an adjacent or overlapping gap: days united, sums redone.
-
-    A new collector case goes through here too (``existing`` None), so a rerun that merges a day
-    into the case it already holds produces exactly the same row.
-    """
-    old = json.loads(existing["details"] or "{}") if existing else {}
-    days = {**old.get("days", {}), **gap.days}
-    start_day, end_day = gap.start_day, gap.end_day
-    if old:
-        start_day = min(start_day, old_day(old["period"]["from"]))
-        end_day = max(end_day, old_day(old["period"]["to"]) + timedelta(days=1))
+def _combine(gap: Gap, days: dict, start_day: date, end_day: date, deposit_refs: list) -> Gap:
+    """A collector gap over the union of days: sums, difference and reasons redone from the days."""
     merged = replace(gap, start_day=start_day, end_day=end_day, days=days)
     recorded = sum(v.get("recorded", 0) for v in days.values())
     deposited = sum(v.get("deposited", 0) for v in days.values())
@@ -996,23 +986,64 @@ def _merge(existing: dict | None, gap: Gap, row: dict) -> dict:
                 f"{_rp(min(taken))}..{_rp(max(taken))}"
             )
     merged.recorded, merged.deposited = recorded, deposited
+    unique = {
+        json.dumps(r, sort_keys=True) for r in deposit_refs + gap.refs.get("collector_deposits", [])
+    }
     merged.refs = {
         **gap.refs,
-        "collector_deposits": sorted(
-            {
-                json.dumps(r, sort_keys=True)
-                for r in old.get("refs", {}).get("collector_deposits", [])
-                + gap.refs.get("collector_deposits", [])
-            }
-        ),
+        "collector_deposits": [json.loads(r) for r in sorted(unique)],
+        "transactions": {
+            **gap.refs["transactions"],
+            "from": _utc(start_day, gap.tz).isoformat(),
+            "to": _utc(end_day, gap.tz).isoformat(),
+        },
     }
-    merged.refs["collector_deposits"] = [json.loads(r) for r in merged.refs["collector_deposits"]]
-    merged.refs["transactions"] = {
-        **gap.refs["transactions"],
-        "from": _utc(merged.start_day, gap.tz).isoformat(),
-        "to": _utc(merged.end_day, gap.tz).isoformat(),
-    }
+    return merged
+
+
+def _merge(existing: dict | None, gap: Gap, row: dict) -> dict:
+    """An open collector case grown by an adjacent or overlapping gap: days united, sums redone.
+
+    A new collector case goes through here too (``existing`` None), so a rerun that merges a day
+    into the case it already holds produces exactly the same row.
+    """
+    old = json.loads(existing["details"] or "{}") if existing else {}
+    start_day, end_day = gap.start_day, gap.end_day
+    if old:
+        start_day = min(start_day, old_day(old["period"]["from"]))
+        end_day = max(end_day, old_day(old["period"]["to"]) + timedelta(days=1))
+    merged = _combine(
+        gap,
+        {**old.get("days", {}), **gap.days},
+        start_day,
+        end_day,
+        old.get("refs", {}).get("collector_deposits", []),
+    )
     return _case_row(merged, row["updated_at"])
+
+
+def merge_runs(gaps: list[Gap]) -> list[Gap]:
+    """Overlapping or adjacent collector gaps of one kind and collector become one gap."""
+    out, runs = [], defaultdict(list)
+    for gap in gaps:
+        (runs[(gap.kind, gap.subject)] if gap.merges else out).append(gap)
+    for run in runs.values():
+        run.sort(key=lambda g: g.start_day)
+        current = run[0]
+        for gap in run[1:]:
+            if gap.start_day <= current.end_day:
+                current = _combine(
+                    gap,
+                    {**current.days, **gap.days},
+                    current.start_day,
+                    max(current.end_day, gap.end_day),
+                    current.refs.get("collector_deposits", []),
+                )
+            else:
+                out.append(current)
+                current = gap
+        out.append(current)
+    return out
 
 
 def old_day(text: str) -> date:
@@ -1180,6 +1211,7 @@ def find_gaps(
         result.gaps += _collector_gaps(engine, point_rows, start, end, as_of, config, result)
     if "bank" in scopes:
         result.gaps += _unmatched_gaps(engine, point_rows, start, end, config, result)
+    result.gaps = merge_runs(result.gaps)
     return result
 
 

@@ -177,6 +177,8 @@ def read_books(points_csv: Path, feeds: list[Path]) -> tuple[pd.DataFrame, pd.Da
         & txns["occurred_at"].notna()
         & txns["point_id"].isin(known)
         & txns["status"].isin(["paid", "refund"])
+        # Ingest quarantines times in the future; so must the books built from the same feed.
+        & (txns["occurred_at"] <= pd.Timestamp.now(tz="UTC") + pd.Timedelta(minutes=10))
     )
     # A resent row is one sale: the same receipt number at one point counts once.
     txns = txns[usable].drop_duplicates(subset=["point_id", "txn_id"]).copy()

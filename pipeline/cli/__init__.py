@@ -24,6 +24,7 @@ from pipeline.cli import data_cmds  # noqa: E402,F401
 from pipeline.cli import sim_cmds  # noqa: E402,F401
 from pipeline.cli import review_cmds  # noqa: E402,F401
 from pipeline.cli import demo_cmds  # noqa: E402,F401
+from pipeline.cli import recon_cmds  # noqa: E402,F401
 
 
 def main() -> None:
