@@ -540,13 +540,22 @@ def _stray_credits(statement, labels, first_day, last_day, rng, revenue):
 
 
 def load_books(engine, manifest: ReconManifest) -> None:
-    """Points and transactions straight into the store (simulated, so clean by construction;
-    the feed checks have their own tests), then the three reconciliation feeds through the real
-    ingest path with its expectation suites."""
+    """Points and transactions straight into the store, then the three reconciliation feeds
+    through the real ingest path with its expectation suites."""
+    from pipeline.recon_feeds import ingest_feed
+
+    load_transactions(engine, manifest)
+    ingest_feed(engine, "returns", manifest.returns_csv)
+    ingest_feed(engine, "bank", manifest.bank_csv)
+    ingest_feed(engine, "collector", manifest.collector_csv)
+
+
+def load_transactions(engine, manifest: ReconManifest) -> None:
+    """The registry and the simulated transactions, inserted directly: simulated, so clean by
+    construction, and the transaction feed checks belong to (and are tested by) the ingest lane."""
     from sqlalchemy import insert
 
     from pipeline.points import load_registry
-    from pipeline.recon_feeds import ingest_feed
     from pipeline.store.schema import ingest_batches, transactions
 
     load_registry(engine, manifest.points_csv)
@@ -582,9 +591,6 @@ def load_books(engine, manifest: ReconManifest) -> None:
             ]
             for first in range(0, len(rows), 5_000):
                 connection.execute(insert(transactions), rows[first : first + 5_000])
-    ingest_feed(engine, "returns", manifest.returns_csv)
-    ingest_feed(engine, "bank", manifest.bank_csv)
-    ingest_feed(engine, "collector", manifest.collector_csv)
 
 
 def score_cases(engine, labels_csv: Path) -> dict:
