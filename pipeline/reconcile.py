@@ -1247,3 +1247,38 @@ def gap_summary(gap: Gap) -> dict:
         "shortfall_rp": gap.shortfall_rp,
         "reasons": gap.reasons,
     }
+
+
+def interval_window(schedule: str, as_of: date, lookback_days: int = 8) -> tuple[date, date, tuple]:
+    """The window and scopes a scheduled run reconciles, from the day its interval ends.
+
+    ``daily``: the trailing ``lookback_days`` of collector days and bank credits. ``monthly``:
+    the tax period (calendar month) before the month ``as_of`` falls in.
+    """
+    if schedule == "daily":
+        return as_of - timedelta(days=lookback_days), as_of, ("collector", "bank")
+    if schedule == "monthly":
+        period_end = as_of.replace(day=1)
+        return (period_end - timedelta(days=1)).replace(day=1), period_end, ("tax",)
+    raise UnusableInputError(f"schedule {schedule!r} is not daily or monthly")
+
+
+def reconcile_interval(schedule: str, as_of: date, lookback_days: int = 8) -> dict:
+    """A DAG task's whole job: settings from the environment (the task is an entry point),
+    reconcile the scheduled window as of the interval's end, return a summary for the log/XCom."""
+    from pipeline.runtime import runtime_from_env
+
+    rt = runtime_from_env()
+    start, end, scopes = interval_window(schedule, as_of, lookback_days)
+    config = ReconConfig.from_file(rt.settings.recon_config or None)
+    result = reconcile(rt.engine, start, end, as_of=as_of, config=config, scopes=scopes)
+    return {
+        "window": [start.isoformat(), end.isoformat()],
+        "as_of": as_of.isoformat(),
+        "scopes": list(scopes),
+        "gaps": result.by_kind(),
+        "cases_created": result.cases_created,
+        "cases_updated": result.cases_updated,
+        "cases_kept": result.cases_kept,
+        "cases_cleared": result.cases_cleared,
+    }
