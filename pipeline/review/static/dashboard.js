@@ -16,8 +16,8 @@
   var pct = function (v) { return v == null ? "–" : (v > 0 ? "+" : "") + v.toFixed(1) + "%"; };
   var short = function (v) {
     if (v == null) return "";
-    if (Math.abs(v) >= 1e9) return (v / 1e9).toFixed(1) + " M";
-    if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1) + " jt";
+    if (Math.abs(v) >= 1e9) return (v / 1e9).toFixed(1).replace(".", ",") + " M";
+    if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1).replace(".", ",") + " jt";
     if (Math.abs(v) >= 1e3) return (v / 1e3).toFixed(0) + " rb";
     return String(v);
   };
