@@ -388,6 +388,18 @@ def test_forms_without_the_session_token_are_refused(site):
     assert case_state(engine, world.case_id)[0] == "false_alarm"
 
 
+def test_every_form_route_refuses_a_post_without_the_token(site):
+    app, engine, world = site
+    client, _ = as_role(app, "supervisor")  # holds every right: only the token is missing
+    posts = [r.path for r in app.routes if "POST" in (getattr(r, "methods", None) or ())]
+    assert len(posts) >= 9
+    for path in posts:
+        url = path.format(case_id=world.case_id, username="alice")
+        response = client.post(url, data={"note": "x", "decision": "confirmed", "role": "ops"})
+        assert response.status_code == 403 and "Form refused" in response.text, path
+    assert case_state(engine, world.case_id) == ("open", None, 0)
+
+
 def test_login_form_needs_its_token(site):
     app, _, _ = site
     client = client_for(app)
