@@ -626,3 +626,27 @@ def test_errors_show_a_page_not_a_stack_trace(site):
     bad = client.get("/cases/999999")
     assert bad.status_code == 400 and "case 999999 does not exist" in bad.text
     assert client.get("/dashboard?day=tomorrow").status_code == 400
+
+
+def test_page_queries_on_sqlite_and_postgresql(engine):
+    """The dialect-specific SQL (local day, FILTER, time-zone shifts) on both databases."""
+    from pipeline.review import queries
+
+    world = seed(engine, extra_cases=3)
+    queue = queries.case_queue(engine, queries.QueueFilter(status=""))
+    ids = [r.case_id for r in queue.rows]
+    # newest local day first: hotel (yesterday), restaurant (2 days ago), the main case (3 days ago)
+    assert ids[:3] == [world.case_ids[3], world.case_ids[2], world.case_id]
+    assert queue.total == 4 + 3
+    case = queries.get_case(engine, world.case_id)
+    chart = queries.case_chart(engine, case)
+    assert sum(chart["flagged"]) == 3 and any(v is not None for v in chart["median"])
+    txns = queries.case_transactions(engine, case)
+    assert txns.total == 82 and txns.by_status["void"]["count"] == 12
+    assert {o.operator_id: o.voids for o in txns.by_operator} == {"op-7": 12, "op-2": 0}
+    figures = queries.dashboard(engine, now=datetime.now(UTC), day=world.day)
+    assert figures["today_total"] == world.day_total_rp
+    assert figures["last_week_same_time"] == world.compare_total_rp
+    health = queries.pipeline_health(engine)
+    assert [s["source"] for s in health["sources"]] == ["api:tapbox", "landing:kota"]
+    assert health["sources"][1]["last_ok_at"] is not None and len(health["failed"]) == 1
