@@ -46,6 +46,7 @@
   var opts = Object.assign(size(), {
     tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), d.tz); },
     cursor: { drag: { x: true, y: false } },
+    legend: { show: false }, // the page has its own legend; the hours table gives the figures
     scales: { x: { time: true } },
     series: [
       {},
