@@ -650,3 +650,25 @@ def test_page_queries_on_sqlite_and_postgresql(engine):
     health = queries.pipeline_health(engine)
     assert [s["source"] for s in health["sources"]] == ["api:tapbox", "landing:kota"]
     assert health["sources"][1]["last_ok_at"] is not None and len(health["failed"]) == 1
+
+
+def test_a_long_reconciliation_case_is_shown_day_by_day(site):
+    app, engine, world = site
+    hotel = world.case_ids[3]
+    with engine.begin() as connection:
+        start = connection.execute(
+            select(cases.c.start_at).where(cases.c.case_id == hotel)
+        ).scalar()
+        connection.execute(
+            update(cases)
+            .where(cases.c.case_id == hotel)
+            .values(
+                start_at=start - timedelta(days=2),
+                details='{"recorded_rp": 9000000, "declared_rp": 7750000, "period": {"from": "a"}}',
+            )
+        )
+    client, _ = as_role(app, "auditor")
+    page = client.get(f"/cases/{hotel}").text
+    assert "Day by day" in page and "Flagged hours" not in page
+    assert page.count("<tr>\n      <td>20") >= 3  # one row per local day
+    assert "Rp 9.000.000" in page and "Rp 7.750.000" in page

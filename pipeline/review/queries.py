@@ -383,6 +383,21 @@ def case_hours(engine: Engine, case, chart: dict) -> list[dict]:
     return out
 
 
+def case_days(hours: list[dict], tz_name: str | None) -> list[dict]:
+    """The case's hours summed per local day: how a reconciliation gap of weeks is read."""
+    tz = ZoneInfo(tz_name or DEFAULT_TIMEZONE)
+    days: dict[date, dict] = {}
+    for h in hours:
+        day = days.setdefault(
+            h["hour_start"].astimezone(tz).date(),
+            {"gross_paid": 0, "usual": 0, "txn_count": 0, "void_count": 0, "refund_count": 0},
+        )
+        for key in ("gross_paid", "txn_count", "void_count", "refund_count"):
+            day[key] += h[key]
+        day["usual"] += h["usual"] or 0
+    return [{"day": d, **v} for d, v in sorted(days.items())]
+
+
 def _txn_query(case):
     return (
         select(transactions)
