@@ -152,6 +152,14 @@ def test_session_cookie_is_httponly_and_samesite(site):
     assert "httponly" in cookie and "samesite=lax" in cookie
 
 
+def test_session_cookie_is_secure_when_served_over_tls(site):
+    _, engine, _ = site
+    app = create_app(engine, Settings(secret_key="test-key", secure_cookies=1))
+    client = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    cookie = client.get("/login").headers["set-cookie"].lower()
+    assert "; secure" in cookie and "httponly" in cookie
+
+
 def test_wrong_password_is_refused(site):
     app, _, _ = site
     client = client_for(app)

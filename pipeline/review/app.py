@@ -231,7 +231,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_HOURS * 3600,
         same_site="lax",
-        https_only=False,  # served behind the operator's TLS proxy or on localhost
+        https_only=bool(settings.secure_cookies),  # on when served behind TLS
     )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(router)
