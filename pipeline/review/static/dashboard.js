@@ -109,7 +109,12 @@
 
   function refresh() {
     fetch(root.dataset.src, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (r) {
+        // Session over (sign-out elsewhere, expiry): show the login page rather than stale figures.
+        if (r.redirected && r.url.indexOf("/login") !== -1) { window.location.reload(); throw new Error("signed out"); }
+        if (!r.ok) throw new Error(r.status);
+        return r.json();
+      })
       .then(render)
       .catch(function () { /* keep the last figures; the next poll tries again */ });
   }
