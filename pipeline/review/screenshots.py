@@ -123,7 +123,11 @@ def main(argv: list[str]) -> None:
     out_dir = Path(argv[0]) if argv else Path("docs/screenshots")
     rt = runtime_from_env()
     chromium = os.environ.get("EINCOME_CHROMIUM", "/usr/bin/chromium")
-    for path in take(rt.engine, rt.settings, out_dir, chromium=chromium):
+    try:
+        saved = take(rt.engine, rt.settings, out_dir, chromium=chromium)
+    except UnusableInputError as exc:
+        sys.exit(f"error: {exc}")
+    for path in saved:
         print(path)
 
 
