@@ -294,27 +294,36 @@ def _ingest_chunk(
     repeated = rows.duplicated(["point_id", "txn_id"], keep="first").to_numpy()
     duplicates = 0
     if repeated.any():
-        firsts = rows[~repeated].set_index(["point_id", "txn_id"])
-        for row in rows[repeated].itertuples(index=False):
-            first = firsts.loc[(row.point_id, row.txn_id)]
-            differing = _differing(first, row._asdict())
-            if differing:
-                reason = _conflict_reason(row, differing, "earlier in this feed")
-                quarantine_rows.append(
-                    _quarantine_row(batch_id, chunk, row.pos, reason, "conflict")
-                )
-            else:
-                duplicates += 1
+        # Compare each repeat with its first occurrence, vectorised: a file sent twice in one
+        # upload is all repeats.
+        later = rows[repeated]
+        first = rows[~repeated].merge(later[["point_id", "txn_id"]], on=["point_id", "txn_id"])
+        first = later[["point_id", "txn_id"]].merge(first, on=["point_id", "txn_id"], how="left")
+        identical = np.ones(len(later), dtype=bool)
+        for name in CONTENT_FIELDS:
+            a, b = later[name].to_numpy(dtype=object), first[name].to_numpy(dtype=object)
+            identical &= (a == b) | (pd.isna(a) & pd.isna(b))
+        duplicates += int(identical.sum())
+        for i in np.flatnonzero(~identical):
+            row, earlier = later.iloc[i], first.iloc[i]
+            reason = _conflict_reason(
+                row, _differing(earlier, row.to_dict()), "earlier in this feed"
+            )
+            quarantine_rows.append(
+                _quarantine_row(batch_id, chunk, int(row.pos), reason, "conflict")
+            )
         rows = rows[~repeated].reset_index(drop=True)
 
     stage.load(rows)
     same, conflicts = stage.classify_against_stored()
     duplicates += len(same)
     stored_keys = same | {pos for pos, _ in conflicts}
-    for pos, stored in conflicts:
-        row = rows.loc[rows["pos"] == pos].iloc[0]
-        reason = _conflict_reason(row, _differing(stored, row.to_dict()), "already stored")
-        quarantine_rows.append(_quarantine_row(batch_id, chunk, pos, reason, "conflict"))
+    if conflicts:
+        by_pos = rows.set_index("pos", drop=False)
+        for pos, stored in conflicts:
+            row = by_pos.loc[pos]
+            reason = _conflict_reason(row, _differing(stored, row.to_dict()), "already stored")
+            quarantine_rows.append(_quarantine_row(batch_id, chunk, pos, reason, "conflict"))
     if stored_keys:
         stage.drop(stored_keys)
         rows = rows[~rows["pos"].isin(stored_keys)]
