@@ -256,3 +256,17 @@ def test_one_big_file_and_week_files(tmp_path):
     assert [p.name for p in weekly.feeds] == ["week-2025-06-02.csv", "week-2025-06-09.csv"]
     assert len(pd.read_csv(one.feeds[0])) == one.rows == one.transactions
     assert np.isclose(one.rows, weekly.rows, rtol=0.5)
+
+
+def test_simulate_command_writes_a_sample(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    result = CliRunner().invoke(
+        app, ["simulate", "--out", str(tmp_path), "--points", "6", "--weeks", "1", "--seed", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "6 points" in result.output
+    assert len(list((tmp_path / "feeds").glob("day-*.csv"))) == 7
+    assert (tmp_path / "labels.csv").exists() and (tmp_path / "closures.csv").exists()
