@@ -73,22 +73,24 @@ def evaluate_cmd(
     if as_json:
         typer.echo(to_json(report))
         return
-    console = Console()
+    # Wide enough for both tables even when output is piped (rich assumes 80 columns then).
+    console = Console(width=max(Console().width, 120))
     table = Table(title=f"Detection vs simulator labels ({points} points x {weeks} weeks)")
-    for column in (
+    headers = (
         "seed",
-        "events",
+        "caught",
         "recall",
-        "precision",
-        "FA/1000 h",
+        "prec",
+        "FA/1k h",
+        "flags h",
         "cases",
-        "case prec.",
-        *QUIET_KINDS,
+        "case prec",
+        "holiday",
+        "closure",
+        "rain",
         "warm-up",
-        "ingested",
-        "quarant.",
-        "secs",
-    ):
+    )
+    for column in headers:
         table.add_column(column, justify="right")
     for run in report["runs"]:
         m = run["metrics"]
@@ -98,13 +100,11 @@ def evaluate_cmd(
             _pct(m["recall"]),
             _pct(m["precision"]),
             _pct(m["false_alarms_per_1000"]),
+            str(m["flagged_hours"]),
             str(m["cases"]),
             _pct(m["case_precision"]),
             *(str(m["quiet_flags"][k]) for k in QUIET_KINDS),
             str(m["warmup_flags"]),
-            str(run["ingest"].get("accepted", "")),
-            str(run["ingest"].get("quarantined", "")),
-            str(run["seconds"]),
         )
     mean = report["mean"]
     table.add_row(
@@ -114,19 +114,17 @@ def evaluate_cmd(
         _pct(mean["precision"]),
         _pct(mean["false_alarms_per_1000"]),
         "",
+        "",
         _pct(mean["case_precision"]),
         *(_pct(mean["quiet_flags"][k]) for k in QUIET_KINDS),
-        "",
-        "",
-        "",
         "",
         style="bold",
     )
     console.print(table)
-    kinds = Table(title="Event recall per kind")
+    kinds = Table(title="Events caught per kind")
     kinds.add_column("seed", justify="right")
     for kind in LEAKAGE_KINDS:
-        kinds.add_column(kind, justify="right")
+        kinds.add_column(kind.replace("_", " "), justify="right")
     for run in report["runs"]:
         m = run["metrics"]
         kinds.add_row(
@@ -143,7 +141,15 @@ def evaluate_cmd(
     )
     console.print(kinds)
     for run in report["runs"]:
+        ingest = run["ingest"]
+        console.print(
+            f"seed {run['seed']}: {ingest.get('rows_read', 0):,} rows read, "
+            f"{ingest.get('accepted', 0):,} accepted, {ingest.get('quarantined', 0)} quarantined, "
+            f"{ingest.get('duplicates', 0)} duplicates; {run['hours_scored']:,} point-hours "
+            f"scored by {run['model_version']} in {run['seconds']} s",
+            highlight=False,
+        )
         if run["metrics"]["missed"]:
-            console.print(f"seed {run['seed']} missed: " + "; ".join(run["metrics"]["missed"]))
+            console.print("  missed: " + "; ".join(run["metrics"]["missed"]), highlight=False)
     for name, met in mean["targets"].items():
-        console.print(f"{'[green]met[/]' if met else '[red]not met[/]'}  {name}")
+        console.print(f"{'[green]met[/]    ' if met else '[red]not met[/]'}  {name}")
