@@ -20,6 +20,9 @@ def simulate_cmd(
         "day", "--split", help="Feed files per 'day', per 'week', or 'none'."
     ),
     volume: float = typer.Option(1.0, "--volume", help="Scale every point's trade by this."),
+    target_rows: int = typer.Option(
+        None, "--target-rows", help="Scale trade so the feeds hold about this many rows."
+    ),
     leakage: bool = typer.Option(True, "--leakage/--no-leakage", help="Plant labelled leakage."),
     bad_rows: bool = typer.Option(
         True, "--bad-rows/--no-bad-rows", help="Add rows validation must reject."
@@ -38,6 +41,7 @@ def simulate_cmd(
         seed=seed,
         split=split,
         volume=volume,
+        target_rows=target_rows,
         leakage=leakage,
         bad_rows=bad_rows,
     )
