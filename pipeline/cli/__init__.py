@@ -26,6 +26,8 @@ from pipeline.cli import sim_cmds  # noqa: E402,F401
 from pipeline.cli import review_cmds  # noqa: E402,F401
 from pipeline.cli import demo_cmds  # noqa: E402,F401
 from pipeline.cli import detect_cmds  # noqa: E402,F401
+from pipeline.cli import source_cmds  # noqa: E402,F401
+from pipeline.cli import recon_cmds  # noqa: E402,F401
 
 
 def main() -> None:
