@@ -12,9 +12,10 @@ from pipeline.evaluate import evaluate_seed
 JAKARTA = timezone(timedelta(hours=7))
 # 6 weeks from this Monday end on 2025-12-28: Christmas Day falls in the scored last 2 weeks.
 START = datetime(2025, 11, 17, tzinfo=JAKARTA)
-# Floors measured when this test was written (detector of main at 22:30 UTC: recall 1/6,
-# precision 1.0 on this run). Raise them as detection improves; never lower them to pass.
-FLOOR_RECALL = 1 / 6
+# Measured when this test was written (main at 22:52 UTC): recall 3/6, precision 1.0, no quiet
+# flags. The floor leaves one event of slack; raise it as detection improves, never lower it
+# to pass.
+FLOOR_RECALL = 2 / 6
 FLOOR_PRECISION = 0.5
 
 
