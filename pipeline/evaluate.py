@@ -18,6 +18,7 @@ How it counts (the definitions are the point of this module; see docs/simulate.m
   padded leakage window; false alarms per 1,000 = non-true flags / normal point-hours x 1,000.
 - Quiet flags: flagged point-hours that overlap a holiday, closure or rain label of the same
   point and are not true flags. They should be zero.
+- ``kind_named``: caught events where an overlapping flag also named the planted kind.
 - Cases are counted the same way: a case is true if it overlaps a padded leakage window of its
   point; case recall = events overlapped by some case.
 """
@@ -82,10 +83,19 @@ def leakage_labels(labels: pd.DataFrame) -> pd.DataFrame:
 
 
 def event_recall(labels: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
-    """One row per leakage event with ``caught`` (any flag of its point overlaps its window)."""
+    """One row per leakage event with ``caught`` (any flag of its point overlaps its window)
+    and ``kind_named`` (one of those flags names the event's kind; needs a ``kind`` column)."""
     events = leakage_labels(labels).copy()
     pairs = _overlaps(flags, events)
     events["caught"] = events.index.isin(pairs["window_ix"])
+    if "kind" in flags.columns and not pairs.empty:
+        named = (
+            flags.loc[pairs["flag_ix"], "kind"].to_numpy()
+            == events.loc[pairs["window_ix"], "kind"].to_numpy()
+        )
+        events["kind_named"] = events.index.isin(pairs.loc[named, "window_ix"])
+    else:
+        events["kind_named"] = False
     return events
 
 
@@ -211,6 +221,9 @@ def score(
         "caught": int(events["caught"].sum()),
         "recall": float(events["caught"].mean()) if len(events) else None,
         "recall_by_kind": recall_by_kind(events),
+        # Of the caught events, how many had a flag naming the right pattern (reported, not
+        # part of recall: an auditor still looks at a case with the wrong label).
+        "kind_named": int(events["kind_named"].sum()),
         "events_by_kind": events["kind"].value_counts().to_dict(),
         "missed": [
             f"{e.kind} {e.point_id} {e.start_utc:%Y-%m-%d %H:%M}"

@@ -64,6 +64,9 @@ def evaluate_cmd(
     first_seed: int = typer.Option(7, "--first-seed", help="The first seed; the rest follow it."),
     points: int = typer.Option(40, "--points", help="Collection points per simulation."),
     weeks: int = typer.Option(8, "--weeks", help="Weeks per simulation (the first 4 are clean)."),
+    start: str = typer.Option(
+        None, "--start", help="First simulated day, YYYY-MM-DD in Jakarta [default: 2025-11-03]."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Run the real pipeline on simulated feeds and measure detection against the labels."""
@@ -73,7 +76,20 @@ def evaluate_cmd(
     from pipeline.evaluate import evaluate, to_json
     from pipeline.simulate import LEAKAGE_KINDS, QUIET_KINDS
 
-    report = evaluate(list(range(first_seed, first_seed + seeds)), points=points, weeks=weeks)
+    first_day = None
+    if start:
+        from datetime import date, datetime
+
+        from pipeline.errors import UnusableInputError
+        from pipeline.simulate import JAKARTA
+
+        try:
+            first_day = datetime.combine(date.fromisoformat(start), datetime.min.time(), JAKARTA)
+        except ValueError:
+            raise UnusableInputError(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
+    report = evaluate(
+        list(range(first_seed, first_seed + seeds)), points=points, weeks=weeks, start=first_day
+    )
     if as_json:
         typer.echo(to_json(report))
         return
@@ -83,6 +99,7 @@ def evaluate_cmd(
     headers = (
         "seed",
         "caught",
+        "named",
         "recall",
         "prec",
         "FA/1k h",
@@ -101,6 +118,7 @@ def evaluate_cmd(
         table.add_row(
             str(run["seed"]),
             f"{m['caught']}/{m['events']}",
+            str(m.get("kind_named", "")),
             _pct(m["recall"]),
             _pct(m["precision"]),
             _pct(m["false_alarms_per_1000"]),
@@ -113,6 +131,7 @@ def evaluate_cmd(
     mean = report["mean"]
     table.add_row(
         "mean",
+        "",
         "",
         _pct(mean["recall"]),
         _pct(mean["precision"]),
