@@ -26,6 +26,7 @@ How it counts (the definitions are the point of this module; see docs/simulate.m
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -306,34 +307,52 @@ def evaluate_seed(
     weeks: int = 8,
     start: datetime | None = None,
     workdir: Path | None = None,
+    keep: Path | None = None,
 ) -> SeedRun:
-    """Simulate with ``seed``, run the real pipeline into a fresh SQLite database, score it."""
+    """Simulate with ``seed``, run the real pipeline into a fresh SQLite database, score it.
+
+    With ``keep``, the simulation and the database stay in ``keep/seed-<seed>/`` for a look
+    (``EINCOME_DB_URL=sqlite:///.../eval.db eincome cases``); otherwise a temp folder is used.
+    """
+    began = time.perf_counter()
+    if keep is not None:
+        folder = Path(keep) / f"seed-{seed}"
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        run = _evaluate_in(folder, seed, points, weeks, start)
+    else:
+        with tempfile.TemporaryDirectory(prefix=f"eincome-eval-{seed}-", dir=workdir) as tmp:
+            run = _evaluate_in(Path(tmp), seed, points, weeks, start)
+    run.seconds = round(time.perf_counter() - began, 1)
+    return run
+
+
+def _evaluate_in(
+    folder: Path, seed: int, points: int, weeks: int, start: datetime | None
+) -> SeedRun:
     from pipeline.store import connect
 
-    began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix=f"eincome-eval-{seed}-", dir=workdir) as tmp:
-        folder = Path(tmp)
-        kwargs = {"start": start} if start is not None else {}
-        # Week files: the same rows as day files, fewer batches to book-keep.
-        manifest = simulate(
-            folder / "sim", points=points, weeks=weeks, seed=seed, split="week", **kwargs
-        )
-        engine = connect(f"sqlite:///{folder / 'eval.db'}")
-        try:
-            totals, result = run_pipeline(engine, folder / "models", manifest)
-            flags, found = read_flags(engine)
-        finally:
-            engine.dispose()
-        labels = read_labels(manifest.labels_csv)
-        registry = pd.read_csv(manifest.points_csv, dtype=str, keep_default_na=False)
-        metrics = score(labels, flags, found, registry, manifest.clean_until, manifest.end)
+    kwargs = {"start": start} if start is not None else {}
+    # Week files: the same rows as day files, fewer batches to book-keep.
+    manifest = simulate(
+        folder / "sim", points=points, weeks=weeks, seed=seed, split="week", **kwargs
+    )
+    engine = connect(f"sqlite:///{folder / 'eval.db'}")
+    try:
+        totals, result = run_pipeline(engine, folder / "models", manifest)
+        flags, found = read_flags(engine)
+    finally:
+        engine.dispose()
+    labels = read_labels(manifest.labels_csv)
+    registry = pd.read_csv(manifest.points_csv, dtype=str, keep_default_na=False)
+    metrics = score(labels, flags, found, registry, manifest.clean_until, manifest.end)
     return SeedRun(
         seed=seed,
         metrics=metrics,
         ingest=totals,
         hours_scored=int(getattr(result, "hours_scored", 0)),
         model_version=str(getattr(result, "model_version", "")),
-        seconds=round(time.perf_counter() - began, 1),
     )
 
 
@@ -379,10 +398,12 @@ def evaluate(
     weeks: int = 8,
     start: datetime | None = None,
     workdir: Path | None = None,
+    keep: Path | None = None,
 ) -> dict:
     """Run every seed; returns {"runs": [...], "mean": {...}} (JSON-ready)."""
     runs = [
-        evaluate_seed(s, points=points, weeks=weeks, start=start, workdir=workdir) for s in seeds
+        evaluate_seed(s, points=points, weeks=weeks, start=start, workdir=workdir, keep=keep)
+        for s in seeds
     ]
     return {
         "settings": {"points": points, "weeks": weeks, "seeds": seeds, "pad_hours": PAD / HOUR},

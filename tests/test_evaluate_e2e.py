@@ -17,10 +17,12 @@ FLOOR_PRECISION = 0.5
 
 
 @pytest.mark.slow
-def test_real_pipeline_on_a_small_regency_meets_a_quality_floor():
+def test_real_pipeline_on_a_small_regency_meets_a_quality_floor(tmp_path):
     # 6 weeks from Monday 2025-11-17 end on 2025-12-28: Christmas falls in the scored 2 weeks.
     args = ["evaluate", "--seeds", "1", "--first-seed", "11", "--points", "12", "--weeks", "6"]
-    result = CliRunner().invoke(app, [*args, "--start", "2025-11-17", "--json"])
+    result = CliRunner().invoke(
+        app, [*args, "--start", "2025-11-17", "--keep", str(tmp_path), "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     run = report["runs"][0]
@@ -37,3 +39,6 @@ def test_real_pipeline_on_a_small_regency_meets_a_quality_floor():
     assert m["quiet_flags"]["closure"] == 0, summary  # closures are suppressed
     assert m["quiet_flags"]["holiday"] <= 3, summary
     assert report["mean"]["recall"] == m["recall"]
+    # --keep leaves the run to inspect: the simulation and the database it was scored in.
+    assert (tmp_path / "seed-11" / "eval.db").exists()
+    assert (tmp_path / "seed-11" / "sim" / "labels.csv").exists()

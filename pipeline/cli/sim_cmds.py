@@ -67,6 +67,9 @@ def evaluate_cmd(
     start: str = typer.Option(
         None, "--start", help="First simulated day, YYYY-MM-DD in Jakarta [default: 2025-11-03]."
     ),
+    keep: Path = typer.Option(
+        None, "--keep", help="Keep each seed's simulation and database in DIR/seed-N to inspect."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Run the real pipeline on simulated feeds and measure detection against the labels."""
@@ -88,7 +91,11 @@ def evaluate_cmd(
         except ValueError:
             raise UnusableInputError(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
     report = evaluate(
-        list(range(first_seed, first_seed + seeds)), points=points, weeks=weeks, start=first_day
+        list(range(first_seed, first_seed + seeds)),
+        points=points,
+        weeks=weeks,
+        start=first_day,
+        keep=keep,
     )
     if as_json:
         typer.echo(to_json(report))
