@@ -11,7 +11,7 @@ from pipeline.cli import app
 
 @app.command("simulate")
 def simulate_cmd(
-    out: Path = typer.Option(None, "--out", help="Output folder [default: $EINCOME_HOME/sample]."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: $EINCOME_HOME/sample)."),
     points: int = typer.Option(40, "--points", help="Collection points to simulate."),
     weeks: int = typer.Option(8, "--weeks", help="Weeks of trade (the first 4 are clean)."),
     days: int = typer.Option(None, "--days", help="Days of trade; overrides --weeks."),
@@ -65,7 +65,7 @@ def evaluate_cmd(
     points: int = typer.Option(40, "--points", help="Collection points per simulation."),
     weeks: int = typer.Option(8, "--weeks", help="Weeks per simulation (the first 4 are clean)."),
     start: str = typer.Option(
-        None, "--start", help="First simulated day, YYYY-MM-DD in Jakarta [default: 2025-11-03]."
+        None, "--start", help="First simulated day, YYYY-MM-DD in Jakarta (default 2025-11-03)."
     ),
     keep: Path = typer.Option(
         None, "--keep", help="Keep each seed's simulation and database in DIR/seed-N to inspect."
