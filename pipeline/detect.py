@@ -43,7 +43,7 @@ class LeakageDetector(BaseEstimator):
         n_estimators: int = 150,
         max_samples: int | str = 512,
         contamination: float = 0.03,
-        min_evidence: float = 4.5,
+        min_evidence: float = 4.0,
         random_state: int = 0,
     ):
         self.n_estimators = n_estimators
@@ -119,11 +119,15 @@ def kind_evidence(frame: pd.DataFrame) -> pd.DataFrame:
     silent = (frame["txn_count"] == 0) & (frame["void_count"] + frame["refund_count"] == 0)
     return pd.DataFrame(
         {
-            "device_off": np.where(silent, frame["count_drop"], 0.0),
+            "device_off": np.where(silent, frame["silence"], 0.0),
             "split_transactions": frame[["tiny_excess", "burst", "payer_repeat"]].max(axis=1),
             "void_abuse": frame[["void_excess", "op_void_excess"]].max(axis=1),
             "cash_skimming": frame[["cash_drop", "op_cash_drop"]].max(axis=1),
-            "ticket_shaving": np.where(frame["count_drop"] < 2.5, frame["ticket_drop"], 0.0),
+            "ticket_shaving": np.where(
+                frame["count_drop"] < 2.5,
+                frame[["ticket_drop", "ticket_day_drop"]].max(axis=1),
+                0.0,
+            ),
             "under_reporting": np.where(
                 silent, 0.0, frame[["rev_drop", "count_drop", "day_drop"]].max(axis=1)
             ),
@@ -213,6 +217,10 @@ def _reasons(row, kind: str) -> str:
                 else ""
             )
         )
+    if row.ticket_day_drop >= 3 and not np.isnan(row.day_ticket_ratio):
+        parts.append(f"average ticket of the day {_pct(1 - row.day_ticket_ratio)} below usual")
+    if row.silence >= 3 and kind == "device_off":
+        parts.append("part of a run of silent open hours")
     if row.tiny_excess >= 3:
         parts.append(f"{row.tiny_n:.0f} tiny tickets among {row.txn_count:.0f} sales")
     if row.burst >= 3:
