@@ -50,6 +50,7 @@ FEATURES = (
     "void_excess",  # void+refund share above usual
     "op_cash_drop",  # one operator's cash share below that operator's own usual (hour or day)
     "op_void_excess",  # one operator's void share above that operator's own usual (hour or day)
+    "op_cash_short",  # cash recorded in one operator's hours short of what they usually bring
     "tiny_excess",  # more tiny tickets than plausible
     "burst",  # many more transactions than usual while the ticket falls
     "payer_repeat",  # one payer paying the point again and again
@@ -920,25 +921,49 @@ def compute_features(
     parts = []
     # A week of transactions at a time bounds memory on long ranges; each slice also reads the
     # day before it so day-level operator and payer signals see whole local days.
+    hours = frame[
+        [
+            "point_id",
+            "hour_start",
+            "local_date",
+            "is_open",
+            "cash_amount",
+            "expected_rev",
+            "usual_cash",
+            "point_ticket",
+            "s_rev",
+        ]
+    ].assign(local_hour=frame["how"] % 24)
     for a, b in _slices(start_ts, end_ts, pd.Timedelta(days=7)):
         txns = load_transactions(
-            engine, (a - pd.Timedelta(days=1)).to_pydatetime(), b.to_pydatetime()
+            engine, (a - pd.Timedelta(days=3)).to_pydatetime(), b.to_pydatetime()
         )
         part = _transaction_signals(txns, pts, scales, op_usual, config)
-        parts.append(
-            part[(part["hour_start"] >= a) & (part["hour_start"] < b)] if not part.empty else part
-        )
+        if not part.empty:
+            shift = _operator_cash_shortfall(
+                txns,
+                hours[
+                    (hours["hour_start"] >= a - pd.Timedelta(days=3)) & (hours["hour_start"] < b)
+                ],
+            )
+            part = part.merge(shift, on=["point_id", "hour_start"], how="outer")
+            part = part[(part["hour_start"] >= a) & (part["hour_start"] < b)]
+        parts.append(part)
     signals = (
         pd.concat(parts, ignore_index=True)
         if parts
         else _transaction_signals(pd.DataFrame(), pts, scales, op_usual, config)
     )
+    for column in ("op_short_z", "op_short_id", "op_short_obs", "op_short_exp", "op_short_days"):
+        if column not in signals:
+            signals[column] = np.nan
     scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
     tiny = scored["tiny_n"].fillna(0)
     expected_tiny = 0.05 * scored["txn_count"] + 1
     scored["tiny_excess"] = np.clip((tiny - expected_tiny) / np.sqrt(expected_tiny), 0, CAP)
     scored["payer_repeat"] = scored["payer_top"].fillna(0).astype(float).clip(0, CAP)
     scored["op_cash_drop"] = scored["op_cash_z"].fillna(0).astype(float)
+    scored["op_cash_short"] = scored["op_short_z"].fillna(0).astype(float) * damp_of(scored)
     # Sale counts from the transactions beat amount shares for cash (skimming drops whole sales).
     scored["cash_drop"] = scored["cash_count_z"].fillna(0).astype(float)
     scored["op_void_excess"] = scored["op_void_z"].fillna(0).astype(float)
@@ -949,6 +974,80 @@ def compute_features(
         scored.drop(columns=["pos"]).sort_values(["point_id", "hour_start"]).reset_index(drop=True)
     )
     return scored
+
+
+def damp_of(frame: pd.DataFrame) -> np.ndarray:
+    return np.where(frame["holiday"].notna(), FeatureConfig().holiday_damping, 1.0)
+
+
+def _operator_cash_shortfall(txns: pd.DataFrame, hours: pd.DataFrame) -> pd.DataFrame:
+    """Cash recorded in the hours an operator ran the point vs the cash those hours usually bring
+    (usual revenue x peers x usual cash share), per local day and over the operator's last three
+    working days: skimming on one shift shows as that operator's cash falling short day after
+    day while the point's other hours look normal."""
+    columns = [
+        "point_id",
+        "hour_start",
+        "op_short_z",
+        "op_short_id",
+        "op_short_obs",
+        "op_short_exp",
+        "op_short_days",
+    ]
+    ops = txns[
+        (txns["status"] == "paid") & txns["operator_id"].notna() & (txns["operator_id"] != "")
+    ]
+    if ops.empty or hours.empty:
+        return pd.DataFrame(columns=columns)
+    keys = ["point_id", "hour_start"]
+    ops = ops.assign(hour_start=ops["occurred_at"].dt.floor("h"))
+    # Each hour goes to the operator of its shift: whoever usually records most sales at that
+    # local hour of the day, so the hours of a shift where nothing was recorded still count.
+    ops = ops.merge(hours[[*keys, "local_hour"]], on=keys, how="inner")
+    shift = ops.groupby(["point_id", "local_hour", "operator_id"]).size().rename("n").reset_index()
+    shift = shift.sort_values("n").groupby(["point_id", "local_hour"]).tail(1)
+    work = hours[hours["is_open"]].merge(
+        shift[["point_id", "local_hour", "operator_id"]], on=["point_id", "local_hour"], how="inner"
+    )
+    work["expected_cash"] = work["expected_rev"] * work["usual_cash"].fillna(0)
+    daily = (
+        work.groupby(["point_id", "operator_id", "local_date"])
+        .agg(
+            obs=("cash_amount", "sum"),
+            exp=("expected_cash", "sum"),
+            unit=("point_ticket", "first"),
+            s=("s_rev", "first"),
+        )
+        .reset_index()
+        .sort_values(["point_id", "operator_id", "local_date"])
+    )
+    unit = daily["unit"].fillna(1.0).clip(lower=1)
+    z1 = poisson_shortfall(daily["obs"] / unit, daily["exp"] / unit, daily["s"].fillna(2.0))
+    rolled = (
+        daily.groupby(["point_id", "operator_id"])[["obs", "exp"]].rolling(3, min_periods=1).sum()
+    )
+    rolled = rolled.reset_index(level=[0, 1], drop=True).sort_index()
+    z3 = poisson_shortfall(rolled["obs"] / unit, rolled["exp"] / unit, daily["s"].fillna(2.0))
+    rolled5 = (
+        daily.groupby(["point_id", "operator_id"])[["obs", "exp"]].rolling(5, min_periods=1).sum()
+    )
+    rolled5 = rolled5.reset_index(level=[0, 1], drop=True).sort_index()
+    z5 = poisson_shortfall(rolled5["obs"] / unit, rolled5["exp"] / unit, daily["s"].fillna(2.0))
+    # The longer views count only while the day itself is short.
+    down = z1 > 1.0
+    use5 = down & (z5 > np.maximum(z1, z3))
+    use3 = down & ~use5 & (z3 > z1)
+    daily["op_short_z"] = np.select([use5, use3], [z5, z3], z1)
+    daily["op_short_obs"] = np.select([use5, use3], [rolled5["obs"], rolled["obs"]], daily["obs"])
+    daily["op_short_exp"] = np.select([use5, use3], [rolled5["exp"], rolled["exp"]], daily["exp"])
+    daily["op_short_days"] = np.select([use5, use3], [5, 3], 1)
+    out = work[[*keys, "operator_id", "local_date"]].merge(
+        daily.drop(columns=["obs", "exp", "unit", "s"]),
+        on=["point_id", "operator_id", "local_date"],
+        how="left",
+    )
+    out = out.rename(columns={"operator_id": "op_short_id"})
+    return out[columns]
 
 
 def _slices(begin: pd.Timestamp, end: pd.Timestamp, size: pd.Timedelta):
