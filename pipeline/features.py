@@ -398,16 +398,18 @@ def _silence(frame: pd.DataFrame, expected_open: pd.Series) -> np.ndarray:
     return out.to_numpy()
 
 
-def binomial_shortfall(successes, trials, rate, *, slack: float = 0.03) -> np.ndarray:
+def binomial_shortfall(
+    successes, trials, rate, *, slack: float = 0.03, min_trials: int = 5
+) -> np.ndarray:
     """How surprising so few ``successes`` out of ``trials`` are at ``rate`` (less ``slack``, for
-    day-to-day drift of a payment mix), as a one-sided z (>= 0); needs five trials."""
+    day-to-day drift of a payment mix), as a one-sided z (>= 0); needs ``min_trials``."""
     k = np.asarray(successes, dtype=float)
     n = np.asarray(trials, dtype=float)
     p = np.clip(np.asarray(rate, dtype=float) - slack, 0.01, 0.99)
     with np.errstate(invalid="ignore"):
         tail = stats.binom.cdf(k, n, p)
         z = stats.norm.isf(np.clip(tail, 1e-300, 1.0))
-    ok = (n >= 5) & np.isfinite(p)
+    ok = (n >= min_trials) & np.isfinite(p)
     return np.clip(np.where(ok, np.nan_to_num(z, nan=0.0), 0.0), 0, CAP)
 
 
@@ -688,7 +690,8 @@ def _transaction_signals(
     ).rename("p")
     counts = txns.groupby(keys)[["sales_n", "cash_n"]].sum()
     p_hour = counts.index.get_level_values("point_id").map(p_point).to_numpy(dtype=float)
-    out["cash_count_z"] = binomial_shortfall(counts["cash_n"], counts["sales_n"], p_hour)
+    # An hour needs eight sales before its cash share says anything (0 cash in 5 sales happens).
+    out["cash_count_z"] = binomial_shortfall(counts["cash_n"], counts["sales_n"], p_hour, min_trials=8)
 
     # Per operator, hour and day, against that operator's own usual.
     ops = txns[txns["operator_id"].notna() & (txns["operator_id"] != "")]
@@ -697,7 +700,7 @@ def _transaction_signals(
         sums = ["paid", "paid_rp", "cash_rp", "void", "cash_n", "sales_n"]
         hour = ops.groupby([*keys, "operator_id"])[sums].sum().reset_index()
         day = ops.groupby(["point_id", "local_date", "operator_id"])[sums].sum().reset_index()
-        for frame in (hour, day):
+        for frame, min_trials in ((hour, 8), (day, 5)):
             joined = usual.reindex(pd.MultiIndex.from_frame(frame[["point_id", "operator_id"]]))
             p_cash = joined["op_usual_cash"].to_numpy()
             p_void = joined["op_usual_void"].fillna(0.02).clip(lower=0.01).to_numpy()
@@ -705,7 +708,9 @@ def _transaction_signals(
             frame["cash_share"] = share
             frame["cash_usual"] = p_cash
             p_count = joined["op_usual_cash_n"].to_numpy()
-            frame["cash_z"] = binomial_shortfall(frame["cash_n"], frame["sales_n"], p_count)
+            frame["cash_z"] = binomial_shortfall(
+                frame["cash_n"], frame["sales_n"], p_count, min_trials=min_trials
+            )
             total = frame["paid"] + frame["void"]
             vshare = frame["void"] / total.where(total > 0)
             frame["void_share"] = vshare
