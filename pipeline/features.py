@@ -827,7 +827,11 @@ def compute_features(
     grid = _context_grid(engine, pts, load_begin, load_end, calendar)
     if baseline is None:
         in_base = (grid["hour_start"] >= base_begin) & (grid["hour_start"] < base_end)
-        history = grid[in_base & ~grid["suppressed"] & grid["holiday"].isna()]
+        # A point's hours before its first recorded sale are not "usual zero": it was not there yet.
+        active = grid["txn_count"] + grid["void_count"] + grid["refund_count"] > 0
+        first_seen = grid.loc[active].groupby("pos")["hour_start"].min()
+        started = grid["hour_start"] >= grid["pos"].map(first_seen)
+        history = grid[in_base & started & ~grid["suppressed"] & grid["holiday"].isna()]
         slots, scales = slot_usuals(history, pts, config)
         del history
         if cache_path is not None:

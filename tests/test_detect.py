@@ -242,7 +242,9 @@ def test_detector_follows_the_estimator_contract():
     assert detector.fit(X) is detector
     assert hasattr(detector, "threshold_") and detector.n_features_in_ == len(FEATURES)
     outlier = X.iloc[[0]].copy()
+    outlier[list(FEATURES)] = 0.0
     outlier["count_drop"] = 12.0
+    outlier["rev_drop"] = 12.0
     assert detector.predict(outlier)[0] == 1
     assert detector.predict(X).mean() < 0.06
     with pytest.raises(ValueError):
