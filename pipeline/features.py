@@ -943,7 +943,9 @@ def compute_features(
             "s_rev",
         ]
     ].assign(local_hour=frame["how"] % 24)
-    for a, b in _slices(start_ts, end_ts, pd.Timedelta(days=7)):
+    # Small registries read a month of transactions at once (fewer passes), big ones a week.
+    slice_days = 28 if len(pts) <= 100 else 7
+    for a, b in _slices(start_ts, end_ts, pd.Timedelta(days=slice_days)):
         txns = load_transactions(
             engine, (a - pd.Timedelta(days=3)).to_pydatetime(), b.to_pydatetime()
         )
