@@ -691,7 +691,9 @@ def _transaction_signals(
     counts = txns.groupby(keys)[["sales_n", "cash_n"]].sum()
     p_hour = counts.index.get_level_values("point_id").map(p_point).to_numpy(dtype=float)
     # An hour needs eight sales before its cash share says anything (0 cash in 5 sales happens).
-    out["cash_count_z"] = binomial_shortfall(counts["cash_n"], counts["sales_n"], p_hour, min_trials=8)
+    out["cash_count_z"] = binomial_shortfall(
+        counts["cash_n"], counts["sales_n"], p_hour, min_trials=8
+    )
 
     # Per operator, hour and day, against that operator's own usual.
     ops = txns[txns["operator_id"].notna() & (txns["operator_id"] != "")]

@@ -39,7 +39,9 @@ def _already_aggregated(engine, start, end) -> None:
     """load_world wrote the hour aggregates."""
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def scored(request, tmp_path_factory):
     """A small world with a silent device and an announced closure, backfilled once per backend
     (module scope: the tests below read it in order, the decision test last but one)."""
@@ -62,7 +64,9 @@ def _postgres_world(tmp_path):
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield from _scored_world(admin.url.set(database=name).render_as_string(hide_password=False), tmp_path)
+        yield from _scored_world(
+            admin.url.set(database=name).render_as_string(hide_password=False), tmp_path
+        )
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -80,7 +84,9 @@ def _scored_world(url, tmp_path):
     load_world(engine, pts, txns)
     closures = tmp_path / "closures.csv"
     point, start, end = CLOSURE
-    closures.write_text(f"point_id,starts_at,ends_at,reason\n{point},{start.isoformat()},{end.isoformat()},renovation\n")
+    closures.write_text(
+        f"point_id,starts_at,ends_at,reason\n{point},{start.isoformat()},{end.isoformat()},renovation\n"
+    )
     assert load_closures(engine, closures) == 1
     assert load_closures(engine, closures) == 0  # loading the file again adds nothing
     models = tmp_path / "models"
@@ -92,14 +98,20 @@ def _scored_world(url, tmp_path):
 
 
 def _case_of(frame: pd.DataFrame, point: str, start, end) -> pd.DataFrame:
-    return frame[(frame["point_id"] == point) & (frame["start_at"] < end) & (frame["end_at"] > start)]
+    return frame[
+        (frame["point_id"] == point) & (frame["start_at"] < end) & (frame["end_at"] > start)
+    ]
 
 
 def test_closure_is_silent_and_device_off_is_one_case(scored):
     engine, _ = scored
     anomalies, found = list_anomalies(engine), list_cases(engine)
     point, start, end = CLOSURE
-    assert anomalies[(anomalies["point_id"] == point) & (anomalies["hour_start"] >= start) & (anomalies["hour_start"] < end)].empty
+    assert anomalies[
+        (anomalies["point_id"] == point)
+        & (anomalies["hour_start"] >= start)
+        & (anomalies["hour_start"] < end)
+    ].empty
     assert _case_of(found, point, start, end).empty
     point, start, end = DEVICE_OFF
     case = _case_of(found, point, start, end)
@@ -115,7 +127,11 @@ def test_decided_case_survives_rescoring(scored):
     hours_before = list_anomalies(engine).query("case_id == @case_id")["hour_start"].tolist()
     now = datetime.now(UTC)
     with engine.begin() as connection:
-        connection.execute(update(cases).where(cases.c.case_id == case_id).values(status="confirmed", updated_at=now))
+        connection.execute(
+            update(cases)
+            .where(cases.c.case_id == case_id)
+            .values(status="confirmed", updated_at=now)
+        )
         connection.execute(
             insert(case_events).values(
                 case_id=case_id,
@@ -136,14 +152,18 @@ def test_decided_case_survives_rescoring(scored):
     decided = after[after["case_id"] == case_id]
     assert decided["status"].tolist() == ["confirmed"]
     assert len(_case_of(after, point, start, end)) == 1
-    assert list_anomalies(engine).query("case_id == @case_id")["hour_start"].tolist() == hours_before
+    assert (
+        list_anomalies(engine).query("case_id == @case_id")["hour_start"].tolist() == hours_before
+    )
     open_after = after[after["status"] == "open"][["case_id", "point_id", "start_at", "end_at"]]
     pd.testing.assert_frame_equal(
         open_before.sort_values("case_id").reset_index(drop=True),
         open_after.sort_values("case_id").reset_index(drop=True),
     )
     with engine.connect() as connection:
-        events = connection.execute(select(case_events.c.action).where(case_events.c.case_id == case_id)).all()
+        events = connection.execute(
+            select(case_events.c.action).where(case_events.c.case_id == case_id)
+        ).all()
     assert [e.action for e in events] == ["decide"]
 
 
@@ -166,7 +186,9 @@ def test_false_alarm_suppression_silences_only_its_kind(sqlite_url):
     engine = connect(sqlite_url)
     load_world(engine, make_points(2), make_transactions(make_points(2), days=1))
     s, e = local_window(0, 8, 12)
-    add_suppression(engine, point_id="P00", starts_at=s, ends_at=e, reason="false alarm", kind="device_off")
+    add_suppression(
+        engine, point_id="P00", starts_at=s, ends_at=e, reason="false alarm", kind="device_off"
+    )
     add_suppression(engine, point_id="P01", starts_at=s, ends_at=e, reason="maintenance")
     flags = pd.DataFrame(
         {
@@ -176,7 +198,12 @@ def test_false_alarm_suppression_silences_only_its_kind(sqlite_url):
         }
     )
     windows = suppression_windows(engine, s, e + pd.Timedelta(hours=2))
-    assert suppressed_mask(flags, windows, kind_column="kind").tolist() == [True, False, False, True]
+    assert suppressed_mask(flags, windows, kind_column="kind").tolist() == [
+        True,
+        False,
+        False,
+        True,
+    ]
     engine.dispose()
 
 
@@ -201,11 +228,15 @@ def test_rescoring_an_unflagged_world_removes_stale_open_flags(sqlite_url, tmp_p
     from pipeline.store.upsert import upsert
 
     late = aggregate_hours(txns[in_window(txns, point, start, end)])
-    rows = late.assign(hour_start=[t.to_pydatetime() for t in late["hour_start"]]).to_dict("records")
+    rows = late.assign(hour_start=[t.to_pydatetime() for t in late["hour_start"]]).to_dict(
+        "records"
+    )
     rows = [{k: (int(v) if isinstance(v, np.integer) else v) for k, v in r.items()} for r in rows]
     with engine.begin() as connection:
         upsert(connection, hour_aggregates, rows)
     score_range(engine, models, START, END)
     assert _case_of(list_cases(engine), point, start, end).empty
     hits = list_anomalies(engine)
-    assert hits[(hits["point_id"] == point) & (hits["hour_start"] >= start) & (hits["hour_start"] < end)].empty
+    assert hits[
+        (hits["point_id"] == point) & (hits["hour_start"] >= start) & (hits["hour_start"] < end)
+    ].empty

@@ -32,6 +32,8 @@ DAYS = 28
 
 def _aggregated_already(engine, start, end) -> None:
     """The fixture world is written with its hour aggregates; nothing to recompute."""
+
+
 PLANTED: dict[str, tuple[str, pd.Timestamp, pd.Timestamp]] = {}
 
 
@@ -81,10 +83,14 @@ def _plant(txns: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     # Quiet effects: Eid al-Fitr (Sat 21 March) halves every point; rain cuts all for 3 hours.
     s, e = local_window(19, 0, 24)
     PLANTED["holiday"] = ("*", s, e)
-    txns = txns[~((txns["occurred_at"] >= s) & (txns["occurred_at"] < e) & (rng.random(len(txns)) < 0.5))]
+    txns = txns[
+        ~((txns["occurred_at"] >= s) & (txns["occurred_at"] < e) & (rng.random(len(txns)) < 0.5))
+    ]
     s, e = local_window(25, 13, 16)
     PLANTED["rain"] = ("*", s, e)
-    txns = txns[~((txns["occurred_at"] >= s) & (txns["occurred_at"] < e) & (rng.random(len(txns)) < 0.6))]
+    txns = txns[
+        ~((txns["occurred_at"] >= s) & (txns["occurred_at"] < e) & (rng.random(len(txns)) < 0.6))
+    ]
 
     # Announced closure: P04 closed all of Sat 28 March.
     s, e = local_window(26, 0, 24)
@@ -106,7 +112,13 @@ def world(tmp_path_factory):
     end = START + pd.Timedelta(days=DAYS)
     # load_world wrote the hour aggregates already; backfill trains (no model yet) and scores.
     result = backfill(engine, folder / "models", START, end, aggregate=_aggregated_already)
-    yield engine, folder / "models", result.model_version, list_anomalies(engine), list_cases(engine)
+    yield (
+        engine,
+        folder / "models",
+        result.model_version,
+        list_anomalies(engine),
+        list_cases(engine),
+    )
     engine.dispose()
 
 
@@ -142,8 +154,10 @@ def test_few_flags_outside_planted_cases(world):
     for kind, (point, start, end) in PLANTED.items():
         if point != "*" and kind != "closure":
             pad = pd.Timedelta(hours=1)
-            true |= (anomalies["point_id"] == point) & (anomalies["hour_start"] >= start - pad) & (
-                anomalies["hour_start"] < end + pad
+            true |= (
+                (anomalies["point_id"] == point)
+                & (anomalies["hour_start"] >= start - pad)
+                & (anomalies["hour_start"] < end + pad)
             )
     assert (~true).sum() <= 5, anomalies[~true][["point_id", "hour_start", "kind", "reasons"]]
     assert true.sum() / max(len(anomalies), 1) >= 0.8
@@ -165,7 +179,9 @@ def test_announced_closure_is_silent(world):
     _, _, _, anomalies, cases = world
     point, start, end = PLANTED["closure"]
     assert _flags_in(anomalies, point, start, end).empty
-    inside = cases[(cases["point_id"] == point) & (cases["start_at"] < end) & (cases["end_at"] > start)]
+    inside = cases[
+        (cases["point_id"] == point) & (cases["start_at"] < end) & (cases["end_at"] > start)
+    ]
     assert inside.empty
 
 
@@ -213,7 +229,9 @@ def test_cold_start_point_is_compared_with_peers(world, tmp_path):
     engine, models, *_ = world
     pts = make_points(9).iloc[[8]]
     txns = make_transactions(make_points(9), days=DAYS, seed=9)
-    txns = txns[(txns["point_id"] == "P08") & (txns["occurred_at"] >= START + pd.Timedelta(days=DAYS - 4))]
+    txns = txns[
+        (txns["point_id"] == "P08") & (txns["occurred_at"] >= START + pd.Timedelta(days=DAYS - 4))
+    ]
     s, e = local_window(DAYS - 1, 9, 13)
     load_world(engine, pts, txns[~in_window(txns, "P08", s, e)])
     features = compute_features(engine, s, e)
@@ -238,7 +256,9 @@ def test_detector_follows_the_estimator_contract():
     detector = LeakageDetector(n_estimators=20, contamination=0.05)
     assert clone(detector).get_params() == detector.get_params()
     rng = np.random.default_rng(0)
-    X = pd.DataFrame(np.abs(rng.normal(scale=0.5, size=(500, len(FEATURES)))), columns=list(FEATURES))
+    X = pd.DataFrame(
+        np.abs(rng.normal(scale=0.5, size=(500, len(FEATURES)))), columns=list(FEATURES)
+    )
     assert detector.fit(X) is detector
     assert hasattr(detector, "threshold_") and detector.n_features_in_ == len(FEATURES)
     outlier = X.iloc[[0]].copy()
@@ -258,7 +278,14 @@ def test_model_round_trips_through_skops(world, tmp_path):
     detector = LeakageDetector(n_estimators=10).fit(X)
     from pipeline.features import FeatureConfig
 
-    version = save_model(engine, tmp_path, detector, FeatureConfig(), trained_from=START, trained_to=START + pd.Timedelta(days=1))
+    version = save_model(
+        engine,
+        tmp_path,
+        detector,
+        FeatureConfig(),
+        trained_from=START,
+        trained_to=START + pd.Timedelta(days=1),
+    )
     assert (tmp_path / f"{version}.skops").exists() and (tmp_path / f"{version}.json").exists()
     with warnings.catch_warnings():
         warnings.simplefilter("error", ModelVersionDriftWarning)
@@ -272,16 +299,29 @@ def test_model_round_trips_through_skops(world, tmp_path):
 def test_loader_warns_on_library_drift(world, tmp_path):
     engine, _, _, _, _ = world
     X = pd.DataFrame(np.ones((50, len(FEATURES))), columns=list(FEATURES))
-    from pipeline.features import FeatureConfig
-    from pipeline.store.schema import detector_models
-    from sqlalchemy import update
     import json
 
+    from sqlalchemy import update
+
+    from pipeline.features import FeatureConfig
+    from pipeline.store.schema import detector_models
+
     detector = LeakageDetector(n_estimators=5).fit(X)
-    version = save_model(engine, tmp_path, detector, FeatureConfig(), trained_from=START, trained_to=START + pd.Timedelta(days=1))
+    version = save_model(
+        engine,
+        tmp_path,
+        detector,
+        FeatureConfig(),
+        trained_from=START,
+        trained_to=START + pd.Timedelta(days=1),
+    )
     meta = json.loads((tmp_path / f"{version}.json").read_text())
     meta["libraries"]["scikit-learn"] = "0.0.1"
     with engine.begin() as connection:
-        connection.execute(update(detector_models).where(detector_models.c.version == version).values(meta=json.dumps(meta)))
+        connection.execute(
+            update(detector_models)
+            .where(detector_models.c.version == version)
+            .values(meta=json.dumps(meta))
+        )
     with pytest.warns(ModelVersionDriftWarning, match="scikit-learn 0.0.1"):
         load_model(engine, tmp_path, version)
