@@ -112,6 +112,12 @@ def airflow_run(tmp_path_factory):
             "logical_date": DETECT_LOGICAL_DATE,
         },
         {
+            "step": "backfill_dry_run",
+            "dag_id": "eincome_detect",
+            "from_date": "2025-11-17T00:00:00+00:00",
+            "to_date": "2025-11-17T03:00:00+00:00",
+        },
+        {
             "step": "dag",
             "name": "backfill",
             "dag_id": "eincome_backfill",
@@ -219,3 +225,17 @@ def test_backfill_dag_processes_a_range_given_as_params(airflow_run):
     assert backfill["state"] == "success"
     assert backfill["tasks"] == {"backfill": "success"}
     assert backfill["returned"]["backfill"]
+
+
+def test_native_backfill_of_the_detection_dag_makes_one_run_per_hour(airflow_run):
+    """`airflow backfill create --dag-id eincome_detect --from-date .. --to-date ..` (both ends
+    inclusive) would create one run per hour, each for exactly its hour of data."""
+    runs = _step(airflow_run, "backfill_dry_run")["runs"]
+    assert runs == [
+        [
+            f"2025-11-17 0{h}:00:00+00:00",
+            f"2025-11-17 0{h}:00:00+00:00",
+            f"2025-11-17 0{h + 1}:00:00+00:00",
+        ]
+        for h in range(4)
+    ]
