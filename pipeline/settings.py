@@ -67,6 +67,12 @@ SETTINGS: tuple[Setting, ...] = (
         "30",
         "Days after a false-alarm decision during which the same kind of case at that point is not raised.",
     ),
+    Setting(
+        "recon_config",
+        "EINCOME_RECON_CONFIG",
+        "",
+        "Reconciliation tolerances file (JSON/YAML); empty: defaults (`eincome recon config`).",
+    ),
 )
 
 
@@ -80,6 +86,7 @@ class Settings:
     future_tolerance_minutes: int = 10
     secret_key: str = field(default="", repr=False)
     false_alarm_days: int = 30
+    recon_config: str = ""
 
     @property
     def database_url(self) -> str:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -147,6 +148,8 @@ minute_aggregates = Table(
     metadata,
     *_aggregate_columns(),
     Column("minute_start", UTCDateTime, primary_key=True),
+    # The live dashboard reads one day across every point: by time, not by point.
+    Index("ix_minute_aggregates_minute_start", "minute_start"),
 )
 
 hour_aggregates = Table(
@@ -271,4 +274,54 @@ pipeline_failures = Table(
     Column("where", String(200), nullable=False),  # dag.task or command
     Column("run_id", String(250)),
     Column("error", Text, nullable=False),
+)
+
+
+# --- Reconciliation feeds (issue 7): what was declared and what was deposited. -------------------
+
+# Self-assessed tax returns: one per taxpayer point and period (normally a calendar month).
+tax_returns = Table(
+    "tax_returns",
+    metadata,
+    Column("point_id", String(64), primary_key=True),
+    Column("period_start", Date, primary_key=True),  # first day of the period, local calendar
+    Column("period_end", Date, nullable=False),  # last day of the period, inclusive
+    Column("declared_sales", BigInteger, nullable=False),  # rupiah
+    Column("tax_due", BigInteger, nullable=False),  # rupiah, as self-assessed
+    Column("filed_at", UTCDateTime),
+    Column("return_ref", String(128)),
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
+)
+
+# Lines of the treasury account's bank statement; credits are deposits, debits (fees) negative.
+bank_deposits = Table(
+    "bank_deposits",
+    metadata,
+    Column("line_id", String(128), primary_key=True),  # the bank's own statement line id
+    Column("booked_on", Date, nullable=False),
+    Column("value_date", Date, nullable=False),
+    Column("amount", BigInteger, nullable=False),  # rupiah; credit - debit
+    Column("reference", Text, nullable=False),  # the bank's description / payer reference
+    Column("point_id", String(64)),  # attribution (virtual account / payment code), if any
+    Column("collector_id", String(64)),
+    Column("channel", String(32), nullable=False),  # teller | va | qris | transfer | cash_collector | ...
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
+    Index("ix_bank_deposits_booked_on", "booked_on"),
+    Index("ix_bank_deposits_point_id", "point_id"),
+)
+
+# Cash handed in by levy collectors (parking attendants, market collectors), per collector and day.
+# The collector is the operator_id on that collector's transactions.
+collector_deposits = Table(
+    "collector_deposits",
+    metadata,
+    Column("collector_id", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),  # the collection day the cash is for, local calendar
+    Column("deposited_on", Date, nullable=False),  # when it was handed in
+    Column("cash_amount", BigInteger, nullable=False),  # rupiah
+    Column("point_id", String(64)),  # the point (or one of them) collected at, if stated
+    Column("area", String(100)),
+    Column("receipt_ref", String(128)),
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
+    Index("ix_collector_deposits_day", "day"),
 )

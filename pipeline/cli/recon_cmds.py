@@ -1,0 +1,239 @@
+"""Commands for reconciliation: `eincome recon ...`, `eincome reconcile`, `eincome evaluate-recon`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import typer
+
+from pipeline.cli import app
+from pipeline.cli.common import runtime
+from pipeline.errors import UnusableInputError
+
+recon_app = typer.Typer(
+    help="Reconciliation feeds (returns, bank statement, collector deposits) and settings.",
+    no_args_is_help=True,
+)
+app.add_typer(recon_app, name="recon")
+
+
+def _config(rt):
+    from pipeline.reconcile import ReconConfig
+
+    return ReconConfig.from_file(rt.settings.recon_config or None)
+
+
+def _day(text: str | None, name: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UnusableInputError(f"--{name} {text!r} is not a date written YYYY-MM-DD") from None
+
+
+@recon_app.command("ingest")
+def recon_ingest(
+    files: list[Path] = typer.Argument(..., help="Feed files (CSV, optionally .gz)."),
+    kind: str = typer.Option(..., "--kind", help="returns | bank | collector"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per file."),
+) -> None:
+    """Validate and store reconciliation feed files; bad rows go to quarantine with reasons."""
+    from pipeline.recon_feeds import ingest_feed
+
+    engine = runtime().engine
+    for path in files:
+        result = ingest_feed(engine, kind, path)
+        counts = {
+            "file": str(path),
+            "kind": kind,
+            "batch_id": result.batch_id,
+            "rows_read": result.rows_read,
+            "accepted": result.accepted,
+            "quarantined": result.quarantined,
+            "duplicates": result.duplicates,
+        }
+        if as_json:
+            typer.echo(json.dumps(counts))
+            continue
+        typer.echo(
+            f"{path}: {result.rows_read} read, {result.accepted} accepted, "
+            f"{result.quarantined} quarantined, {result.duplicates} duplicate (batch {result.batch_id})"
+        )
+        for reason, n in sorted(result.reasons.items(), key=lambda kv: -kv[1])[:5]:
+            typer.echo(f"  {n:>6} x {reason}")
+
+
+@recon_app.command("simulate")
+def recon_simulate(
+    out: Path = typer.Option(
+        None, "--out", help="Output folder [default: $EINCOME_HOME/recon-sample]."
+    ),
+    from_sim: Path = typer.Option(
+        None, "--from-sim", help="Simulator output (points.csv + feeds/) to build the books on."
+    ),
+    seed: int = typer.Option(7, "--seed", help="Random seed."),
+) -> None:
+    """Write returns, bank statement, collector deposits and recon_labels.csv with planted gaps."""
+    from pipeline.settings import Settings
+    from pipeline.simulate_recon import simulate_recon
+
+    settings = Settings.from_env()
+    out = out or settings.home / "recon-sample"
+    manifest = simulate_recon(out, sim_dir=from_sim, seed=seed)
+    planted = ", ".join(f"{k} {n}" for k, n in sorted(manifest.labels.items()))
+    typer.echo(
+        f"books for {manifest.start} .. {manifest.end - timedelta(days=1)} under {out}\n"
+        f"  {manifest.returns_csv.name}, {manifest.bank_csv.name}, {manifest.collector_csv.name}, "
+        f"{manifest.labels_csv.name}\n  labels: {planted}"
+    )
+
+
+@recon_app.command("config")
+def recon_config() -> None:
+    """Show the reconciliation tolerances in force, with what each one means."""
+    from pipeline.reconcile import RECON_OPTIONS
+
+    rt = runtime()
+    config = _config(rt)
+    source = rt.settings.recon_config or "defaults (set EINCOME_RECON_CONFIG to a JSON/YAML file)"
+    typer.echo(f"# {source}")
+    for name, help_text in RECON_OPTIONS:
+        typer.echo(f"{name} = {json.dumps(getattr(config, name))}\n    {help_text}")
+
+
+@app.command("reconcile")
+def reconcile_cmd(
+    period: str = typer.Option(None, "--period", help="A month, YYYY-MM."),
+    start: str = typer.Option(None, "--start", help="First day, YYYY-MM-DD (with --end)."),
+    end: str = typer.Option(None, "--end", help="Day after the last, YYYY-MM-DD."),
+    as_of: str = typer.Option(
+        None, "--as-of", help="Judge what is overdue as of this day [default: today]."
+    ),
+    scope: list[str] = typer.Option(
+        None, "--scope", help="tax | collector | bank (repeatable) [default: all]."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the gaps; raise no cases."),
+    output: str = typer.Option("table", "--format", help="table | json | csv"),
+) -> None:
+    """Match recorded sales, declared tax and deposits; raise every gap as a case (idempotent)."""
+    from pipeline import reconcile as recon
+
+    if period and (start or end):
+        raise UnusableInputError("give either --period or --start/--end, not both")
+    if period:
+        first, last = recon.month_bounds(period)
+    elif start and end:
+        first, last = _day(start, "start"), _day(end, "end")
+    else:
+        raise UnusableInputError("give --period YYYY-MM, or --start and --end")
+    if output not in ("table", "json", "csv"):
+        raise UnusableInputError(f"--format {output!r} is not one of table, json, csv")
+    # The CLI is an edge: here, and only here, "today" decides what is overdue.
+    judged = _day(as_of, "as-of") or datetime.now(UTC).date()
+    rt = runtime()
+    scopes = tuple(scope) if scope else recon.SCOPES
+    run = recon.find_gaps if dry_run else recon.reconcile
+    result = run(rt.engine, first, last, as_of=judged, config=_config(rt), scopes=scopes)
+    rows = [recon.gap_summary(g) for g in result.gaps]
+    if output == "json":
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+    elif output == "csv":
+        import csv
+        import sys
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["kind"])
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        _table(rows)
+    if output == "table":
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.by_kind().items())) or "none"
+        typer.echo(
+            f"{first} .. {last - timedelta(days=1)} as of {judged}: {result.periods_checked} point-periods, "
+            f"{result.collector_days_checked} collector-days, {result.deposits_checked} bank credits checked; "
+            f"gaps: {kinds}"
+        )
+        if not dry_run:
+            typer.echo(
+                f"cases: {result.cases_created} new, {result.cases_updated} updated, "
+                f"{result.cases_kept} decided left as they are, {result.cases_cleared} cleared"
+            )
+
+
+def _rp(value) -> str:
+    return "" if value is None else f"{value:,}".replace(",", ".")
+
+
+def _table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for column in (
+        "kind",
+        "subject",
+        "from",
+        "to",
+        "recorded",
+        "declared",
+        "deposited",
+        "difference",
+    ):
+        table.add_column(
+            column,
+            justify="right"
+            if column in ("recorded", "declared", "deposited", "difference")
+            else "left",
+        )
+    for row in rows:
+        table.add_row(
+            row["kind"],
+            row["subject"],
+            row["from"],
+            row["to"],
+            _rp(row["recorded_rp"]),
+            _rp(row["declared_rp"]),
+            _rp(row["deposited_rp"]),
+            _rp(row["difference_rp"]),
+        )
+    if rows:
+        Console(width=160).print(table)
+
+
+@app.command("evaluate-recon")
+def evaluate_recon(
+    seeds: int = typer.Option(3, "--seeds", help="How many seeds (7, 8, ...) to simulate."),
+    work: Path = typer.Option(
+        None, "--work", help="Scratch folder [default: $EINCOME_HOME/recon-eval]."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+) -> None:
+    """Plant gaps of every pattern in simulated books, reconcile, report recall and false gaps."""
+    from pipeline.settings import Settings
+    from pipeline.simulate_recon import evaluate_reconciliation
+
+    settings = Settings.from_env()
+    if seeds < 1:
+        raise UnusableInputError(f"--seeds {seeds} must be at least 1")
+    work = work or settings.home / "recon-eval"
+    from pipeline.reconcile import ReconConfig
+
+    config = ReconConfig.from_file(settings.recon_config or None)
+    result = evaluate_reconciliation(work, seeds=tuple(range(7, 7 + seeds)), config=config)
+    if as_json:
+        typer.echo(json.dumps(result, default=str, indent=2))
+        return
+    typer.echo(f"seeds {result['seeds']}")
+    for pattern, recall in result["recall"].items():
+        typer.echo(
+            f"  {pattern:<24} recall {recall:.2f}  "
+            f"({result['found'].get(pattern, 0)}/{result['labelled'][pattern]})"
+        )
+    typer.echo(
+        f"overall recall {result['overall_recall']:.2f}; false gaps {result['false_gaps']} "
+        f"({result['false_gaps_on_clean']} on {result['clean_periods']} clean periods)"
+    )
