@@ -35,9 +35,45 @@ DETECT_LOGICAL_DATE = "2025-11-20T06:00:00+00:00"  # the hour 05:00-06:00 UTC, m
 BACKFILL_CONF = {"start": "2025-11-03", "end": "2025-11-24"}
 
 
-def _setup_eincome(base: Path) -> tuple[dict[str, str], object]:
+API_TOKEN = "tok-from-an-airflow-connection"
+
+
+def _vendor_api(point_id: str):
+    """A tapping-box API on 127.0.0.1 with 12 transactions of one point, in pages of 5, that
+    wants the bearer token the DAG must read from an Airflow connection."""
+    from pytest_httpserver import HTTPServer
+    from werkzeug import Response
+
+    rows = [
+        {
+            "id": f"API-{i:04d}",
+            "point_id": point_id,
+            "occurred_at": f"2025-11-20T0{i % 10}:{i:02d}:00+00:00",
+            "amount": 10_000 + i,
+            "payment_method": "qris",
+            "status": "paid",
+        }
+        for i in range(12)
+    ]
+
+    def handler(request):
+        if request.headers.get("Authorization") != f"Bearer {API_TOKEN}":
+            return Response("unauthorised", status=401)
+        since = int(request.args.get("since", 0))
+        page = rows[since : since + int(request.args["limit"])]
+        body = {"items": page, "next_cursor": str(since + len(page))}
+        return Response(json.dumps(body), content_type="application/json")
+
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.expect_request("/tx").respond_with_handler(handler)
+    server.start()
+    return server
+
+
+def _setup_eincome(base: Path, api_url: str) -> tuple[dict[str, str], object]:
     """A temp eincome home: the simulator's points loaded, its weekly feed files waiting in a
-    landing folder, and sources.yml naming that folder plus one broken source (no such folder)."""
+    landing folder, and sources.yml naming that folder, one broken source (no such folder) and
+    an HTTP API whose token is in an Airflow connection."""
     from pipeline.points import load_registry
     from pipeline.simulate import simulate
     from pipeline.store import connect
@@ -57,6 +93,8 @@ def _setup_eincome(base: Path) -> tuple[dict[str, str], object]:
         "sources:\n"
         "  - {name: kota, kind: landing, path: landing, archive: archive, settle_seconds: 60}\n"
         "  - {name: broken, kind: landing, path: no-such-folder, archive: archive-broken}\n"
+        f"  - {{name: tapbox, kind: http, url: '{api_url}', token_connection: tapbox_api,"
+        " page_size: 5, fields: {txn_id: id}}\n"
     )
     env = {
         "EINCOME_HOME": str(home),
@@ -68,7 +106,7 @@ def _setup_eincome(base: Path) -> tuple[dict[str, str], object]:
 
 
 @pytest.fixture(scope="module")
-def airflow_run(tmp_path_factory):
+def airflow_run(tmp_path_factory, request):
     """Run the whole plan once; returns {step name: result}."""
     if importlib.util.find_spec("airflow") is None:
         service_missing("apache-airflow is not installed (pip install -e '.[airflow]')")
@@ -82,8 +120,12 @@ def airflow_run(tmp_path_factory):
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "PYTHONPATH": str(ROOT),
     }
-    eincome_env, manifest = _setup_eincome(base)
+    server = _vendor_api("PSR-0001")
+    request.addfinalizer(server.stop)
+    eincome_env, manifest = _setup_eincome(base, server.url_for("/tx"))
     env.update(eincome_env)
+    # An Airflow connection given the Airflow way; its password is the token.
+    env["AIRFLOW_CONN_TAPBOX_API"] = json.dumps({"conn_type": "http", "password": API_TOKEN})
     plan = [
         {"step": "migrate"},
         {"step": "integrity"},
@@ -181,15 +223,18 @@ def test_ingest_dag_pulls_every_source_and_a_broken_source_fails_alone(airflow_r
     assert ingest["data_interval"] == ["2025-11-24 00:55:00+00:00", "2025-11-24 01:00:00+00:00"]
     tasks = ingest["tasks"]
     assert tasks["list_sources"] == "success"
-    assert tasks["pull[0]"] == "success"  # kota
+    assert tasks["pull[0]"] == "success"  # kota: the landing folder
     assert tasks["pull[1]"] == "failed"  # broken: a config error fails at once, no retries
+    assert tasks["pull[2]"] == "success"  # tapbox: token read from the Airflow connection
     assert tasks["minute_aggregates"] == "success"  # still runs for the sources that worked
     pulled = ingest["returned"]["pull[0]"]
     assert pulled["batches"] == len(manifest.feeds) == 3
     assert pulled["rows_read"] == manifest.rows
     assert pulled["accepted"] + pulled["quarantined"] + pulled["duplicates"] == manifest.rows
     assert pulled["quarantined"] >= 5  # the simulator's invalid rows
-    assert ingest["counts"]["transactions"] == pulled["accepted"]
+    api = ingest["returned"]["pull[2]"]
+    assert (api["batches"], api["rows_read"], api["accepted"]) == (3, 12, 12)
+    assert ingest["counts"]["transactions"] == pulled["accepted"] + api["accepted"]
     assert ingest["counts"]["minute_aggregates"] > 0
     [(where, error)] = ingest["counts"]["failures"]
     assert where == "eincome_ingest.pull[1]"
