@@ -59,8 +59,10 @@ def record_task_failure(context: dict) -> None:
     try:
         ti = context["ti"]
         where = f"{ti.dag_id}.{ti.task_id}"
-        if getattr(ti, "map_index", -1) is not None and getattr(ti, "map_index", -1) >= 0:
-            where += f"[{ti.map_index}]"
+        map_index = getattr(ti, "map_index", -1)
+        if map_index is not None and map_index >= 0:
+            # The mapped pull's name (map_index_template) tells ops which source it was.
+            where += f"[{getattr(ti, 'rendered_map_index', None) or map_index}]"
         error = context.get("exception")
         text = (
             f"{type(error).__name__}: {error}"

@@ -148,3 +148,26 @@ def test_wrong_table_is_a_clear_error(sqlite_engine, pos_url):
     with pytest.raises(UnusableInputError, match=r"pos-hotel: cannot read salez \(\$POS_URL\)"):
         pull_sql(sqlite_engine, _config(table="salez"), url=pos_url)
     assert get_watermark(sqlite_engine, "sql:pos-hotel") is None
+
+
+def test_unusable_pos_url_names_where_it_came_from_not_the_url(sqlite_engine):
+    with pytest.raises(
+        UnusableInputError, match=r"pos-hotel: the database URL in \$POS_URL cannot be used"
+    ):
+        pull_sql(sqlite_engine, _config(), url="nosuchdb://user:hunter2@host/db")
+    try:
+        pull_sql(sqlite_engine, _config(), url="nosuchdb://user:hunter2@host/db")
+    except UnusableInputError as exc:
+        assert "hunter2" not in str(exc)
+
+
+def test_the_pos_sqlite_file_is_not_switched_to_wal(sqlite_engine, tmp_path):
+    import sqlite3
+
+    pos = tmp_path / "pos.db"
+    with sqlite3.connect(pos) as connection:
+        connection.execute("CREATE TABLE sales (receipt_no TEXT, updated_at TEXT)")
+    with pytest.raises(UnusableInputError):  # no sold_at column: a config problem
+        pull_sql(sqlite_engine, _config(), url=f"sqlite:///{pos}")
+    with sqlite3.connect(pos) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
