@@ -237,7 +237,7 @@ def test_ingest_dag_pulls_every_source_and_a_broken_source_fails_alone(airflow_r
     assert ingest["counts"]["transactions"] == pulled["accepted"] + api["accepted"]
     assert ingest["counts"]["minute_aggregates"] > 0
     [(where, error)] = ingest["counts"]["failures"]
-    assert where == "eincome_ingest.pull[1]"
+    assert where == "eincome_ingest.pull[broken]"  # the source by name, for ops
     assert "landing source broken: folder" in error and "no-such-folder does not exist" in error
     archived = sorted(p.name for p in (airflow_run["_base"] / "eincome" / "archive").rglob("*.csv"))
     assert archived == sorted(f.name for f in manifest.feeds)
