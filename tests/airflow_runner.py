@@ -11,6 +11,7 @@ Each step prints one line ``RESULT <json>`` as soon as it is done.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -25,6 +26,7 @@ def migrate() -> dict:
     return {"ok": True}
 
 
+@functools.cache
 def _dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
