@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import sys
+import time
 import traceback
 from datetime import datetime, timedelta
 
@@ -144,6 +145,7 @@ def backfill_dry_run(dag_id: str, from_date: str, to_date: str) -> dict:
 
 def main(plan: list[dict]) -> None:
     for step in plan:
+        started = time.monotonic()
         try:
             if step["step"] == "migrate":
                 result = migrate()
@@ -155,6 +157,7 @@ def main(plan: list[dict]) -> None:
                 result = run_dag(step["dag_id"], step["logical_date"], step.get("conf"))
         except Exception:  # noqa: BLE001 - reported to the test, which fails with it
             result = {"error": traceback.format_exc()}
+        result["seconds"] = round(time.monotonic() - started, 1)
         print(
             "RESULT " + json.dumps({"name": step.get("name", step["step"]), **result}, default=str),
             flush=True,

@@ -184,6 +184,8 @@ def airflow_run(tmp_path_factory, request):
     if completed.returncode != 0 or "migrate" not in results:
         pytest.fail(f"the Airflow runner failed (exit {completed.returncode}):\n{log}")
     results["_log"] = log
+    # Step timings, shown with `pytest -s` (what the budget goes on).
+    print({name: r.get("seconds") for name, r in results.items() if isinstance(r, dict)})
     results["_base"] = base
     results["_manifest"] = manifest
     return results
