@@ -403,6 +403,9 @@ def _tax_gaps(engine, point_rows, start, end, as_of, config, result) -> list[Gap
     tax_points = {p: r for p, r in point_rows.items() if r["revenue_type"] in TAX_TYPES}
     if not tax_points:
         return []
+    # Tax periods are months: a window starting mid-month (the first day of data, say) still
+    # reconciles the month it starts in.
+    start = start.replace(day=1)
     with engine.connect() as connection:
         returns = {
             (r["point_id"], r["period_start"]): dict(r)

@@ -111,6 +111,14 @@ def test_non_filer_is_declared_below_recorded_after_the_deadline(books):
     assert result.gaps[0].declared is None and "no return" in result.gaps[0].reasons
 
 
+def test_window_starting_mid_month_still_reconciles_that_months_tax(books):
+    # Regression: a window from the first day of data (the 3rd) skipped the whole month.
+    restaurant(books).tax_return("R1", "2026-03", 7_000_000, 700_000)
+    books.bank(DUE, 700_000, point_id="R1", reference="SSPD R1 2026-03")
+    result = find_gaps(books.engine, date(2026, 3, 3), date(2026, 4, 1), as_of=AFTER_DUE)
+    assert kinds(result) == ["declared_below_recorded"]
+
+
 def test_deposit_below_declared(books):
     restaurant(books).tax_return("R1", "2026-03", 10_000_000, 1_000_000)
     books.bank(DUE, 600_000, point_id="R1", reference="SSPD R1 2026-03")
