@@ -230,6 +230,18 @@ def assign(
     return after
 
 
+def add_note(
+    engine: Engine, case_id: int, actor: User, note: str, *, now: datetime | None = None
+) -> None:
+    """Append a note to the case's trail without changing it (a call made, a document found)."""
+    actor.require("cases.decide")
+    text = _note(note, required=True, what="a note")
+    now = now or datetime.now(UTC)
+    with engine.begin() as connection:
+        state = _state(_load(connection, case_id))
+        _append(connection, case_id, actor.username, "note", state, state, text, now)
+
+
 def trail(engine: Engine, case_id: int) -> list[CaseEvent]:
     """The audit trail of one case, oldest first."""
     with engine.connect() as connection:

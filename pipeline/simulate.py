@@ -241,6 +241,7 @@ class Manifest:
     feeds: list[Path]
     start: datetime  # first local midnight, aware
     end: datetime  # exclusive
+    clean_until: datetime  # no leakage before this: the history a detector learns "usual" from
     seed: int
     points: int
     transactions: int  # clean rows written (all statuses), bad rows excluded
@@ -566,8 +567,10 @@ class _Simulation:
             "ticket_shaving": self._ticket_shaving,
             "split_transactions": self._split_transactions,
         }
+        self.kind_days: dict[str, set[int]] = {}
         for _ in range(per_kind):
             for kind, planter in planters.items():
+                self.planting = kind
                 p = self._pick_point(kind)
                 if p is not None:
                     planter(p)
@@ -589,7 +592,8 @@ class _Simulation:
             eligible &= np.isin(
                 pts.types, [TYPES.index(t) for t in ("parking", "market", "restaurant_tax")]
             )
-        free = np.array([len(self.busy_days.get(p, ())) == 0 for p in range(len(pts.ids))])
+        free = np.ones(len(pts.ids), dtype=bool)
+        free[[p for p, days in self.busy_days.items() if days]] = False
         pool = np.flatnonzero(eligible & free)
         if not len(pool):
             pool = np.flatnonzero(eligible)
@@ -599,7 +603,9 @@ class _Simulation:
         return int(self.rng.choice(pool, p=weights / weights.sum()))
 
     def _pick_days(self, p: int, length: int, *, to_end: bool = False) -> int:
-        """First day of a `length`-day window in the scored weeks, clear of holidays and rain."""
+        """First day of a `length`-day window in the scored weeks, clear of holidays and rain,
+        of the point's other events, and (when there is room) not the start day of another event
+        of the same kind: two device-off days at once would look like a regency-wide event."""
         last_start = self.days - length
         first = self.clean_days
         if last_start < first:
@@ -611,7 +617,10 @@ class _Simulation:
             for d in options
             if self.day_ok[d : d + length].all() and not busy.intersection(range(d, d + length))
         ]
-        day = int(self.rng.choice(clean if clean else options))
+        taken = self.kind_days.setdefault(self.planting, set())
+        spread = [d for d in clean if d not in taken]
+        day = int(self.rng.choice(spread or clean or options))
+        taken.add(day)
         self.busy_days.setdefault(p, set()).update(range(day, day + length))
         return day
 
@@ -1022,6 +1031,7 @@ def simulate(
         feeds=feeds,
         start=start_local,
         end=start_local + timedelta(days=days),
+        clean_until=start_local + timedelta(days=sim.clean_days),
         seed=seed,
         points=points,
         transactions=len(writer),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -182,6 +182,33 @@ def _update(engine: Engine, username: str, **values) -> None:
         )
     if result.rowcount == 0:
         raise UnusableInputError(f"user {username!r} does not exist")
+
+
+class LoginThrottle:
+    """Slows password guessing: after ``max_failures`` wrong passwords for one username within
+    ``window``, further attempts for it are refused until the window has passed.
+
+    Kept in memory, per process: a restart forgets it, which is acceptable for a brake on guessing.
+    """
+
+    def __init__(self, *, max_failures: int = 5, window: timedelta = timedelta(minutes=15)):
+        self.max_failures = max_failures
+        self.window = window
+        self._failures: dict[str, list[datetime]] = {}
+
+    def _recent(self, username: str, now: datetime) -> list[datetime]:
+        recent = [t for t in self._failures.get(username, []) if now - t < self.window]
+        self._failures[username] = recent
+        return recent
+
+    def locked(self, username: str, now: datetime) -> bool:
+        return len(self._recent(username.strip().lower(), now)) >= self.max_failures
+
+    def failed(self, username: str, now: datetime) -> None:
+        self._recent(username.strip().lower(), now).append(now)
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(username.strip().lower(), None)
 
 
 DEMO_USERS = (

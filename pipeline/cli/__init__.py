@@ -21,9 +21,12 @@ err_console = Console(stderr=True)
 
 # Command modules register themselves on `app` when imported.
 from pipeline.cli import data_cmds  # noqa: E402,F401
+from pipeline.cli import ingest_cmds  # noqa: E402,F401
 from pipeline.cli import sim_cmds  # noqa: E402,F401
 from pipeline.cli import review_cmds  # noqa: E402,F401
 from pipeline.cli import demo_cmds  # noqa: E402,F401
+from pipeline.cli import detect_cmds  # noqa: E402,F401
+from pipeline.cli import source_cmds  # noqa: E402,F401
 from pipeline.cli import recon_cmds  # noqa: E402,F401
 
 

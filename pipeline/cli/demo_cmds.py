@@ -56,22 +56,28 @@ def demo(
         summary.add_row(label, f"{value:,}" if isinstance(value, int) else str(value))
     console.print(summary)
 
+    shown = run.cases.head(top)
     flagged = Table(
-        title=f"Top {min(top, len(run.cases))} flagged cases (largest estimated shortfall)"
+        title=f"Top {len(shown)} of {len(run.cases)} cases, largest estimated shortfall first"
     )
-    for column in ("case", "point", "from (UTC)", "kind", "severity", "shortfall Rp", "reasons"):
-        flagged.add_column(column, overflow="fold")
-    for case in run.cases.head(top).itertuples():
+    for column in ("case", "point", "from (UTC)", "hours", "kind", "severity", "shortfall Rp"):
+        flagged.add_column(column, no_wrap=True)
+    for case in shown.itertuples():
+        hours = int((case.end_at - case.start_at).total_seconds() // 3600)
         flagged.add_row(
             str(case.case_id),
             case.point_id,
             f"{case.start_at:%Y-%m-%d %H:%M}",
+            str(hours),
             case.kind,
             case.severity,
             f"{int(case.shortfall_rp):,}",
-            case.reasons,
         )
     console.print(flagged)
+    for case in shown.itertuples():
+        console.print(
+            f"[bold]case {case.case_id}[/] {case.point_id}: {case.reasons}", highlight=False
+        )
 
     logins = ", ".join(f"{user}/{password} ({role})" for user, role, password in run.logins)
     console.print(f"review app: http://{host}:{port}/  logins: {logins}")

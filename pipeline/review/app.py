@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -23,7 +24,7 @@ from pipeline.audit import STATUS_LABELS
 from pipeline.errors import UnusableInputError
 from pipeline.points import DEFAULT_TIMEZONE
 from pipeline.settings import Settings
-from pipeline.users import NotAllowed, User, get_user
+from pipeline.users import LoginThrottle, NotAllowed, User, get_user
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "eincome_session"
@@ -179,6 +180,16 @@ def _install_error_pages(app: FastAPI) -> None:
         )
 
 
+@functools.cache
+def _templates() -> Jinja2Templates:
+    # One environment per process: templates compile once, however many apps are made (tests).
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.filters["rp"] = rupiah
+    templates.env.filters["local"] = local_time
+    templates.env.filters["fromjson"] = _from_json
+    return templates
+
+
 def create_app(engine: Engine, settings: Settings) -> FastAPI:
     """The review web app on ``engine`` (the composition root makes and migrates it)."""
     from pipeline.review.routes import router
@@ -186,11 +197,8 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app = FastAPI(title="eincome review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine = engine
     app.state.settings = settings
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.filters["rp"] = rupiah
-    templates.env.filters["local"] = local_time
-    templates.env.filters["fromjson"] = _from_json
-    app.state.templates = templates
+    app.state.templates = _templates()
+    app.state.login_throttle = LoginThrottle()
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, func, select
 
 from pipeline.audit import DECISIONS, STATUS_LABELS, confirmed_leakage_windows
 from pipeline.errors import UnusableInputError
@@ -462,32 +462,28 @@ def dashboard(engine: Engine, *, now: datetime, day: date | None = None) -> dict
     cutoff = min(max(now, day_start), day_end)
     week_start, week_end = day_start - WEEK, day_end - WEEK
     with engine.connect() as connection:
-        rows = connection.execute(
-            select(
-                minute_aggregates.c.minute_start,
-                points.c.revenue_type,
-                points.c.district,
-                func.sum(minute_aggregates.c.gross_paid),
-            )
-            .select_from(
-                minute_aggregates.outerjoin(
-                    points, points.c.point_id == minute_aggregates.c.point_id
+
+        def minutes(begin: datetime, end: datetime):
+            return connection.execute(
+                select(
+                    minute_aggregates.c.minute_start,
+                    points.c.revenue_type,
+                    points.c.district,
+                    func.sum(minute_aggregates.c.gross_paid),
                 )
-            )
-            .where(
-                (
-                    and_(
-                        minute_aggregates.c.minute_start >= day_start,
-                        minute_aggregates.c.minute_start < cutoff,
+                .select_from(
+                    minute_aggregates.outerjoin(
+                        points, points.c.point_id == minute_aggregates.c.point_id
                     )
                 )
-                | and_(
-                    minute_aggregates.c.minute_start >= week_start,
-                    minute_aggregates.c.minute_start < week_end,
+                .where(minute_aggregates.c.minute_start >= begin)
+                .where(minute_aggregates.c.minute_start < end)
+                .group_by(
+                    minute_aggregates.c.minute_start, points.c.revenue_type, points.c.district
                 )
-            )
-            .group_by(minute_aggregates.c.minute_start, points.c.revenue_type, points.c.district)
-        ).all()
+            ).all()
+
+        rows = minutes(day_start, cutoff) + minutes(week_start, week_end)
         open_count, open_rp = connection.execute(
             select(func.count(), func.coalesce(func.sum(cases.c.shortfall_rp), 0)).where(
                 cases.c.status == "open"

@@ -78,8 +78,20 @@ def login(
     password: str = Form(""),
     next: str = Form("/"),
 ):
+    throttle = request.app.state.login_throttle
+    now = datetime.now(UTC)
+    if throttle.locked(username, now):
+        return render(
+            request,
+            "login.html",
+            429,
+            next=_safe_next(next),
+            error="Too many wrong passwords for this user; wait 15 minutes and try again.",
+            username=username,
+        )
     user = users_store.authenticate(_engine(request), username, password)
     if user is None:
+        throttle.failed(username, now)
         return render(
             request,
             "login.html",
@@ -88,6 +100,7 @@ def login(
             error="Wrong username or password.",
             username=username,
         )
+    throttle.succeeded(username)
     # A fresh session on sign-in (new CSRF token too): nothing carried over from before.
     request.session.clear()
     request.session["user"] = user.username
@@ -203,6 +216,15 @@ def case_assign(
 ):
     audit.assign(_engine(request), case_id, user, assignee, note)
     flash(request, f"Case {case_id} assigned to {assignee or 'nobody'}.")
+    return _see_other(f"/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/note")
+def case_note(
+    request: Request, case_id: int, note: str = Form(""), user: User = need("cases.decide")
+):
+    audit.add_note(_engine(request), case_id, user, note)
+    flash(request, f"Note added to case {case_id}.")
     return _see_other(f"/cases/{case_id}")
 
 

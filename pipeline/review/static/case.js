@@ -49,12 +49,12 @@
     scales: { x: { time: true } },
     series: [
       {},
-      { label: "usual q1", stroke: "rgba(120,144,170,0.5)", width: 1, value: function (u, v) { return rp(v); } },
-      { label: "usual q3", stroke: "rgba(120,144,170,0.5)", width: 1, value: function (u, v) { return rp(v); } },
+      { label: "usual q1", stroke: "rgba(11,92,138,0.28)", width: 1, value: function (u, v) { return rp(v); } },
+      { label: "usual q3", stroke: "rgba(11,92,138,0.28)", width: 1, value: function (u, v) { return rp(v); } },
       { label: "usual median", stroke: "#5d6675", width: 1.5, dash: [6, 4], value: function (u, v) { return rp(v); } },
       { label: "revenue", stroke: "#0b5c8a", width: 2, value: function (u, v) { return rp(v); } },
     ],
-    bands: [{ series: [2, 1], fill: "rgba(120,144,170,0.25)" }],
+    bands: [{ series: [2, 1], fill: "rgba(11,92,138,0.13)" }],
     axes: [timeAxis, { size: 60, values: function (u, vals) { return vals.map(short); } }],
     hooks: { drawClear: [shade] },
   });

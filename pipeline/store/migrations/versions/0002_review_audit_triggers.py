@@ -1,7 +1,8 @@
-"""review: audit trail append-only at the database level
+"""review: audit trail append-only at the database level; minute aggregates indexed by time
 
 The review app never edits ``case_events``; these triggers make sure nothing else does either
-(a script, a console session), on SQLite and on PostgreSQL. No table changes.
+(a script, a console session), on SQLite and on PostgreSQL. The live dashboard reads one day of
+minute aggregates across every point, hence an index on ``minute_start`` alone.
 
 Revision ID: 0002_review
 Revises: 0001
@@ -18,6 +19,9 @@ MESSAGE = "case_events is append-only: the audit trail cannot be changed or dele
 
 
 def upgrade() -> None:
+    op.create_index(
+        "ix_minute_aggregates_minute_start", "minute_aggregates", ["minute_start"], unique=False
+    )
     if op.get_bind().dialect.name == "sqlite":
         for action in ("UPDATE", "DELETE"):
             op.execute(
@@ -41,6 +45,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_minute_aggregates_minute_start", table_name="minute_aggregates")
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TRIGGER IF EXISTS case_events_no_update")
         op.execute("DROP TRIGGER IF EXISTS case_events_no_delete")

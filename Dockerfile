@@ -1,0 +1,16 @@
+# The eincome image: Apache Airflow 3 with the eincome package installed, for every Airflow
+# component and the review app in docker-compose.yml.
+#
+# The official image brings what Airflow 3.3 needs for a PostgreSQL metadata DB (psycopg2,
+# asyncpg) and the Celery executor; eincome is installed on top with the project's exact pins.
+# Keep the tag in step with the apache-airflow pin in pyproject.toml (tests/test_compose.py checks).
+FROM apache/airflow:3.3.2-python3.11
+
+ARG AIRFLOW_VERSION=3.3.2
+USER airflow
+WORKDIR /opt/eincome
+COPY --chown=airflow:root pyproject.toml constraints.txt README.md /opt/eincome/src/
+COPY --chown=airflow:root pipeline /opt/eincome/src/pipeline
+# Pinning apache-airflow in the same command keeps pip from moving Airflow itself.
+RUN pip install --no-cache-dir -c /opt/eincome/src/constraints.txt \
+        "apache-airflow==${AIRFLOW_VERSION}" "/opt/eincome/src[postgres,web]"

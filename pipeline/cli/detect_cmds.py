@@ -1,0 +1,290 @@
+"""Detection commands: train, score, backfill, backtest, anomalies, cases, suppress."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from pipeline.cli import app
+from pipeline.cli.common import runtime
+from pipeline.errors import UnusableInputError
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _when(value: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UnusableInputError(f"{option} {value!r} is not an ISO-8601 time") from None
+    if moment.tzinfo is None:
+        raise UnusableInputError(
+            f"{option} {value!r} has no UTC offset (e.g. 2025-11-03T00:00+07:00)"
+        )
+    return moment
+
+
+def _span(engine, start: str | None, end: str | None) -> tuple[datetime, datetime]:
+    from pipeline.features import data_span
+
+    span = data_span(engine)
+    if (start is None or end is None) and span is None:
+        raise UnusableInputError(
+            "no hour aggregates yet: ingest feeds first, or give --start and --end"
+        )
+    return (
+        _when(start, "--start") if start else span[0],
+        _when(end, "--end") if end else span[1],
+    )
+
+
+def _print_frame(frame: pd.DataFrame, fmt: OutputFormat, title: str) -> None:
+    frame = frame.copy()
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert(UTC).map(lambda t: t.isoformat())
+    if fmt is OutputFormat.csv:
+        typer.echo(frame.to_csv(index=False), nl=False)
+    elif fmt is OutputFormat.json:
+        typer.echo(json.dumps(frame.to_dict("records"), default=str, ensure_ascii=False))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, show_lines=False)
+        for column in frame.columns:
+            table.add_column(column, overflow="fold")
+        for row in frame.itertuples(index=False):
+            table.add_row(*("" if pd.isna(v) else str(v) for v in row))
+        Console(width=200).print(table)
+
+
+def _calendar(events: Path | None):
+    from pipeline.calendar import calendar_from_file
+
+    return calendar_from_file(events)
+
+
+EVENTS_HELP = "Regional events CSV (date,name) treated like public holidays."
+
+
+@app.command("train")
+def train(
+    start: str = typer.Option(
+        None, help="Training window start, ISO-8601 with offset (default: first data)."
+    ),
+    end: str = typer.Option(None, help="Training window end, exclusive (default: end of data)."),
+    events: Path = typer.Option(None, help=EVENTS_HELP),
+) -> None:
+    """Train a detector model on a window of history and store it as a new version."""
+    from pipeline.backfill import train_model
+
+    rt = runtime()
+    begin, finish = _span(rt.engine, start, end)
+    version = train_model(rt.engine, rt.models_dir, begin, finish, calendar=_calendar(events))
+    typer.echo(f"model {version} trained on {begin.isoformat()} .. {finish.isoformat()}")
+
+
+@app.command("score")
+def score(
+    start: str = typer.Option(..., help="Range start, ISO-8601 with offset."),
+    end: str = typer.Option(..., help="Range end, exclusive."),
+    model: str = typer.Option(None, help="Model version (default: the newest)."),
+    events: Path = typer.Option(None, help=EVENTS_HELP),
+) -> None:
+    """Score a range with a stored model; replaces that range's flags and open cases."""
+    from pipeline.backfill import score_range
+
+    rt = runtime()
+    result = score_range(
+        rt.engine,
+        rt.models_dir,
+        _when(start, "--start"),
+        _when(end, "--end"),
+        calendar=_calendar(events),
+        model_version=model,
+    )
+    typer.echo(
+        f"model {result.model_version}: {result.hours_scored} point-hours scored, "
+        f"{result.flagged} flagged, {result.suppressed} suppressed, {result.cases_open} open cases"
+    )
+
+
+@app.command("backfill")
+def backfill_cmd(
+    start: str = typer.Option(..., help="Range start, ISO-8601 with offset."),
+    end: str = typer.Option(..., help="Range end, exclusive."),
+    events: Path = typer.Option(None, help=EVENTS_HELP),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Aggregate, train a model where none fits yet, and score a range; resumable, idempotent."""
+    from pipeline.backfill import backfill
+
+    rt = runtime()
+    result = backfill(
+        rt.engine,
+        rt.models_dir,
+        _when(start, "--start"),
+        _when(end, "--end"),
+        progress=progress,
+        calendar=_calendar(events),
+    )
+    typer.echo(
+        f"model {result.model_version}: {result.chunks} chunk(s), {result.chunks_skipped} already done; "
+        f"{result.hours_scored} point-hours scored, {result.flagged} flagged"
+    )
+
+
+@app.command("anomalies")
+def anomalies_cmd(
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
+    start: str = typer.Option(None, help="Only hours from this time."),
+    end: str = typer.Option(None, help="Only hours before this time."),
+) -> None:
+    """Flagged point-hours: point_id, hour_start (UTC ISO), score, severity, reasons, status."""
+    from pipeline.cases import list_anomalies
+
+    frame = list_anomalies(
+        runtime().engine,
+        _when(start, "--start") if start else None,
+        _when(end, "--end") if end else None,
+    )
+    frame["score"] = frame["score"].round(4)
+    columns = ["point_id", "hour_start", "score", "severity", "reasons", "status"]
+    if format is not OutputFormat.table:
+        columns += ["kind", "shortfall_rp", "operators", "case_id", "model_version"]
+    _print_frame(frame[columns], format, "Flagged point-hours")
+
+
+@app.command("cases")
+def cases_cmd(
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
+    status: str = typer.Option(None, help="Only cases with this status (open, confirmed, ...)."),
+) -> None:
+    """Cases: runs of flagged hours of one point, with kind, shortfall, operators and status."""
+    from pipeline.cases import list_cases
+
+    frame = list_cases(runtime().engine, status=status)
+    frame["score"] = frame["score"].round(4)
+    columns = [
+        "case_id",
+        "point_id",
+        "start_at",
+        "end_at",
+        "kind",
+        "severity",
+        "score",
+        "shortfall_rp",
+        "operators",
+        "status",
+        "reasons",
+    ]
+    if format is not OutputFormat.table:
+        columns += ["origin", "model_version", "assignee", "details"]
+    _print_frame(frame[columns], format, "Cases")
+
+
+@app.command("backtest")
+def backtest_cmd(
+    model: str = typer.Option(..., help="Model version to replay."),
+    start: str = typer.Option(..., help="Range start, ISO-8601 with offset."),
+    end: str = typer.Option(..., help="Range end, exclusive."),
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
+    events: Path = typer.Option(None, help=EVENTS_HELP),
+) -> None:
+    """Replay a stored model over a past range and show what it would have flagged (no writes)."""
+    from pipeline.backfill import backtest
+
+    rt = runtime()
+    flags, found = backtest(
+        rt.engine,
+        rt.models_dir,
+        model,
+        _when(start, "--start"),
+        _when(end, "--end"),
+        calendar=_calendar(events),
+    )
+    if format is OutputFormat.table:
+        typer.echo(
+            f"model {model} would have flagged {len(flags)} point-hours in {len(found)} case(s)"
+        )
+    _print_frame(
+        found[
+            [
+                "point_id",
+                "start_at",
+                "end_at",
+                "kind",
+                "severity",
+                "score",
+                "shortfall_rp",
+                "operators",
+                "reasons",
+            ]
+        ],
+        format,
+        f"Backtest of {model}",
+    )
+
+
+suppress_app = typer.Typer(
+    help="Suppression windows: closures, maintenance, known false alarms.", no_args_is_help=True
+)
+app.add_typer(suppress_app, name="suppress")
+
+
+@suppress_app.command("load")
+def suppress_load(
+    file: Path = typer.Argument(..., help="Closures CSV: point_id, starts_at, ends_at, reason."),
+) -> None:
+    """Load announced closures/maintenance windows (loading a file twice adds nothing)."""
+    from pipeline.suppressions import load_closures
+
+    added = load_closures(runtime().engine, file)
+    typer.echo(f"{added} suppression window(s) added from {file}")
+
+
+@suppress_app.command("add")
+def suppress_add(
+    point_id: str = typer.Option(..., "--point", help="Point id."),
+    start: str = typer.Option(..., help="Window start, ISO-8601 with offset."),
+    end: str = typer.Option(..., help="Window end, exclusive."),
+    reason: str = typer.Option(..., help="Why (shown to auditors)."),
+    kind: str = typer.Option(None, help="Only this pattern kind (default: every kind)."),
+    by: str = typer.Option("ops", help="Who adds it."),
+) -> None:
+    """Add one suppression window."""
+    from pipeline.suppressions import add_suppression
+
+    ident = add_suppression(
+        runtime().engine,
+        point_id=point_id,
+        starts_at=_when(start, "--start"),
+        ends_at=_when(end, "--end"),
+        reason=reason,
+        kind=kind,
+        created_by=by,
+    )
+    typer.echo(f"suppression {ident} added for {point_id}")
+
+
+@suppress_app.command("list")
+def suppress_list(
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
+) -> None:
+    """List suppression windows."""
+    from pipeline.suppressions import suppression_windows
+
+    frame = suppression_windows(
+        runtime().engine, datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+    )
+    _print_frame(frame, format, "Suppressions")

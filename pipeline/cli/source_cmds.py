@@ -1,0 +1,69 @@
+"""`eincome pull`: pull the configured sources (landing folders, HTTP APIs, POS tables) once."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import typer
+
+from pipeline.cli import app, err_console
+from pipeline.cli.common import runtime
+
+
+@app.command("pull")
+def pull(
+    source: list[str] = typer.Option(
+        None, "--source", "-s", help="Pull only this source (repeatable). Default: every source."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per batch."),
+) -> None:
+    """Pull new transactions from the sources in $EINCOME_SOURCES (default sources.yml).
+
+    Secrets come from the environment variables the file names (or AIRFLOW_CONN_<ID> for a
+    connection). A failing source is recorded in pipeline_failures and the others still run.
+    """
+    from pipeline.errors import UnusableInputError
+    from pipeline.failures import record_failure
+    from pipeline.sources import env_secrets, find_source, load_sources, pull_source
+    from pipeline.sources.errors import SourceUnavailableError
+
+    rt = runtime()
+    configs = load_sources(rt.settings.sources_file)
+    if source:
+        configs = [find_source(configs, name) for name in source]
+    if not configs:
+        typer.echo(f"no sources configured in {rt.settings.sources_file}")
+        return
+    secrets = env_secrets(os.environ)
+    failed = []
+    for config in configs:
+        try:
+            results = pull_source(rt.engine, config, secrets=secrets)
+        except (UnusableInputError, SourceUnavailableError) as exc:
+            record_failure(rt.engine, f"pull {config.name}", None, str(exc))
+            err_console.print(f"[bold red]{config.name}: failed:[/] {exc}", highlight=False)
+            failed.append(config.name)
+            continue
+        for result in results:
+            counts = {
+                "source": config.name,
+                "batch_id": result.batch_id,
+                "rows_read": result.rows_read,
+                "accepted": result.accepted,
+                "quarantined": result.quarantined,
+                "duplicates": result.duplicates,
+                "status": result.status,
+            }
+            if as_json:
+                typer.echo(json.dumps(counts))
+            else:
+                typer.echo(
+                    f"{config.name}: batch {result.batch_id} read {result.rows_read}, "
+                    f"accepted {result.accepted}, quarantined {result.quarantined}, "
+                    f"duplicates {result.duplicates} ({result.status})"
+                )
+        if not results and not as_json:
+            typer.echo(f"{config.name}: nothing new")
+    if failed:
+        raise typer.Exit(1)

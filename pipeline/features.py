@@ -1,0 +1,993 @@
+"""Point-hour features for leakage detection, relative to each point's own seasonality and peers.
+
+For every point and every hour it should be trading (its registry open hours, in its own timezone)
+or did trade, the features say how far the hour sits from the point's *usual* for that hour of the
+week (robust medians over a baseline window that leaves out holidays, closures and confirmed
+leakage), after taking out what the point's peers (same revenue type, same district when there are
+enough of them) did in the same hour: a holiday or a regency-wide rain dip moves every peer
+together and so cancels out. Every feature is one-sided ("how much worse than usual", in
+noise-scaled units) because only losses matter: a busy day is not leakage.
+
+Hours with no transactions do not exist in ``hour_aggregates``; the full point x hour grid is
+built here so a silent device shows up as an hour with zero sales where sales were usual.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sqlalchemy import Engine, String, and_, case, func, select, type_coerce
+
+from pipeline.calendar import Calendar
+from pipeline.store.schema import cases, hour_aggregates, points, suppressions, transactions
+from pipeline.suppressions import suppression_windows
+
+AGG_COLUMNS = (
+    "txn_count",
+    "gross_paid",
+    "void_count",
+    "void_amount",
+    "refund_count",
+    "refund_amount",
+    "cash_amount",
+    "operators",
+    "max_ticket",
+)
+
+# The model's inputs: each is "how many noise units worse than usual", >= 0.
+FEATURES = (
+    "rev_drop",  # revenue below usual x peers
+    "count_drop",  # fewer transactions than usual x peers
+    "ticket_drop",  # average ticket below usual (counts may be normal)
+    "cash_drop",  # cash share below usual
+    "void_excess",  # void+refund share above usual
+    "op_cash_drop",  # one operator's cash share below that operator's own usual (hour or day)
+    "op_void_excess",  # one operator's void share above that operator's own usual (hour or day)
+    "tiny_excess",  # more tiny tickets than plausible
+    "burst",  # many more transactions than usual while the ticket falls
+    "payer_repeat",  # one payer paying the point again and again
+    "day_drop",  # the day's revenue below usual x peers (slow under-reporting)
+)
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+CAP = 30.0
+SCALE_DEFAULTS = {
+    "s_cnt": 1.5,
+    "s_rev": 2.0,
+    "c_ticket": 0.5,
+    "s_cash": 1.5,
+    "usual_void": 0.02,
+    "history_days": 0,
+    "phi_day": 0.15,
+}
+SLOT_COLUMNS = (
+    "pos",
+    "how",
+    "usual_rev",
+    "usual_cnt",
+    "usual_ticket",
+    "usual_cash",
+    "samples",
+    "cold",
+)
+SHRINK_SALES = 30.0  # pseudo-sales of the point's overall ticket/cash share added to each slot
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Knobs of the feature computation (kept with each model)."""
+
+    baseline_weeks: int = 8
+    min_slot_samples: int = 3  # fewer samples of an hour-of-week: fall back to peers (cold start)
+    min_peers: int = 4  # points needed in type+district to use it as the peer group
+    tiny_fraction: float = 0.25  # a ticket under this share of the point's usual ticket is "tiny"
+    holiday_damping: float = 0.6  # volume evidence is multiplied by this on holidays/events
+    cold_days: int = 14  # fewer days of history: the point is "new" and says so
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+def _utc(values) -> pd.Series:
+    """Times read with type_coerce(…, String): SQLite gives naive UTC strings, PostgreSQL aware datetimes."""
+    return pd.to_datetime(pd.Series(values), utc=True, format="mixed")
+
+
+def _tuples(engine: Engine, query) -> list[tuple]:
+    """Rows as plain tuples: building a frame from SQLAlchemy Row objects is several times slower."""
+    with engine.connect() as connection:
+        return list(map(tuple, connection.execute(query)))
+
+
+def load_points(engine: Engine) -> pd.DataFrame:
+    """The registry as a frame with each point's open local hours and its peer group."""
+    with engine.connect() as connection:
+        rows = [r._asdict() for r in connection.execute(select(points).order_by(points.c.point_id))]
+    frame = pd.DataFrame(rows, columns=[c.name for c in points.columns])
+    frame["timezone"] = frame["timezone"].fillna("Asia/Jakarta").replace("", "Asia/Jakarta")
+    return frame.reset_index(drop=True)
+
+
+def open_hours_matrix(open_hours: pd.Series) -> np.ndarray:
+    """(points x 24) booleans: the local hours [h, h+1) that overlap the point's open hours."""
+    matrix = np.zeros((len(open_hours), 24), dtype=bool)
+    for i, spec in enumerate(open_hours):
+        begin, finish = spec.split("-")
+        start = int(begin[:2]) * 60 + int(begin[3:])
+        end = int(finish[:2]) * 60 + int(finish[3:])
+        if end <= start:  # open past midnight, e.g. 18:00-02:00
+            end += 24 * 60
+        for hour in range(24):
+            for shift in (0, 24 * 60):
+                if hour * 60 + shift < end and (hour + 1) * 60 + shift > start:
+                    matrix[i, hour] = True
+    return matrix
+
+
+def load_hour_aggregates(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """hour_aggregates rows in [start, end)."""
+    columns = [
+        hour_aggregates.c.point_id,
+        type_coerce(hour_aggregates.c.hour_start, String).label("hour_start"),
+    ]
+    columns += [hour_aggregates.c[name] for name in AGG_COLUMNS]
+    query = select(*columns).where(
+        and_(hour_aggregates.c.hour_start >= start, hour_aggregates.c.hour_start < end)
+    )
+    frame = pd.DataFrame(_tuples(engine, query), columns=["point_id", "hour_start", *AGG_COLUMNS])
+    frame["hour_start"] = _utc(frame["hour_start"])
+    return frame
+
+
+def load_transactions(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """The transactions of [start, end), only the columns detection reads."""
+    t = transactions.c
+    query = select(
+        t.point_id,
+        type_coerce(t.occurred_at, String).label("occurred_at"),
+        t.amount,
+        t.payment_method,
+        t.status,
+        t.operator_id,
+        t.payer_ref,
+    ).where(and_(t.occurred_at >= start, t.occurred_at < end))
+    frame = pd.DataFrame(
+        _tuples(engine, query),
+        columns=[
+            "point_id",
+            "occurred_at",
+            "amount",
+            "payment_method",
+            "status",
+            "operator_id",
+            "payer_ref",
+        ],
+    )
+    frame["occurred_at"] = _utc(frame["occurred_at"])
+    frame["amount"] = frame["amount"].astype("int64")
+    return frame
+
+
+def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Each (point, operator)'s cash share and void+refund share over [start, end), in SQL."""
+    t = transactions.c
+    paid = t.status == "paid"
+    query = (
+        select(
+            t.point_id,
+            t.operator_id,
+            func.sum(case((paid, 1), else_=0)).label("paid_n"),
+            func.sum(case((paid, t.amount), else_=0)).label("paid_rp"),
+            func.sum(case((and_(paid, t.payment_method == "cash"), t.amount), else_=0)).label(
+                "cash_rp"
+            ),
+            func.sum(case((paid, 0), else_=1)).label("void_n"),
+        )
+        .where(and_(t.occurred_at >= start, t.occurred_at < end, t.operator_id.is_not(None)))
+        .group_by(t.point_id, t.operator_id)
+    )
+    frame = pd.DataFrame(
+        _tuples(engine, query),
+        columns=["point_id", "operator_id", "paid_n", "paid_rp", "cash_rp", "void_n"],
+    )
+    for column in ("paid_n", "paid_rp", "cash_rp", "void_n"):
+        frame[column] = pd.to_numeric(frame[column]).astype("float64")
+    frame["op_usual_cash"] = frame["cash_rp"] / frame["paid_rp"].where(frame["paid_rp"] > 0)
+    frame["op_usual_void"] = frame["void_n"] / (frame["paid_n"] + frame["void_n"]).where(
+        lambda s: s > 0
+    )
+    return frame[["point_id", "operator_id", "paid_n", "op_usual_cash", "op_usual_void"]]
+
+
+def confirmed_windows(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Confirmed leakage cases overlapping [start, end): kept out of the usual level."""
+    query = select(cases.c.point_id, cases.c.start_at, cases.c.end_at).where(
+        and_(cases.c.status == "confirmed", cases.c.start_at < end, cases.c.end_at > start)
+    )
+    with engine.connect() as connection:
+        rows = [r._asdict() for r in connection.execute(query)]
+    frame = pd.DataFrame(rows, columns=["point_id", "start_at", "end_at"])
+    for column in ("start_at", "end_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def data_span(engine: Engine) -> tuple[datetime, datetime] | None:
+    """First hour and end of the last hour with aggregates, or None when there are none."""
+    with engine.connect() as connection:
+        first, last = connection.execute(
+            select(
+                type_coerce(func.min(hour_aggregates.c.hour_start), String),
+                type_coerce(func.max(hour_aggregates.c.hour_start), String),
+            )
+        ).one()
+    if first is None:
+        return None
+    first, last = _utc([first, last])
+    return first.to_pydatetime(), (last + pd.Timedelta(hours=1)).to_pydatetime()
+
+
+def baseline_window(
+    span: tuple[datetime, datetime] | None, end: datetime, weeks: int
+) -> tuple[datetime, datetime]:
+    """The window the usual level is learnt from: ``weeks`` ending at the UTC midnight at or before
+    ``end`` (so every hourly run of a day shares one baseline, and today never judges itself),
+    moved forward into later data when it would start before the first data, so the early history
+    of a backfill still has a baseline."""
+    length = timedelta(weeks=weeks)
+    end = pd.Timestamp(end).tz_convert("UTC").floor("D").to_pydatetime()
+    begin = end - length
+    if span is not None and begin < span[0]:
+        begin = span[0]
+        end = max(end, min(span[0] + length, span[1]))
+    return begin, end
+
+
+# ----------------------------------------------------------------------------------------------
+# The grid
+
+
+def _floor_hour(moment: datetime) -> pd.Timestamp:
+    return pd.Timestamp(moment).tz_convert("UTC").floor("h")
+
+
+def build_grid(
+    aggregates: pd.DataFrame, pts: pd.DataFrame, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Every point x every UTC hour of [start, end), with aggregates (zero where none), the point's
+    local hour-of-week, local date and whether the registry says it is open."""
+    hours = pd.date_range(_floor_hour(start), _floor_hour(end), freq="h", inclusive="left")
+    n_points, n_hours = len(pts), len(hours)
+    open_matrix = open_hours_matrix(pts["open_hours"])
+    is_open = np.zeros((n_points, n_hours), dtype=bool)
+    how = np.zeros((n_points, n_hours), dtype=np.int16)
+    local_date = np.zeros((n_points, n_hours), dtype="datetime64[D]")
+    for tz, index in pts.groupby("timezone").indices.items():
+        local = hours.tz_convert(tz)
+        local_hour = local.hour.to_numpy()
+        is_open[index] = open_matrix[index][:, local_hour]
+        how[index] = local.dayofweek.to_numpy() * 24 + local_hour
+        local_date[index] = local.tz_localize(None).normalize().to_numpy().astype("datetime64[D]")
+    grid = pd.DataFrame(
+        {
+            "pos": np.repeat(np.arange(n_points, dtype=np.int32), n_hours),
+            "hour_start": np.tile(hours.to_numpy(), n_points),
+            "is_open": is_open.ravel(),
+            "how": how.ravel(),
+            "local_date": local_date.ravel(),
+        }
+    )
+    grid["hour_start"] = (
+        grid["hour_start"].dt.tz_localize("UTC")
+        if grid["hour_start"].dt.tz is None
+        else grid["hour_start"]
+    )
+    values = {name: np.zeros(n_points * n_hours, dtype=np.float64) for name in AGG_COLUMNS}
+    if not aggregates.empty and n_hours:
+        position = pd.Series(np.arange(n_points), index=pts["point_id"])
+        point_pos = aggregates["point_id"].map(position)
+        hour_pos = (aggregates["hour_start"] - hours[0]) // pd.Timedelta(hours=1)
+        keep = point_pos.notna() & (hour_pos >= 0) & (hour_pos < n_hours)
+        flat = (
+            point_pos[keep].astype(np.int64) * n_hours + hour_pos[keep].astype(np.int64)
+        ).to_numpy()
+        for name in AGG_COLUMNS:
+            values[name][flat] = aggregates.loc[keep, name].to_numpy(dtype=np.float64)
+    for name in AGG_COLUMNS:
+        grid[name] = values[name]
+    return grid
+
+
+def _window_mask(
+    grid: pd.DataFrame, pts: pd.DataFrame, windows: pd.DataFrame, begin: str, finish: str
+) -> np.ndarray:
+    """Rows of ``grid`` whose hour overlaps one of ``windows`` (point_id, begin, finish) of their point."""
+    mask = np.zeros(len(grid), dtype=bool)
+    if windows.empty:
+        return mask
+    position = dict(zip(pts["point_id"], range(len(pts)), strict=True))
+    hour_end = grid["hour_start"] + pd.Timedelta(hours=1)
+    for window in windows.itertuples(index=False):
+        pos = position.get(window.point_id)
+        if pos is None:
+            continue
+        mask |= (
+            (grid["pos"].to_numpy() == pos)
+            & (grid["hour_start"] < getattr(window, finish)).to_numpy()
+            & (hour_end > getattr(window, begin)).to_numpy()
+        )
+    return mask
+
+
+# ----------------------------------------------------------------------------------------------
+# Usual levels
+
+
+def binomial_excess(successes, trials, rate) -> np.ndarray:
+    """How surprising ``successes`` out of ``trials`` is at ``rate``, as a one-sided z (>= 0):
+    the binomial upper tail turned into normal units (the normal approximation overstates rare
+    counts such as three voids in twenty sales)."""
+    k = np.asarray(successes, dtype=float)
+    n = np.maximum(np.asarray(trials, dtype=float), k)
+    p = np.clip(np.asarray(rate, dtype=float) * 1.25, 0.01, 0.9)
+    tail = stats.binom.sf(k - 1, n, p)
+    return np.clip(np.nan_to_num(stats.norm.isf(np.clip(tail, 1e-300, 1.0)), nan=0.0), 0, CAP)
+
+
+def _mad_scale(values: pd.Series, by: pd.Series, floor: float) -> pd.Series:
+    """A robust standard deviation per group, floored: the 90th percentile of |value| / 1.645, which
+    unlike the MAD still sees a skewed tail (hourly tickets and cash shares are skewed)."""
+    return (values.abs().groupby(by).quantile(0.9) / 1.645).clip(lower=floor)
+
+
+def slot_usuals(
+    history: pd.DataFrame, pts: pd.DataFrame, config: FeatureConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Usual level per (point, hour-of-week) and per-point noise scales, from baseline rows.
+
+    Slots with fewer than ``min_slot_samples`` samples borrow the median slot of the point's peers
+    scaled to the point's own size (cold start).
+    """
+    rev = history["gross_paid"]
+    cnt = history["txn_count"]
+    work = pd.DataFrame(
+        {
+            "pos": history["pos"],
+            "how": history["how"],
+            "local_date": history["local_date"],
+            "is_open": history["is_open"],
+            "rev": rev,
+            "cnt": cnt,
+            "cash": history["cash_amount"],
+            "ticket": rev / cnt.where(cnt > 0),
+            "cash_share": history["cash_amount"] / rev.where(rev > 0),
+        }
+    )
+    grouped = work.groupby(["pos", "how"])
+    slots = grouped[["rev", "cnt"]].median()
+    slots.columns = ["usual_rev", "usual_cnt"]
+    slots["samples"] = grouped["rev"].size()
+    # Ticket and cash share of a slot: its pooled sums shrunk towards the point's overall figure,
+    # because a median of hourly shares from a handful of sales is mostly noise.
+    sums = grouped[["rev", "cnt", "cash"]].sum()
+    point_sums = work.groupby("pos")[["rev", "cnt", "cash"]].sum()
+    point_ticket = point_sums["rev"] / point_sums["cnt"].where(point_sums["cnt"] > 0)
+    point_cash = point_sums["cash"] / point_sums["rev"].where(point_sums["rev"] > 0)
+    pos_index = sums.index.get_level_values("pos")
+    prior_ticket = point_ticket.reindex(pos_index).to_numpy()
+    prior_cash = point_cash.reindex(pos_index).to_numpy()
+    prior_rev = SHRINK_SALES * prior_ticket
+    slots["usual_ticket"] = (sums["rev"] + SHRINK_SALES * prior_ticket) / (
+        sums["cnt"] + SHRINK_SALES
+    )
+    slots["usual_cash"] = (sums["cash"] + prior_rev * prior_cash) / (sums["rev"] + prior_rev)
+    slots = slots.reset_index()
+    slots["revenue_type"] = pts["revenue_type"].to_numpy()[slots["pos"].to_numpy()]
+
+    # Peer slot (median over established points of the same type) and each point's size vs it.
+    established = slots[slots["samples"] >= config.min_slot_samples]
+    peer_slot = established.groupby(["revenue_type", "how"])[
+        ["usual_rev", "usual_cnt", "usual_cash"]
+    ].median()
+    peer_slot.columns = ["peer_rev", "peer_cnt", "peer_cash"]
+    slots = slots.merge(peer_slot, left_on=["revenue_type", "how"], right_index=True, how="left")
+    work = work.merge(slots[["pos", "how", "peer_rev", "peer_cnt"]], on=["pos", "how"], how="left")
+    size_rev = (
+        (work["rev"] / work["peer_rev"].where(work["peer_rev"] > 0)).groupby(work["pos"]).median()
+    )
+    size_cnt = (
+        (work["cnt"] / work["peer_cnt"].where(work["peer_cnt"] > 0)).groupby(work["pos"]).median()
+    )
+    cold = slots["samples"] < config.min_slot_samples
+    k_rev = slots["pos"].map(size_rev).fillna(1.0)
+    k_cnt = slots["pos"].map(size_cnt).fillna(1.0)
+    slots["cold"] = cold & slots["peer_rev"].notna()
+    slots.loc[slots["cold"], "usual_rev"] = (k_rev * slots["peer_rev"])[slots["cold"]]
+    slots.loc[slots["cold"], "usual_cnt"] = (k_cnt * slots["peer_cnt"])[slots["cold"]]
+    slots.loc[slots["cold"], "usual_ticket"] = (
+        slots["usual_rev"] / slots["usual_cnt"].where(slots["usual_cnt"] > 0)
+    )[slots["cold"]]
+    slots["usual_cash"] = slots["usual_cash"].fillna(slots["peer_cash"])
+
+    # Per-point fallbacks for slots that never traded, and robust noise scales.
+    slots["usual_ticket"] = slots["usual_ticket"].fillna(slots["pos"].map(point_ticket))
+    slots["usual_cash"] = slots["usual_cash"].fillna(slots["pos"].map(point_cash))
+
+    merged = work.merge(
+        slots[["pos", "how", "usual_rev", "usual_cnt", "usual_ticket", "usual_cash"]],
+        on=["pos", "how"],
+    )
+    scales = pd.DataFrame(index=pd.RangeIndex(len(pts), name="pos"))
+    # Residuals on variance-stabilised scales: a Poisson count has 2(sqrt(x) - sqrt(mu)) ~ N(0, 1);
+    # revenue is counted in units of the usual ticket. The robust spread of these residuals over the
+    # baseline is each point's over-dispersion (1 = pure Poisson noise).
+    live = merged[merged["usual_cnt"] >= 1]
+    unit = live["usual_ticket"].clip(lower=1)
+    scales["s_cnt"] = _mad_scale(
+        2 * (np.sqrt(live["cnt"]) - np.sqrt(live["usual_cnt"])), live["pos"], 1.0
+    )
+    scales["s_rev"] = _mad_scale(
+        2 * (np.sqrt(live["rev"] / unit) - np.sqrt(live["usual_rev"] / unit)), live["pos"], 1.0
+    )
+    traded = merged[(merged["cnt"] >= 3) & merged["usual_ticket"].notna()]
+    scales["c_ticket"] = _mad_scale(
+        (traded["ticket"] / traded["usual_ticket"] - 1) * np.sqrt(traded["cnt"]),
+        traded["pos"],
+        0.05,
+    )
+    p = traded["usual_cash"].clip(0.02, 0.98)
+    scales["s_cash"] = _mad_scale(
+        (traded["cash_share"] - traded["usual_cash"]) / np.sqrt(p * (1 - p) / traded["cnt"]),
+        traded["pos"],
+        1.0,
+    )
+    scales = scales.fillna({"s_cnt": 1.5, "s_rev": 2.0, "c_ticket": 0.5, "s_cash": 1.5})
+    void_n = history["void_count"] + history["refund_count"]
+    totals = pd.DataFrame(
+        {"pos": history["pos"], "void_n": void_n, "all_n": history["txn_count"] + void_n}
+    )
+    sums = totals.groupby("pos")[["void_n", "all_n"]].sum()
+    scales["usual_void"] = (sums["void_n"] / sums["all_n"].where(sums["all_n"] > 0)).reindex(
+        scales.index
+    )
+    scales["usual_void"] = scales["usual_void"].fillna(0.02)
+    scales["point_ticket"] = point_ticket.reindex(scales.index)
+    active_days = history.loc[history["txn_count"] > 0].groupby("pos")["local_date"].nunique()
+    scales["history_days"] = active_days.reindex(scales.index).fillna(0).astype(int)
+    # Day-to-day spread of the point's revenue against its usual day.
+    day_rows = merged[merged["is_open"] & (merged["usual_cnt"] > 0)]
+    days = day_rows.groupby(["pos", "local_date"])[["rev", "usual_rev"]].sum().reset_index()
+    days = days[days["usual_rev"] > 0]
+    phi_day = _mad_scale(days["rev"] / days["usual_rev"] - 1, days["pos"], 0.04)
+    scales["phi_day"] = phi_day.reindex(scales.index).fillna(0.15)
+    return slots, scales
+
+
+# ----------------------------------------------------------------------------------------------
+# Peers
+
+
+def _peer_median(
+    frame: pd.DataFrame, values: pd.Series, valid: pd.Series, min_count: int
+) -> pd.Series:
+    """Median of ``values`` over the row's peers in the same hour (district group, else type group,
+    else all points); NaN when too few peers had a usual level."""
+    result = pd.Series(np.nan, index=frame.index)
+    for key in ("peer_group", "revenue_type", None):
+        by = [frame["hour_start"]] if key is None else [frame[key], frame["hour_start"]]
+        masked = values.where(valid)
+        grouped = masked.groupby(by)
+        median = grouped.transform("median")
+        count = grouped.transform("count")
+        result = result.fillna(median.where(count >= min_count))
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Transaction-level signals
+
+
+def _transaction_signals(
+    txns: pd.DataFrame,
+    pts: pd.DataFrame,
+    scales: pd.DataFrame,
+    op_usual: pd.DataFrame,
+    config: FeatureConfig,
+) -> pd.DataFrame:
+    """Per point-hour: tiny tickets, repeated payers, per-operator cash/void evidence, operators."""
+    columns = [
+        "point_id",
+        "hour_start",
+        "tiny_n",
+        "payer_top",
+        "payer_ref_top",
+        "op_cash_z",
+        "op_cash_id",
+        "op_cash_share",
+        "op_cash_usual",
+        "op_void_z",
+        "op_void_id",
+        "op_void_share",
+        "op_void_usual",
+        "operators_active",
+    ]
+    if txns.empty:
+        return pd.DataFrame(columns=columns)
+    txns = txns.copy()
+    txns["hour_start"] = txns["occurred_at"].dt.floor("h")
+    tz_of = dict(zip(pts["point_id"], pts["timezone"], strict=True))
+    txns["tz"] = txns["point_id"].map(tz_of).fillna("Asia/Jakarta")
+    txns["local_date"] = pd.NaT
+    local_dates = pd.Series(np.zeros(len(txns), dtype="datetime64[D]"), index=txns.index)
+    for tz, index in txns.groupby("tz").indices.items():
+        local = (
+            txns["occurred_at"].iloc[index].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+        )
+        local_dates.iloc[index] = local.to_numpy().astype("datetime64[D]")
+    txns["local_date"] = local_dates
+    paid = txns["status"] == "paid"
+    txns["paid"] = paid.astype(np.int64)
+    txns["paid_rp"] = txns["amount"].where(paid, 0)
+    txns["cash_rp"] = txns["amount"].where(paid & (txns["payment_method"] == "cash"), 0)
+    txns["void"] = (~paid).astype(np.int64)
+    ticket_of = dict(
+        zip(pts["point_id"], scales["point_ticket"].reindex(range(len(pts))), strict=True)
+    )
+    s_cash_of = dict(zip(pts["point_id"], scales["s_cash"].reindex(range(len(pts))), strict=True))
+    limit = txns["point_id"].map(ticket_of) * config.tiny_fraction
+    txns["tiny"] = (paid & (txns["amount"] < limit)).astype(np.int64)
+    keys = ["point_id", "hour_start"]
+    out = txns.groupby(keys)["tiny"].sum().rename("tiny_n").to_frame()
+
+    # Repeated payer: the most frequent payer of the hour, and of the day (assigned to the hours it paid).
+    payers = txns[paid & txns["payer_ref"].notna() & (txns["payer_ref"] != "")]
+    if not payers.empty:
+        per_hour = payers.groupby([*keys, "payer_ref"]).size()
+        per_day = payers.groupby(["point_id", "local_date", "payer_ref"]).size().rename("day_n")
+        hour_rows = per_hour.rename("hour_n").reset_index()
+        hour_rows = hour_rows.merge(
+            payers[["point_id", "hour_start", "local_date"]].drop_duplicates(), on=keys, how="left"
+        ).merge(per_day.reset_index(), on=["point_id", "local_date", "payer_ref"], how="left")
+        # Evidence: hour count beyond 2, or day count beyond 3 (a regular may pay twice a day).
+        hour_rows["payer_score"] = np.maximum(
+            (hour_rows["hour_n"] - 2) * 2.0, (hour_rows["day_n"] - 3) * 1.5
+        )
+        top = hour_rows.sort_values("payer_score").groupby(keys).tail(1).set_index(keys)
+        out["payer_top"] = top["payer_score"].clip(lower=0)
+        out["payer_ref_top"] = top["payer_ref"]
+        out["payer_hour_n"] = top["hour_n"]
+        out["payer_day_n"] = top["day_n"]
+
+    # Per operator, hour and day, against that operator's own usual.
+    ops = txns[txns["operator_id"].notna() & (txns["operator_id"] != "")]
+    if not ops.empty:
+        usual = op_usual.set_index(["point_id", "operator_id"])
+        sums = ["paid", "paid_rp", "cash_rp", "void"]
+        hour = ops.groupby([*keys, "operator_id"])[sums].sum().reset_index()
+        day = ops.groupby(["point_id", "local_date", "operator_id"])[sums].sum().reset_index()
+        for frame in (hour, day):
+            joined = usual.reindex(pd.MultiIndex.from_frame(frame[["point_id", "operator_id"]]))
+            p_cash = joined["op_usual_cash"].to_numpy()
+            p_void = joined["op_usual_void"].fillna(0.02).clip(lower=0.01).to_numpy()
+            share = frame["cash_rp"] / frame["paid_rp"].where(frame["paid_rp"] > 0)
+            frame["cash_share"] = share
+            frame["cash_usual"] = p_cash
+            over = frame["point_id"].map(s_cash_of).fillna(1.5).to_numpy()
+            sd_cash = np.sqrt(
+                over**2 * p_cash * (1 - p_cash) / frame["paid"].clip(lower=1) + 0.03**2
+            )
+            frame["cash_z"] = (
+                ((p_cash - share) / sd_cash).where(frame["paid"] >= 5).fillna(0).clip(0, CAP)
+            )
+            total = frame["paid"] + frame["void"]
+            vshare = frame["void"] / total.where(total > 0)
+            frame["void_share"] = vshare
+            frame["void_usual"] = p_void
+            frame["void_z"] = np.where(
+                frame["void"] >= 3, binomial_excess(frame["void"], total, p_void), 0.0
+            )
+        # The day-level evidence of an operator reaches the hours that operator worked that day.
+        hour = hour.merge(
+            ops[["point_id", "hour_start", "operator_id", "local_date"]].drop_duplicates(),
+            on=["point_id", "hour_start", "operator_id"],
+            how="left",
+        ).merge(
+            day[
+                [
+                    "point_id",
+                    "local_date",
+                    "operator_id",
+                    "cash_z",
+                    "void_z",
+                    "cash_share",
+                    "void_share",
+                ]
+            ],
+            on=["point_id", "local_date", "operator_id"],
+            how="left",
+            suffixes=("", "_day"),
+        )
+        use_day_cash = hour["cash_z_day"] > hour["cash_z"]
+        hour["best_cash_z"] = np.where(use_day_cash, hour["cash_z_day"], hour["cash_z"])
+        hour["best_cash_share"] = np.where(use_day_cash, hour["cash_share_day"], hour["cash_share"])
+        use_day_void = hour["void_z_day"] > hour["void_z"]
+        hour["best_void_z"] = np.where(use_day_void, hour["void_z_day"], hour["void_z"])
+        hour["best_void_share"] = np.where(use_day_void, hour["void_share_day"], hour["void_share"])
+        top_cash = hour.sort_values("best_cash_z").groupby(keys).tail(1).set_index(keys)
+        top_void = hour.sort_values("best_void_z").groupby(keys).tail(1).set_index(keys)
+        out["op_cash_z"] = top_cash["best_cash_z"]
+        out["op_cash_id"] = top_cash["operator_id"]
+        out["op_cash_share"] = top_cash["best_cash_share"]
+        out["op_cash_usual"] = top_cash["cash_usual"]
+        out["op_void_z"] = top_void["best_void_z"]
+        out["op_void_id"] = top_void["operator_id"]
+        out["op_void_share"] = top_void["best_void_share"]
+        out["op_void_usual"] = top_void["void_usual"]
+        pairs = ops[[*keys, "operator_id"]].drop_duplicates().sort_values([*keys, "operator_id"])
+        out["operators_active"] = pairs.groupby(keys)["operator_id"].agg(",".join)
+    out = out.reset_index()
+    for column in columns:
+        if column not in out:
+            out[column] = np.nan
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The features
+
+
+def _relative_z(observed, expected, sd_rel):
+    """(observed - expected) / (expected x sd_rel), 0 where nothing was expected."""
+    expected = np.asarray(expected, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (np.asarray(observed, dtype=float) - expected) / (
+            expected * np.asarray(sd_rel, dtype=float)
+        )
+    return np.where(expected > 0, z, 0.0)
+
+
+def compute_features(
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    *,
+    config: FeatureConfig | None = None,
+    calendar: Calendar | None = None,
+    span: tuple[datetime, datetime] | None = None,
+    cache_dir: Path | None = None,
+) -> pd.DataFrame:
+    """Features of every point-hour in [start, end) that was open or traded.
+
+    Columns: point_id, hour_start (UTC), the FEATURES, and the numbers the reasons quote (usual
+    and recorded revenue, counts, ticket, cash share, void share, peer ratio, operators, ...).
+    With ``cache_dir`` the usual levels of a baseline window are kept on disk (numpy .npz, no
+    pickle), keyed by the window and a fingerprint of its data, so the hourly runs of a day read
+    only the last few days of aggregates.
+    """
+    config = config or FeatureConfig()
+    calendar = calendar or Calendar()
+    start_ts, end_ts = _floor_hour(start), _floor_hour(end)
+    if end_ts <= start_ts:
+        return pd.DataFrame(columns=["point_id", "hour_start", *FEATURES])
+    pts = load_points(engine)
+    if pts.empty:
+        return pd.DataFrame(columns=["point_id", "hour_start", *FEATURES])
+    # Peer groups: type + district when it has enough points, else the type regency-wide.
+    district_size = pts.groupby(["revenue_type", "district"])["point_id"].transform("size")
+    pts["peer_group"] = np.where(
+        district_size >= config.min_peers,
+        pts["revenue_type"] + "|" + pts["district"],
+        pts["revenue_type"],
+    )
+    span = span if span is not None else data_span(engine)
+    base_begin, base_end = baseline_window(span, end_ts.to_pydatetime(), config.baseline_weeks)
+    cache_path = (
+        _baseline_path(engine, Path(cache_dir), base_begin, base_end, config) if cache_dir else None
+    )
+    baseline = _read_baseline(cache_path, pts) if cache_path is not None else None
+    # Three days before the range so the day-level rolling window is complete.
+    range_begin = start_ts - pd.Timedelta(days=3)
+    if baseline is None:
+        load_begin = min(_floor_hour(base_begin), range_begin)
+        load_end = max(_floor_hour(base_end), end_ts)
+    else:
+        load_begin, load_end = range_begin, end_ts
+    grid = _context_grid(engine, pts, load_begin, load_end, calendar)
+    if baseline is None:
+        in_base = (grid["hour_start"] >= base_begin) & (grid["hour_start"] < base_end)
+        history = grid[in_base & ~grid["suppressed"] & grid["holiday"].isna()]
+        slots, scales = slot_usuals(history, pts, config)
+        del history
+        if cache_path is not None:
+            _write_baseline(cache_path, pts, slots, scales)
+    else:
+        slots, scales = baseline
+
+    # Rows the features are needed for: the range plus three days before it (for the day horizon).
+    frame = grid[
+        (grid["hour_start"] >= start_ts - pd.Timedelta(days=3)) & (grid["hour_start"] < end_ts)
+    ]
+    frame = frame.merge(
+        slots[
+            [
+                "pos",
+                "how",
+                "usual_rev",
+                "usual_cnt",
+                "usual_ticket",
+                "usual_cash",
+                "samples",
+                "cold",
+            ]
+        ],
+        on=["pos", "how"],
+        how="left",
+    )
+    frame = frame.join(scales, on="pos")
+    frame = frame.fillna(SCALE_DEFAULTS)
+    for column in ("usual_rev", "usual_cnt"):
+        frame[column] = frame[column].fillna(0.0)
+    frame["cold"] = frame["cold"].fillna(False).astype(bool) | (
+        frame["history_days"] < config.cold_days
+    )
+    frame["point_id"] = pts["point_id"].to_numpy()[frame["pos"].to_numpy()]
+    frame["timezone"] = pts["timezone"].to_numpy()[frame["pos"].to_numpy()]
+
+    rev, cnt = frame["gross_paid"], frame["txn_count"]
+    expected_open = frame["is_open"] & (frame["usual_cnt"] > 0)
+    ratio_rev = (rev / frame["usual_rev"]).where(expected_open & (frame["usual_cnt"] >= 2))
+    ratio_cnt = (cnt / frame["usual_cnt"]).where(expected_open & (frame["usual_cnt"] >= 2))
+    valid = ratio_rev.notna()
+    frame["peer_rev"] = _peer_median(frame, ratio_rev, valid, 3).fillna(1.0).clip(0, 2.0)
+    frame["peer_cnt"] = _peer_median(frame, ratio_cnt, valid, 3).fillna(1.0).clip(0, 2.0)
+    frame["expected_rev"] = (frame["usual_rev"] * frame["peer_rev"]).where(expected_open, 0.0)
+    frame["expected_cnt"] = (frame["usual_cnt"] * frame["peer_cnt"]).where(expected_open, 0.0)
+    unit = frame["usual_ticket"].fillna(frame["point_ticket"]).fillna(1.0).clip(lower=1)
+    z_rev = 2 * (np.sqrt(rev / unit) - np.sqrt(frame["expected_rev"] / unit)) / frame["s_rev"]
+    z_cnt = 2 * (np.sqrt(cnt) - np.sqrt(frame["expected_cnt"])) / frame["s_cnt"]
+    damp = np.where(frame["holiday"].notna(), config.holiday_damping, 1.0)
+    frame["rev_drop"] = np.clip(-z_rev, 0, CAP) * damp
+    frame["count_drop"] = np.clip(-z_cnt, 0, CAP) * damp
+
+    # Average ticket, relative to usual and to peers' ticket movement.
+    ticket = rev / cnt.where(cnt > 0)
+    ratio_ticket = ticket / frame["usual_ticket"]
+    frame["ticket"] = ticket
+    frame["peer_ticket"] = _peer_median(
+        frame, ratio_ticket, ratio_ticket.notna() & (cnt >= 3), 3
+    ).fillna(1.0)
+    sd_ticket = np.sqrt(frame["c_ticket"] ** 2 / cnt.clip(lower=1) + 0.03**2)
+    z_ticket = (ratio_ticket / frame["peer_ticket"] - 1) / sd_ticket
+    frame["ticket_drop"] = np.clip(-z_ticket.where(cnt >= 3), 0, CAP).fillna(0) * damp
+    frame["burst"] = np.minimum(np.clip(z_cnt, 0, CAP), frame["ticket_drop"] / damp)
+
+    # Cash share, against usual and peers' movement, in units of (over-dispersed) binomial noise.
+    cash_share = frame["cash_amount"] / rev.where(rev > 0)
+    frame["cash_share"] = cash_share
+    diff_cash = cash_share - frame["usual_cash"]
+    frame["peer_cash"] = _peer_median(frame, diff_cash, diff_cash.notna() & (cnt >= 3), 3).fillna(
+        0.0
+    )
+    p = frame["usual_cash"].clip(0.02, 0.98)
+    sd_cash = np.sqrt((frame["s_cash"] ** 2) * p * (1 - p) / cnt.clip(lower=1) + 0.02**2)
+    z_cash = (diff_cash - frame["peer_cash"]) / sd_cash
+    frame["cash_drop"] = np.clip(-z_cash.where(cnt >= 3), 0, CAP).fillna(0)
+
+    # Voids and refunds.
+    void_n = frame["void_count"] + frame["refund_count"]
+    all_n = cnt + void_n
+    frame["void_share"] = void_n / all_n.where(all_n > 0)
+    frame["void_excess"] = np.where(
+        void_n >= 3, binomial_excess(void_n, all_n, frame["usual_void"]), 0.0
+    )
+
+    # Day horizon: the local day's revenue so far vs usual x peers, and the last three days.
+    frame = _day_features(frame, scales["phi_day"])
+    frame["day_drop"] = frame["day_drop"] * damp
+
+    # Transaction-level signals for the range only.
+    scored = frame[(frame["hour_start"] >= start_ts) & (frame["is_open"] | (all_n > 0))].copy()
+    op_usual = operator_usuals(engine, base_begin, base_end)
+    parts = []
+    # A week of transactions at a time bounds memory on long ranges; each slice also reads the
+    # day before it so day-level operator and payer signals see whole local days.
+    for a, b in _slices(start_ts, end_ts, pd.Timedelta(days=7)):
+        txns = load_transactions(
+            engine, (a - pd.Timedelta(days=1)).to_pydatetime(), b.to_pydatetime()
+        )
+        part = _transaction_signals(txns, pts, scales, op_usual, config)
+        parts.append(
+            part[(part["hour_start"] >= a) & (part["hour_start"] < b)] if not part.empty else part
+        )
+    signals = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else _transaction_signals(pd.DataFrame(), pts, scales, op_usual, config)
+    )
+    scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
+    tiny = scored["tiny_n"].fillna(0)
+    expected_tiny = 0.05 * scored["txn_count"] + 1
+    scored["tiny_excess"] = np.clip((tiny - expected_tiny) / np.sqrt(expected_tiny), 0, CAP)
+    scored["payer_repeat"] = scored["payer_top"].fillna(0).astype(float).clip(0, CAP)
+    scored["op_cash_drop"] = scored["op_cash_z"].fillna(0).astype(float)
+    scored["op_void_excess"] = scored["op_void_z"].fillna(0).astype(float)
+    for name in FEATURES:
+        scored[name] = scored[name].astype(float).fillna(0.0)
+    scored["local_time"] = _local_labels(scored)
+    scored = (
+        scored.drop(columns=["pos"]).sort_values(["point_id", "hour_start"]).reset_index(drop=True)
+    )
+    return scored
+
+
+def _slices(begin: pd.Timestamp, end: pd.Timestamp, size: pd.Timedelta):
+    cursor = begin
+    while cursor < end:
+        yield cursor, min(cursor + size, end)
+        cursor += size
+
+
+def _context_grid(
+    engine: Engine, pts: pd.DataFrame, begin: pd.Timestamp, end: pd.Timestamp, calendar: Calendar
+) -> pd.DataFrame:
+    """The grid over [begin, end) with peer groups, special days and suppressed/confirmed hours."""
+    aggregates = load_hour_aggregates(engine, begin.to_pydatetime(), end.to_pydatetime())
+    grid = build_grid(aggregates, pts, begin, end)
+    del aggregates
+    grid["revenue_type"] = pts["revenue_type"].to_numpy()[grid["pos"].to_numpy()]
+    grid["peer_group"] = pts["peer_group"].to_numpy()[grid["pos"].to_numpy()]
+    special = calendar.special_days(range(begin.year - 1, end.year + 2))
+    if special:
+        names = pd.Series(list(special.values()), index=pd.to_datetime(list(special.keys())))
+        names.index = names.index.to_numpy().astype("datetime64[D]")
+        grid["holiday"] = grid["local_date"].map(names)
+    else:
+        grid["holiday"] = np.nan
+    # Closures/maintenance (kind-less suppressions) and confirmed leakage are not "usual".
+    suppressed = suppression_windows(engine, begin.to_pydatetime(), end.to_pydatetime())
+    suppressed = suppressed[suppressed["kind"].isna()]
+    excluded = _window_mask(grid, pts, suppressed, "starts_at", "ends_at")
+    confirmed = confirmed_windows(engine, begin.to_pydatetime(), end.to_pydatetime())
+    grid["suppressed"] = excluded | _window_mask(grid, pts, confirmed, "start_at", "end_at")
+    return grid
+
+
+def _baseline_path(
+    engine: Engine, cache_dir: Path, begin: datetime, end: datetime, config: FeatureConfig
+) -> Path:
+    """Cache file of one baseline window; its name changes when the window's data changes."""
+    h = hour_aggregates.c
+    with engine.connect() as connection:
+        # A count is answered from the hour_start index alone; summing amounts would read every
+        # row of eight weeks, which is what the cache is there to avoid.
+        count = connection.execute(
+            select(func.count())
+            .select_from(hour_aggregates)
+            .where(and_(h.hour_start >= begin, h.hour_start < end))
+        ).scalar_one()
+        windows = connection.execute(
+            select(func.count()).select_from(suppressions).where(suppressions.c.kind.is_(None))
+        ).scalar_one()
+        confirmed = connection.execute(
+            select(func.count()).select_from(cases).where(cases.c.status == "confirmed")
+        ).scalar_one()
+        registry = connection.execute(
+            select(func.count(), type_coerce(func.max(points.c.updated_at), String))
+        ).one()
+    key = json.dumps(
+        [
+            begin.isoformat(),
+            end.isoformat(),
+            int(count),
+            windows,
+            confirmed,
+            list(registry),
+            sorted(asdict(config).items()),
+        ],
+        default=str,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir / f"baseline-{begin:%Y%m%dT%H}-{end:%Y%m%dT%H}-{digest}.npz"
+
+
+def _write_baseline(
+    path: Path, pts: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFrame
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ids = pts["point_id"].to_numpy().astype(str)
+    arrays = {f"slot_{c}": slots[c].to_numpy() for c in SLOT_COLUMNS}
+    arrays["slot_point_id"] = ids[slots["pos"].to_numpy()]
+    arrays.update({f"scale_{c}": scales[c].to_numpy() for c in scales.columns})
+    arrays["scale_point_id"] = ids[scales.index.to_numpy()]
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _read_baseline(path: Path, pts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        position = pd.Series(np.arange(len(pts)), index=pts["point_id"].to_numpy())
+        slots = pd.DataFrame({c: data[f"slot_{c}"] for c in SLOT_COLUMNS if c != "pos"})
+        slots["pos"] = position.reindex(data["slot_point_id"]).to_numpy()
+        scale_names = [
+            k[len("scale_") :]
+            for k in data.files
+            if k.startswith("scale_") and k != "scale_point_id"
+        ]
+        scales = pd.DataFrame({c: data[f"scale_{c}"] for c in scale_names})
+        scales["pos"] = position.reindex(data["scale_point_id"]).to_numpy()
+    slots = slots.dropna(subset=["pos"]).astype({"pos": np.int64})
+    scales = scales.dropna(subset=["pos"]).astype({"pos": np.int64}).set_index("pos")
+    return slots, scales.reindex(pd.RangeIndex(len(pts), name="pos"))
+
+
+def _day_features(frame: pd.DataFrame, phi_day: pd.Series) -> pd.DataFrame:
+    """Adds day_rev, day_usual, day_ratio, day_peer and day_drop (one-sided z) to each row."""
+    expected = frame["is_open"] & (frame["usual_cnt"] > 0)
+    day = (
+        pd.DataFrame(
+            {
+                "pos": frame["pos"],
+                "local_date": frame["local_date"],
+                "rev": frame["gross_paid"].where(expected, 0),
+                "usual": frame["usual_rev"].where(expected, 0),
+                "usual_cnt": frame["usual_cnt"].where(expected, 0),
+                "peer_group": frame["peer_group"],
+                "revenue_type": frame["revenue_type"],
+            }
+        )
+        .groupby(["pos", "local_date", "peer_group", "revenue_type"], as_index=False)[
+            ["rev", "usual", "usual_cnt"]
+        ]
+        .sum()
+        .sort_values(["pos", "local_date"])
+    )
+    roll = (
+        day.groupby("pos")[["rev", "usual", "usual_cnt"]]
+        .rolling(3, min_periods=1)
+        .sum()
+        .reset_index(level=0, drop=True)
+    )
+    day[["rev3", "usual3", "usual_cnt3"]] = roll.to_numpy()
+    day["ratio1"] = (day["rev"] / day["usual"]).where(day["usual"] > 0)
+    day["ratio3"] = (day["rev3"] / day["usual3"]).where(day["usual3"] > 0)
+    day["hour_start"] = day["local_date"]  # peers compared on the same local date
+    for horizon in ("1", "3"):
+        day[f"peer{horizon}"] = _peer_median(
+            day, day[f"ratio{horizon}"], day[f"ratio{horizon}"].notna(), 3
+        ).fillna(1.0)
+    day["phi_day"] = day["pos"].map(phi_day).fillna(0.15)
+    sd1 = np.sqrt(day["phi_day"] ** 2 + 1.5 / day["usual_cnt"].clip(lower=1))
+    sd3 = np.sqrt(day["phi_day"] ** 2 / 3 + 1.5 / day["usual_cnt3"].clip(lower=1))
+    z1 = ((day["ratio1"] / day["peer1"].clip(lower=0.05) - 1) / sd1).fillna(0)
+    z3 = ((day["ratio3"] / day["peer3"].clip(lower=0.05) - 1) / sd3).fillna(0)
+    # The three-day view only counts while the day itself is down, so a flag does not outlive the drop.
+    day["day_drop"] = np.clip(np.maximum(-z1, np.where(-z1 > 1.0, -z3, 0.0)), 0, CAP)
+    day = day.rename(
+        columns={"rev": "day_rev", "usual": "day_usual", "ratio1": "day_ratio", "peer1": "day_peer"}
+    )
+    keep = ["pos", "local_date", "day_rev", "day_usual", "day_ratio", "day_peer", "day_drop"]
+    frame = frame.merge(day[keep], on=["pos", "local_date"], how="left")
+    frame["day_drop"] = frame["day_drop"].where(expected, 0).fillna(0)
+    return frame
+
+
+def _local_labels(frame: pd.DataFrame) -> pd.Series:
+    """ "Tue 10:00" in the point's own timezone."""
+    labels = pd.Series("", index=frame.index, dtype="object")
+    for tz, index in frame.groupby("timezone").indices.items():
+        local = frame["hour_start"].iloc[index].dt.tz_convert(tz)
+        labels.iloc[index] = [
+            f"{WEEKDAYS[d]} {h:02d}:00"
+            for d, h in zip(local.dt.dayofweek, local.dt.hour, strict=True)
+        ]
+    return labels
