@@ -11,7 +11,7 @@ from recon_books import Books
 from sqlalchemy import select
 
 from pipeline.errors import UnusableInputError
-from pipeline.recon_feeds import EXPECTATIONS_DIR, FEEDS, ingest_feed, parse_rupiah
+from pipeline.recon_feeds import FEEDS, ingest_feed, parse_rupiah
 from pipeline.store.schema import (
     bank_deposits,
     collector_deposits,
@@ -19,6 +19,7 @@ from pipeline.store.schema import (
     quarantine,
     tax_returns,
 )
+from pipeline.validate import suite_path
 
 
 def _rows(engine, table):
@@ -41,7 +42,7 @@ def _quarantine(engine, batch_id):
 
 def test_every_suite_the_pipeline_names_is_checked_in():
     for spec in FEEDS.values():
-        suite = json.loads((EXPECTATIONS_DIR / spec.suite).read_text())
+        suite = json.loads(suite_path(spec.suite).read_text())
         assert suite["expectations"], spec.suite
         for expectation in suite["expectations"]:
             assert expectation["meta"]["reason"], expectation
