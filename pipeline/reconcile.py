@@ -572,6 +572,16 @@ def _tax_gaps(engine, point_rows, start, end, as_of, config, result) -> list[Gap
 # --- Levy collectors -----------------------------------------------------------------------------
 
 
+def _utc_hour(dialect: str):
+    """The transaction's UTC hour, computed in the database: summing by hour first keeps a
+    month of levy cash to a few thousand rows. Local days are whole UTC hours in Indonesia's
+    zones (UTC+7/+8/+9), so no sale is put on the wrong day."""
+    if dialect == "postgresql":
+        return func.date_trunc("hour", func.timezone("UTC", transactions.c.occurred_at))
+    # SQLite keeps UTCDateTime as naive UTC text "YYYY-MM-DD HH:MM:SS[.ffffff]".
+    return func.strftime("%Y-%m-%d %H:00:00", transactions.c.occurred_at)
+
+
 def _collector_cash(engine, levy_points, first: date, end: date) -> dict:
     """collector -> day -> {"cash": rupiah, "points": {point: rupiah}} from cash transactions."""
     cash: dict[str, dict[date, dict]] = defaultdict(dict)
@@ -579,26 +589,34 @@ def _collector_cash(engine, levy_points, first: date, end: date) -> dict:
     for point_id, row in levy_points.items():
         by_tz[row["timezone"] or DEFAULT_TZ].append(point_id)
     with engine.connect() as connection:
+        hour = _utc_hour(connection.dialect.name).label("hour")
         for tz, point_ids in by_tz.items():
             zone = ZoneInfo(tz)
-            query = select(
-                transactions.c.point_id,
-                transactions.c.operator_id,
-                transactions.c.occurred_at,
-                transactions.c.amount,
-                transactions.c.status,
-            ).where(
-                transactions.c.point_id.in_(point_ids),
-                transactions.c.payment_method == "cash",
-                transactions.c.status.in_(("paid", "refund")),
-                transactions.c.operator_id.is_not(None),
-                transactions.c.occurred_at >= _utc(first, tz),
-                transactions.c.occurred_at < _utc(end, tz),
+            query = (
+                select(
+                    transactions.c.point_id,
+                    transactions.c.operator_id,
+                    transactions.c.status,
+                    hour,
+                    func.sum(transactions.c.amount),
+                )
+                .where(
+                    transactions.c.point_id.in_(point_ids),
+                    transactions.c.payment_method == "cash",
+                    transactions.c.status.in_(("paid", "refund")),
+                    transactions.c.operator_id.is_not(None),
+                    transactions.c.occurred_at >= _utc(first, tz),
+                    transactions.c.occurred_at < _utc(end, tz),
+                )
+                .group_by(
+                    transactions.c.point_id, transactions.c.operator_id, transactions.c.status, hour
+                )
             )
-            for point_id, operator_id, occurred_at, amount, status in connection.execute(query):
-                day = occurred_at.astimezone(zone).date()
+            for point_id, operator_id, status, at, amount in connection.execute(query):
+                at = datetime.fromisoformat(at) if isinstance(at, str) else at
+                day = at.replace(tzinfo=UTC).astimezone(zone).date()
                 entry = cash[operator_id].setdefault(day, {"cash": 0, "points": defaultdict(int)})
-                signed = amount if status == "paid" else -amount
+                signed = int(amount) if status == "paid" else -int(amount)
                 entry["cash"] += signed
                 entry["points"][point_id] += signed
     return cash

@@ -374,12 +374,11 @@ def test_empty_window_is_refused(books):
         find_gaps(books.engine, date(2026, 3, 2), date(2026, 3, 2), as_of=AFTER_DUE)
 
 
-def test_counts_cases_with_sql_count(engine):
-    # The review queue counts cases with SQL; reconciliation cases must be ordinary rows to it.
-    books = Books(engine)
+def test_cases_are_ordinary_rows_to_the_review_queue(books):
+    # The review queue counts and filters cases with SQL; reconciliation cases must be plain rows.
     restaurant(books).tax_return("R1", "2026-03", 7_000_000, 700_000)
-    reconcile(engine, *MARCH, as_of=AFTER_DUE)
-    with engine.connect() as connection:
+    reconcile(books.engine, *MARCH, as_of=AFTER_DUE)
+    with books.engine.connect() as connection:
         count = connection.execute(
             select(func.count()).select_from(cases).where(cases.c.origin == "reconciliation")
         ).scalar()
