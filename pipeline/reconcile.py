@@ -679,11 +679,11 @@ def _collector_gap(
         shortfall_rp=max(0, shortfall),
         reasons=reasons,
         refs={
-            "collector_deposits": [
-                {"collector_id": collector_id, "day": d.isoformat()}
-                for d in per_day
-                if d in days_handed
-            ],
+            # collector_deposits rows are keyed by collector and day.
+            "collector_deposits": {
+                "collector_id": collector_id,
+                "days": [d.isoformat() for d in sorted(per_day) if d in days_handed],
+            },
             "transactions": {
                 "operator_id": collector_id,
                 "point_ids": sorted(point_ids),
@@ -949,17 +949,19 @@ def _case_row(gap: Gap, now: datetime) -> dict:
     )
     if gap.kind in ("deposit_below_declared", "no_deposit") and gap.declared is not None:
         base = (gap.refs.get("figures") or {}).get("tax_due_declared")
+    # Key order is display order (the case page lists details as they come): the three
+    # numbers side by side and the difference first, references last.
     details = {
-        "subject": gap.subject,
-        "collector_id": gap.collector_id,
-        "period": {
-            "from": gap.start_day.isoformat(),
-            "to": (gap.end_day - timedelta(days=1)).isoformat(),
-        },
         "recorded_rp": gap.recorded,
         "declared_rp": gap.declared,
         "deposited_rp": gap.deposited,
         "difference_rp": gap.difference_rp,
+        "period": {
+            "from": gap.start_day.isoformat(),
+            "to": (gap.end_day - timedelta(days=1)).isoformat(),
+        },
+        "subject": gap.subject,
+        "collector_id": gap.collector_id,
         "refs": gap.refs,
     }
     if gap.days:
@@ -976,12 +978,13 @@ def _case_row(gap: Gap, now: datetime) -> dict:
         "shortfall_rp": gap.shortfall_rp,
         "operators": gap.collector_id,
         "model_version": None,
-        "details": json.dumps(details, ensure_ascii=False, sort_keys=True),
+        "details": json.dumps(details, ensure_ascii=False),
         "updated_at": now,
     }
 
 
 def _combine(gap: Gap, days: dict, start_day: date, end_day: date, deposit_refs: list) -> Gap:
+    # deposit_refs: the other side's collector_deposits days (YYYY-MM-DD), united with gap's.
     """A collector gap over the union of days: sums, difference and reasons redone from the days."""
     merged = replace(gap, start_day=start_day, end_day=end_day, days=days)
     recorded = sum(v.get("recorded", 0) for v in days.values())
@@ -1007,12 +1010,13 @@ def _combine(gap: Gap, days: dict, start_day: date, end_day: date, deposit_refs:
                 f"{_rp(min(taken))}..{_rp(max(taken))}"
             )
     merged.recorded, merged.deposited = recorded, deposited
-    unique = {
-        json.dumps(r, sort_keys=True) for r in deposit_refs + gap.refs.get("collector_deposits", [])
-    }
+    own = gap.refs.get("collector_deposits") or {}
     merged.refs = {
         **gap.refs,
-        "collector_deposits": [json.loads(r) for r in sorted(unique)],
+        "collector_deposits": {
+            "collector_id": own.get("collector_id", gap.collector_id),
+            "days": sorted(set(own.get("days", [])) | set(deposit_refs)),
+        },
         "transactions": {
             **gap.refs["transactions"],
             "from": _utc(start_day, gap.tz).isoformat(),
@@ -1038,7 +1042,7 @@ def _merge(existing: dict | None, gap: Gap, row: dict) -> dict:
         {**old.get("days", {}), **gap.days},
         start_day,
         end_day,
-        old.get("refs", {}).get("collector_deposits", []),
+        (old.get("refs", {}).get("collector_deposits") or {}).get("days", []),
     )
     return _case_row(merged, row["updated_at"])
 
@@ -1058,7 +1062,7 @@ def merge_runs(gaps: list[Gap]) -> list[Gap]:
                     {**current.days, **gap.days},
                     current.start_day,
                     max(current.end_day, gap.end_day),
-                    current.refs.get("collector_deposits", []),
+                    (current.refs.get("collector_deposits") or {}).get("days", []),
                 )
             else:
                 out.append(current)
@@ -1194,7 +1198,7 @@ def _gap_from(case: dict, like: Gap) -> Gap:
         days=details.get("days", {}),
         refs={
             **like.refs,
-            "collector_deposits": details.get("refs", {}).get("collector_deposits", []),
+            "collector_deposits": details.get("refs", {}).get("collector_deposits") or {},
         },
     )
 

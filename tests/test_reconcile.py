@@ -383,3 +383,19 @@ def test_cases_are_ordinary_rows_to_the_review_queue(books):
             select(func.count()).select_from(cases).where(cases.c.origin == "reconciliation")
         ).scalar()
     assert count == 2
+
+
+def test_a_gap_day_bridging_two_open_collector_cases_joins_them(books):
+    parking(books)
+    for day in range(2, 7):
+        books.sales("K1", date(2026, 3, day), 500_000, operator="C1", method="cash")
+        books.handed_in("C1", date(2026, 3, day), 200_000)
+    reconcile(books.engine, date(2026, 3, 2), date(2026, 3, 4), as_of=AFTER_DUE)
+    reconcile(books.engine, date(2026, 3, 5), date(2026, 3, 7), as_of=AFTER_DUE)
+    assert len(_cases(books.engine)) == 2
+    reconcile(books.engine, date(2026, 3, 4), date(2026, 3, 5), as_of=AFTER_DUE)
+    (case,) = _cases(books.engine)
+    details = json.loads(case["details"])
+    assert sorted(details["days"]) == [f"2026-03-0{d}" for d in range(2, 7)]
+    assert details["refs"]["collector_deposits"]["days"] == sorted(details["days"])
+    assert case["shortfall_rp"] == 5 * 300_000
