@@ -143,7 +143,11 @@ class ReconConfig:
             default = getattr(cls(), name)
             try:
                 if isinstance(default, dict):
-                    checked[name] = {str(k): float(v) for k, v in dict(value).items()}
+                    # A file naming one revenue type's rate keeps the defaults for the others.
+                    checked[name] = {
+                        **default,
+                        **{str(k): float(v) for k, v in dict(value).items()},
+                    }
                 elif isinstance(default, bool):
                     checked[name] = (
                         value

@@ -369,6 +369,18 @@ def test_config_rejects_unknown_option_and_bad_value():
     assert ReconConfig.from_mapping({"rounding_rp": "5000"}).rounding_rp == 5000
 
 
+def test_config_file_overrides_only_what_it_names(tmp_path):
+    path = tmp_path / "recon.yml"
+    path.write_text("tax_rates:\n  entertainment_tax: 0.25\nallowed_days_late: 2\n")
+    config = ReconConfig.from_file(path)
+    assert config.rate_for("E1", "entertainment_tax") == 0.25
+    assert config.rate_for("R1", "restaurant_tax") == 0.10
+    assert config.allowed_days_late == 2 and config.rounding_rp == 1_000
+    assert ReconConfig.from_file(None) == ReconConfig()
+    with pytest.raises(UnusableInputError, match="cannot open"):
+        ReconConfig.from_file(tmp_path / "missing.yml")
+
+
 def test_empty_window_is_refused(books):
     with pytest.raises(UnusableInputError, match="empty"):
         find_gaps(books.engine, date(2026, 3, 2), date(2026, 3, 2), as_of=AFTER_DUE)

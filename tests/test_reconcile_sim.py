@@ -96,6 +96,9 @@ def test_cli_ingest_reconcile_and_print_gaps(books, tmp_path):
     )
     table = runner.invoke(app, ["reconcile", "--period", month, "--as-of", "2026-12-31"], env=env)
     assert "cases: 0 new, 0 updated" in table.output
+    as_csv = runner.invoke(app, [*args[:-1], "csv", "--dry-run"], env=env)
+    assert as_csv.output.splitlines()[0].startswith("kind,subject,point_id,from,to,recorded_rp")
+    assert len(as_csv.output.splitlines()) == len(gaps) + 1
     bad = runner.invoke(app, ["reconcile", "--period", "March"], env=env)
     assert isinstance(bad.exception, UnusableInputError) and "YYYY-MM" in str(bad.exception)
     shown = runner.invoke(app, ["recon", "config"], env=env)
