@@ -95,6 +95,7 @@ class ReconConfig:
     collector_due_days: int = 1
     allowed_days_late: int = 1
     public_holidays: bool = True
+    closed_days: tuple = ()  # "YYYY-MM-DD" strings
     flat_window_days: int = 14
     flat_min_days: int = 7
     flat_max_spread: float = 0.02
@@ -142,7 +143,11 @@ class ReconConfig:
         for name, value in values.items():
             default = getattr(cls(), name)
             try:
-                if isinstance(default, dict):
+                if isinstance(default, tuple):
+                    checked[name] = tuple(
+                        parse_iso_day(str(v), f"{where}: {name}").isoformat() for v in value
+                    )
+                elif isinstance(default, dict):
                     # A file naming one revenue type's rate keeps the defaults for the others.
                     checked[name] = {
                         **default,
@@ -163,6 +168,13 @@ class ReconConfig:
         return cls(**checked)
 
 
+def parse_iso_day(text: str, where: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UnusableInputError(f"{where}: {text!r} is not a date written YYYY-MM-DD") from None
+
+
 RECON_OPTIONS: tuple[tuple[str, str], ...] = (
     (
         "tax_rates",
@@ -179,6 +191,10 @@ RECON_OPTIONS: tuple[tuple[str, str], ...] = (
         "Business days a deposit may land after its due date (weekends roll over).",
     ),
     ("public_holidays", "Treat Indonesian public holidays as non-business days (banks closed)."),
+    (
+        "closed_days",
+        "More days banks are closed, e.g. cuti bersama around Lebaran (YYYY-MM-DD list).",
+    ),
     ("flat_window_days", "Trailing days examined for flat (fixed 'setoran') deposits."),
     ("flat_min_days", "Deposit days needed in the window before calling deposits flat."),
     ("flat_max_spread", "Deposits within this share of their median count as one fixed amount."),
@@ -204,7 +220,7 @@ def _holidays(years: tuple[int, ...]) -> frozenset[date]:
 
 
 def is_business_day(day: date, config: ReconConfig) -> bool:
-    if day.weekday() >= 5:
+    if day.weekday() >= 5 or day.isoformat() in config.closed_days:
         return False
     return not (config.public_holidays and day in _holidays((day.year - 1, day.year, day.year + 1)))
 

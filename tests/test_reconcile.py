@@ -65,6 +65,18 @@ def test_public_holiday_is_not_a_business_day():
     )
 
 
+def test_closed_days_from_config_are_not_business_days(tmp_path):
+    # Cuti bersama: Mon 23 and Tue 24 March 2026 declared bank closures, not in the holiday list.
+    path = tmp_path / "recon.json"
+    path.write_text('{"closed_days": ["2026-03-23", "2026-03-24"]}')
+    config = ReconConfig.from_file(path)
+    assert business_days_late(date(2026, 3, 20), date(2026, 3, 25), config) == 1
+    assert business_days_late(date(2026, 3, 20), date(2026, 3, 25), ReconConfig()) == 3
+    path.write_text('{"closed_days": ["23/03/2026"]}')
+    with pytest.raises(UnusableInputError, match="not a date"):
+        ReconConfig.from_file(path)
+
+
 def test_deposit_period_from_reference_or_booking_month():
     assert deposit_period("SSPD R1 2026-03", date(2026, 5, 2)) == date(2026, 3, 1)
     assert deposit_period("PBJT masa 03/2026", date(2026, 5, 2)) == date(2026, 3, 1)
