@@ -294,7 +294,14 @@ def _read_frame(path: Path, spec: FeedSpec) -> pd.DataFrame:
             head = probe.read(2)
         opener = gzip.open if head == b"\x1f\x8b" else open
         with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-            frame = pd.read_csv(handle, dtype=str, keep_default_na=False, skipinitialspace=True)
+            header = handle.readline()
+            handle.seek(0)
+            # Spreadsheets in an Indonesian locale export "Tanggal;Keterangan;..." because the
+            # comma is their decimal mark: the header line tells which separator is in use.
+            sep = ";" if header.count(";") > header.count(",") else ","
+            frame = pd.read_csv(
+                handle, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True
+            )
     except FileNotFoundError:
         raise UnusableInputError(f"{spec.kind} feed {path}: no such file") from None
     except (UnicodeDecodeError, pd.errors.ParserError, gzip.BadGzipFile, EOFError) as exc:

@@ -141,6 +141,23 @@ def test_bank_statement_as_exported_in_indonesian(engine, tmp_path):
     assert ingest_feed(engine, "bank", feed).duplicates == 4
 
 
+def test_bank_statement_with_semicolons_as_spreadsheets_export_it(sqlite_url, tmp_path):
+    from pipeline.store import connect
+
+    engine = connect(sqlite_url)
+    feed = tmp_path / "mutasi.csv"
+    feed.write_text(
+        "Tanggal;Keterangan;Debet;Kredit;Saldo\n"
+        "02/03/2026;SETORAN TUNAI;;1.250.000,00;9.250.000,00\n"
+        "02/03/2026;BIAYA TRANSFER;6.500,00;;9.243.500,00\n"
+    )
+    result = ingest_feed(engine, "bank", feed)
+    assert (result.accepted, result.quarantined) == (2, 0)
+    amounts = sorted(r["amount"] for r in _rows(engine, bank_deposits))
+    assert amounts == [-6_500, 1_250_000]
+    engine.dispose()
+
+
 def test_collector_deposits_and_thousands_of_bad_rows(sqlite_url, tmp_path):
     from pipeline.store import connect
 
