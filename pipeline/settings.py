@@ -68,6 +68,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Days after a false-alarm decision during which the same kind of case at that point is not raised.",
     ),
     Setting(
+        "secure_cookies",
+        "EINCOME_SECURE_COOKIES",
+        "0",
+        "1: the review-app session cookie is sent over HTTPS only (set it when served behind TLS).",
+    ),
+    Setting(
         "recon_config",
         "EINCOME_RECON_CONFIG",
         "",
@@ -86,6 +92,7 @@ class Settings:
     future_tolerance_minutes: int = 10
     secret_key: str = field(default="", repr=False)
     false_alarm_days: int = 30
+    secure_cookies: int = 0
     recon_config: str = ""
 
     @property

@@ -48,6 +48,16 @@ def rupiah(value) -> str:
     return f"{sign}Rp {abs(int(value)):,}".replace(",", ".")
 
 
+def rupiah_short(value) -> str:
+    """Compact rupiah for narrow tables: 12194000 -> 'Rp 12,2 jt' (juta), 850000 -> 'Rp 850 rb'."""
+    if value is None:
+        return "–"
+    for size, unit in ((1e12, "T"), (1e9, "M"), (1e6, "jt"), (1e3, "rb")):
+        if abs(value) >= size:
+            return f"Rp {value / size:.1f} {unit}".replace(".", ",").replace(",0 ", " ")
+    return rupiah(value)
+
+
 def local_time(
     moment: datetime | None, tz_name: str | None = None, fmt: str = "%Y-%m-%d %H:%M"
 ) -> str:
@@ -185,6 +195,7 @@ def _templates() -> Jinja2Templates:
     # One environment per process: templates compile once, however many apps are made (tests).
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["rp"] = rupiah
+    templates.env.filters["rp_short"] = rupiah_short
     templates.env.filters["local"] = local_time
     templates.env.filters["fromjson"] = _from_json
     return templates
@@ -220,7 +231,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_HOURS * 3600,
         same_site="lax",
-        https_only=False,  # served behind the operator's TLS proxy or on localhost
+        https_only=bool(settings.secure_cookies),  # on when served behind TLS
     )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(router)

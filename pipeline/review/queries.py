@@ -153,14 +153,26 @@ def _queue_query(flt: QueueFilter):
     return query
 
 
-def _ordered(query, sort: str):
+def _local_day(column, dialect: str):
+    """The calendar day of ``column`` in the regency's time zone, in SQL."""
+    tz = region_tz()
+    if dialect == "postgresql":
+        return func.date(func.timezone(str(tz), column))
+    # SQLite keeps naive UTC text; the region has no daylight saving, so a fixed shift is exact.
+    hours = int(datetime.now(tz).utcoffset() / timedelta(hours=1))
+    return func.date(column, f"{hours:+d} hours")
+
+
+def _ordered(query, sort: str, dialect: str):
     if sort == "shortfall":
         return query.order_by(cases.c.shortfall_rp.desc(), cases.c.start_at.desc(), cases.c.case_id)
     if sort == "recent":
         return query.order_by(cases.c.start_at.desc(), cases.c.case_id.desc())
-    # newest day first (UTC day: close enough for ordering), then the largest shortfall
+    # newest local day first, then the largest shortfall within the day
     return query.order_by(
-        func.date(cases.c.start_at).desc(), cases.c.shortfall_rp.desc(), cases.c.case_id.desc()
+        _local_day(cases.c.start_at, dialect).desc(),
+        cases.c.shortfall_rp.desc(),
+        cases.c.case_id.desc(),
     )
 
 
@@ -181,7 +193,7 @@ def case_queue(engine: Engine, flt: QueueFilter, *, page_size: int = PAGE_SIZE) 
             select(func.count(), func.coalesce(func.sum(base.c.shortfall_rp), 0))
         ).one()
         rows = connection.execute(
-            _ordered(_queue_query(flt), flt.sort)
+            _ordered(_queue_query(flt), flt.sort, engine.dialect.name)
             .limit(page_size)
             .offset((flt.page - 1) * page_size)
         ).all()
@@ -192,7 +204,9 @@ def case_queue(engine: Engine, flt: QueueFilter, *, page_size: int = PAGE_SIZE) 
 def queue_rows_for_export(engine: Engine, flt: QueueFilter, *, limit: int = 100_000) -> list:
     """Every row matching the filter (not paged), capped so one click cannot exhaust memory."""
     with engine.connect() as connection:
-        return connection.execute(_ordered(_queue_query(flt), flt.sort).limit(limit)).all()
+        return connection.execute(
+            _ordered(_queue_query(flt), flt.sort, engine.dialect.name).limit(limit)
+        ).all()
 
 
 def filter_choices(engine: Engine) -> dict:
@@ -367,6 +381,21 @@ def case_hours(engine: Engine, case, chart: dict) -> list[dict]:
         )
         hour += HOUR
     return out
+
+
+def case_days(hours: list[dict], tz_name: str | None) -> list[dict]:
+    """The case's hours summed per local day: how a reconciliation gap of weeks is read."""
+    tz = ZoneInfo(tz_name or DEFAULT_TIMEZONE)
+    days: dict[date, dict] = {}
+    for h in hours:
+        day = days.setdefault(
+            h["hour_start"].astimezone(tz).date(),
+            {"gross_paid": 0, "usual": 0, "txn_count": 0, "void_count": 0, "refund_count": 0},
+        )
+        for key in ("gross_paid", "txn_count", "void_count", "refund_count"):
+            day[key] += h[key]
+        day["usual"] += h["usual"] or 0
+    return [{"day": d, **v} for d, v in sorted(days.items())]
 
 
 def _txn_query(case):

@@ -155,13 +155,15 @@ def _case_page(request: Request, user: User, case_id: int, page: int):
     engine = _engine(request)
     case = queries.get_case(engine, case_id)
     chart = queries.case_chart(engine, case)
+    hours = queries.case_hours(engine, case, chart)
     return render(
         request,
         "case.html",
         user=user,
         case=case,
         chart=chart,
-        hours=queries.case_hours(engine, case, chart),
+        hours=hours,
+        days=queries.case_days(hours, case.timezone) if len(hours) > 24 else None,
         txns=queries.case_transactions(engine, case, page),
         trail=audit.trail(engine, case_id),
         workers=queries.case_workers(engine),

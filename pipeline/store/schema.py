@@ -304,7 +304,9 @@ bank_deposits = Table(
     Column("reference", Text, nullable=False),  # the bank's description / payer reference
     Column("point_id", String(64)),  # attribution (virtual account / payment code), if any
     Column("collector_id", String(64)),
-    Column("channel", String(32), nullable=False),  # teller | va | qris | transfer | cash_collector | ...
+    Column(
+        "channel", String(32), nullable=False
+    ),  # teller | va | qris | transfer | cash_collector | ...
     Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
     Index("ix_bank_deposits_booked_on", "booked_on"),
     Index("ix_bank_deposits_point_id", "point_id"),

@@ -16,7 +16,7 @@
   var rp = function (v) { return v == null ? "–" : "Rp " + Math.round(v).toLocaleString("id-ID"); };
   var short = function (v) {
     if (v == null) return "";
-    if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1) + " jt";
+    if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1).replace(".", ",") + " jt";
     if (Math.abs(v) >= 1e3) return (v / 1e3).toFixed(0) + " rb";
     return String(v);
   };
@@ -46,6 +46,7 @@
   var opts = Object.assign(size(), {
     tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), d.tz); },
     cursor: { drag: { x: true, y: false } },
+    legend: { show: false }, // the page has its own legend; the hours table gives the figures
     scales: { x: { time: true } },
     series: [
       {},

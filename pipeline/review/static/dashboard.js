@@ -16,10 +16,21 @@
   var pct = function (v) { return v == null ? "–" : (v > 0 ? "+" : "") + v.toFixed(1) + "%"; };
   var short = function (v) {
     if (v == null) return "";
-    if (Math.abs(v) >= 1e9) return (v / 1e9).toFixed(1) + " M";
-    if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1) + " jt";
+    if (Math.abs(v) >= 1e9) return (v / 1e9).toFixed(1).replace(".", ",") + " M";
+    if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1).replace(".", ",") + " jt";
     if (Math.abs(v) >= 1e3) return (v / 1e3).toFixed(0) + " rb";
     return String(v);
+  };
+  var rpShort = function (v) {
+    // Same as the server's rupiah_short: juta (jt), ribu (rb), miliar (M).
+    if (v == null) return "–";
+    var units = [[1e12, "T"], [1e9, "M"], [1e6, "jt"], [1e3, "rb"]];
+    for (var i = 0; i < units.length; i++) {
+      if (Math.abs(v) >= units[i][0]) {
+        return "Rp " + (v / units[i][0]).toFixed(1).replace(".", ",").replace(/,0$/, "") + " " + units[i][1];
+      }
+    }
+    return rp(v);
   };
   var charts = {};
 
@@ -31,9 +42,11 @@
     body.textContent = "";
     rows.forEach(function (r) {
       var tr = document.createElement("tr");
-      [label(r.name), rp(r.today), rp(r.last_week), pct(r.change)].forEach(function (v, i) {
+      [label(r.name), rpShort(r.today), rpShort(r.last_week), pct(r.change)].forEach(function (v, i) {
         var td = document.createElement("td");
         td.textContent = v;
+        if (i === 1) td.title = rp(r.today);
+        if (i === 2) td.title = rp(r.last_week);
         if (i > 0) td.className = "num";
         if (i === 3 && r.change != null) td.className += r.change < 0 ? " down" : " up";
         tr.appendChild(td);
@@ -51,7 +64,7 @@
     var opts = Object.assign(size(el), {
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), d.tz); },
       scales: { x: { time: true } },
-      legend: { show: true },
+      legend: { live: false },
       series: [
         {},
         { label: "last week", stroke: "#9aa5b4", width: 1.5, fill: bars ? "rgba(154,165,180,0.35)" : undefined,
@@ -96,7 +109,12 @@
 
   function refresh() {
     fetch(root.dataset.src, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (r) {
+        // Session over (sign-out elsewhere, expiry): show the login page rather than stale figures.
+        if (r.redirected && r.url.indexOf("/login") !== -1) { window.location.reload(); throw new Error("signed out"); }
+        if (!r.ok) throw new Error(r.status);
+        return r.json();
+      })
       .then(render)
       .catch(function () { /* keep the last figures; the next poll tries again */ });
   }
