@@ -715,3 +715,23 @@ def evaluate_reconciliation(
         "false_gap_examples": examples[:5],
         "per_seed": per_seed,
     }
+
+
+def reconcile_simulation(
+    engine, sim_dir: Path, out_dir: Path, *, seed: int = 7, config: ReconConfig | None = None
+):
+    """For the demo: books on the simulator's output (whose transactions ``engine`` already
+    holds), the three feeds ingested, and the whole span reconciled as of a day when all of it
+    is overdue. Returns (manifest, ReconResult)."""
+    from pipeline.recon_feeds import ingest_feed
+    from pipeline.reconcile import reconcile
+
+    manifest = simulate_recon(out_dir, sim_dir=sim_dir, seed=seed, config=config)
+    ingest_feed(engine, "returns", manifest.returns_csv)
+    ingest_feed(engine, "bank", manifest.bank_csv)
+    ingest_feed(engine, "collector", manifest.collector_csv)
+    horizon = manifest.end + timedelta(days=70)
+    result = reconcile(
+        engine, manifest.start, horizon, as_of=horizon + timedelta(days=30), config=config
+    )
+    return manifest, result
