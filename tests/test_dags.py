@@ -241,8 +241,7 @@ def test_every_dag_file_imports_cleanly_with_tags_retries_timeouts_and_failure_r
             where = f"{dag_id}.{task_id}"
             assert task["retries"] >= 1, where
             assert task["execution_timeout"], where
-            if dag_id in ours:
-                assert task["on_failure_callback"], where
+            assert task["on_failure_callback"], where
     # Data-interval schedules: a run means "this interval of data", which makes native backfill work.
     assert integrity["dags"]["eincome_detect"]["timetable"] == "CronDataIntervalTimetable"
 
