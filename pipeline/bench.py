@@ -44,8 +44,15 @@ TXNS_PER_POINT_DAY = 34  # the simulator's average at volume 1.0
 
 
 def _peak_mib() -> float:
-    # ru_maxrss is KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over
+    an exec, so a child would report the parent's size at fork time."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def stage_parse(feed: Path, chunk_rows: int, **_) -> dict:
