@@ -970,6 +970,9 @@ def compute_features(
     for column in ("op_short_z", "op_short_id", "op_short_obs", "op_short_exp", "op_short_days"):
         if column not in signals:
             signals[column] = np.nan
+    # An empty signal frame (no transactions in the range) has untyped columns.
+    signals["hour_start"] = pd.to_datetime(signals["hour_start"], utc=True)
+    signals["point_id"] = signals["point_id"].astype(scored["point_id"].dtype)
     scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
     tiny = scored["tiny_n"].fillna(0)
     expected_tiny = 0.05 * scored["txn_count"] + 1
