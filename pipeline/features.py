@@ -1209,7 +1209,8 @@ def _day_features(frame: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFrame
     weekday = pd.to_datetime(day["local_date"]).dt.dayofweek.to_numpy()
     in_view = hours_in_view.reindex(pd.MultiIndex.from_frame(day[["pos", "local_date"]])).to_numpy()
     whole = slot_day.reindex(pd.MultiIndex.from_arrays([day["pos"], weekday])).to_numpy()
-    share = np.clip(np.nan_to_num(in_view / whole, nan=1.0), 0, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.clip(np.nan_to_num(in_view / whole, nan=1.0), 0, 1)
     pos = day["pos"].to_numpy()
     for measure, column in (("rev", "usual"), ("cnt", "usual_cnt")):
         table = scales[[f"day_{measure}_{w}" for w in range(7)]].to_numpy()
