@@ -9,6 +9,7 @@ SQLAlchemy engine, no Airflow) - the DAG processor parses every file every few s
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,14 @@ def default_args(
     }
 
 
+def _utc(value: datetime) -> datetime:
+    """A plain stdlib UTC datetime. Airflow hands tasks pendulum DateTimes, which pandas does not
+    always treat like datetimes (merges on them come out as object columns)."""
+    from datetime import UTC
+
+    return datetime.fromtimestamp(value.timestamp(), tz=UTC)
+
+
 def _runtime():
     from pipeline.runtime import runtime_from_env
 
@@ -50,8 +59,10 @@ def record_task_failure(context: dict) -> None:
     try:
         ti = context["ti"]
         where = f"{ti.dag_id}.{ti.task_id}"
-        if getattr(ti, "map_index", -1) is not None and getattr(ti, "map_index", -1) >= 0:
-            where += f"[{ti.map_index}]"
+        map_index = getattr(ti, "map_index", -1)
+        if map_index is not None and map_index >= 0:
+            # The mapped pull's name (map_index_template) tells ops which source it was.
+            where += f"[{getattr(ti, 'rendered_map_index', None) or map_index}]"
         error = context.get("exception")
         text = (
             f"{type(error).__name__}: {error}"
@@ -70,6 +81,16 @@ def _fail_without_retry(exc: Exception):
     from airflow.sdk.exceptions import AirflowFailException
 
     return AirflowFailException(str(exc))
+
+
+@contextmanager
+def _no_retry_on_unusable_input():
+    from pipeline.errors import UnusableInputError
+
+    try:
+        yield
+    except UnusableInputError as exc:
+        raise _fail_without_retry(exc) from None
 
 
 def airflow_secrets(ref) -> str:
@@ -94,27 +115,20 @@ def airflow_secrets(ref) -> str:
 
 def source_names() -> list[str]:
     """The names of the configured sources (the ingest DAG maps one pull task over them)."""
-    from pipeline.errors import UnusableInputError
     from pipeline.sources import load_sources
 
-    settings = _runtime().settings
-    try:
-        return [config.name for config in load_sources(settings.sources_file)]
-    except UnusableInputError as exc:
-        raise _fail_without_retry(exc) from None
+    with _no_retry_on_unusable_input():
+        return [config.name for config in load_sources(_runtime().settings.sources_file)]
 
 
 def pull_one(name: str) -> dict[str, Any]:
     """Pull one source; returns its counts (small, for XCom)."""
-    from pipeline.errors import UnusableInputError
     from pipeline.sources import find_source, load_sources, pull_source
 
-    runtime = _runtime()
-    try:
+    with _no_retry_on_unusable_input():
+        runtime = _runtime()
         config = find_source(load_sources(runtime.settings.sources_file), name)
         results = pull_source(runtime.engine, config, secrets=airflow_secrets)
-    except UnusableInputError as exc:
-        raise _fail_without_retry(exc) from None
     return {
         "source": name,
         "batches": len(results),
@@ -130,32 +144,44 @@ def refresh_minutes(start: datetime, end: datetime) -> dict[str, Any]:
     re-aggregates the point-hours it touched; this makes the interval's aggregates whole."""
     from pipeline.aggregate import aggregate_range
 
-    aggregate_range(_runtime().engine, start, end)
+    with _no_retry_on_unusable_input():
+        aggregate_range(_runtime().engine, _utc(start), _utc(end))
     return {"start": start.isoformat(), "end": end.isoformat()}
 
 
 def score_interval(start: datetime, end: datetime) -> dict[str, Any]:
     """Score the point-hours of ``[start, end)`` and turn flags into cases; a rerun replaces."""
-    from pipeline.detect import score_range
+    from pipeline.backfill import score_range
 
-    runtime = _runtime()
-    return _plain(score_range(runtime.engine, runtime.models_dir, start, end))
+    with _no_retry_on_unusable_input():
+        runtime = _runtime()
+        return _plain(score_range(runtime.engine, runtime.models_dir, _utc(start), _utc(end)))
 
 
 def retrain(end: datetime, weeks: int = RETRAIN_WEEKS) -> str:
     """Fit a new model version on the ``weeks`` before ``end``; earlier versions are kept."""
-    from pipeline.detect import train_model
+    from pipeline.backfill import train_model
+    from pipeline.features import data_span
 
-    runtime = _runtime()
-    return str(train_model(runtime.engine, runtime.models_dir, end - timedelta(weeks=weeks), end))
+    end = _utc(end)
+    with _no_retry_on_unusable_input():
+        runtime = _runtime()
+        start = end - timedelta(weeks=weeks)
+        # A young deployment has less history than the window: train on what there is
+        # (train_model does not accept a window starting before the first aggregates).
+        span = data_span(runtime.engine)
+        if span is not None:
+            start = max(start, span[0])
+        return str(train_model(runtime.engine, runtime.models_dir, start, end))
 
 
 def bulk_backfill(start: datetime, end: datetime) -> dict[str, Any]:
     """Aggregate, train where needed and score a long range in one go (resumable)."""
     from pipeline.backfill import backfill
 
-    runtime = _runtime()
-    return _plain(backfill(runtime.engine, runtime.models_dir, start, end))
+    with _no_retry_on_unusable_input():
+        runtime = _runtime()
+        return _plain(backfill(runtime.engine, runtime.models_dir, _utc(start), _utc(end)))
 
 
 def _plain(result: Any) -> dict[str, Any]:

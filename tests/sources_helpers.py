@@ -60,3 +60,13 @@ def stored_txn_ids(engine) -> list[str]:
 
     with engine.connect() as connection:
         return sorted(connection.execute(select(transactions.c.txn_id)).scalars())
+
+
+def sqlite_store(sqlite_url: str):
+    """A migrated SQLite store, for tests whose point is not the database backend (the key
+    tests of each source run on both backends through the ``engine`` fixture)."""
+    from pipeline.store import connect
+
+    engine = connect(sqlite_url)
+    yield engine
+    engine.dispose()

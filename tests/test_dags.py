@@ -31,13 +31,53 @@ DAGS = ROOT / "dags"
 SIM = {"points": 6, "weeks": 3, "seed": 7, "split": "week"}
 INGEST_LOGICAL_DATE = "2025-11-24T01:00:00+00:00"
 RETRAIN_LOGICAL_DATE = "2025-11-24T02:00:00+07:00"  # Monday 02:00 in Jakarta, the schedule's time
+# Reconciliation runs, named by when they run (dag.test takes that as the interval's end): the
+# daily run of 25 Nov checks collectors 17..24 Nov; the monthly run of 20 Dec checks November.
+RECONCILE_DAILY_LOGICAL_DATE = "2025-11-25T02:00:00+07:00"
+RECONCILE_MONTHLY_LOGICAL_DATE = "2025-12-20T03:00:00+07:00"
 DETECT_LOGICAL_DATE = "2025-11-20T06:00:00+00:00"  # the hour 05:00-06:00 UTC, midday in Jakarta
 BACKFILL_CONF = {"start": "2025-11-03", "end": "2025-11-24"}
 
 
-def _setup_eincome(base: Path) -> tuple[dict[str, str], object]:
+API_TOKEN = "tok-from-an-airflow-connection"
+
+
+def _vendor_api(point_id: str):
+    """A tapping-box API on 127.0.0.1 with 12 transactions of one point, in pages of 5, that
+    wants the bearer token the DAG must read from an Airflow connection."""
+    from pytest_httpserver import HTTPServer
+    from werkzeug import Response
+
+    rows = [
+        {
+            "id": f"API-{i:04d}",
+            "point_id": point_id,
+            "occurred_at": f"2025-11-20T0{i % 10}:{i:02d}:00+00:00",
+            "amount": 10_000 + i,
+            "payment_method": "qris",
+            "status": "paid",
+        }
+        for i in range(12)
+    ]
+
+    def handler(request):
+        if request.headers.get("Authorization") != f"Bearer {API_TOKEN}":
+            return Response("unauthorised", status=401)
+        since = int(request.args.get("since", 0))
+        page = rows[since : since + int(request.args["limit"])]
+        body = {"items": page, "next_cursor": str(since + len(page))}
+        return Response(json.dumps(body), content_type="application/json")
+
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.expect_request("/tx").respond_with_handler(handler)
+    server.start()
+    return server
+
+
+def _setup_eincome(base: Path, api_url: str) -> tuple[dict[str, str], object]:
     """A temp eincome home: the simulator's points loaded, its weekly feed files waiting in a
-    landing folder, and sources.yml naming that folder plus one broken source (no such folder)."""
+    landing folder, and sources.yml naming that folder, one broken source (no such folder) and
+    an HTTP API whose token is in an Airflow connection."""
     from pipeline.points import load_registry
     from pipeline.simulate import simulate
     from pipeline.store import connect
@@ -57,6 +97,8 @@ def _setup_eincome(base: Path) -> tuple[dict[str, str], object]:
         "sources:\n"
         "  - {name: kota, kind: landing, path: landing, archive: archive, settle_seconds: 60}\n"
         "  - {name: broken, kind: landing, path: no-such-folder, archive: archive-broken}\n"
+        f"  - {{name: tapbox, kind: http, url: '{api_url}', token_connection: tapbox_api,"
+        " page_size: 5, fields: {txn_id: id}}\n"
     )
     env = {
         "EINCOME_HOME": str(home),
@@ -68,7 +110,7 @@ def _setup_eincome(base: Path) -> tuple[dict[str, str], object]:
 
 
 @pytest.fixture(scope="module")
-def airflow_run(tmp_path_factory):
+def airflow_run(tmp_path_factory, request):
     """Run the whole plan once; returns {step name: result}."""
     if importlib.util.find_spec("airflow") is None:
         service_missing("apache-airflow is not installed (pip install -e '.[airflow]')")
@@ -82,8 +124,12 @@ def airflow_run(tmp_path_factory):
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "PYTHONPATH": str(ROOT),
     }
-    eincome_env, manifest = _setup_eincome(base)
+    server = _vendor_api("PSR-0001")
+    request.addfinalizer(server.stop)
+    eincome_env, manifest = _setup_eincome(base, server.url_for("/tx"))
     env.update(eincome_env)
+    # An Airflow connection given the Airflow way; its password is the token.
+    env["AIRFLOW_CONN_TAPBOX_API"] = json.dumps({"conn_type": "http", "password": API_TOKEN})
     plan = [
         {"step": "migrate"},
         {"step": "integrity"},
@@ -112,6 +158,30 @@ def airflow_run(tmp_path_factory):
             "logical_date": DETECT_LOGICAL_DATE,
         },
         {
+            "step": "backfill_dry_run",
+            "dag_id": "eincome_detect",
+            "from_date": "2025-11-17T00:00:00+00:00",
+            "to_date": "2025-11-17T03:00:00+00:00",
+        },
+        {
+            "step": "dag",
+            "name": "reconcile_daily",
+            "dag_id": "eincome_reconcile_daily",
+            "logical_date": RECONCILE_DAILY_LOGICAL_DATE,
+        },
+        {
+            "step": "dag",
+            "name": "reconcile_monthly",
+            "dag_id": "eincome_reconcile_monthly",
+            "logical_date": RECONCILE_MONTHLY_LOGICAL_DATE,
+        },
+        {
+            "step": "dag",
+            "name": "reconcile_monthly_again",
+            "dag_id": "eincome_reconcile_monthly",
+            "logical_date": RECONCILE_MONTHLY_LOGICAL_DATE,
+        },
+        {
             "step": "dag",
             "name": "backfill",
             "dag_id": "eincome_backfill",
@@ -136,6 +206,8 @@ def airflow_run(tmp_path_factory):
     if completed.returncode != 0 or "migrate" not in results:
         pytest.fail(f"the Airflow runner failed (exit {completed.returncode}):\n{log}")
     results["_log"] = log
+    # Step timings, shown with `pytest -s` (what the budget goes on).
+    print({name: r.get("seconds") for name, r in results.items() if isinstance(r, dict)})
     results["_base"] = base
     results["_manifest"] = manifest
     return results
@@ -159,6 +231,8 @@ def test_every_dag_file_imports_cleanly_with_tags_retries_timeouts_and_failure_r
         "eincome_detect",
         "eincome_retrain",
         "eincome_backfill",
+        "eincome_reconcile_daily",
+        "eincome_reconcile_monthly",
     }
     for dag_id, dag in integrity["dags"].items():
         assert "eincome" in dag["tags"], dag_id
@@ -178,18 +252,21 @@ def test_ingest_dag_pulls_every_source_and_a_broken_source_fails_alone(airflow_r
     assert ingest["data_interval"] == ["2025-11-24 00:55:00+00:00", "2025-11-24 01:00:00+00:00"]
     tasks = ingest["tasks"]
     assert tasks["list_sources"] == "success"
-    assert tasks["pull[0]"] == "success"  # kota
+    assert tasks["pull[0]"] == "success"  # kota: the landing folder
     assert tasks["pull[1]"] == "failed"  # broken: a config error fails at once, no retries
+    assert tasks["pull[2]"] == "success"  # tapbox: token read from the Airflow connection
     assert tasks["minute_aggregates"] == "success"  # still runs for the sources that worked
     pulled = ingest["returned"]["pull[0]"]
     assert pulled["batches"] == len(manifest.feeds) == 3
     assert pulled["rows_read"] == manifest.rows
     assert pulled["accepted"] + pulled["quarantined"] + pulled["duplicates"] == manifest.rows
     assert pulled["quarantined"] >= 5  # the simulator's invalid rows
-    assert ingest["counts"]["transactions"] == pulled["accepted"]
+    api = ingest["returned"]["pull[2]"]
+    assert (api["batches"], api["rows_read"], api["accepted"]) == (3, 12, 12)
+    assert ingest["counts"]["transactions"] == pulled["accepted"] + api["accepted"]
     assert ingest["counts"]["minute_aggregates"] > 0
     [(where, error)] = ingest["counts"]["failures"]
-    assert where == "eincome_ingest.pull[1]"
+    assert where == "eincome_ingest.pull[broken]"  # the source by name, for ops
     assert "landing source broken: folder" in error and "no-such-folder does not exist" in error
     archived = sorted(p.name for p in (airflow_run["_base"] / "eincome" / "archive").rglob("*.csv"))
     assert archived == sorted(f.name for f in manifest.feeds)
@@ -219,3 +296,35 @@ def test_backfill_dag_processes_a_range_given_as_params(airflow_run):
     assert backfill["state"] == "success"
     assert backfill["tasks"] == {"backfill": "success"}
     assert backfill["returned"]["backfill"]
+
+
+def test_native_backfill_of_the_detection_dag_makes_one_run_per_hour(airflow_run):
+    """`airflow backfill create --dag-id eincome_detect --from-date .. --to-date ..` (both ends
+    inclusive) would create one run per hour, each for exactly its hour of data."""
+    runs = _step(airflow_run, "backfill_dry_run")["runs"]
+    assert runs == [
+        [
+            f"2025-11-17 0{h}:00:00+00:00",
+            f"2025-11-17 0{h}:00:00+00:00",
+            f"2025-11-17 0{h + 1}:00:00+00:00",
+        ]
+        for h in range(4)
+    ]
+
+
+def test_reconcile_dags_judge_their_interval_and_a_rerun_raises_nothing_new(airflow_run):
+    daily = _step(airflow_run, "reconcile_daily")
+    assert daily["state"] == "success"
+    assert daily["tasks"] == {"reconcile_collectors_and_bank": "success"}
+    summary = daily["returned"]["reconcile_collectors_and_bank"]
+    assert summary["window"] == ["2025-11-17", "2025-11-25"]
+    first = _step(airflow_run, "reconcile_monthly")
+    again = _step(airflow_run, "reconcile_monthly_again")
+    for run in (first, again):
+        assert run["state"] == "success"
+        assert run["tasks"] == {"reconcile_tax_returns": "success"}
+        summary = run["returned"]["reconcile_tax_returns"]
+        assert summary["window"] == ["2025-11-01", "2025-12-01"]
+        assert summary["as_of"] == "2025-12-20"
+    assert again["returned"]["reconcile_tax_returns"]["cases_created"] == 0
+    assert again["counts"]["cases"] == first["counts"]["cases"]

@@ -12,6 +12,7 @@ from pipeline.sources import (
     find_source,
     load_sources,
     parse_sources,
+    token_from_connection_uri,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,3 +110,13 @@ def test_env_secrets_resolve_env_and_airflow_connection_uris():
         resolve(SecretRef(env="MISSING"))
     with pytest.raises(UnusableInputError, match=r"set \$AIRFLOW_CONN_OTHER"):
         resolve(SecretRef(connection="other"))
+
+
+def test_env_secrets_read_airflow_json_connections_too():
+    environ = {
+        "AIRFLOW_CONN_TAPBOX_API": '{"conn_type": "http", "password": "t/k n"}',
+        "AIRFLOW_CONN_POS": '{"conn_type": "postgres", "extra": {"sqlalchemy_url": "postgresql+psycopg://h/db"}}',
+    }
+    resolve = env_secrets(environ)
+    assert token_from_connection_uri(resolve(SecretRef(connection="tapbox_api"))) == "t/k n"
+    assert resolve(SecretRef(connection="pos")) == "postgresql+psycopg://h/db"

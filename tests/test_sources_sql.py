@@ -10,7 +10,13 @@ from pipeline.sources import SecretRef, SqlSource, pull_source
 from pipeline.sources.sql_table import pull_sql
 from pipeline.sources.watermarks import get_watermark
 from pipeline.store.schema import transactions
-from tests.sources_helpers import load_points, stored_txn_ids
+from tests.sources_helpers import load_points, sqlite_store, stored_txn_ids
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url):
+    yield from sqlite_store(sqlite_url)
+
 
 COLUMNS = {
     "txn_id": "receipt_no",
@@ -89,17 +95,17 @@ def _insert(url, rows):
     pos.dispose()
 
 
-def test_incremental_pull_with_ties_at_slice_boundaries(engine, tmp_path, pos_url):
-    load_points(engine, tmp_path)
+def test_incremental_pull_with_ties_at_slice_boundaries(sqlite_engine, tmp_path, pos_url):
+    load_points(sqlite_engine, tmp_path)
     t1 = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
     # 10 rows with ONE watermark value: slices of 4 must not lose rows sharing it.
     _insert(pos_url, _pos_rows(0, 10, updated=t1))
 
-    results = pull_sql(engine, _config(), url=pos_url)
+    results = pull_sql(sqlite_engine, _config(), url=pos_url)
 
     assert [r.rows_read for r in results] == [4, 4, 2]
-    assert stored_txn_ids(engine) == [f"R{i:05d}" for i in range(10)]
-    with engine.connect() as connection:
+    assert stored_txn_ids(sqlite_engine) == [f"R{i:05d}" for i in range(10)]
+    with sqlite_engine.connect() as connection:
         first = connection.execute(
             select(transactions.c.occurred_at, transactions.c.point_id).where(
                 transactions.c.txn_id == "R00000"
@@ -118,25 +124,50 @@ def test_incremental_pull_with_ties_at_slice_boundaries(engine, tmp_path, pos_ur
         )
     pos.dispose()
 
-    results = pull_sql(engine, _config(), url=pos_url)
+    results = pull_sql(sqlite_engine, _config(), url=pos_url)
 
     assert sum(r.rows_read for r in results) == 4
     assert sum(r.accepted for r in results) == 3
     assert sum(r.duplicates for r in results) == 1
-    assert len(stored_txn_ids(engine)) == 13
+    assert len(stored_txn_ids(sqlite_engine)) == 13
     # Nothing new: nothing read.
-    assert pull_sql(engine, _config(), url=pos_url) == []
-    assert '"key": {"t": "plain", "v": "R00012"}' in get_watermark(engine, "sql:pos-hotel")
+    assert pull_sql(sqlite_engine, _config(), url=pos_url) == []
+    assert '"key": {"t": "plain", "v": "R00012"}' in get_watermark(sqlite_engine, "sql:pos-hotel")
 
 
-def test_pull_source_resolves_the_pos_url_from_the_environment(engine, tmp_path, pos_url):
-    load_points(engine, tmp_path)
+def test_pull_source_resolves_the_pos_url_from_the_environment(sqlite_engine, tmp_path, pos_url):
+    load_points(sqlite_engine, tmp_path)
     _insert(pos_url, _pos_rows(0, 3, updated=datetime(2026, 11, 20, 4, 0, tzinfo=UTC)))
-    results = pull_source(engine, _config(), secrets=lambda ref: {"POS_URL": pos_url}[ref.env])
+    results = pull_source(
+        sqlite_engine, _config(), secrets=lambda ref: {"POS_URL": pos_url}[ref.env]
+    )
     assert sum(r.accepted for r in results) == 3
 
 
-def test_wrong_table_is_a_clear_error(engine, pos_url):
+def test_wrong_table_is_a_clear_error(sqlite_engine, pos_url):
     with pytest.raises(UnusableInputError, match=r"pos-hotel: cannot read salez \(\$POS_URL\)"):
-        pull_sql(engine, _config(table="salez"), url=pos_url)
-    assert get_watermark(engine, "sql:pos-hotel") is None
+        pull_sql(sqlite_engine, _config(table="salez"), url=pos_url)
+    assert get_watermark(sqlite_engine, "sql:pos-hotel") is None
+
+
+def test_unusable_pos_url_names_where_it_came_from_not_the_url(sqlite_engine):
+    with pytest.raises(
+        UnusableInputError, match=r"pos-hotel: the database URL in \$POS_URL cannot be used"
+    ):
+        pull_sql(sqlite_engine, _config(), url="nosuchdb://user:hunter2@host/db")
+    try:
+        pull_sql(sqlite_engine, _config(), url="nosuchdb://user:hunter2@host/db")
+    except UnusableInputError as exc:
+        assert "hunter2" not in str(exc)
+
+
+def test_the_pos_sqlite_file_is_not_switched_to_wal(sqlite_engine, tmp_path):
+    import sqlite3
+
+    pos = tmp_path / "pos.db"
+    with sqlite3.connect(pos) as connection:
+        connection.execute("CREATE TABLE sales (receipt_no TEXT, updated_at TEXT)")
+    with pytest.raises(UnusableInputError):  # no sold_at column: a config problem
+        pull_sql(sqlite_engine, _config(), url=f"sqlite:///{pos}")
+    with sqlite3.connect(pos) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"

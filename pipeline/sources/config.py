@@ -358,14 +358,37 @@ def env_secrets(environ: Mapping[str, str]) -> SecretResolver:
                 )
             return value
         variable = f"AIRFLOW_CONN_{(ref.connection or '').upper().replace('-', '_')}"
-        value = environ.get(variable, "")
+        value = environ.get(variable, "").strip()
         if not value:
             raise UnusableInputError(
                 f"Airflow connection {ref.connection!r} is not defined here (set ${variable} to its URI)"
             )
-        return value
+        return connection_uri_from_json(value, variable) if value.startswith("{") else value
 
     return resolve
+
+
+def connection_uri_from_json(value: str, where: str) -> str:
+    """Airflow also accepts a connection as JSON; make it the URI form the sources use
+    (``extra.sqlalchemy_url`` wins for a database)."""
+    import json
+    from urllib.parse import quote
+
+    try:
+        conn = json.loads(value)
+    except ValueError:
+        raise UnusableInputError(f"${where} is neither a connection URI nor valid JSON") from None
+    extra = conn.get("extra") or {}
+    if isinstance(extra, str):
+        extra = json.loads(extra or "{}")
+    if extra.get("sqlalchemy_url"):
+        return extra["sqlalchemy_url"]
+    auth = ""
+    if conn.get("login") or conn.get("password"):
+        auth = f"{quote(conn.get('login') or '', safe='')}:{quote(conn.get('password') or '', safe='')}@"
+    port = f":{conn['port']}" if conn.get("port") else ""
+    schema = f"/{conn['schema']}" if conn.get("schema") else ""
+    return f"{conn.get('conn_type') or 'generic'}://{auth}{conn.get('host') or ''}{port}{schema}"
 
 
 def token_from_connection_uri(uri: str) -> str:

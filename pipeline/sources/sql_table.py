@@ -97,10 +97,25 @@ def _slice_frame(config: SqlSource, rows: list[dict]):
     return pd.DataFrame(records)
 
 
+def _pos_engine(config: SqlSource, url: str) -> Engine:
+    """An engine on the POS database. Plain: nothing is set on someone else's database (our own
+    store's SQLite pragmas, such as WAL, would persist in the POS file)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+    except (ArgumentError, ModuleNotFoundError) as exc:
+        # The URL may hold a password: name where it came from, not the URL.
+        raise UnusableInputError(
+            f"source {config.name}: the database URL in {config.url.describe()} cannot be used "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+        ) from None
+
+
 def pull_sql(engine: Engine, config: SqlSource, *, url: str) -> list:
     """Read new rows slice by slice (``batch_rows``) from the stored position; returns BatchResults."""
     from pipeline.ingest import ingest_frame
-    from pipeline.store.db import create
 
     source = f"sql:{config.name}"
     schema, _, name = config.table.rpartition(".")
@@ -115,7 +130,7 @@ def pull_sql(engine: Engine, config: SqlSource, *, url: str) -> list:
 
     stored = get_watermark(engine, source)
     position = decode_position(stored) if stored else None
-    pos_engine = create(sqlalchemy_url(url))
+    pos_engine = _pos_engine(config, url)
     results = []
     try:
         for _ in range(config.max_batches):
