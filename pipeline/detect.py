@@ -42,7 +42,7 @@ class LeakageDetector(BaseEstimator):
         *,
         n_estimators: int = 150,
         max_samples: int | str = 512,
-        contamination: float = 0.03,
+        contamination: float = 0.05,
         min_evidence: float = 3.0,
         random_state: int = 0,
     ):

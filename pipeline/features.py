@@ -970,6 +970,9 @@ def compute_features(
     for column in ("op_short_z", "op_short_id", "op_short_obs", "op_short_exp", "op_short_days"):
         if column not in signals:
             signals[column] = np.nan
+    # An empty signal frame (no transactions in the range) has untyped columns.
+    signals["hour_start"] = pd.to_datetime(signals["hour_start"], utc=True)
+    signals["point_id"] = signals["point_id"].astype(scored["point_id"].dtype)
     scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
     tiny = scored["tiny_n"].fillna(0)
     expected_tiny = 0.05 * scored["txn_count"] + 1
@@ -1206,7 +1209,8 @@ def _day_features(frame: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFrame
     weekday = pd.to_datetime(day["local_date"]).dt.dayofweek.to_numpy()
     in_view = hours_in_view.reindex(pd.MultiIndex.from_frame(day[["pos", "local_date"]])).to_numpy()
     whole = slot_day.reindex(pd.MultiIndex.from_arrays([day["pos"], weekday])).to_numpy()
-    share = np.clip(np.nan_to_num(in_view / whole, nan=1.0), 0, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.clip(np.nan_to_num(in_view / whole, nan=1.0), 0, 1)
     pos = day["pos"].to_numpy()
     for measure, column in (("rev", "usual"), ("cnt", "usual_cnt")):
         table = scales[[f"day_{measure}_{w}" for w in range(7)]].to_numpy()
