@@ -19,19 +19,18 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
+from pipeline.orchestration import default_args
+
 LOOKBACK_DAYS = 8  # a week of collection days plus the weekend roll-over
-DEFAULT_ARGS = {
-    "owner": "eincome",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=5),
-    "execution_timeout": timedelta(minutes=30),
-}
+DEFAULT_ARGS = default_args(
+    retries=2, retry_delay=timedelta(minutes=5), execution_timeout=timedelta(minutes=30)
+)
 
 
 @dag(
     dag_id="eincome_reconcile_daily",
     schedule=CronDataIntervalTimetable("0 2 * * *", timezone="Asia/Jakarta"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Jakarta"),
+    start_date=pendulum.datetime(2020, 1, 1, tz="Asia/Jakarta"),  # before any history we replay
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=1),
@@ -54,7 +53,7 @@ def eincome_reconcile_daily():
 @dag(
     dag_id="eincome_reconcile_monthly",
     schedule=CronDataIntervalTimetable("0 3 20 * *", timezone="Asia/Jakarta"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Jakarta"),
+    start_date=pendulum.datetime(2020, 1, 1, tz="Asia/Jakarta"),  # before any history we replay
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=2),

@@ -87,6 +87,24 @@ def train_model(
 
     Long ranges use their last eight weeks, and at most 300,000 point-hours of them.
     """
+    version, _ = _train(
+        engine, models_dir, start, end, calendar=calendar, config=config, detector=detector
+    )
+    return version
+
+
+def _train(
+    engine: Engine,
+    models_dir: Path,
+    start: datetime,
+    end: datetime,
+    *,
+    calendar: Calendar | None,
+    config: FeatureConfig | None,
+    detector: LeakageDetector | None = None,
+) -> tuple[str, tuple[datetime, pd.DataFrame]]:
+    """train_model, also handing back (features start, features) so a backfill whose range is
+    the training window scores them without computing them twice."""
     start, end = _check_range(start, end)
     config = config or FeatureConfig()
     span = data_span(engine)
@@ -99,13 +117,18 @@ def train_model(
     )
     if len(features) < 10:
         raise UnusableInputError(
-            f"only {len(features)} point-hours between {start.isoformat()} and {end.isoformat()}: too few to train on"
+            f"only {len(features)} point-hours between {start.isoformat()} and {end.isoformat()}: "
+            "too few to train on"
         )
-    if len(features) > MAX_TRAINING_ROWS:
-        features = features.sample(MAX_TRAINING_ROWS, random_state=0)
+    sample = (
+        features.sample(MAX_TRAINING_ROWS, random_state=0)
+        if len(features) > MAX_TRAINING_ROWS
+        else features
+    )
     detector = detector or LeakageDetector()
-    detector.fit(features[list(FEATURES)])
-    return save_model(engine, models_dir, detector, config, trained_from=start, trained_to=end)
+    detector.fit(sample[list(FEATURES)])
+    version = save_model(engine, models_dir, detector, config, trained_from=start, trained_to=end)
+    return version, (train_start, features)
 
 
 def flag_hours(features: pd.DataFrame, detector: LeakageDetector) -> pd.DataFrame:
@@ -147,6 +170,12 @@ def score_range(
         span=span,
         cache_dir=Path(models_dir) / "baselines" if cache_baseline else None,
     )
+    return _score_features(engine, model, features, start, end)
+
+
+def _score_features(
+    engine: Engine, model, features: pd.DataFrame, start: datetime, end: datetime
+) -> ScoreResult:
     flags = flag_hours(features, model.detector)
     recorded = record_flags(engine, flags, start, end, model_version=model.version)
     return ScoreResult(
@@ -269,10 +298,14 @@ def backfill(
             if bar:
                 bar.advance(task)
         version = state.get("model") or fitting_model(engine)
+        trained = None
         if version is None:
-            version = train_model(engine, models_dir, start, end, calendar=calendar)
+            version, trained = _train(
+                engine, models_dir, start, end, calendar=calendar, config=None
+            )
         state["model"] = version
         _write_progress(engine, key, state)
+        model = load_model(engine, models_dir, version)
         span = data_span(engine)
         done_score = pd.Timestamp(state["scored_to"]) if "scored_to" in state else None
         hours = flagged = 0
@@ -280,16 +313,13 @@ def backfill(
             if done_score is not None and pd.Timestamp(b) <= done_score:
                 skipped += 1
             else:
-                result = score_range(
-                    engine,
-                    models_dir,
-                    a,
-                    b,
-                    calendar=calendar,
-                    model_version=version,
-                    span=span,
-                    cache_baseline=False,
-                )
+                if trained is not None and trained[0] == a and len(chunks) == 1:
+                    features = trained[1]  # the training window is this chunk: same features
+                else:
+                    features = compute_features(
+                        engine, a, b, config=model.config, calendar=calendar, span=span
+                    )
+                result = _score_features(engine, model, features, a, b)
                 hours += result.hours_scored
                 flagged += result.flagged
                 state["scored_to"] = b.isoformat()

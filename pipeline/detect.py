@@ -43,7 +43,7 @@ class LeakageDetector(BaseEstimator):
         n_estimators: int = 150,
         max_samples: int | str = 512,
         contamination: float = 0.03,
-        min_evidence: float = 4.5,
+        min_evidence: float = 3.0,
         random_state: int = 0,
     ):
         self.n_estimators = n_estimators
@@ -117,15 +117,34 @@ def _rp(value: float) -> str:
 def kind_evidence(frame: pd.DataFrame) -> pd.DataFrame:
     """One evidence column per pattern kind (noise units)."""
     silent = (frame["txn_count"] == 0) & (frame["void_count"] + frame["refund_count"] == 0)
+    # An operator's cash falling short is skimming when the cash share fell with it; when every
+    # payment method fell alike it is plain under-reporting.
+    skim_like = (
+        (frame["cash_share"] < frame["usual_cash"] - 0.1)
+        | (frame["op_cash_drop"] >= 1.5)
+        | (frame["cash_drop"] >= 1.5)
+    )
+    short = frame["op_cash_short"]
     return pd.DataFrame(
         {
-            "device_off": np.where(silent, frame["count_drop"], 0.0),
+            "device_off": np.where(silent, frame["silence"], 0.0),
             "split_transactions": frame[["tiny_excess", "burst", "payer_repeat"]].max(axis=1),
             "void_abuse": frame[["void_excess", "op_void_excess"]].max(axis=1),
-            "cash_skimming": frame[["cash_drop", "op_cash_drop"]].max(axis=1),
-            "ticket_shaving": np.where(frame["count_drop"] < 2.5, frame["ticket_drop"], 0.0),
+            "cash_skimming": np.maximum(
+                frame[["cash_drop", "op_cash_drop"]].max(axis=1), np.where(skim_like, short, 0.0)
+            ),
+            "ticket_shaving": np.where(
+                frame["count_drop"] < 2.5,
+                frame[["ticket_drop", "ticket_day_drop"]].max(axis=1),
+                0.0,
+            ),
             "under_reporting": np.where(
-                silent, 0.0, frame[["rev_drop", "count_drop", "day_drop"]].max(axis=1)
+                silent,
+                0.0,
+                np.maximum(
+                    frame[["rev_drop", "count_drop", "day_drop"]].max(axis=1),
+                    np.where(skim_like, 0.0, short),
+                ),
             ),
         },
         index=frame.index,
@@ -196,6 +215,12 @@ def _reasons(row, kind: str) -> str:
         parts.append(
             f"operator {row.op_cash_id}: cash share {_pct(row.op_cash_share)} vs that operator's usual {_pct(row.op_cash_usual)}"
         )
+    if row.op_cash_short >= 3 and isinstance(row.op_short_id, str):
+        days = int(row.op_short_days) if not np.isnan(row.op_short_days) else 1
+        span = "today" if days == 1 else f"over the last {days} working days"
+        parts.append(
+            f"operator {row.op_short_id}: cash recorded {span} {_rp(row.op_short_obs)} vs usual {_rp(row.op_short_exp)}"
+        )
     if row.void_excess >= 3 and not np.isnan(row.void_share):
         parts.append(
             f"voids/refunds {_pct(row.void_share)} of transactions vs usual {_pct(row.usual_void)}"
@@ -213,6 +238,10 @@ def _reasons(row, kind: str) -> str:
                 else ""
             )
         )
+    if row.ticket_day_drop >= 3 and not np.isnan(row.day_ticket_ratio):
+        parts.append(f"average ticket of the day {_pct(1 - row.day_ticket_ratio)} below usual")
+    if row.silence >= 3 and kind == "device_off":
+        parts.append("part of a run of silent open hours")
     if row.tiny_excess >= 3:
         parts.append(f"{row.tiny_n:.0f} tiny tickets among {row.txn_count:.0f} sales")
     if row.burst >= 3:

@@ -18,6 +18,7 @@ How it counts (the definitions are the point of this module; see docs/simulate.m
   padded leakage window; false alarms per 1,000 = non-true flags / normal point-hours x 1,000.
 - Quiet flags: flagged point-hours that overlap a holiday, closure or rain label of the same
   point and are not true flags. They should be zero.
+- ``kind_named``: caught events where an overlapping flag also named the planted kind.
 - Cases are counted the same way: a case is true if it overlaps a padded leakage window of its
   point; case recall = events overlapped by some case.
 """
@@ -25,6 +26,7 @@ How it counts (the definitions are the point of this module; see docs/simulate.m
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -82,10 +84,19 @@ def leakage_labels(labels: pd.DataFrame) -> pd.DataFrame:
 
 
 def event_recall(labels: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
-    """One row per leakage event with ``caught`` (any flag of its point overlaps its window)."""
+    """One row per leakage event with ``caught`` (any flag of its point overlaps its window)
+    and ``kind_named`` (one of those flags names the event's kind; needs a ``kind`` column)."""
     events = leakage_labels(labels).copy()
     pairs = _overlaps(flags, events)
     events["caught"] = events.index.isin(pairs["window_ix"])
+    if "kind" in flags.columns and not pairs.empty:
+        named = (
+            flags.loc[pairs["flag_ix"], "kind"].to_numpy()
+            == events.loc[pairs["window_ix"], "kind"].to_numpy()
+        )
+        events["kind_named"] = events.index.isin(pairs.loc[named, "window_ix"])
+    else:
+        events["kind_named"] = False
     return events
 
 
@@ -211,6 +222,9 @@ def score(
         "caught": int(events["caught"].sum()),
         "recall": float(events["caught"].mean()) if len(events) else None,
         "recall_by_kind": recall_by_kind(events),
+        # Of the caught events, how many had a flag naming the right pattern (reported, not
+        # part of recall: an auditor still looks at a case with the wrong label).
+        "kind_named": int(events["kind_named"].sum()),
         "events_by_kind": events["kind"].value_counts().to_dict(),
         "missed": [
             f"{e.kind} {e.point_id} {e.start_utc:%Y-%m-%d %H:%M}"
@@ -293,34 +307,52 @@ def evaluate_seed(
     weeks: int = 8,
     start: datetime | None = None,
     workdir: Path | None = None,
+    keep: Path | None = None,
 ) -> SeedRun:
-    """Simulate with ``seed``, run the real pipeline into a fresh SQLite database, score it."""
+    """Simulate with ``seed``, run the real pipeline into a fresh SQLite database, score it.
+
+    With ``keep``, the simulation and the database stay in ``keep/seed-<seed>/`` for a look
+    (``EINCOME_DB_URL=sqlite:///.../eval.db eincome cases``); otherwise a temp folder is used.
+    """
+    began = time.perf_counter()
+    if keep is not None:
+        folder = Path(keep) / f"seed-{seed}"
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        run = _evaluate_in(folder, seed, points, weeks, start)
+    else:
+        with tempfile.TemporaryDirectory(prefix=f"eincome-eval-{seed}-", dir=workdir) as tmp:
+            run = _evaluate_in(Path(tmp), seed, points, weeks, start)
+    run.seconds = round(time.perf_counter() - began, 1)
+    return run
+
+
+def _evaluate_in(
+    folder: Path, seed: int, points: int, weeks: int, start: datetime | None
+) -> SeedRun:
     from pipeline.store import connect
 
-    began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix=f"eincome-eval-{seed}-", dir=workdir) as tmp:
-        folder = Path(tmp)
-        kwargs = {"start": start} if start is not None else {}
-        # Week files: the same rows as day files, fewer batches to book-keep.
-        manifest = simulate(
-            folder / "sim", points=points, weeks=weeks, seed=seed, split="week", **kwargs
-        )
-        engine = connect(f"sqlite:///{folder / 'eval.db'}")
-        try:
-            totals, result = run_pipeline(engine, folder / "models", manifest)
-            flags, found = read_flags(engine)
-        finally:
-            engine.dispose()
-        labels = read_labels(manifest.labels_csv)
-        registry = pd.read_csv(manifest.points_csv, dtype=str, keep_default_na=False)
-        metrics = score(labels, flags, found, registry, manifest.clean_until, manifest.end)
+    kwargs = {"start": start} if start is not None else {}
+    # Week files: the same rows as day files, fewer batches to book-keep.
+    manifest = simulate(
+        folder / "sim", points=points, weeks=weeks, seed=seed, split="week", **kwargs
+    )
+    engine = connect(f"sqlite:///{folder / 'eval.db'}")
+    try:
+        totals, result = run_pipeline(engine, folder / "models", manifest)
+        flags, found = read_flags(engine)
+    finally:
+        engine.dispose()
+    labels = read_labels(manifest.labels_csv)
+    registry = pd.read_csv(manifest.points_csv, dtype=str, keep_default_na=False)
+    metrics = score(labels, flags, found, registry, manifest.clean_until, manifest.end)
     return SeedRun(
         seed=seed,
         metrics=metrics,
         ingest=totals,
         hours_scored=int(getattr(result, "hours_scored", 0)),
         model_version=str(getattr(result, "model_version", "")),
-        seconds=round(time.perf_counter() - began, 1),
     )
 
 
@@ -366,10 +398,12 @@ def evaluate(
     weeks: int = 8,
     start: datetime | None = None,
     workdir: Path | None = None,
+    keep: Path | None = None,
 ) -> dict:
     """Run every seed; returns {"runs": [...], "mean": {...}} (JSON-ready)."""
     runs = [
-        evaluate_seed(s, points=points, weeks=weeks, start=start, workdir=workdir) for s in seeds
+        evaluate_seed(s, points=points, weeks=weeks, start=start, workdir=workdir, keep=keep)
+        for s in seeds
     ]
     return {
         "settings": {"points": points, "weeks": weeks, "seeds": seeds, "pad_hours": PAD / HOUR},

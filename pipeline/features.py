@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 from sqlalchemy import Engine, String, and_, case, func, select, type_coerce
 
 from pipeline.calendar import Calendar
@@ -50,10 +50,13 @@ FEATURES = (
     "void_excess",  # void+refund share above usual
     "op_cash_drop",  # one operator's cash share below that operator's own usual (hour or day)
     "op_void_excess",  # one operator's void share above that operator's own usual (hour or day)
+    "op_cash_short",  # cash recorded in one operator's hours short of what they usually bring
     "tiny_excess",  # more tiny tickets than plausible
     "burst",  # many more transactions than usual while the ticket falls
     "payer_repeat",  # one payer paying the point again and again
-    "day_drop",  # the day's revenue below usual x peers (slow under-reporting)
+    "day_drop",  # the day's (3, 7 days') revenue below usual x peers (slow under-reporting)
+    "ticket_day_drop",  # the day's (3, 7 days') average ticket below usual (ticket shaving)
+    "silence",  # a run of open hours without a single sale where sales were expected
 )
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 CAP = 30.0
@@ -176,7 +179,8 @@ def load_transactions(engine: Engine, start: datetime, end: datetime) -> pd.Data
 
 
 def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
-    """Each (point, operator)'s cash share and void+refund share over [start, end), in SQL."""
+    """Each (point, operator)'s cash share (of amounts and of sales) and void+refund share over
+    [start, end), in SQL; operator None collects sales without an operator."""
     t = transactions.c
     paid = t.status == "paid"
     query = (
@@ -189,21 +193,33 @@ def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFr
                 "cash_rp"
             ),
             func.sum(case((paid, 0), else_=1)).label("void_n"),
+            func.sum(case((and_(paid, t.payment_method == "cash"), 1), else_=0)).label("cash_n"),
         )
-        .where(and_(t.occurred_at >= start, t.occurred_at < end, t.operator_id.is_not(None)))
+        .where(and_(t.occurred_at >= start, t.occurred_at < end))
         .group_by(t.point_id, t.operator_id)
     )
     frame = pd.DataFrame(
         _tuples(engine, query),
-        columns=["point_id", "operator_id", "paid_n", "paid_rp", "cash_rp", "void_n"],
+        columns=["point_id", "operator_id", "paid_n", "paid_rp", "cash_rp", "void_n", "cash_n"],
     )
-    for column in ("paid_n", "paid_rp", "cash_rp", "void_n"):
+    for column in ("paid_n", "paid_rp", "cash_rp", "void_n", "cash_n"):
         frame[column] = pd.to_numeric(frame[column]).astype("float64")
     frame["op_usual_cash"] = frame["cash_rp"] / frame["paid_rp"].where(frame["paid_rp"] > 0)
     frame["op_usual_void"] = frame["void_n"] / (frame["paid_n"] + frame["void_n"]).where(
         lambda s: s > 0
     )
-    return frame[["point_id", "operator_id", "paid_n", "op_usual_cash", "op_usual_void"]]
+    frame["op_usual_cash_n"] = frame["cash_n"] / frame["paid_n"].where(frame["paid_n"] > 0)
+    return frame[
+        [
+            "point_id",
+            "operator_id",
+            "paid_n",
+            "cash_n",
+            "op_usual_cash",
+            "op_usual_cash_n",
+            "op_usual_void",
+        ]
+    ]
 
 
 def confirmed_windows(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
@@ -341,10 +357,78 @@ def binomial_excess(successes, trials, rate) -> np.ndarray:
     return np.clip(np.nan_to_num(stats.norm.isf(np.clip(tail, 1e-300, 1.0)), nan=0.0), 0, CAP)
 
 
-def _mad_scale(values: pd.Series, by: pd.Series, floor: float) -> pd.Series:
-    """A robust standard deviation per group, floored: the 90th percentile of |value| / 1.645, which
-    unlike the MAD still sees a skewed tail (hourly tickets and cash shares are skewed)."""
-    return (values.abs().groupby(by).quantile(0.9) / 1.645).clip(lower=floor)
+def poisson_shortfall(observed, expected, dispersion) -> np.ndarray:
+    """One-sided z of seeing ``observed`` or less where ``expected`` was usual: the Poisson lower
+    tail (variance inflated by ``dispersion``^2), continuous in ``observed`` through the
+    regularised gamma function, turned into normal units (>= 0)."""
+    d2 = np.asarray(dispersion, dtype=float) ** 2
+    k = np.asarray(observed, dtype=float) / d2
+    mu = np.asarray(expected, dtype=float) / d2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tail = special.gammaincc(k + 1, np.maximum(mu, 0))
+        z = stats.norm.isf(np.clip(tail, 1e-300, 1.0))
+    return np.clip(np.where(mu > 0, np.nan_to_num(z, nan=0.0), 0.0), 0, CAP)
+
+
+def poisson_surplus(observed, expected, dispersion) -> np.ndarray:
+    """One-sided z of seeing ``observed`` or more where ``expected`` was usual (>= 0)."""
+    d2 = np.asarray(dispersion, dtype=float) ** 2
+    k = np.asarray(observed, dtype=float) / d2
+    mu = np.asarray(expected, dtype=float) / d2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tail = special.gammainc(np.maximum(k, 1e-9), np.maximum(mu, 0))
+        z = stats.norm.isf(np.clip(tail, 1e-300, 1.0))
+    return np.clip(np.where((mu > 0) & (k > 0), np.nan_to_num(z, nan=0.0), 0.0), 0, CAP)
+
+
+def _silence(frame: pd.DataFrame, expected_open: pd.Series) -> np.ndarray:
+    """For each open hour without a single transaction, how unlikely its whole silent run is:
+    consecutive silent open hours of one point pool their expected sales (a device switched off
+    for five busy hours is far less likely than one quiet hour)."""
+    silent = (frame["txn_count"] == 0) & (frame["void_count"] + frame["refund_count"] == 0)
+    rows = frame.loc[frame["is_open"], ["pos", "hour_start", "expected_cnt", "s_cnt"]].copy()
+    rows["silent"] = silent[frame["is_open"]] & expected_open[frame["is_open"]]
+    rows = rows.sort_values(["pos", "hour_start"])
+    boundary = (rows["silent"] != rows["silent"].shift()) | (rows["pos"] != rows["pos"].shift())
+    rows["run"] = boundary.cumsum()
+    pooled = rows.groupby("run")["expected_cnt"].transform("sum")
+    z = poisson_shortfall(np.zeros(len(rows)), pooled, rows["s_cnt"])
+    out = pd.Series(0.0, index=frame.index)
+    out.loc[rows.index] = np.where(rows["silent"], z, 0.0)
+    return out.to_numpy()
+
+
+def binomial_shortfall(
+    successes, trials, rate, *, slack: float = 0.03, min_trials: int = 5
+) -> np.ndarray:
+    """How surprising so few ``successes`` out of ``trials`` are at ``rate`` (less ``slack``, for
+    day-to-day drift of a payment mix), as a one-sided z (>= 0); needs ``min_trials``."""
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    p = np.clip(np.asarray(rate, dtype=float) - slack, 0.01, 0.99)
+    with np.errstate(invalid="ignore"):
+        tail = stats.binom.cdf(k, n, p)
+        z = stats.norm.isf(np.clip(tail, 1e-300, 1.0))
+    ok = (n >= min_trials) & np.isfinite(p)
+    return np.clip(np.where(ok, np.nan_to_num(z, nan=0.0), 0.0), 0, CAP)
+
+
+def _trimmed_mean(grouped) -> pd.Series:
+    """Mean without the group's minimum and maximum (median when fewer than five samples)."""
+    total, low, high, n = grouped.sum(), grouped.min(), grouped.max(), grouped.count()
+    trimmed = (total - low - high) / (n - 2).clip(lower=1)
+    return trimmed.where(n >= 5, grouped.median())
+
+
+def _mad_scale(
+    values: pd.Series, by: pd.Series, floor: float, *, quantile: float = 0.75
+) -> pd.Series:
+    """A robust standard deviation per group, floored: the ``quantile`` of |value| divided by the
+    same quantile of |N(0, 1)|. The upper quartile still sees part of a skewed tail (hourly
+    tickets and cash shares are skewed) yet ignores up to a quarter of contaminated hours (the
+    baseline may hold leakage itself)."""
+    normal = {0.5: 0.6745, 0.75: 1.1503, 0.9: 1.6449}[quantile]
+    return (values.abs().groupby(by).quantile(quantile) / normal).clip(lower=floor)
 
 
 def slot_usuals(
@@ -371,8 +455,12 @@ def slot_usuals(
         }
     )
     grouped = work.groupby(["pos", "how"])
-    slots = grouped[["rev", "cnt"]].median()
-    slots.columns = ["usual_rev", "usual_cnt"]
+    # A trimmed mean (without the lowest and highest week) rather than a median: for a small
+    # point's skewed hourly counts the median sits well below the mean, and summing medians
+    # would make every ordinary day look busy.
+    slots = pd.DataFrame(
+        {"usual_rev": _trimmed_mean(grouped["rev"]), "usual_cnt": _trimmed_mean(grouped["cnt"])}
+    )
     slots["samples"] = grouped["rev"].size()
     # Ticket and cash share of a slot: its pooled sums shrunk towards the point's overall figure,
     # because a median of hourly shares from a handful of sales is mostly noise.
@@ -461,11 +549,31 @@ def slot_usuals(
     scales["point_ticket"] = point_ticket.reindex(scales.index)
     active_days = history.loc[history["txn_count"] > 0].groupby("pos")["local_date"].nunique()
     scales["history_days"] = active_days.reindex(scales.index).fillna(0).astype(int)
-    # Day-to-day spread of the point's revenue against its usual day.
-    day_rows = merged[merged["is_open"] & (merged["usual_cnt"] > 0)]
-    days = day_rows.groupby(["pos", "local_date"])[["rev", "usual_rev"]].sum().reset_index()
-    days = days[days["usual_rev"] > 0]
-    phi_day = _mad_scale(days["rev"] / days["usual_rev"] - 1, days["pos"], 0.04)
+    # The usual whole day per weekday (complete local days only) and the day-to-day spread.
+    days = work.groupby(["pos", "local_date"]).agg(
+        rev=("rev", "sum"), cnt=("cnt", "sum"), hours=("rev", "size")
+    )
+    days = days[days["hours"] == 24].reset_index()
+    days["weekday"] = pd.to_datetime(days["local_date"]).dt.dayofweek
+    by_weekday = days.groupby(["pos", "weekday"])
+    usual_day = pd.DataFrame(
+        {"rev": _trimmed_mean(by_weekday["rev"]), "cnt": _trimmed_mean(by_weekday["cnt"])}
+    )
+    for weekday in range(7):
+        for measure in ("rev", "cnt"):
+            column = (
+                usual_day[measure].xs(weekday, level="weekday")
+                if len(usual_day)
+                else pd.Series(dtype=float)
+            )
+            scales[f"day_{measure}_{weekday}"] = column.reindex(scales.index)
+    expected = (
+        usual_day["rev"].reindex(pd.MultiIndex.from_frame(days[["pos", "weekday"]])).to_numpy()
+    )
+    ok = expected > 0
+    phi_day = _mad_scale(
+        days.loc[ok, "rev"] / expected[ok] - 1, days.loc[ok, "pos"], 0.04, quantile=0.5
+    )
     scales["phi_day"] = phi_day.reindex(scales.index).fillna(0.15)
     return slots, scales
 
@@ -517,6 +625,9 @@ def _transaction_signals(
         "op_void_share",
         "op_void_usual",
         "operators_active",
+        "cash_count_z",
+        "payer_hour_n",
+        "payer_day_n",
     ]
     if txns.empty:
         return pd.DataFrame(columns=columns)
@@ -540,51 +651,67 @@ def _transaction_signals(
     ticket_of = dict(
         zip(pts["point_id"], scales["point_ticket"].reindex(range(len(pts))), strict=True)
     )
-    s_cash_of = dict(zip(pts["point_id"], scales["s_cash"].reindex(range(len(pts))), strict=True))
     limit = txns["point_id"].map(ticket_of) * config.tiny_fraction
     txns["tiny"] = (paid & (txns["amount"] < limit)).astype(np.int64)
+    # Cash share counts ordinary sales only: a burst of tiny or repeated QRIS payments is its own
+    # signal and must not read as missing cash.
+    has_payer = paid & txns["payer_ref"].notna() & (txns["payer_ref"] != "")
+    payer_hour_n = (
+        txns[has_payer].groupby(["point_id", "hour_start", "payer_ref"])["paid"].transform("size")
+    )
+    repeated = pd.Series(False, index=txns.index)
+    repeated.loc[payer_hour_n.index] = payer_hour_n >= 4
+    ordinary = paid & (txns["tiny"] == 0) & ~repeated
+    txns["sales_n"] = ordinary.astype(np.int64)
+    txns["cash_n"] = (ordinary & (txns["payment_method"] == "cash")).astype(np.int64)
     keys = ["point_id", "hour_start"]
     out = txns.groupby(keys)["tiny"].sum().rename("tiny_n").to_frame()
 
-    # Repeated payer: the most frequent payer of the hour, and of the day (assigned to the hours it paid).
+    # Repeated payer: one payer account paying the point again and again within the hour (a
+    # regular customer paying twice a day is normal, five QRIS payments in an hour are not).
     payers = txns[paid & txns["payer_ref"].notna() & (txns["payer_ref"] != "")]
     if not payers.empty:
-        per_hour = payers.groupby([*keys, "payer_ref"]).size()
+        per_hour = payers.groupby([*keys, "payer_ref"]).size().rename("hour_n").reset_index()
         per_day = payers.groupby(["point_id", "local_date", "payer_ref"]).size().rename("day_n")
-        hour_rows = per_hour.rename("hour_n").reset_index()
-        hour_rows = hour_rows.merge(
-            payers[["point_id", "hour_start", "local_date"]].drop_duplicates(), on=keys, how="left"
+        top = per_hour.sort_values("hour_n").groupby(keys).tail(1)
+        top = top.merge(
+            payers[[*keys, "local_date"]].drop_duplicates(keys), on=keys, how="left"
         ).merge(per_day.reset_index(), on=["point_id", "local_date", "payer_ref"], how="left")
-        # Evidence: hour count beyond 2, or day count beyond 3 (a regular may pay twice a day).
-        hour_rows["payer_score"] = np.maximum(
-            (hour_rows["hour_n"] - 2) * 2.0, (hour_rows["day_n"] - 3) * 1.5
-        )
-        top = hour_rows.sort_values("payer_score").groupby(keys).tail(1).set_index(keys)
-        out["payer_top"] = top["payer_score"].clip(lower=0)
+        top = top.set_index(keys)
+        out["payer_top"] = ((top["hour_n"] - 3) * 2.0).clip(lower=0)
         out["payer_ref_top"] = top["payer_ref"]
         out["payer_hour_n"] = top["hour_n"]
         out["payer_day_n"] = top["day_n"]
+
+    # Cash share of the point's sales (counts: skimming removes whole cash sales) vs its usual.
+    point_usual = op_usual.groupby("point_id")[["cash_n", "paid_n"]].sum()
+    p_point = (
+        point_usual["cash_n"] / point_usual["paid_n"].where(point_usual["paid_n"] > 0)
+    ).rename("p")
+    counts = txns.groupby(keys)[["sales_n", "cash_n"]].sum()
+    p_hour = counts.index.get_level_values("point_id").map(p_point).to_numpy(dtype=float)
+    # An hour needs eight sales before its cash share says anything (0 cash in 5 sales happens).
+    out["cash_count_z"] = binomial_shortfall(
+        counts["cash_n"], counts["sales_n"], p_hour, min_trials=8
+    )
 
     # Per operator, hour and day, against that operator's own usual.
     ops = txns[txns["operator_id"].notna() & (txns["operator_id"] != "")]
     if not ops.empty:
         usual = op_usual.set_index(["point_id", "operator_id"])
-        sums = ["paid", "paid_rp", "cash_rp", "void"]
+        sums = ["paid", "paid_rp", "cash_rp", "void", "cash_n", "sales_n"]
         hour = ops.groupby([*keys, "operator_id"])[sums].sum().reset_index()
         day = ops.groupby(["point_id", "local_date", "operator_id"])[sums].sum().reset_index()
-        for frame in (hour, day):
+        for frame, min_trials in ((hour, 8), (day, 5)):
             joined = usual.reindex(pd.MultiIndex.from_frame(frame[["point_id", "operator_id"]]))
             p_cash = joined["op_usual_cash"].to_numpy()
             p_void = joined["op_usual_void"].fillna(0.02).clip(lower=0.01).to_numpy()
             share = frame["cash_rp"] / frame["paid_rp"].where(frame["paid_rp"] > 0)
             frame["cash_share"] = share
             frame["cash_usual"] = p_cash
-            over = frame["point_id"].map(s_cash_of).fillna(1.5).to_numpy()
-            sd_cash = np.sqrt(
-                over**2 * p_cash * (1 - p_cash) / frame["paid"].clip(lower=1) + 0.03**2
-            )
-            frame["cash_z"] = (
-                ((p_cash - share) / sd_cash).where(frame["paid"] >= 5).fillna(0).clip(0, CAP)
+            p_count = joined["op_usual_cash_n"].to_numpy()
+            frame["cash_z"] = binomial_shortfall(
+                frame["cash_n"], frame["sales_n"], p_count, min_trials=min_trials
             )
             total = frame["paid"] + frame["void"]
             vshare = frame["void"] / total.where(total > 0)
@@ -692,8 +819,8 @@ def compute_features(
         _baseline_path(engine, Path(cache_dir), base_begin, base_end, config) if cache_dir else None
     )
     baseline = _read_baseline(cache_path, pts) if cache_path is not None else None
-    # Three days before the range so the day-level rolling window is complete.
-    range_begin = start_ts - pd.Timedelta(days=3)
+    # A week before the range so the day-level rolling windows are complete.
+    range_begin = start_ts - pd.Timedelta(days=max(HORIZONS))
     if baseline is None:
         load_begin = min(_floor_hour(base_begin), range_begin)
         load_end = max(_floor_hour(base_end), end_ts)
@@ -702,7 +829,11 @@ def compute_features(
     grid = _context_grid(engine, pts, load_begin, load_end, calendar)
     if baseline is None:
         in_base = (grid["hour_start"] >= base_begin) & (grid["hour_start"] < base_end)
-        history = grid[in_base & ~grid["suppressed"] & grid["holiday"].isna()]
+        # A point's hours before its first recorded sale are not "usual zero": it was not there yet.
+        active = grid["txn_count"] + grid["void_count"] + grid["refund_count"] > 0
+        first_seen = grid.loc[active].groupby("pos")["hour_start"].min()
+        started = grid["hour_start"] >= grid["pos"].map(first_seen)
+        history = grid[in_base & started & ~grid["suppressed"] & grid["holiday"].isna()]
         slots, scales = slot_usuals(history, pts, config)
         del history
         if cache_path is not None:
@@ -710,10 +841,8 @@ def compute_features(
     else:
         slots, scales = baseline
 
-    # Rows the features are needed for: the range plus three days before it (for the day horizon).
-    frame = grid[
-        (grid["hour_start"] >= start_ts - pd.Timedelta(days=3)) & (grid["hour_start"] < end_ts)
-    ]
+    # Rows the features are needed for: the range plus the week before it (for the day horizons).
+    frame = grid[(grid["hour_start"] >= range_begin) & (grid["hour_start"] < end_ts)]
     frame = frame.merge(
         slots[
             [
@@ -750,11 +879,14 @@ def compute_features(
     frame["expected_rev"] = (frame["usual_rev"] * frame["peer_rev"]).where(expected_open, 0.0)
     frame["expected_cnt"] = (frame["usual_cnt"] * frame["peer_cnt"]).where(expected_open, 0.0)
     unit = frame["usual_ticket"].fillna(frame["point_ticket"]).fillna(1.0).clip(lower=1)
-    z_rev = 2 * (np.sqrt(rev / unit) - np.sqrt(frame["expected_rev"] / unit)) / frame["s_rev"]
-    z_cnt = 2 * (np.sqrt(cnt) - np.sqrt(frame["expected_cnt"])) / frame["s_cnt"]
     damp = np.where(frame["holiday"].notna(), config.holiday_damping, 1.0)
-    frame["rev_drop"] = np.clip(-z_rev, 0, CAP) * damp
-    frame["count_drop"] = np.clip(-z_cnt, 0, CAP) * damp
+    # Revenue is counted in units of the usual ticket so both use the same (Poisson) yardstick.
+    frame["rev_drop"] = (
+        poisson_shortfall(rev / unit, frame["expected_rev"] / unit, frame["s_rev"]) * damp
+    )
+    frame["count_drop"] = poisson_shortfall(cnt, frame["expected_cnt"], frame["s_cnt"]) * damp
+    z_surge = poisson_surplus(cnt, frame["expected_cnt"], frame["s_cnt"])
+    frame["silence"] = _silence(frame, expected_open) * damp
 
     # Average ticket, relative to usual and to peers' ticket movement.
     ticket = rev / cnt.where(cnt > 0)
@@ -766,7 +898,7 @@ def compute_features(
     sd_ticket = np.sqrt(frame["c_ticket"] ** 2 / cnt.clip(lower=1) + 0.03**2)
     z_ticket = (ratio_ticket / frame["peer_ticket"] - 1) / sd_ticket
     frame["ticket_drop"] = np.clip(-z_ticket.where(cnt >= 3), 0, CAP).fillna(0) * damp
-    frame["burst"] = np.minimum(np.clip(z_cnt, 0, CAP), frame["ticket_drop"] / damp)
+    frame["burst"] = np.minimum(z_surge, frame["ticket_drop"] / damp)
 
     # Cash share, against usual and peers' movement, in units of (over-dispersed) binomial noise.
     cash_share = frame["cash_amount"] / rev.where(rev > 0)
@@ -789,8 +921,10 @@ def compute_features(
     )
 
     # Day horizon: the local day's revenue so far vs usual x peers, and the last three days.
-    frame = _day_features(frame, scales["phi_day"])
+    frame = _day_features(frame, slots, scales)
+    damp = np.where(frame["holiday"].notna(), config.holiday_damping, 1.0)
     frame["day_drop"] = frame["day_drop"] * damp
+    frame["ticket_day_drop"] = frame["ticket_day_drop"] * damp
 
     # Transaction-level signals for the range only.
     scored = frame[(frame["hour_start"] >= start_ts) & (frame["is_open"] | (all_n > 0))].copy()
@@ -798,25 +932,53 @@ def compute_features(
     parts = []
     # A week of transactions at a time bounds memory on long ranges; each slice also reads the
     # day before it so day-level operator and payer signals see whole local days.
-    for a, b in _slices(start_ts, end_ts, pd.Timedelta(days=7)):
+    hours = frame[
+        [
+            "point_id",
+            "hour_start",
+            "local_date",
+            "is_open",
+            "cash_amount",
+            "expected_rev",
+            "usual_cash",
+            "point_ticket",
+            "s_rev",
+        ]
+    ].assign(local_hour=frame["how"] % 24)
+    # Small registries read a month of transactions at once (fewer passes), big ones a week.
+    slice_days = 28 if len(pts) <= 100 else 7
+    for a, b in _slices(start_ts, end_ts, pd.Timedelta(days=slice_days)):
         txns = load_transactions(
-            engine, (a - pd.Timedelta(days=1)).to_pydatetime(), b.to_pydatetime()
+            engine, (a - pd.Timedelta(days=3)).to_pydatetime(), b.to_pydatetime()
         )
         part = _transaction_signals(txns, pts, scales, op_usual, config)
-        parts.append(
-            part[(part["hour_start"] >= a) & (part["hour_start"] < b)] if not part.empty else part
-        )
+        if not part.empty:
+            shift = _operator_cash_shortfall(
+                txns,
+                hours[
+                    (hours["hour_start"] >= a - pd.Timedelta(days=3)) & (hours["hour_start"] < b)
+                ],
+            )
+            part = part.merge(shift, on=["point_id", "hour_start"], how="outer")
+            part = part[(part["hour_start"] >= a) & (part["hour_start"] < b)]
+        parts.append(part)
     signals = (
         pd.concat(parts, ignore_index=True)
         if parts
         else _transaction_signals(pd.DataFrame(), pts, scales, op_usual, config)
     )
+    for column in ("op_short_z", "op_short_id", "op_short_obs", "op_short_exp", "op_short_days"):
+        if column not in signals:
+            signals[column] = np.nan
     scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
     tiny = scored["tiny_n"].fillna(0)
     expected_tiny = 0.05 * scored["txn_count"] + 1
     scored["tiny_excess"] = np.clip((tiny - expected_tiny) / np.sqrt(expected_tiny), 0, CAP)
     scored["payer_repeat"] = scored["payer_top"].fillna(0).astype(float).clip(0, CAP)
     scored["op_cash_drop"] = scored["op_cash_z"].fillna(0).astype(float)
+    scored["op_cash_short"] = scored["op_short_z"].fillna(0).astype(float) * damp_of(scored)
+    # Sale counts from the transactions beat amount shares for cash (skimming drops whole sales).
+    scored["cash_drop"] = scored["cash_count_z"].fillna(0).astype(float)
     scored["op_void_excess"] = scored["op_void_z"].fillna(0).astype(float)
     for name in FEATURES:
         scored[name] = scored[name].astype(float).fillna(0.0)
@@ -825,6 +987,80 @@ def compute_features(
         scored.drop(columns=["pos"]).sort_values(["point_id", "hour_start"]).reset_index(drop=True)
     )
     return scored
+
+
+def damp_of(frame: pd.DataFrame) -> np.ndarray:
+    return np.where(frame["holiday"].notna(), FeatureConfig().holiday_damping, 1.0)
+
+
+def _operator_cash_shortfall(txns: pd.DataFrame, hours: pd.DataFrame) -> pd.DataFrame:
+    """Cash recorded in the hours an operator ran the point vs the cash those hours usually bring
+    (usual revenue x peers x usual cash share), per local day and over the operator's last three
+    working days: skimming on one shift shows as that operator's cash falling short day after
+    day while the point's other hours look normal."""
+    columns = [
+        "point_id",
+        "hour_start",
+        "op_short_z",
+        "op_short_id",
+        "op_short_obs",
+        "op_short_exp",
+        "op_short_days",
+    ]
+    ops = txns[
+        (txns["status"] == "paid") & txns["operator_id"].notna() & (txns["operator_id"] != "")
+    ]
+    if ops.empty or hours.empty:
+        return pd.DataFrame(columns=columns)
+    keys = ["point_id", "hour_start"]
+    ops = ops.assign(hour_start=ops["occurred_at"].dt.floor("h"))
+    # Each hour goes to the operator of its shift: whoever usually records most sales at that
+    # local hour of the day, so the hours of a shift where nothing was recorded still count.
+    ops = ops.merge(hours[[*keys, "local_hour"]], on=keys, how="inner")
+    shift = ops.groupby(["point_id", "local_hour", "operator_id"]).size().rename("n").reset_index()
+    shift = shift.sort_values("n").groupby(["point_id", "local_hour"]).tail(1)
+    work = hours[hours["is_open"]].merge(
+        shift[["point_id", "local_hour", "operator_id"]], on=["point_id", "local_hour"], how="inner"
+    )
+    work["expected_cash"] = work["expected_rev"] * work["usual_cash"].fillna(0)
+    daily = (
+        work.groupby(["point_id", "operator_id", "local_date"])
+        .agg(
+            obs=("cash_amount", "sum"),
+            exp=("expected_cash", "sum"),
+            unit=("point_ticket", "first"),
+            s=("s_rev", "first"),
+        )
+        .reset_index()
+        .sort_values(["point_id", "operator_id", "local_date"])
+    )
+    unit = daily["unit"].fillna(1.0).clip(lower=1)
+    z1 = poisson_shortfall(daily["obs"] / unit, daily["exp"] / unit, daily["s"].fillna(2.0))
+    rolled = (
+        daily.groupby(["point_id", "operator_id"])[["obs", "exp"]].rolling(3, min_periods=1).sum()
+    )
+    rolled = rolled.reset_index(level=[0, 1], drop=True).sort_index()
+    z3 = poisson_shortfall(rolled["obs"] / unit, rolled["exp"] / unit, daily["s"].fillna(2.0))
+    rolled5 = (
+        daily.groupby(["point_id", "operator_id"])[["obs", "exp"]].rolling(5, min_periods=1).sum()
+    )
+    rolled5 = rolled5.reset_index(level=[0, 1], drop=True).sort_index()
+    z5 = poisson_shortfall(rolled5["obs"] / unit, rolled5["exp"] / unit, daily["s"].fillna(2.0))
+    # The longer views count only while the day itself is short.
+    down = z1 > 1.0
+    use5 = down & (z5 > np.maximum(z1, z3))
+    use3 = down & ~use5 & (z3 > z1)
+    daily["op_short_z"] = np.select([use5, use3], [z5, z3], z1)
+    daily["op_short_obs"] = np.select([use5, use3], [rolled5["obs"], rolled["obs"]], daily["obs"])
+    daily["op_short_exp"] = np.select([use5, use3], [rolled5["exp"], rolled["exp"]], daily["exp"])
+    daily["op_short_days"] = np.select([use5, use3], [5, 3], 1)
+    out = work[[*keys, "operator_id", "local_date"]].merge(
+        daily.drop(columns=["obs", "exp", "unit", "s"]),
+        on=["point_id", "operator_id", "local_date"],
+        how="left",
+    )
+    out = out.rename(columns={"operator_id": "op_short_id"})
+    return out[columns]
 
 
 def _slices(begin: pd.Timestamp, end: pd.Timestamp, size: pd.Timedelta):
@@ -930,9 +1166,15 @@ def _read_baseline(path: Path, pts: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
     return slots, scales.reindex(pd.RangeIndex(len(pts), name="pos"))
 
 
-def _day_features(frame: pd.DataFrame, phi_day: pd.Series) -> pd.DataFrame:
-    """Adds day_rev, day_usual, day_ratio, day_peer and day_drop (one-sided z) to each row."""
+HORIZONS = (1, 3, 7)  # days: a sudden drop, and slower level shifts
+
+
+def _day_features(frame: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
+    """Day horizons: the local day's revenue and average ticket, and the last 3 and 7 days',
+    against usual x peers (one-sided z). The longer views only count while the day itself is
+    down, so a flag does not outlive the drop."""
     expected = frame["is_open"] & (frame["usual_cnt"] > 0)
+    cnt = frame["txn_count"].where(expected, 0)
     day = (
         pd.DataFrame(
             {
@@ -941,43 +1183,80 @@ def _day_features(frame: pd.DataFrame, phi_day: pd.Series) -> pd.DataFrame:
                 "rev": frame["gross_paid"].where(expected, 0),
                 "usual": frame["usual_rev"].where(expected, 0),
                 "usual_cnt": frame["usual_cnt"].where(expected, 0),
+                "cnt": cnt,
+                # What these sales would have come to at the usual ticket of each hour.
+                "at_usual_ticket": (cnt * frame["usual_ticket"]).fillna(0),
                 "peer_group": frame["peer_group"],
                 "revenue_type": frame["revenue_type"],
             }
         )
         .groupby(["pos", "local_date", "peer_group", "revenue_type"], as_index=False)[
-            ["rev", "usual", "usual_cnt"]
+            ["rev", "usual", "usual_cnt", "cnt", "at_usual_ticket"]
         ]
         .sum()
         .sort_values(["pos", "local_date"])
+        .reset_index(drop=True)
     )
-    roll = (
-        day.groupby("pos")[["rev", "usual", "usual_cnt"]]
-        .rolling(3, min_periods=1)
-        .sum()
-        .reset_index(level=0, drop=True)
-    )
-    day[["rev3", "usual3", "usual_cnt3"]] = roll.to_numpy()
-    day["ratio1"] = (day["rev"] / day["usual"]).where(day["usual"] > 0)
-    day["ratio3"] = (day["rev3"] / day["usual3"]).where(day["usual3"] > 0)
     day["hour_start"] = day["local_date"]  # peers compared on the same local date
-    for horizon in ("1", "3"):
-        day[f"peer{horizon}"] = _peer_median(
-            day, day[f"ratio{horizon}"], day[f"ratio{horizon}"].notna(), 3
-        ).fillna(1.0)
-    day["phi_day"] = day["pos"].map(phi_day).fillna(0.15)
-    sd1 = np.sqrt(day["phi_day"] ** 2 + 1.5 / day["usual_cnt"].clip(lower=1))
-    sd3 = np.sqrt(day["phi_day"] ** 2 / 3 + 1.5 / day["usual_cnt3"].clip(lower=1))
-    z1 = ((day["ratio1"] / day["peer1"].clip(lower=0.05) - 1) / sd1).fillna(0)
-    z3 = ((day["ratio3"] / day["peer3"].clip(lower=0.05) - 1) / sd3).fillna(0)
-    # The three-day view only counts while the day itself is down, so a flag does not outlive the drop.
-    day["day_drop"] = np.clip(np.maximum(-z1, np.where(-z1 > 1.0, -z3, 0.0)), 0, CAP)
-    day = day.rename(
-        columns={"rev": "day_rev", "usual": "day_usual", "ratio1": "day_ratio", "peer1": "day_peer"}
+    # The usual day (per weekday), times the share of it that the hours in view usually make.
+    hours_in_view = frame.groupby(["pos", "local_date"])["usual_rev"].sum()
+    slot_day = (
+        slots.assign(weekday=slots["how"] // 24).groupby(["pos", "weekday"])["usual_rev"].sum()
     )
-    keep = ["pos", "local_date", "day_rev", "day_usual", "day_ratio", "day_peer", "day_drop"]
+    weekday = pd.to_datetime(day["local_date"]).dt.dayofweek.to_numpy()
+    in_view = hours_in_view.reindex(pd.MultiIndex.from_frame(day[["pos", "local_date"]])).to_numpy()
+    whole = slot_day.reindex(pd.MultiIndex.from_arrays([day["pos"], weekday])).to_numpy()
+    share = np.clip(np.nan_to_num(in_view / whole, nan=1.0), 0, 1)
+    pos = day["pos"].to_numpy()
+    for measure, column in (("rev", "usual"), ("cnt", "usual_cnt")):
+        table = scales[[f"day_{measure}_{w}" for w in range(7)]].to_numpy()
+        whole_day = table[pos, weekday]
+        # Without enough complete days (a new point) the summed hourly usuals stand in.
+        day[column] = np.where(np.isfinite(whole_day), whole_day * share, day[column])
+    phi = day["pos"].map(scales["phi_day"]).fillna(0.15)
+    c_ticket = day["pos"].map(scales["c_ticket"]).fillna(0.5)
+    sums = ["rev", "usual", "usual_cnt", "cnt", "at_usual_ticket"]
+    z_rev, z_ticket = {}, {}
+    for h in HORIZONS:
+        rolled = (
+            day.groupby("pos")[sums].rolling(h, min_periods=1).sum().reset_index(level=0, drop=True)
+        )
+        rolled = rolled.sort_index()
+        ratio = (rolled["rev"] / rolled["usual"]).where(rolled["usual"] > 0)
+        peer = _peer_median(day, ratio, ratio.notna(), 3).fillna(1.0).clip(lower=0.05)
+        sd = np.sqrt(phi**2 / h + 1.5 / rolled["usual_cnt"].clip(lower=1))
+        z_rev[h] = ((ratio / peer - 1) / sd).fillna(0)
+        ticket = (rolled["rev"] / rolled["at_usual_ticket"]).where(
+            (rolled["cnt"] >= 3) & (rolled["at_usual_ticket"] > 0)
+        )
+        peer_t = _peer_median(day, ticket, ticket.notna(), 3).fillna(1.0).clip(lower=0.05)
+        sd_t = np.sqrt(c_ticket**2 / rolled["cnt"].clip(lower=1) + 0.03**2)
+        z_ticket[h] = ((ticket / peer_t - 1) / sd_t).fillna(0)
+        if h == 1:
+            day["day_ratio"], day["day_peer"], day["day_ticket_ratio"] = ratio, peer, ticket
+    down = -z_rev[1] > 1.0
+    longer = np.maximum(-z_rev[3], -z_rev[7])
+    day["day_drop"] = np.clip(np.maximum(-z_rev[1], np.where(down, longer, 0.0)), 0, CAP)
+    shaved = -z_ticket[1] > 1.0
+    longer_t = np.maximum(-z_ticket[3], -z_ticket[7])
+    day["ticket_day_drop"] = np.clip(
+        np.maximum(-z_ticket[1], np.where(shaved, longer_t, 0.0)), 0, CAP
+    )
+    day = day.rename(columns={"rev": "day_rev", "usual": "day_usual"})
+    keep = [
+        "pos",
+        "local_date",
+        "day_rev",
+        "day_usual",
+        "day_ratio",
+        "day_peer",
+        "day_ticket_ratio",
+        "day_drop",
+        "ticket_day_drop",
+    ]
     frame = frame.merge(day[keep], on=["pos", "local_date"], how="left")
-    frame["day_drop"] = frame["day_drop"].where(expected, 0).fillna(0)
+    for column in ("day_drop", "ticket_day_drop"):
+        frame[column] = frame[column].where(expected, 0).fillna(0)
     return frame
 
 

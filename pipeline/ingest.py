@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +22,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from pipeline.aggregate import aggregate_in, hour_runs
+from pipeline.aggregate import Encoder, reaggregate_batch
+from pipeline.bulk import copy_rows, utc_text
 from pipeline.errors import UnusableInputError
 from pipeline.feeds import FeedChunk, frame_chunk, read_feed
 from pipeline.store.schema import ingest_batches, points, quarantine
@@ -46,6 +48,8 @@ class BatchResult:
     quarantined: int = 0
     duplicates: int = 0
     message: str | None = None
+    # Wall seconds per stage (read, validate, store, aggregate): where the time went.
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def file(self) -> str:
@@ -152,6 +156,19 @@ def _close_batch(engine: Engine, batch_id: int, status: str, message: str) -> No
         )
 
 
+class _StageTimer:
+    """Accumulates wall seconds per stage; ``lap`` charges the time since the last lap."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+
+
 @dataclass
 class _Counts:
     rows_read: int = 0
@@ -173,13 +190,18 @@ def _run_batch(
 ) -> BatchResult:
     now = now or datetime.now(UTC)
     counts = _Counts()
+    timer = _StageTimer()
     try:
         with engine.begin() as connection:
             known = set(connection.execute(select(points.c.point_id)).scalars())
             stage = _Stage(connection)
-            touched: dict[datetime, set[str]] = {}
+            encoder = Encoder()
+            stored_rows: list[pd.DataFrame] = []  # encoded, for the aggregates
+            timer.lap("store")
             for chunk in chunks:
-                _ingest_chunk(
+                timer.lap("read")
+                encoded = _ingest_chunk(
+                    encoder,
                     connection,
                     stage,
                     batch_id,
@@ -188,11 +210,15 @@ def _run_batch(
                     now,
                     future_tolerance,
                     counts,
-                    touched,
+                    timer,
                 )
+                stored_rows.append(encoded)
                 if on_chunk is not None:
                     on_chunk(counts.rows_read)
-            _reaggregate(connection, touched)
+                timer.lap("store")
+            if stored_rows:
+                reaggregate_batch(connection, batch_id, pd.concat(stored_rows), encoder)
+            timer.lap("aggregate")
             if counts.accepted + counts.quarantined + counts.duplicates != counts.rows_read:
                 raise RuntimeError(f"batch {batch_id}: counts do not add up: {counts}")
             connection.execute(
@@ -207,25 +233,22 @@ def _run_batch(
     except BaseException as exc:
         _close_batch(engine, batch_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
+    timer.lap("store")  # the commit
     return BatchResult(
-        batch_id=batch_id, source=source, source_ref=source_ref, status="ok", **asdict(counts)
+        batch_id=batch_id,
+        source=source,
+        source_ref=source_ref,
+        status="ok",
+        seconds={k: round(v, 3) for k, v in timer.seconds.items()},
+        **asdict(counts),
     )
-
-
-def _reaggregate(connection: Connection, touched: dict[datetime, set[str]]) -> None:
-    """Recompute the point-hours this batch added rows to (late rows included)."""
-    for start, end in hour_runs(touched):
-        hour, point_ids = start, set()
-        while hour < end:
-            point_ids |= touched[hour]
-            hour += timedelta(hours=1)
-        aggregate_in(connection, start, end, sorted(point_ids))
 
 
 # --- one chunk ----------------------------------------------------------------------------
 
 
 def _ingest_chunk(
+    encoder: Encoder,
     connection: Connection,
     stage: _Stage,
     batch_id: int,
@@ -234,12 +257,13 @@ def _ingest_chunk(
     now: datetime,
     future_tolerance: timedelta,
     counts: _Counts,
-    touched: dict[datetime, set[str]],
-) -> None:
+    timer: _StageTimer,
+) -> pd.DataFrame:
+    """Validate, dedupe and store one chunk; returns its stored rows encoded for aggregation."""
     frame = chunk.frame
     counts.rows_read += len(frame)
     if not len(frame):
-        return
+        return encoder.encode(*(np.array([], dtype=object) for _ in range(6)))
     checked = validate_chunk(
         frame, known_point_ids=known, now=now, future_tolerance=future_tolerance
     )
@@ -249,12 +273,13 @@ def _ingest_chunk(
     ]
 
     ok = ~checked.failed
+    occurred_us = checked.occurred_at.dt.as_unit("us").array.asi8[ok]
     rows = pd.DataFrame(
         {
             "pos": np.flatnonzero(ok),
             "point_id": frame["point_id"].to_numpy(dtype=object)[ok],
             "txn_id": frame["txn_id"].to_numpy(dtype=object)[ok],
-            "occurred_at": checked.occurred_at.to_numpy()[ok],
+            "occurred_at": occurred_us.view("datetime64[us]"),  # naive UTC
             "amount": checked.amount[ok].astype(np.int64),
             "payment_method": frame["payment_method"].to_numpy(dtype=object)[ok],
             "status": frame["status"].to_numpy(dtype=object)[ok],
@@ -262,56 +287,62 @@ def _ingest_chunk(
             "payer_ref": _optional(frame["payer_ref"])[ok],
         }
     )
+    timer.lap("validate")
 
     # The same key twice in one chunk: the first is a candidate, the rest are duplicates of it
     # (or conflicts, when their content differs).
     repeated = rows.duplicated(["point_id", "txn_id"], keep="first").to_numpy()
     duplicates = 0
     if repeated.any():
-        firsts = rows[~repeated].set_index(["point_id", "txn_id"])
-        for row in rows[repeated].itertuples(index=False):
-            first = firsts.loc[(row.point_id, row.txn_id)]
-            differing = _differing(first, row._asdict())
-            if differing:
-                quarantine_rows.append(
-                    _quarantine_row(
-                        batch_id,
-                        chunk,
-                        row.pos,
-                        _conflict_reason(row, differing, "earlier in this feed"),
-                        "conflict",
-                    )
-                )
-            else:
-                duplicates += 1
-        rows = rows[~repeated]
+        # Compare each repeat with its first occurrence, vectorised: a file sent twice in one
+        # upload is all repeats.
+        later = rows[repeated]
+        first = rows[~repeated].merge(later[["point_id", "txn_id"]], on=["point_id", "txn_id"])
+        first = later[["point_id", "txn_id"]].merge(first, on=["point_id", "txn_id"], how="left")
+        identical = np.ones(len(later), dtype=bool)
+        for name in CONTENT_FIELDS:
+            a, b = later[name].to_numpy(dtype=object), first[name].to_numpy(dtype=object)
+            identical &= (a == b) | (pd.isna(a) & pd.isna(b))
+        duplicates += int(identical.sum())
+        for i in np.flatnonzero(~identical):
+            row, earlier = later.iloc[i], first.iloc[i]
+            reason = _conflict_reason(
+                row, _differing(earlier, row.to_dict()), "earlier in this feed"
+            )
+            quarantine_rows.append(
+                _quarantine_row(batch_id, chunk, int(row.pos), reason, "conflict")
+            )
+        rows = rows[~repeated].reset_index(drop=True)
 
     stage.load(rows)
     same, conflicts = stage.classify_against_stored()
     duplicates += len(same)
-    for pos, stored in conflicts:
-        row = rows.loc[rows["pos"] == pos].iloc[0]
-        differing = _differing(stored, row.to_dict())
-        quarantine_rows.append(
-            _quarantine_row(
-                batch_id, chunk, pos, _conflict_reason(row, differing, "already stored"), "conflict"
-            )
-        )
-    accepted = stage.insert_new(batch_id)
+    stored_keys = same | {pos for pos, _ in conflicts}
+    if conflicts:
+        by_pos = rows.set_index("pos", drop=False)
+        for pos, stored in conflicts:
+            row = by_pos.loc[pos]
+            reason = _conflict_reason(row, _differing(stored, row.to_dict()), "already stored")
+            quarantine_rows.append(_quarantine_row(batch_id, chunk, pos, reason, "conflict"))
+    if stored_keys:
+        stage.drop(stored_keys)
+        rows = rows[~rows["pos"].isin(stored_keys)]
+    accepted = stage.insert_new(batch_id, expected=len(rows))
     if quarantine_rows:
         connection.execute(insert(quarantine), quarantine_rows)
+    timer.lap("store")
 
     counts.accepted += accepted
     counts.quarantined += len(quarantine_rows)
     counts.duplicates += duplicates
-    if accepted:
-        new = ~rows["pos"].isin(np.fromiter((p for p, _ in conflicts), dtype=np.int64)).to_numpy()
-        new &= ~rows["pos"].isin(np.asarray(list(same), dtype=np.int64)).to_numpy()
-        hours = pd.DataFrame(
-            {"hour": rows["occurred_at"][new].dt.floor("h"), "point_id": rows["point_id"][new]}
-        )
-        for hour, group in hours.drop_duplicates().groupby("hour"):
-            touched.setdefault(hour.to_pydatetime(), set()).update(group["point_id"])
+    return encoder.encode(
+        rows["point_id"].to_numpy(dtype=object),
+        rows["occurred_at"].to_numpy().astype(np.int64),
+        rows["amount"].to_numpy(),
+        rows["status"].to_numpy(dtype=object),
+        rows["payment_method"].to_numpy(dtype=object),
+        rows["operator_id"].to_numpy(dtype=object),
+    )
 
 
 def _optional(values: pd.Series) -> np.ndarray:
@@ -321,10 +352,10 @@ def _optional(values: pd.Series) -> np.ndarray:
 def _differing(stored, incoming: dict) -> list[tuple[str, object, object]]:
     """(field, stored, incoming) for each content field that differs."""
     out = []
-    for field in CONTENT_FIELDS:
-        a, b = _normal(field, stored[field]), _normal(field, incoming[field])
+    for name in CONTENT_FIELDS:
+        a, b = _normal(name, stored[name]), _normal(name, incoming[name])
         if a != b:
-            out.append((field, a, b))
+            out.append((name, a, b))
     return out
 
 
@@ -377,48 +408,49 @@ def _quarantine_row(
 
 
 class _Stage:
-    """A temp table holding one chunk's candidate rows, on the batch's own connection."""
+    """A temp table holding one chunk's candidate rows, on the batch's own connection.
+
+    Loading it is the one bulk write per chunk (SQLite: executemany of pre-formatted tuples;
+    PostgreSQL: COPY); comparing with stored rows and inserting the new ones then run inside
+    the database as set operations, never row by row in Python.
+    """
 
     def __init__(self, connection: Connection):
         self.connection = connection
         self.dialect = connection.dialect.name
+        if self.dialect == "sqlite":
+            # The default 2 MB page cache thrashes once the transactions indexes outgrow it;
+            # the stage itself belongs in memory, it never outlives the batch.
+            connection.exec_driver_sql("PRAGMA cache_size=-262144")
+            connection.exec_driver_sql("PRAGMA temp_store=MEMORY")
         time_type = "TEXT" if self.dialect == "sqlite" else "TIMESTAMPTZ"
         connection.exec_driver_sql("DROP TABLE IF EXISTS ingest_stage")
         connection.exec_driver_sql(
             "CREATE TEMP TABLE ingest_stage (pos BIGINT NOT NULL, point_id TEXT NOT NULL, "
             f"txn_id TEXT NOT NULL, occurred_at {time_type} NOT NULL, amount BIGINT NOT NULL, "
-            "payment_method TEXT NOT NULL, "
-            "status TEXT NOT NULL, operator_id TEXT, payer_ref TEXT)"
+            "payment_method TEXT NOT NULL, status TEXT NOT NULL, operator_id TEXT, payer_ref TEXT)"
         )
 
     def load(self, rows: pd.DataFrame) -> None:
         self.connection.exec_driver_sql("DELETE FROM ingest_stage")
         if not len(rows):
             return
-        times = _utc_text(rows["occurred_at"])
-        columns = [
-            rows["pos"].tolist(),
-            rows["point_id"].tolist(),
-            rows["txn_id"].tolist(),
-            times if self.dialect == "sqlite" else [t + "+00" for t in times],
-            rows["amount"].tolist(),
-            rows["payment_method"].tolist(),
-            rows["status"].tolist(),
-            _nullable(rows["operator_id"]),
-            _nullable(rows["payer_ref"]),
-        ]
-        records = list(zip(*columns, strict=True))
-        if self.dialect == "postgresql":
-            cursor = self.connection.connection.driver_connection.cursor()
-            with cursor.copy(f"COPY ingest_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
-                for record in records:
-                    copy.write_row(record)
-        else:
-            placeholders = ", ".join("?" for _ in STAGE_COLUMNS)
-            self.connection.exec_driver_sql(
-                f"INSERT INTO ingest_stage ({', '.join(STAGE_COLUMNS)}) VALUES ({placeholders})",
-                records,
+        times = utc_text(rows["occurred_at"].to_numpy().astype(np.int64), self.dialect)
+        records = list(
+            zip(
+                rows["pos"].tolist(),
+                rows["point_id"].tolist(),
+                rows["txn_id"].tolist(),
+                times,
+                rows["amount"].tolist(),
+                rows["payment_method"].tolist(),
+                rows["status"].tolist(),
+                _nullable(rows["operator_id"]),
+                _nullable(rows["payer_ref"]),
+                strict=True,
             )
+        )
+        copy_rows(self.connection, "ingest_stage", STAGE_COLUMNS, records)
 
     def classify_against_stored(self) -> tuple[set[int], list[tuple[int, dict]]]:
         """Staged rows whose key is already stored: (identical positions, [(pos, stored row)])."""
@@ -449,27 +481,39 @@ class _Stage:
                 conflicts.append((int(row.pos), {c: getattr(row, c) for c in CONTENT_FIELDS}))
         return same, conflicts
 
-    def insert_new(self, batch_id: int) -> int:
-        """Insert staged rows whose key is not stored yet; returns how many."""
+    def drop(self, positions: set[int]) -> None:
+        """Remove staged rows (already stored ones) so the insert is a plain bulk copy."""
+        self.connection.exec_driver_sql(
+            "DELETE FROM ingest_stage WHERE pos = ?"
+            if self.dialect == "sqlite"
+            else "DELETE FROM ingest_stage WHERE pos = %s",
+            [(int(p),) for p in positions],
+        )
+
+    def insert_new(self, batch_id: int, *, expected: int) -> int:
+        """Insert the staged rows into transactions; returns how many."""
+        if not expected:
+            return 0
         columns = ", ".join(("point_id", "txn_id", *CONTENT_FIELDS))
+        # Key order keeps the primary-key index inserts local; "WHERE true" lets SQLite parse
+        # the upsert clause after a SELECT.
         result = self.connection.exec_driver_sql(
             f"INSERT INTO transactions ({columns}, batch_id) "
-            f"SELECT {columns}, {int(batch_id)} FROM ingest_stage s WHERE NOT EXISTS "
-            "(SELECT 1 FROM transactions t WHERE t.point_id = s.point_id AND t.txn_id = s.txn_id)"
+            f"SELECT {columns}, {int(batch_id)} FROM ingest_stage WHERE true "
+            "ORDER BY point_id, txn_id ON CONFLICT (point_id, txn_id) DO NOTHING"
         )
+        if result.rowcount != expected:
+            # Another ingest stored some of these keys between our check and this insert.
+            raise RuntimeError(
+                f"{expected - result.rowcount} rows were stored by a concurrent ingest "
+                "while this batch ran; run it again to classify them"
+            )
         return result.rowcount
 
 
 def _nullable(values: pd.Series) -> list:
     # pandas stores a missing string as NaN; the database must get NULL, not the text "nan".
     return values.astype(object).where(values.notna(), None).tolist()
-
-
-def _utc_text(times: pd.Series) -> list[str]:
-    """UTC times as 'YYYY-MM-DD HH:MM:SS.ffffff', the form SQLAlchemy stores on SQLite."""
-    values = times.dt.tz_convert(UTC).dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
-    text = np.datetime_as_string(values, unit="us")
-    return [t.replace("T", " ") for t in text.tolist()]
 
 
 # --- progress -----------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +32,6 @@ from pipeline.store.schema import (
     tax_returns,
 )
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
 FEED_KINDS = ("returns", "bank", "collector")
 
 _RUPIAH = re.compile(r"^(\d+|\d{1,3}(\.\d{3})+|\d{1,3}(,\d{3})+)([.,]00)?$")
@@ -177,7 +175,7 @@ def _collector_row(raw: dict) -> tuple[dict | None, list[str]]:
 @dataclass(frozen=True)
 class FeedSpec:
     kind: str
-    suite: str  # file name under expectations/
+    suite: str  # expectations/<suite>.json
     table: Table
     required: tuple[str, ...]
     optional: tuple[str, ...]
@@ -192,7 +190,7 @@ class FeedSpec:
 FEEDS: dict[str, FeedSpec] = {
     "returns": FeedSpec(
         "returns",
-        "returns.json",
+        "returns",
         tax_returns,
         ("point_id", "period_start", "period_end", "declared_sales", "tax_due"),
         ("filed_at", "return_ref"),
@@ -200,7 +198,7 @@ FEEDS: dict[str, FeedSpec] = {
     ),
     "bank": FeedSpec(
         "bank",
-        "bank_statement.json",
+        "bank_statement",
         bank_deposits,
         ("booked_on", "description", "debit", "credit"),
         ("line_id", "value_date", "balance", "channel", "point_id", "collector_id"),
@@ -224,7 +222,7 @@ FEEDS: dict[str, FeedSpec] = {
     ),
     "collector": FeedSpec(
         "collector",
-        "collector_deposits.json",
+        "collector_deposits",
         collector_deposits,
         ("collector_id", "day", "cash_amount"),
         ("deposited_on", "point_id", "area", "receipt_ref"),
@@ -236,54 +234,55 @@ FEEDS: dict[str, FeedSpec] = {
 # --- Great Expectations --------------------------------------------------------------------------
 
 
-def load_suite(name: str) -> dict:
-    """The suite as checked in; a suite the pipeline names but that is missing is an error."""
-    path = EXPECTATIONS_DIR / name
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UnusableInputError(f"expectation suite {path} is missing") from None
-
-
-@cache
-def _gx_batch_definition():
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_pandas("recon")
-    return source.add_dataframe_asset("feed").add_batch_definition_whole_dataframe("whole")
-
-
 def expectation_failures(
     frame: pd.DataFrame, suite_name: str, parameters: dict
 ) -> dict[int, list[str]]:
-    """Row position -> plain-word reasons, for every failing row (COMPLETE: not the first 200)."""
-    import great_expectations as gx
+    """Row position -> plain-word reasons, for every failing row (COMPLETE: not the first 200).
 
-    spec = load_suite(suite_name)
-    suite = gx.ExpectationSuite(name=spec["name"], expectations=spec["expectations"])
-    batch = _gx_batch_definition().get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(
-        suite, expectation_parameters=parameters, result_format={"result_format": "COMPLETE"}
-    )
+    Runs on the ingest lane's one Great Expectations context per process (``pipeline.validate``)
+    and fills each expectation's ``meta.reason`` template with the row's raw values, as the
+    transaction feed does.
+    """
+    from pipeline.validate import _batch_definition, _gx_lock, load_suite
+
+    suite = load_suite(suite_name)
+    with _gx_lock:
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+        outcome = batch.validate(
+            suite,
+            result_format={"result_format": "COMPLETE", "include_unexpected_rows": False},
+            expectation_parameters=parameters,
+        )
+    raw = {c: frame[c].to_numpy(dtype=object) for c in frame.columns}
     failures: dict[int, list[str]] = {}
-    for outcome in result.results:
-        if outcome.success:
-            continue
-        config = outcome.expectation_config
-        column = config.kwargs.get("column")
-        if outcome.exception_info and outcome.exception_info.get("raised_exception"):
+    for result in outcome.results:
+        config = result.expectation_config
+        if result.exception_info and result.exception_info.get("raised_exception"):
+            # A broken expectation must stop the ingest, never pass rows unchecked.
             raise RuntimeError(
-                f"expectation {config.type} on {column} failed to run: {outcome.exception_info}"
+                f"expectation {config.type} on {config.kwargs.get('column')} failed to run: "
+                f"{result.exception_info.get('exception_message')}"
             )
-        template = (config.meta or {}).get("reason") or f"{column} fails {config.type}"
-        for position in outcome.result.get("unexpected_index_list") or []:
-            failures.setdefault(int(position), []).append(
-                template.format(value=frame.at[position, column])
-            )
+        if result.success:
+            continue
+        template = (config.meta or {}).get("reason") or (
+            f"{config.kwargs.get('column')} fails {config.type}"
+        )
+        for position in result.result.get("unexpected_index_list") or []:
+            values = _Blank({c: column[int(position)] for c, column in raw.items()})
+            failures.setdefault(int(position), []).append(template.format_map(values))
     return failures
+
+
+class _Blank(dict):
+    """Template values: a missing or empty value reads as nothing rather than 'None'."""
+
+    def __missing__(self, key):
+        return ""
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key) if key in self else ""
+        return "" if value is None else value
 
 
 # --- Reading and storing -------------------------------------------------------------------------
@@ -295,7 +294,14 @@ def _read_frame(path: Path, spec: FeedSpec) -> pd.DataFrame:
             head = probe.read(2)
         opener = gzip.open if head == b"\x1f\x8b" else open
         with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-            frame = pd.read_csv(handle, dtype=str, keep_default_na=False, skipinitialspace=True)
+            header = handle.readline()
+            handle.seek(0)
+            # Spreadsheets in an Indonesian locale export "Tanggal;Keterangan;..." because the
+            # comma is their decimal mark: the header line tells which separator is in use.
+            sep = ";" if header.count(";") > header.count(",") else ","
+            frame = pd.read_csv(
+                handle, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True
+            )
     except FileNotFoundError:
         raise UnusableInputError(f"{spec.kind} feed {path}: no such file") from None
     except (UnicodeDecodeError, pd.errors.ParserError, gzip.BadGzipFile, EOFError) as exc:

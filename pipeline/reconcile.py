@@ -95,6 +95,7 @@ class ReconConfig:
     collector_due_days: int = 1
     allowed_days_late: int = 1
     public_holidays: bool = True
+    closed_days: tuple = ()  # "YYYY-MM-DD" strings
     flat_window_days: int = 14
     flat_min_days: int = 7
     flat_max_spread: float = 0.02
@@ -142,8 +143,16 @@ class ReconConfig:
         for name, value in values.items():
             default = getattr(cls(), name)
             try:
-                if isinstance(default, dict):
-                    checked[name] = {str(k): float(v) for k, v in dict(value).items()}
+                if isinstance(default, tuple):
+                    checked[name] = tuple(
+                        parse_iso_day(str(v), f"{where}: {name}").isoformat() for v in value
+                    )
+                elif isinstance(default, dict):
+                    # A file naming one revenue type's rate keeps the defaults for the others.
+                    checked[name] = {
+                        **default,
+                        **{str(k): float(v) for k, v in dict(value).items()},
+                    }
                 elif isinstance(default, bool):
                     checked[name] = (
                         value
@@ -157,6 +166,13 @@ class ReconConfig:
                     f"{where}: {name}={value!r} is not a {type(default).__name__}"
                 ) from None
         return cls(**checked)
+
+
+def parse_iso_day(text: str, where: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UnusableInputError(f"{where}: {text!r} is not a date written YYYY-MM-DD") from None
 
 
 RECON_OPTIONS: tuple[tuple[str, str], ...] = (
@@ -175,6 +191,10 @@ RECON_OPTIONS: tuple[tuple[str, str], ...] = (
         "Business days a deposit may land after its due date (weekends roll over).",
     ),
     ("public_holidays", "Treat Indonesian public holidays as non-business days (banks closed)."),
+    (
+        "closed_days",
+        "More days banks are closed, e.g. cuti bersama around Lebaran (YYYY-MM-DD list).",
+    ),
     ("flat_window_days", "Trailing days examined for flat (fixed 'setoran') deposits."),
     ("flat_min_days", "Deposit days needed in the window before calling deposits flat."),
     ("flat_max_spread", "Deposits within this share of their median count as one fixed amount."),
@@ -200,7 +220,7 @@ def _holidays(years: tuple[int, ...]) -> frozenset[date]:
 
 
 def is_business_day(day: date, config: ReconConfig) -> bool:
-    if day.weekday() >= 5:
+    if day.weekday() >= 5 or day.isoformat() in config.closed_days:
         return False
     return not (config.public_holidays and day in _holidays((day.year - 1, day.year, day.year + 1)))
 
@@ -403,6 +423,9 @@ def _tax_gaps(engine, point_rows, start, end, as_of, config, result) -> list[Gap
     tax_points = {p: r for p, r in point_rows.items() if r["revenue_type"] in TAX_TYPES}
     if not tax_points:
         return []
+    # Tax periods are months: a window starting mid-month (the first day of data, say) still
+    # reconciles the month it starts in.
+    start = start.replace(day=1)
     with engine.connect() as connection:
         returns = {
             (r["point_id"], r["period_start"]): dict(r)
@@ -569,6 +592,16 @@ def _tax_gaps(engine, point_rows, start, end, as_of, config, result) -> list[Gap
 # --- Levy collectors -----------------------------------------------------------------------------
 
 
+def _utc_hour(dialect: str):
+    """The transaction's UTC hour, computed in the database: summing by hour first keeps a
+    month of levy cash to a few thousand rows. Local days are whole UTC hours in Indonesia's
+    zones (UTC+7/+8/+9), so no sale is put on the wrong day."""
+    if dialect == "postgresql":
+        return func.date_trunc("hour", func.timezone("UTC", transactions.c.occurred_at))
+    # SQLite keeps UTCDateTime as naive UTC text "YYYY-MM-DD HH:MM:SS[.ffffff]".
+    return func.strftime("%Y-%m-%d %H:00:00", transactions.c.occurred_at)
+
+
 def _collector_cash(engine, levy_points, first: date, end: date) -> dict:
     """collector -> day -> {"cash": rupiah, "points": {point: rupiah}} from cash transactions."""
     cash: dict[str, dict[date, dict]] = defaultdict(dict)
@@ -576,26 +609,34 @@ def _collector_cash(engine, levy_points, first: date, end: date) -> dict:
     for point_id, row in levy_points.items():
         by_tz[row["timezone"] or DEFAULT_TZ].append(point_id)
     with engine.connect() as connection:
+        hour = _utc_hour(connection.dialect.name).label("hour")
         for tz, point_ids in by_tz.items():
             zone = ZoneInfo(tz)
-            query = select(
-                transactions.c.point_id,
-                transactions.c.operator_id,
-                transactions.c.occurred_at,
-                transactions.c.amount,
-                transactions.c.status,
-            ).where(
-                transactions.c.point_id.in_(point_ids),
-                transactions.c.payment_method == "cash",
-                transactions.c.status.in_(("paid", "refund")),
-                transactions.c.operator_id.is_not(None),
-                transactions.c.occurred_at >= _utc(first, tz),
-                transactions.c.occurred_at < _utc(end, tz),
+            query = (
+                select(
+                    transactions.c.point_id,
+                    transactions.c.operator_id,
+                    transactions.c.status,
+                    hour,
+                    func.sum(transactions.c.amount),
+                )
+                .where(
+                    transactions.c.point_id.in_(point_ids),
+                    transactions.c.payment_method == "cash",
+                    transactions.c.status.in_(("paid", "refund")),
+                    transactions.c.operator_id.is_not(None),
+                    transactions.c.occurred_at >= _utc(first, tz),
+                    transactions.c.occurred_at < _utc(end, tz),
+                )
+                .group_by(
+                    transactions.c.point_id, transactions.c.operator_id, transactions.c.status, hour
+                )
             )
-            for point_id, operator_id, occurred_at, amount, status in connection.execute(query):
-                day = occurred_at.astimezone(zone).date()
+            for point_id, operator_id, status, at, amount in connection.execute(query):
+                at = datetime.fromisoformat(at) if isinstance(at, str) else at
+                day = at.replace(tzinfo=UTC).astimezone(zone).date()
                 entry = cash[operator_id].setdefault(day, {"cash": 0, "points": defaultdict(int)})
-                signed = amount if status == "paid" else -amount
+                signed = int(amount) if status == "paid" else -int(amount)
                 entry["cash"] += signed
                 entry["points"][point_id] += signed
     return cash
@@ -658,11 +699,11 @@ def _collector_gap(
         shortfall_rp=max(0, shortfall),
         reasons=reasons,
         refs={
-            "collector_deposits": [
-                {"collector_id": collector_id, "day": d.isoformat()}
-                for d in per_day
-                if d in days_handed
-            ],
+            # collector_deposits rows are keyed by collector and day.
+            "collector_deposits": {
+                "collector_id": collector_id,
+                "days": [d.isoformat() for d in sorted(per_day) if d in days_handed],
+            },
             "transactions": {
                 "operator_id": collector_id,
                 "point_ids": sorted(point_ids),
@@ -928,17 +969,19 @@ def _case_row(gap: Gap, now: datetime) -> dict:
     )
     if gap.kind in ("deposit_below_declared", "no_deposit") and gap.declared is not None:
         base = (gap.refs.get("figures") or {}).get("tax_due_declared")
+    # Key order is display order (the case page lists details as they come): the three
+    # numbers side by side and the difference first, references last.
     details = {
-        "subject": gap.subject,
-        "collector_id": gap.collector_id,
-        "period": {
-            "from": gap.start_day.isoformat(),
-            "to": (gap.end_day - timedelta(days=1)).isoformat(),
-        },
         "recorded_rp": gap.recorded,
         "declared_rp": gap.declared,
         "deposited_rp": gap.deposited,
         "difference_rp": gap.difference_rp,
+        "period": {
+            "from": gap.start_day.isoformat(),
+            "to": (gap.end_day - timedelta(days=1)).isoformat(),
+        },
+        "subject": gap.subject,
+        "collector_id": gap.collector_id,
         "refs": gap.refs,
     }
     if gap.days:
@@ -955,12 +998,13 @@ def _case_row(gap: Gap, now: datetime) -> dict:
         "shortfall_rp": gap.shortfall_rp,
         "operators": gap.collector_id,
         "model_version": None,
-        "details": json.dumps(details, ensure_ascii=False, sort_keys=True),
+        "details": json.dumps(details, ensure_ascii=False),
         "updated_at": now,
     }
 
 
 def _combine(gap: Gap, days: dict, start_day: date, end_day: date, deposit_refs: list) -> Gap:
+    # deposit_refs: the other side's collector_deposits days (YYYY-MM-DD), united with gap's.
     """A collector gap over the union of days: sums, difference and reasons redone from the days."""
     merged = replace(gap, start_day=start_day, end_day=end_day, days=days)
     recorded = sum(v.get("recorded", 0) for v in days.values())
@@ -986,12 +1030,13 @@ def _combine(gap: Gap, days: dict, start_day: date, end_day: date, deposit_refs:
                 f"{_rp(min(taken))}..{_rp(max(taken))}"
             )
     merged.recorded, merged.deposited = recorded, deposited
-    unique = {
-        json.dumps(r, sort_keys=True) for r in deposit_refs + gap.refs.get("collector_deposits", [])
-    }
+    own = gap.refs.get("collector_deposits") or {}
     merged.refs = {
         **gap.refs,
-        "collector_deposits": [json.loads(r) for r in sorted(unique)],
+        "collector_deposits": {
+            "collector_id": own.get("collector_id", gap.collector_id),
+            "days": sorted(set(own.get("days", [])) | set(deposit_refs)),
+        },
         "transactions": {
             **gap.refs["transactions"],
             "from": _utc(start_day, gap.tz).isoformat(),
@@ -1017,7 +1062,7 @@ def _merge(existing: dict | None, gap: Gap, row: dict) -> dict:
         {**old.get("days", {}), **gap.days},
         start_day,
         end_day,
-        old.get("refs", {}).get("collector_deposits", []),
+        (old.get("refs", {}).get("collector_deposits") or {}).get("days", []),
     )
     return _case_row(merged, row["updated_at"])
 
@@ -1037,7 +1082,7 @@ def merge_runs(gaps: list[Gap]) -> list[Gap]:
                     {**current.days, **gap.days},
                     current.start_day,
                     max(current.end_day, gap.end_day),
-                    current.refs.get("collector_deposits", []),
+                    (current.refs.get("collector_deposits") or {}).get("days", []),
                 )
             else:
                 out.append(current)
@@ -1173,7 +1218,7 @@ def _gap_from(case: dict, like: Gap) -> Gap:
         days=details.get("days", {}),
         refs={
             **like.refs,
-            "collector_deposits": details.get("refs", {}).get("collector_deposits", []),
+            "collector_deposits": details.get("refs", {}).get("collector_deposits") or {},
         },
     )
 

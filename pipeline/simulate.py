@@ -76,15 +76,17 @@ OPEN_HOURS = {  # local (open, close) hour; close is exclusive
     "hotel_tax": (0, 24),
     "entertainment_tax": (14, 24),
 }
-# Median transactions per point on an ordinary weekday; sizes are lognormal around it.
+# Median transactions per point on an ordinary weekday; sizes are lognormal around it. A parking
+# attendant's stretch or a market's levy round sees a hundred or more a day, a warung's tapping
+# box a few dozen, a small hotel a handful.
 DAILY_MEDIAN = {
-    "parking": 40.0,
-    "market": 30.0,
-    "restaurant_tax": 18.0,
-    "hotel_tax": 8.0,
-    "entertainment_tax": 10.0,
+    "parking": 120.0,
+    "market": 100.0,
+    "restaurant_tax": 50.0,
+    "hotel_tax": 20.0,
+    "entertainment_tax": 30.0,
 }
-SIZE_SIGMA = 0.9
+SIZE_SIGMA = 0.8
 
 
 def _profile(pairs: dict[tuple[int, int], float]) -> np.ndarray:
@@ -358,13 +360,18 @@ def _shift_bounds(pts: _Points, p: int, shift: int) -> tuple[int, int]:
 class _Simulation:
     """One run: arrays of transactions plus the bookkeeping of what was planted."""
 
-    def __init__(self, *, points, days, seed, start, leakage, volume):
+    def __init__(self, *, points, days, seed, start, leakage, volume, target_rows=None):
         self.rng = np.random.default_rng(seed)
         self.days = days
         self.start_local = start
         self.t0 = int(start.timestamp())  # local midnight of day 0, as a UTC epoch second
         self.weekday0 = start.weekday()
         self.pts, self.registry = _make_points(self.rng, points, volume)
+        if target_rows:
+            # Expected rows = each point's daily level x its type's mean weekday factor x days.
+            weekly = np.array([np.mean(WEEKLY[t]) for t in TYPES])[self.pts.types]
+            expected = float((self.pts.daily * weekly).sum() * days)
+            self.pts.daily = self.pts.daily * (target_rows / expected)
         self.labels: list[dict] = []
         self.closures: list[dict] = []
         self.calendar: list[dict] = []
@@ -931,13 +938,16 @@ def simulate(
     bad_rows: bool = True,
     split: str = "day",
     volume: float = 1.0,
+    target_rows: int | None = None,
 ) -> Manifest:
     """Write a simulated regency into ``out_dir`` and return what was written.
 
     ``days`` overrides ``weeks``. ``split`` is "day" (feeds/day-YYYY-MM-DD.csv), "week"
     (feeds/week-YYYY-MM-DD.csv, named by the Monday) or "none" (one feeds/all.csv).
-    ``volume`` scales every point's trade: at 1.0 a point averages ~34 transactions a day, so
-    1,000 points x 1 year is ~12M rows; ``volume=0.4`` gives ~5M. Deterministic for a seed.
+    ``volume`` scales every point's trade (at 1.0 a point averages ~110 transactions a day);
+    ``target_rows`` instead scales it so the feeds hold about that many rows (within a few %),
+    e.g. 1,000 points x 365 days x ``target_rows=5_000_000`` for a benchmark. Deterministic
+    for a seed.
     """
     if start.tzinfo is None:
         raise UnusableInputError(
@@ -962,7 +972,13 @@ def simulate(
         old.unlink()
 
     sim = _Simulation(
-        points=points, days=days, seed=seed, start=start_local, leakage=leakage, volume=volume
+        points=points,
+        days=days,
+        seed=seed,
+        start=start_local,
+        leakage=leakage,
+        volume=volume,
+        target_rows=target_rows,
     )
     factor = sim.plan_calendar()
     frame = sim.plant(sim.generate(factor))

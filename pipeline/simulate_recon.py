@@ -464,11 +464,10 @@ def _collector_books(
                 {"pattern": "clean", "subject": f"collector:{collector}",
                  "point_id": home[collector], "start": first_day, "end": last_day}
             )  # fmt: skip
-        setoran = (
-            int(np.median([cash[(collector, d)] for d in span]) * 0.6) // 10_000 * 10_000
-            if span
-            else 0
-        )
+        # The fixed setoran sits well below what the collector usually takes, rounded as
+        # people agree amounts (to Rp 5 000, or Rp 1 000 for small takings).
+        usual = int(np.median([cash[(collector, d)] for d in span]) * 0.6) if span else 0
+        setoran = usual // 5_000 * 5_000 if usual >= 10_000 else max(1_000, usual // 1_000 * 1_000)
         banked: dict[date, int] = defaultdict(int)
         for day in days:
             recorded = int(cash[(collector, day)])
@@ -488,7 +487,7 @@ def _collector_books(
                 else last_allowed_day(day + timedelta(days=1), config)
             )
             if in_span and pattern == "flat_deposits":
-                amount = max(setoran, 10_000)
+                amount = setoran
             elif in_span and pattern == "deposit_below_recorded":
                 amount = int(recorded * rng.uniform(0.5, 0.9)) // 1_000 * 1_000
             elif in_span and pattern == "late_deposit":
@@ -551,46 +550,54 @@ def load_books(engine, manifest: ReconManifest) -> None:
 
 
 def load_transactions(engine, manifest: ReconManifest) -> None:
-    """The registry and the simulated transactions, inserted directly: simulated, so clean by
-    construction, and the transaction feed checks belong to (and are tested by) the ingest lane."""
+    """The registry and the simulated transactions the books were built on, inserted directly
+    (rows ingest would quarantine are left out, as ``read_books`` does); the transaction feed
+    checks belong to, and are tested by, the ingest lane."""
     from sqlalchemy import insert
 
     from pipeline.points import load_registry
     from pipeline.store.schema import ingest_batches, transactions
 
     load_registry(engine, manifest.points_csv)
+    _, txns = read_books(manifest.points_csv, manifest.feeds)
     with engine.begin() as connection:
-        for feed in manifest.feeds:
-            batch_id = connection.execute(
-                insert(ingest_batches).values(
-                    source="simulate_recon:direct",
-                    source_ref=str(feed),
-                    started_at=datetime.now(UTC),
-                    finished_at=datetime.now(UTC),
-                    status="ok",
-                    rows_read=0,
-                    accepted=0,
-                    quarantined=0,
-                    duplicates=0,
-                )
-            ).inserted_primary_key[0]
-            frame = pd.read_csv(feed, dtype=str, keep_default_na=False)
-            rows = [
-                {
-                    "point_id": r["point_id"],
-                    "txn_id": r["txn_id"],
-                    "occurred_at": datetime.fromisoformat(r["occurred_at"]),
-                    "amount": int(r["amount"]),
-                    "payment_method": r["payment_method"],
-                    "status": r["status"],
-                    "operator_id": r.get("operator_id") or None,
-                    "payer_ref": r.get("payer_ref") or None,
-                    "batch_id": batch_id,
-                }
-                for r in frame.to_dict("records")
-            ]
-            for first in range(0, len(rows), 5_000):
-                connection.execute(insert(transactions), rows[first : first + 5_000])
+        batch_id = connection.execute(
+            insert(ingest_batches).values(
+                source="simulate_recon:direct",
+                source_ref=", ".join(str(f) for f in manifest.feeds),
+                started_at=datetime.now(UTC),
+                finished_at=datetime.now(UTC),
+                status="ok",
+                rows_read=len(txns),
+                accepted=len(txns),
+                quarantined=0,
+                duplicates=0,
+            )
+        ).inserted_primary_key[0]
+        rows = [
+            {
+                "point_id": point_id,
+                "txn_id": txn_id,
+                "occurred_at": occurred_at.to_pydatetime(),
+                "amount": int(amount),
+                "payment_method": method,
+                "status": status,
+                "operator_id": operator or None,
+                "batch_id": batch_id,
+            }
+            for point_id, txn_id, occurred_at, amount, method, status, operator in zip(
+                txns["point_id"],
+                txns["txn_id"],
+                txns["occurred_at"],
+                txns["amount"],
+                txns["payment_method"],
+                txns["status"],
+                txns["operator_id"],
+                strict=True,
+            )
+        ]
+        for first in range(0, len(rows), 5_000):
+            connection.execute(insert(transactions), rows[first : first + 5_000])
 
 
 def score_cases(engine, labels_csv: Path) -> dict:
@@ -654,9 +661,13 @@ def evaluate_reconciliation(
     seeds: tuple[int, ...] = (7, 8),
     config: ReconConfig | None = None,
     days: int = 59,
+    sim_dir: Path | None = None,
 ) -> dict:
     """Simulate books with planted gaps for each seed, reconcile them, and score the cases:
-    recall per pattern, and false gaps (cases no planted gap explains; on clean periods apart)."""
+    recall per pattern, and false gaps (cases no planted gap explains; on clean periods apart).
+
+    Books are built on ``sim_dir`` (the simulator's points.csv + feeds/) when given, else on a
+    small transaction set of their own (``days`` long)."""
     from pipeline.reconcile import reconcile
     from pipeline.store import connect
 
@@ -665,7 +676,7 @@ def evaluate_reconciliation(
     per_seed, false_gaps, on_clean, clean_periods, examples = [], 0, 0, 0, []
     for seed in seeds:
         out = Path(work_dir) / f"seed{seed}"
-        manifest = simulate_recon(out, seed=seed, days=days, config=config)
+        manifest = simulate_recon(out, sim_dir=sim_dir, seed=seed, days=days, config=config)
         db = out / "recon-eval.db"
         db.unlink(missing_ok=True)
         engine = connect(f"sqlite:///{db}")
@@ -704,3 +715,23 @@ def evaluate_reconciliation(
         "false_gap_examples": examples[:5],
         "per_seed": per_seed,
     }
+
+
+def reconcile_simulation(
+    engine, sim_dir: Path, out_dir: Path, *, seed: int = 7, config: ReconConfig | None = None
+):
+    """For the demo: books on the simulator's output (whose transactions ``engine`` already
+    holds), the three feeds ingested, and the whole span reconciled as of a day when all of it
+    is overdue. Returns (manifest, ReconResult)."""
+    from pipeline.recon_feeds import ingest_feed
+    from pipeline.reconcile import reconcile
+
+    manifest = simulate_recon(out_dir, sim_dir=sim_dir, seed=seed, config=config)
+    ingest_feed(engine, "returns", manifest.returns_csv)
+    ingest_feed(engine, "bank", manifest.bank_csv)
+    ingest_feed(engine, "collector", manifest.collector_csv)
+    horizon = manifest.end + timedelta(days=70)
+    result = reconcile(
+        engine, manifest.start, horizon, as_of=horizon + timedelta(days=30), config=config
+    )
+    return manifest, result

@@ -117,8 +117,8 @@ def aggregate_hours(txns: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def load_world(engine, pts: pd.DataFrame, txns: pd.DataFrame) -> None:
-    """Write points, transactions (one batch) and their hour aggregates."""
+def load_world(engine, pts: pd.DataFrame, txns: pd.DataFrame, *, aggregates: bool = True) -> None:
+    """Write points, transactions (one batch) and (unless told not to) their hour aggregates."""
     now = datetime.now(UTC)
     with engine.begin() as connection:
         upsert(connection, points, [{**r, "updated_at": now} for r in pts.to_dict("records")])
@@ -134,6 +134,8 @@ def load_world(engine, pts: pd.DataFrame, txns: pd.DataFrame) -> None:
             if r["payer_ref"] is not None and not isinstance(r["payer_ref"], str):
                 r["payer_ref"] = None
         connection.execute(insert(transactions), records)
+        if not aggregates:
+            return
         hours = aggregate_hours(txns)
         hour_rows = hours.to_dict("records")
         for r in hour_rows:

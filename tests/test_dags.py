@@ -32,6 +32,10 @@ SIM = {"points": 6, "weeks": 3, "seed": 7, "split": "week"}
 INGEST_LOGICAL_DATE = "2025-11-24T01:00:00+00:00"
 RETRAIN_LOGICAL_DATE = "2025-11-24T02:00:00+07:00"  # Monday 02:00 in Jakarta, the schedule's time
 RETRAIN_WEEK_BEFORE = "2025-11-17T02:00:00+07:00"
+# Reconciliation runs, named by when they run (dag.test takes that as the interval's end): the
+# daily run of 25 Nov checks collectors 17..24 Nov; the monthly run of 20 Dec checks November.
+RECONCILE_DAILY_LOGICAL_DATE = "2025-11-25T02:00:00+07:00"
+RECONCILE_MONTHLY_LOGICAL_DATE = "2025-12-20T03:00:00+07:00"
 DETECT_LOGICAL_DATE = "2025-11-20T06:00:00+00:00"  # the hour 05:00-06:00 UTC, midday in Jakarta
 BACKFILL_CONF = {"start": "2025-11-03", "end": "2025-11-24"}
 
@@ -168,6 +172,24 @@ def airflow_run(tmp_path_factory, request):
         },
         {
             "step": "dag",
+            "name": "reconcile_daily",
+            "dag_id": "eincome_reconcile_daily",
+            "logical_date": RECONCILE_DAILY_LOGICAL_DATE,
+        },
+        {
+            "step": "dag",
+            "name": "reconcile_monthly",
+            "dag_id": "eincome_reconcile_monthly",
+            "logical_date": RECONCILE_MONTHLY_LOGICAL_DATE,
+        },
+        {
+            "step": "dag",
+            "name": "reconcile_monthly_again",
+            "dag_id": "eincome_reconcile_monthly",
+            "logical_date": RECONCILE_MONTHLY_LOGICAL_DATE,
+        },
+        {
+            "step": "dag",
             "name": "backfill",
             "dag_id": "eincome_backfill",
             "logical_date": datetime.now(UTC).isoformat(),
@@ -211,8 +233,14 @@ def test_every_dag_file_imports_cleanly_with_tags_retries_timeouts_and_failure_r
     integrity = _step(airflow_run, "integrity")
     assert integrity["import_errors"] == {}
     assert integrity["files"] == sorted(p.name for p in DAGS.glob("*.py"))
-    ours = {"eincome_ingest", "eincome_detect", "eincome_retrain", "eincome_backfill"}
-    assert ours <= set(integrity["dags"])
+    assert set(integrity["dags"]) == {
+        "eincome_ingest",
+        "eincome_detect",
+        "eincome_retrain",
+        "eincome_backfill",
+        "eincome_reconcile_daily",
+        "eincome_reconcile_monthly",
+    }
     for dag_id, dag in integrity["dags"].items():
         assert "eincome" in dag["tags"], dag_id
         assert dag["catchup"] is False, dag_id
@@ -220,8 +248,7 @@ def test_every_dag_file_imports_cleanly_with_tags_retries_timeouts_and_failure_r
             where = f"{dag_id}.{task_id}"
             assert task["retries"] >= 1, where
             assert task["execution_timeout"], where
-            if dag_id in ours:
-                assert task["on_failure_callback"], where
+            assert task["on_failure_callback"], where
     # Data-interval schedules: a run means "this interval of data", which makes native backfill work.
     assert integrity["dags"]["eincome_detect"]["timetable"] == "CronDataIntervalTimetable"
 
@@ -294,3 +321,21 @@ def test_native_backfill_of_the_detection_dag_makes_one_run_per_hour(airflow_run
         ]
         for h in range(4)
     ]
+
+
+def test_reconcile_dags_judge_their_interval_and_a_rerun_raises_nothing_new(airflow_run):
+    daily = _step(airflow_run, "reconcile_daily")
+    assert daily["state"] == "success"
+    assert daily["tasks"] == {"reconcile_collectors_and_bank": "success"}
+    summary = daily["returned"]["reconcile_collectors_and_bank"]
+    assert summary["window"] == ["2025-11-17", "2025-11-25"]
+    first = _step(airflow_run, "reconcile_monthly")
+    again = _step(airflow_run, "reconcile_monthly_again")
+    for run in (first, again):
+        assert run["state"] == "success"
+        assert run["tasks"] == {"reconcile_tax_returns": "success"}
+        summary = run["returned"]["reconcile_tax_returns"]
+        assert summary["window"] == ["2025-11-01", "2025-12-01"]
+        assert summary["as_of"] == "2025-12-20"
+    assert again["returned"]["reconcile_tax_returns"]["cases_created"] == 0
+    assert again["counts"]["cases"] == first["counts"]["cases"]

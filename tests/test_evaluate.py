@@ -61,6 +61,18 @@ def test_an_event_is_caught_by_an_overlapping_flag_of_the_same_point_only():
     assert recall_by_kind(events) == {"device_off": 1.0, "cash_skimming": 0.0, "void_abuse": 0.0}
 
 
+def test_kind_named_needs_an_overlapping_flag_with_the_events_kind():
+    flags = _flags(("A", "2026-01-10 04:00"), ("B", "2026-01-12 04:00"), ("C", "2026-01-12 04:00"))
+    flags["kind"] = ["under_reporting", "cash_skimming", "device_off"]
+    events = event_recall(LABELS, flags).set_index("kind")
+    assert events["caught"].to_dict() == dict.fromkeys(events.index, True)
+    assert events["kind_named"].to_dict() == {
+        "device_off": False,
+        "cash_skimming": True,
+        "void_abuse": False,
+    }
+
+
 def test_a_flag_ending_exactly_at_the_window_start_does_not_catch_it():
     assert not event_recall(LABELS, _flags(("A", "2026-01-10 02:00")))["caught"].iloc[0]
     assert event_recall(LABELS, _flags(("A", "2026-01-10 02:30")))["caught"].iloc[0]

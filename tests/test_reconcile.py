@@ -65,6 +65,18 @@ def test_public_holiday_is_not_a_business_day():
     )
 
 
+def test_closed_days_from_config_are_not_business_days(tmp_path):
+    # Cuti bersama: Mon 23 and Tue 24 March 2026 declared bank closures, not in the holiday list.
+    path = tmp_path / "recon.json"
+    path.write_text('{"closed_days": ["2026-03-23", "2026-03-24"]}')
+    config = ReconConfig.from_file(path)
+    assert business_days_late(date(2026, 3, 20), date(2026, 3, 25), config) == 1
+    assert business_days_late(date(2026, 3, 20), date(2026, 3, 25), ReconConfig()) == 3
+    path.write_text('{"closed_days": ["23/03/2026"]}')
+    with pytest.raises(UnusableInputError, match="not a date"):
+        ReconConfig.from_file(path)
+
+
 def test_deposit_period_from_reference_or_booking_month():
     assert deposit_period("SSPD R1 2026-03", date(2026, 5, 2)) == date(2026, 3, 1)
     assert deposit_period("PBJT masa 03/2026", date(2026, 5, 2)) == date(2026, 3, 1)
@@ -109,6 +121,14 @@ def test_non_filer_is_declared_below_recorded_after_the_deadline(books):
     result = find_gaps(books.engine, *MARCH, as_of=AFTER_DUE)
     assert kinds(result) == ["declared_below_recorded"]
     assert result.gaps[0].declared is None and "no return" in result.gaps[0].reasons
+
+
+def test_window_starting_mid_month_still_reconciles_that_months_tax(books):
+    # Regression: a window from the first day of data (the 3rd) skipped the whole month.
+    restaurant(books).tax_return("R1", "2026-03", 7_000_000, 700_000)
+    books.bank(DUE, 700_000, point_id="R1", reference="SSPD R1 2026-03")
+    result = find_gaps(books.engine, date(2026, 3, 3), date(2026, 4, 1), as_of=AFTER_DUE)
+    assert kinds(result) == ["declared_below_recorded"]
 
 
 def test_deposit_below_declared(books):
@@ -361,18 +381,45 @@ def test_config_rejects_unknown_option_and_bad_value():
     assert ReconConfig.from_mapping({"rounding_rp": "5000"}).rounding_rp == 5000
 
 
+def test_config_file_overrides_only_what_it_names(tmp_path):
+    path = tmp_path / "recon.yml"
+    path.write_text("tax_rates:\n  entertainment_tax: 0.25\nallowed_days_late: 2\n")
+    config = ReconConfig.from_file(path)
+    assert config.rate_for("E1", "entertainment_tax") == 0.25
+    assert config.rate_for("R1", "restaurant_tax") == 0.10
+    assert config.allowed_days_late == 2 and config.rounding_rp == 1_000
+    assert ReconConfig.from_file(None) == ReconConfig()
+    with pytest.raises(UnusableInputError, match="cannot open"):
+        ReconConfig.from_file(tmp_path / "missing.yml")
+
+
 def test_empty_window_is_refused(books):
     with pytest.raises(UnusableInputError, match="empty"):
         find_gaps(books.engine, date(2026, 3, 2), date(2026, 3, 2), as_of=AFTER_DUE)
 
 
-def test_counts_cases_with_sql_count(engine):
-    # The review queue counts cases with SQL; reconciliation cases must be ordinary rows to it.
-    books = Books(engine)
+def test_cases_are_ordinary_rows_to_the_review_queue(books):
+    # The review queue counts and filters cases with SQL; reconciliation cases must be plain rows.
     restaurant(books).tax_return("R1", "2026-03", 7_000_000, 700_000)
-    reconcile(engine, *MARCH, as_of=AFTER_DUE)
-    with engine.connect() as connection:
+    reconcile(books.engine, *MARCH, as_of=AFTER_DUE)
+    with books.engine.connect() as connection:
         count = connection.execute(
             select(func.count()).select_from(cases).where(cases.c.origin == "reconciliation")
         ).scalar()
     assert count == 2
+
+
+def test_a_gap_day_bridging_two_open_collector_cases_joins_them(books):
+    parking(books)
+    for day in range(2, 7):
+        books.sales("K1", date(2026, 3, day), 500_000, operator="C1", method="cash")
+        books.handed_in("C1", date(2026, 3, day), 200_000)
+    reconcile(books.engine, date(2026, 3, 2), date(2026, 3, 4), as_of=AFTER_DUE)
+    reconcile(books.engine, date(2026, 3, 5), date(2026, 3, 7), as_of=AFTER_DUE)
+    assert len(_cases(books.engine)) == 2
+    reconcile(books.engine, date(2026, 3, 4), date(2026, 3, 5), as_of=AFTER_DUE)
+    (case,) = _cases(books.engine)
+    details = json.loads(case["details"])
+    assert sorted(details["days"]) == [f"2026-03-0{d}" for d in range(2, 7)]
+    assert details["refs"]["collector_deposits"]["days"] == sorted(details["days"])
+    assert case["shortfall_rp"] == 5 * 300_000

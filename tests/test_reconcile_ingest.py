@@ -11,7 +11,7 @@ from recon_books import Books
 from sqlalchemy import select
 
 from pipeline.errors import UnusableInputError
-from pipeline.recon_feeds import EXPECTATIONS_DIR, FEEDS, ingest_feed, parse_rupiah
+from pipeline.recon_feeds import FEEDS, ingest_feed, parse_rupiah
 from pipeline.store.schema import (
     bank_deposits,
     collector_deposits,
@@ -19,6 +19,7 @@ from pipeline.store.schema import (
     quarantine,
     tax_returns,
 )
+from pipeline.validate import suite_path
 
 
 def _rows(engine, table):
@@ -41,7 +42,7 @@ def _quarantine(engine, batch_id):
 
 def test_every_suite_the_pipeline_names_is_checked_in():
     for spec in FEEDS.values():
-        suite = json.loads((EXPECTATIONS_DIR / spec.suite).read_text())
+        suite = json.loads(suite_path(spec.suite).read_text())
         assert suite["expectations"], spec.suite
         for expectation in suite["expectations"]:
             assert expectation["meta"]["reason"], expectation
@@ -138,6 +139,23 @@ def test_bank_statement_as_exported_in_indonesian(engine, tmp_path):
     assert "exactly one of debit" in reasons[1]
     assert "channel 'pigeon'" in reasons[2]
     assert ingest_feed(engine, "bank", feed).duplicates == 4
+
+
+def test_bank_statement_with_semicolons_as_spreadsheets_export_it(sqlite_url, tmp_path):
+    from pipeline.store import connect
+
+    engine = connect(sqlite_url)
+    feed = tmp_path / "mutasi.csv"
+    feed.write_text(
+        "Tanggal;Keterangan;Debet;Kredit;Saldo\n"
+        "02/03/2026;SETORAN TUNAI;;1.250.000,00;9.250.000,00\n"
+        "02/03/2026;BIAYA TRANSFER;6.500,00;;9.243.500,00\n"
+    )
+    result = ingest_feed(engine, "bank", feed)
+    assert (result.accepted, result.quarantined) == (2, 0)
+    amounts = sorted(r["amount"] for r in _rows(engine, bank_deposits))
+    assert amounts == [-6_500, 1_250_000]
+    engine.dispose()
 
 
 def test_collector_deposits_and_thousands_of_bad_rows(sqlite_url, tmp_path):

@@ -16,7 +16,6 @@ from pipeline.reconcile import reconcile
 from pipeline.simulate_recon import (
     PATTERNS,
     load_books,
-    load_transactions,
     score_cases,
     simulate_recon,
 )
@@ -67,13 +66,16 @@ def test_planted_gaps_found_and_clean_periods_quiet(engine, books):
 
 @pytest.mark.slow
 def test_cli_ingest_reconcile_and_print_gaps(books, tmp_path):
+    from pipeline.points import load_registry
     from pipeline.runtime import runtime_from_env
 
     env = {"EINCOME_HOME": str(tmp_path), "EINCOME_DB_URL": "", "EINCOME_RECON_CONFIG": ""}
     runner = CliRunner()
     engine = runtime_from_env(home=tmp_path, db_url="").engine
-    # Transactions come in through the ingest lane's command; here straight from the simulator.
-    load_transactions(engine, books)
+    load_registry(engine, books.points_csv)
+    # The whole flow through the commands: transactions via the ingest lane's `eincome ingest`.
+    done = runner.invoke(app, ["ingest", *map(str, books.feeds)], env=env)
+    assert done.exit_code == 0, done.output
     for kind, path in (
         ("returns", books.returns_csv),
         ("bank", books.bank_csv),
@@ -94,6 +96,9 @@ def test_cli_ingest_reconcile_and_print_gaps(books, tmp_path):
     )
     table = runner.invoke(app, ["reconcile", "--period", month, "--as-of", "2026-12-31"], env=env)
     assert "cases: 0 new, 0 updated" in table.output
+    as_csv = runner.invoke(app, [*args[:-1], "csv", "--dry-run"], env=env)
+    assert as_csv.output.splitlines()[0].startswith("kind,subject,point_id,from,to,recorded_rp")
+    assert len(as_csv.output.splitlines()) == len(gaps) + 1
     bad = runner.invoke(app, ["reconcile", "--period", "March"], env=env)
     assert isinstance(bad.exception, UnusableInputError) and "YYYY-MM" in str(bad.exception)
     shown = runner.invoke(app, ["recon", "config"], env=env)

@@ -210,6 +210,9 @@ def evaluate_recon(
     work: Path = typer.Option(
         None, "--work", help="Scratch folder [default: $EINCOME_HOME/recon-eval]."
     ),
+    from_sim: Path = typer.Option(
+        None, "--from-sim", help="Build the books on this simulator output instead of a small set."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
 ) -> None:
     """Plant gaps of every pattern in simulated books, reconcile, report recall and false gaps."""
@@ -223,7 +226,9 @@ def evaluate_recon(
     from pipeline.reconcile import ReconConfig
 
     config = ReconConfig.from_file(settings.recon_config or None)
-    result = evaluate_reconciliation(work, seeds=tuple(range(7, 7 + seeds)), config=config)
+    result = evaluate_reconciliation(
+        work, seeds=tuple(range(7, 7 + seeds)), config=config, sim_dir=from_sim
+    )
     if as_json:
         typer.echo(json.dumps(result, default=str, indent=2))
         return

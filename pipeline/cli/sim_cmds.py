@@ -11,7 +11,7 @@ from pipeline.cli import app
 
 @app.command("simulate")
 def simulate_cmd(
-    out: Path = typer.Option(None, "--out", help="Output folder [default: $EINCOME_HOME/sample]."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: $EINCOME_HOME/sample)."),
     points: int = typer.Option(40, "--points", help="Collection points to simulate."),
     weeks: int = typer.Option(8, "--weeks", help="Weeks of trade (the first 4 are clean)."),
     days: int = typer.Option(None, "--days", help="Days of trade; overrides --weeks."),
@@ -20,6 +20,9 @@ def simulate_cmd(
         "day", "--split", help="Feed files per 'day', per 'week', or 'none'."
     ),
     volume: float = typer.Option(1.0, "--volume", help="Scale every point's trade by this."),
+    target_rows: int = typer.Option(
+        None, "--target-rows", help="Scale trade so the feeds hold about this many rows."
+    ),
     leakage: bool = typer.Option(True, "--leakage/--no-leakage", help="Plant labelled leakage."),
     bad_rows: bool = typer.Option(
         True, "--bad-rows/--no-bad-rows", help="Add rows validation must reject."
@@ -38,6 +41,7 @@ def simulate_cmd(
         seed=seed,
         split=split,
         volume=volume,
+        target_rows=target_rows,
         leakage=leakage,
         bad_rows=bad_rows,
     )
@@ -60,6 +64,12 @@ def evaluate_cmd(
     first_seed: int = typer.Option(7, "--first-seed", help="The first seed; the rest follow it."),
     points: int = typer.Option(40, "--points", help="Collection points per simulation."),
     weeks: int = typer.Option(8, "--weeks", help="Weeks per simulation (the first 4 are clean)."),
+    start: str = typer.Option(
+        None, "--start", help="First simulated day, YYYY-MM-DD in Jakarta (default 2025-11-03)."
+    ),
+    keep: Path = typer.Option(
+        None, "--keep", help="Keep each seed's simulation and database in DIR/seed-N to inspect."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Run the real pipeline on simulated feeds and measure detection against the labels."""
@@ -69,64 +79,82 @@ def evaluate_cmd(
     from pipeline.evaluate import evaluate, to_json
     from pipeline.simulate import LEAKAGE_KINDS, QUIET_KINDS
 
-    report = evaluate(list(range(first_seed, first_seed + seeds)), points=points, weeks=weeks)
+    first_day = None
+    if start:
+        from datetime import date, datetime
+
+        from pipeline.errors import UnusableInputError
+        from pipeline.simulate import JAKARTA
+
+        try:
+            first_day = datetime.combine(date.fromisoformat(start), datetime.min.time(), JAKARTA)
+        except ValueError:
+            raise UnusableInputError(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
+    report = evaluate(
+        list(range(first_seed, first_seed + seeds)),
+        points=points,
+        weeks=weeks,
+        start=first_day,
+        keep=keep,
+    )
     if as_json:
         typer.echo(to_json(report))
         return
-    console = Console()
+    # Wide enough for both tables even when output is piped (rich assumes 80 columns then).
+    console = Console(width=max(Console().width, 120))
     table = Table(title=f"Detection vs simulator labels ({points} points x {weeks} weeks)")
-    for column in (
+    headers = (
         "seed",
-        "events",
+        "caught",
+        "named",
         "recall",
-        "precision",
-        "FA/1000 h",
+        "prec",
+        "FA/1k h",
+        "flags h",
         "cases",
-        "case prec.",
-        *QUIET_KINDS,
+        "case prec",
+        "holiday",
+        "closure",
+        "rain",
         "warm-up",
-        "ingested",
-        "quarant.",
-        "secs",
-    ):
+    )
+    for column in headers:
         table.add_column(column, justify="right")
     for run in report["runs"]:
         m = run["metrics"]
         table.add_row(
             str(run["seed"]),
             f"{m['caught']}/{m['events']}",
+            str(m.get("kind_named", "")),
             _pct(m["recall"]),
             _pct(m["precision"]),
             _pct(m["false_alarms_per_1000"]),
+            str(m["flagged_hours"]),
             str(m["cases"]),
             _pct(m["case_precision"]),
             *(str(m["quiet_flags"][k]) for k in QUIET_KINDS),
             str(m["warmup_flags"]),
-            str(run["ingest"].get("accepted", "")),
-            str(run["ingest"].get("quarantined", "")),
-            str(run["seconds"]),
         )
     mean = report["mean"]
     table.add_row(
         "mean",
         "",
+        "",
         _pct(mean["recall"]),
         _pct(mean["precision"]),
         _pct(mean["false_alarms_per_1000"]),
         "",
+        "",
         _pct(mean["case_precision"]),
         *(_pct(mean["quiet_flags"][k]) for k in QUIET_KINDS),
-        "",
-        "",
-        "",
         "",
         style="bold",
     )
     console.print(table)
-    kinds = Table(title="Event recall per kind")
+    kinds = Table(title="Events caught per kind")
     kinds.add_column("seed", justify="right")
     for kind in LEAKAGE_KINDS:
-        kinds.add_column(kind, justify="right")
+        kinds.add_column(kind.replace("_", " "), justify="right")
     for run in report["runs"]:
         m = run["metrics"]
         kinds.add_row(
@@ -143,7 +171,15 @@ def evaluate_cmd(
     )
     console.print(kinds)
     for run in report["runs"]:
+        ingest = run["ingest"]
+        console.print(
+            f"seed {run['seed']}: {ingest.get('rows_read', 0):,} rows read, "
+            f"{ingest.get('accepted', 0):,} accepted, {ingest.get('quarantined', 0)} quarantined, "
+            f"{ingest.get('duplicates', 0)} duplicates; {run['hours_scored']:,} point-hours "
+            f"scored by {run['model_version']} in {run['seconds']} s",
+            highlight=False,
+        )
         if run["metrics"]["missed"]:
-            console.print(f"seed {run['seed']} missed: " + "; ".join(run["metrics"]["missed"]))
+            console.print("  missed: " + "; ".join(run["metrics"]["missed"]), highlight=False)
     for name, met in mean["targets"].items():
-        console.print(f"{'[green]met[/]' if met else '[red]not met[/]'}  {name}")
+        console.print(f"{'[green]met[/]    ' if met else '[red]not met[/]'}  {name}")

@@ -5,10 +5,10 @@ Revises: 0002_review (linearised after the review lane's revision; the lead may 
 Create Date: 2026-11-27 22:05:36.928443
 """
 
-from alembic import op
 import sqlalchemy as sa
-import pipeline.store.schema
+from alembic import op
 
+import pipeline.store.schema
 
 revision = "0002_recon"
 down_revision = "0002_review"
