@@ -446,6 +446,33 @@ def print_table(report: dict) -> None:
     Console(width=max(Console().width, 150)).print(table)
 
 
+def markdown_table(report: dict) -> str:
+    """The results as a Markdown table, for docs/bench.md and the README."""
+    lines = [
+        "| stage | db | rows | seconds | rows/s | peak MiB | x floor | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in report["results"]:
+        if "error" in r:
+            lines.append(f"| {r['stage']} | {r['db']} | | | | | | {r['error'][:100]} |")
+            continue
+        notes = []
+        if "stage_seconds" in r:
+            notes.append(", ".join(f"{k} {v:.0f} s" for k, v in r["stage_seconds"].items()))
+        if "startup_seconds" in r:
+            notes.append(f"+{r['startup_seconds']:.0f} s GX import")
+        if "x_faster_than_naive" in r:
+            notes.append(f"{r['x_faster_than_naive']}x naive")
+        if r.get("unit"):
+            notes.append(r["unit"])
+        ratio = f"{r['x_floor']:.2f}" if r.get("x_floor") is not None else ""
+        lines.append(
+            f"| {r['stage']} | {r['db']} | {r['rows']:,} | {r['seconds']:.1f} | "
+            f"{r.get('rows_per_s') or 0:,} | {r['peak_mib']:,.0f} | {ratio} | {'; '.join(notes)} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.bench", description=__doc__.split("\n\n")[0]
@@ -466,11 +493,15 @@ def main(argv: list[str] | None = None) -> None:
         "--skip-detection", action="store_true", help="leave out backfill/hourly scoring"
     )
     parser.add_argument("--keep", action="store_true", help="keep the generated feed and databases")
+    parser.add_argument("--render", metavar="JSON", help="print an earlier bench.json as Markdown")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stage:
         _child(args)
+        return
+    if args.render:
+        print(markdown_table(json.loads(Path(args.render).read_text())))
         return
     report = run(args)
     print_table(report)
