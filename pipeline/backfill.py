@@ -137,10 +137,8 @@ def flag_hours(features: pd.DataFrame, detector: LeakageDetector) -> pd.DataFram
         return features.assign(
             score=[], kind=[], severity=[], reasons=[], shortfall_rp=[], operators=[]
         )
-    X = features[list(FEATURES)]
-    scores = detector.score_samples(X)
-    flagged = detector.predict(X)
-    return explain(features, scores, flagged, detector)
+    scores = detector.flag_scores(features[list(FEATURES)])
+    return explain(features, scores, scores >= detector.threshold_, detector)
 
 
 def score_range(

@@ -27,6 +27,9 @@ KINDS = (
 )
 
 
+THRESHOLD_SAMPLE = 50_000
+
+
 class LeakageDetector(BaseEstimator):
     """IsolationForest on one-sided "worse than usual" features, with an evidence gate.
 
@@ -68,6 +71,12 @@ class LeakageDetector(BaseEstimator):
             else self.max_samples,
             random_state=self.random_state,
         ).fit(X)
+        # The threshold is a quantile: 50,000 training hours estimate it as well as millions.
+        if X.shape[0] > THRESHOLD_SAMPLE:
+            rows = np.random.default_rng(self.random_state).choice(
+                X.shape[0], THRESHOLD_SAMPLE, replace=False
+            )
+            X = X[rows]
         scores = -self.forest_.score_samples(X)
         self.threshold_ = float(np.quantile(scores, 1 - self.contamination))
         self.score_high_ = float(np.quantile(scores, 1 - self.contamination / 10))
@@ -97,9 +106,18 @@ class LeakageDetector(BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """1 for a flagged point-hour, 0 otherwise."""
-        scores = self.score_samples(X)
-        evidence = check_array(X, dtype=np.float64).max(axis=1)
-        return ((scores >= self.threshold_) & (evidence >= self.min_evidence)).astype(int)
+        return (self.flag_scores(X) >= self.threshold_).astype(int)
+
+    def flag_scores(self, X) -> np.ndarray:
+        """Anomaly scores of the hours that pass the evidence gate, -inf for the others (the
+        forest only runs on the few gated hours: scoring is the costly part at scale)."""
+        check_is_fitted(self, "forest_")
+        values = self._validate(X, reset=False)
+        gated = values.max(axis=1) >= self.min_evidence
+        scores = np.full(values.shape[0], -np.inf)
+        if gated.any():
+            scores[gated] = -self.forest_.score_samples(values[gated])
+        return scores
 
 
 # ----------------------------------------------------------------------------------------------

@@ -143,10 +143,8 @@ def test_decided_case_survives_rescoring(scored):
                 note="field visit: box unplugged",
             )
         )
-    still_open = (before_cases["status"] == "open") & (before_cases["case_id"] != case_id)
-    open_before = before_cases[still_open][["case_id", "point_id", "start_at", "end_at"]]
-
-    # Rescore everything: same cases, the decision still attached, nothing duplicated.
+    # Rescore everything: the decision stays attached and nothing is duplicated. (The confirmed
+    # hours now stay out of the usual level, so other open cases may shift a little.)
     score_range(engine, models, START, END)
     after = list_cases(engine)
     decided = after[after["case_id"] == case_id]
@@ -155,10 +153,15 @@ def test_decided_case_survives_rescoring(scored):
     assert (
         list_anomalies(engine).query("case_id == @case_id")["hour_start"].tolist() == hours_before
     )
-    open_after = after[after["status"] == "open"][["case_id", "point_id", "start_at", "end_at"]]
+    for _, rows in after.sort_values("start_at").groupby("point_id"):
+        assert (rows["start_at"].iloc[1:].to_numpy() >= rows["end_at"].iloc[:-1].to_numpy()).all()
+    # A second rescore of the same range changes nothing: open cases are replaced in place.
+    score_range(engine, models, START, END)
+    again = list_cases(engine)
+    columns = ["case_id", "point_id", "start_at", "end_at", "kind", "status", "shortfall_rp"]
     pd.testing.assert_frame_equal(
-        open_before.sort_values("case_id").reset_index(drop=True),
-        open_after.sort_values("case_id").reset_index(drop=True),
+        after[columns].sort_values("case_id").reset_index(drop=True),
+        again[columns].sort_values("case_id").reset_index(drop=True),
     )
     with engine.connect() as connection:
         events = connection.execute(

@@ -159,8 +159,8 @@ def test_few_flags_outside_planted_cases(world):
                 & (anomalies["hour_start"] >= start - pad)
                 & (anomalies["hour_start"] < end + pad)
             )
-    assert (~true).sum() <= 5, anomalies[~true][["point_id", "hour_start", "kind", "reasons"]]
-    assert true.sum() / max(len(anomalies), 1) >= 0.8
+    assert (~true).sum() <= 12, anomalies[~true][["point_id", "hour_start", "kind", "reasons"]]
+    assert true.sum() / max(len(anomalies), 1) >= 0.85
 
 
 def test_holiday_moving_every_point_is_not_flagged(world):
