@@ -38,7 +38,7 @@ serve: install
 	$(BIN)/eincome serve
 
 up:
-	docker compose up -d
+	docker compose up -d --build
 
 down:
 	docker compose down
