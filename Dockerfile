@@ -11,6 +11,9 @@ USER airflow
 WORKDIR /opt/eincome
 COPY --chown=airflow:root pyproject.toml constraints.txt README.md /opt/eincome/src/
 COPY --chown=airflow:root pipeline /opt/eincome/src/pipeline
-# Pinning apache-airflow in the same command keeps pip from moving Airflow itself.
+# The validation suites are versioned files beside the package (expectations/), read at run time.
+COPY --chown=airflow:root expectations /opt/eincome/src/expectations
+# Pinning apache-airflow in the same command keeps pip from moving Airflow itself. Editable, so
+# the package finds expectations/ next to it, exactly as in a checkout.
 RUN pip install --no-cache-dir -c /opt/eincome/src/constraints.txt \
-        "apache-airflow==${AIRFLOW_VERSION}" "/opt/eincome/src[postgres,web]"
+        "apache-airflow==${AIRFLOW_VERSION}" -e "/opt/eincome/src[postgres,web]"

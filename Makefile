@@ -18,10 +18,10 @@ demo: install
 	$(BIN)/eincome demo
 
 test: install
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: install
-	$(BIN)/python -m pytest -n 2 -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
 lint: install
 	$(BIN)/ruff check pipeline dags tests
@@ -38,7 +38,7 @@ serve: install
 	$(BIN)/eincome serve
 
 up:
-	docker compose up -d
+	docker compose up -d --build
 
 down:
 	docker compose down

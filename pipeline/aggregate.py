@@ -160,9 +160,13 @@ def write_summary(
 
 
 def write_aggregates(connection: Connection, rows: pd.DataFrame, encoder: Encoder) -> None:
+    """Summarise and store ``rows`` a week at a time: no minute or hour spans two weeks, and the
+    working columns of a whole year of rows would cost several times the rows themselves."""
     names = encoder.point_names()
-    write_summary(connection, "minute", summarise(rows, MINUTE_US), names)
-    write_summary(connection, "hour", summarise(rows, HOUR_US), names)
+    week = rows["us"].to_numpy() // (7 * 24 * HOUR_US)
+    for _, part in rows.groupby(week, sort=True):
+        write_summary(connection, "minute", summarise(part, MINUTE_US), names)
+        write_summary(connection, "hour", summarise(part, HOUR_US), names)
 
 
 _READ_COLUMNS = "t.point_id, t.occurred_at, t.amount, t.status, t.payment_method, t.operator_id"

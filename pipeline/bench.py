@@ -44,8 +44,15 @@ TXNS_PER_POINT_DAY = 34  # the simulator's average at volume 1.0
 
 
 def _peak_mib() -> float:
-    # ru_maxrss is KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over
+    an exec, so a child would report the parent's size at fork time."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def stage_parse(feed: Path, chunk_rows: int, **_) -> dict:
@@ -321,6 +328,23 @@ def run(args: argparse.Namespace) -> dict:
     )
     common = {"feed": feed["feed"], "points_csv": feed["points_csv"], "chunk_rows": chunk_rows}
     results: list[dict] = []
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save() -> dict:
+        report = {
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "load_average": os.getloadavg(),
+            },
+            "feed": feed,
+            "chunk_rows": chunk_rows,
+            "results": _with_ratios([dict(r) for r in results]),
+        }
+        (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+        return report
 
     def record(stage: str, db: str, params: dict) -> dict:
         print(f"  {stage} ({db}) ...", file=sys.stderr, flush=True)
@@ -330,6 +354,7 @@ def run(args: argparse.Namespace) -> dict:
             **_run_stage(stage, params, timeout, in_process=args.quick),
         }
         results.append(result)
+        save()  # a long run can be read, or stopped, half way
         return result
 
     for stage in ("parse", "floor", "validate"):
@@ -364,20 +389,7 @@ def run(args: argparse.Namespace) -> dict:
         )
         results.append({"stage": "backfill", "db": "-", "error": why})
         results.append({"stage": "hourly", "db": "-", "error": why})
-    report = {
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average": os.getloadavg(),
-        },
-        "feed": feed,
-        "chunk_rows": chunk_rows,
-        "results": _with_ratios(results),
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    report = save()
     if not args.keep:
         import shutil
 
@@ -434,6 +446,33 @@ def print_table(report: dict) -> None:
     Console(width=max(Console().width, 150)).print(table)
 
 
+def markdown_table(report: dict) -> str:
+    """The results as a Markdown table, for docs/bench.md and the README."""
+    lines = [
+        "| stage | db | rows | seconds | rows/s | peak MiB | x floor | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in report["results"]:
+        if "error" in r:
+            lines.append(f"| {r['stage']} | {r['db']} | | | | | | {r['error'][:100]} |")
+            continue
+        notes = []
+        if "stage_seconds" in r:
+            notes.append(", ".join(f"{k} {v:.0f} s" for k, v in r["stage_seconds"].items()))
+        if "startup_seconds" in r:
+            notes.append(f"+{r['startup_seconds']:.0f} s GX import")
+        if "x_faster_than_naive" in r:
+            notes.append(f"{r['x_faster_than_naive']}x naive")
+        if r.get("unit"):
+            notes.append(r["unit"])
+        ratio = f"{r['x_floor']:.2f}" if r.get("x_floor") is not None else ""
+        lines.append(
+            f"| {r['stage']} | {r['db']} | {r['rows']:,} | {r['seconds']:.1f} | "
+            f"{r.get('rows_per_s') or 0:,} | {r['peak_mib']:,.0f} | {ratio} | {'; '.join(notes)} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.bench", description=__doc__.split("\n\n")[0]
@@ -454,11 +493,15 @@ def main(argv: list[str] | None = None) -> None:
         "--skip-detection", action="store_true", help="leave out backfill/hourly scoring"
     )
     parser.add_argument("--keep", action="store_true", help="keep the generated feed and databases")
+    parser.add_argument("--render", metavar="JSON", help="print an earlier bench.json as Markdown")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stage:
         _child(args)
+        return
+    if args.render:
+        print(markdown_table(json.loads(Path(args.render).read_text())))
         return
     report = run(args)
     print_table(report)

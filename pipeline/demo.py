@@ -1,7 +1,8 @@
 """The demo: a simulated regency run through the real pipeline, end to end, on the embedded default.
 
 simulate -> load points -> ingest every feed -> load announced closures -> backfill (aggregate,
-train, score, cases) -> demo logins. Rerunning it is safe: ingestion recognises what it already
+train, score, cases) -> reconciliation books (returns, bank statement, collector deposits)
+ingested and reconciled -> demo logins. Rerunning it is safe: ingestion recognises what it already
 stored and backfill replaces its own results.
 """
 
@@ -17,7 +18,9 @@ from pipeline.backfill import BackfillResult, backfill
 from pipeline.cases import list_cases
 from pipeline.ingest import BatchResult, ingest_file
 from pipeline.points import load_registry
+from pipeline.reconcile import ReconResult
 from pipeline.simulate import Manifest, simulate
+from pipeline.simulate_recon import reconcile_simulation
 from pipeline.suppressions import load_closures
 from pipeline.users import ensure_demo_users
 
@@ -27,6 +30,7 @@ class DemoRun:
     manifest: Manifest
     batches: list[BatchResult]
     backfill: BackfillResult
+    reconciliation: ReconResult
     cases: pd.DataFrame  # every case, largest estimated shortfall first
     logins: list[tuple[str, str, str]]  # (username, role, password)
 
@@ -52,5 +56,6 @@ def run_demo(
     batches = [ingest_file(engine, feed, progress=progress) for feed in manifest.feeds]
     load_closures(engine, manifest.closures_csv)
     result = backfill(engine, models_dir, manifest.start, manifest.end, progress=progress)
+    _, recon = reconcile_simulation(engine, sample_dir, sample_dir / "books", seed=seed)
     cases = list_cases(engine).sort_values(["shortfall_rp", "score"], ascending=False)
-    return DemoRun(manifest, batches, result, cases, ensure_demo_users(engine))
+    return DemoRun(manifest, batches, result, recon, cases, ensure_demo_users(engine))

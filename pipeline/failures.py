@@ -31,7 +31,8 @@ def record_failure(
     """Store one failure (``where`` is ``dag.task`` or a command name); returns its id."""
     text = (error or "unknown error").strip()
     if len(text) > MAX_ERROR_CHARS:
-        text = text[: MAX_ERROR_CHARS - 15] + " ... (truncated)"
+        suffix = " ... (truncated)"
+        text = text[: MAX_ERROR_CHARS - len(suffix)] + suffix
     with engine.begin() as connection:
         result = connection.execute(
             insert(pipeline_failures).values(

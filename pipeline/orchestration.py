@@ -38,8 +38,8 @@ def default_args(
 
 
 def _utc(value: datetime) -> datetime:
-    """A plain stdlib UTC datetime. Airflow hands tasks pendulum DateTimes, which pandas does not
-    always treat like datetimes (merges on them come out as object columns)."""
+    """A plain stdlib UTC datetime. Airflow hands tasks pendulum DateTimes (a datetime subclass
+    with its own timezone type); the pipeline is written and tested against stdlib ones."""
     from datetime import UTC
 
     return datetime.fromtimestamp(value.timestamp(), tz=UTC)

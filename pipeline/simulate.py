@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import UnusableInputError
+from pipeline.feeds import FEED_COLUMNS
 
 TIMEZONE = "Asia/Jakarta"
 JAKARTA = ZoneInfo(TIMEZONE)
@@ -45,16 +46,6 @@ LEAKAGE_KINDS = (
 )
 QUIET_KINDS = ("holiday", "closure", "rain")
 LABEL_COLUMNS = ("point_id", "kind", "start_utc", "end_utc", "operator_id", "note")
-FEED_COLUMNS = (
-    "txn_id",
-    "point_id",
-    "occurred_at",
-    "amount",
-    "payment_method",
-    "status",
-    "operator_id",
-    "payer_ref",
-)
 METHODS = np.array(["cash", "qris", "card", "transfer", "ewallet"])
 STATUSES = np.array(["paid", "void", "refund"])
 CASH, QRIS, CARD, TRANSFER, EWALLET = range(5)

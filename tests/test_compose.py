@@ -176,6 +176,18 @@ def test_image_installs_the_package_with_the_constraints():
     assert re.search(r"pip install .*-c \S*constraints\.txt", dockerfile.replace("\\\n", " "))
 
 
+def test_image_carries_the_expectation_suites_where_the_package_looks_for_them():
+    """Regression: a plain (non-editable) install left expectations/ out of the image, and every
+    validation would have failed with "expectation suite ... is missing"."""
+    from pipeline import validate
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY --chown=airflow:root expectations /opt/eincome/src/expectations" in dockerfile
+    assert re.search(r"pip install .* -e \"/opt/eincome/src\[", dockerfile.replace("\\\n", " "))
+    # Every suite loads from <checkout>/expectations, i.e. beside the package.
+    assert validate.EXPECTATIONS_DIR == ROOT / "expectations"
+
+
 def test_review_app_serves_on_all_interfaces_on_port_8000(services):
     review = services["review"]
     assert review["entrypoint"] == ["eincome"]

@@ -31,6 +31,7 @@ DAGS = ROOT / "dags"
 SIM = {"points": 6, "weeks": 3, "seed": 7, "split": "week"}
 INGEST_LOGICAL_DATE = "2025-11-24T01:00:00+00:00"
 RETRAIN_LOGICAL_DATE = "2025-11-24T02:00:00+07:00"  # Monday 02:00 in Jakarta, the schedule's time
+RETRAIN_WEEK_BEFORE = "2025-11-17T02:00:00+07:00"
 # Reconciliation runs, named by when they run (dag.test takes that as the interval's end): the
 # daily run of 25 Nov checks collectors 17..24 Nov; the monthly run of 20 Dec checks November.
 RECONCILE_DAILY_LOGICAL_DATE = "2025-11-25T02:00:00+07:00"
@@ -138,6 +139,12 @@ def airflow_run(tmp_path_factory, request):
             "name": "ingest",
             "dag_id": "eincome_ingest",
             "logical_date": INGEST_LOGICAL_DATE,
+        },
+        {
+            "step": "dag",
+            "name": "retrain_week_before",
+            "dag_id": "eincome_retrain",
+            "logical_date": RETRAIN_WEEK_BEFORE,
         },
         {
             "step": "dag",
@@ -272,12 +279,16 @@ def test_ingest_dag_pulls_every_source_and_a_broken_source_fails_alone(airflow_r
     assert archived == sorted(f.name for f in manifest.feeds)
 
 
-def test_retrain_dag_fits_a_model_version(airflow_run):
-    retrain = _step(airflow_run, "retrain")
-    assert retrain["state"] == "success"
+def test_retrain_dag_fits_a_new_version_each_week_and_keeps_the_old_ones(airflow_run):
+    earlier, retrain = _step(airflow_run, "retrain_week_before"), _step(airflow_run, "retrain")
+    assert earlier["state"] == retrain["state"] == "success"
     assert retrain["data_interval"] == ["2025-11-16 19:00:00+00:00", "2025-11-23 19:00:00+00:00"]
-    assert retrain["returned"]["train"]
-    assert retrain["counts"]["detector_models"] >= 1
+    first, second = earlier["returned"]["train"], retrain["returned"]["train"]
+    assert first and second and first != second
+    assert earlier["counts"]["detector_models"] == 1
+    assert retrain["counts"]["detector_models"] == 2  # the earlier version is still there
+    models = sorted(p.name for p in (airflow_run["_base"] / "models").rglob("*") if p.is_file())
+    assert any(first in name for name in models) and any(second in name for name in models)
 
 
 def test_detect_dag_scores_its_hour_and_a_rerun_replaces_never_duplicates(airflow_run):

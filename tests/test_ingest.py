@@ -269,4 +269,4 @@ def test_cli_prints_json_per_file_and_exits_non_zero_for_an_unusable_one(
     }
     assert lines[1]["file"] == str(junk) and lines[1]["status"] == "rejected"
     only_good = CliRunner().invoke(app, ["ingest", str(good)])
-    assert only_good.exit_code == 0 and "good.csv" in only_good.stdout
+    assert only_good.exit_code == 0 and "│ ok " in only_good.stdout

@@ -49,3 +49,33 @@ def test_pull_of_an_unknown_source_names_the_known_ones(tmp_path):
     outcome = CliRunner().invoke(app, ["pull", "--source", "pasar"], env=env)
     assert outcome.exit_code != 0
     assert "no source named 'pasar' (known: kota)" in str(outcome.exception)
+
+
+def test_failure_records_are_kept_newest_first_and_long_errors_cut(engine):
+    from datetime import UTC, datetime
+
+    from pipeline.failures import MAX_ERROR_CHARS, record_failure
+
+    record_failure(
+        engine,
+        "eincome_detect.score_and_cases",
+        "scheduled__1",
+        "boom",
+        at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    record_failure(
+        engine,
+        "pull tapbox",
+        None,
+        "x" * (MAX_ERROR_CHARS * 2),
+        at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+    newest, older = recent_failures(engine)
+    assert (newest.where, newest.run_id) == ("pull tapbox", None)
+    assert len(newest.error) == MAX_ERROR_CHARS and newest.error.endswith("(truncated)")
+    assert (older.where, older.run_id, older.error) == (
+        "eincome_detect.score_and_cases",
+        "scheduled__1",
+        "boom",
+    )
+    assert older.at == datetime(2026, 1, 1, tzinfo=UTC)

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import sys
+from zoneinfo import ZoneInfo
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli import app
 from pipeline.cli.common import runtime
+from pipeline.points import DEFAULT_TIMEZONE, known_points
 
 console = Console()
+# Cases not tied to one registered point (e.g. an unattributed bank deposit) show in the
+# regency's own zone.
+REGION_TZ = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 @app.command()
@@ -50,34 +56,19 @@ def demo(
         ("duplicates", totals["duplicates"]),
         ("point-hours scored", run.backfill.hours_scored),
         ("point-hours flagged", run.backfill.flagged),
-        ("cases", len(run.cases)),
+        ("reconciliation gaps", len(run.reconciliation.gaps)),
+        ("cases (detector + reconciliation)", len(run.cases)),
         ("model version", run.backfill.model_version),
     ):
         summary.add_row(label, f"{value:,}" if isinstance(value, int) else str(value))
     console.print(summary)
 
-    shown = run.cases.head(top)
-    flagged = Table(
-        title=f"Top {len(shown)} of {len(run.cases)} cases, largest estimated shortfall first"
-    )
-    for column in ("case", "point", "from (UTC)", "hours", "kind", "severity", "shortfall Rp"):
-        flagged.add_column(column, no_wrap=True)
-    for case in shown.itertuples():
-        hours = int((case.end_at - case.start_at).total_seconds() // 3600)
-        flagged.add_row(
-            str(case.case_id),
-            case.point_id,
-            f"{case.start_at:%Y-%m-%d %H:%M}",
-            str(hours),
-            case.kind,
-            case.severity,
-            f"{int(case.shortfall_rp):,}",
-        )
-    console.print(flagged)
-    for case in shown.itertuples():
-        console.print(
-            f"[bold]case {case.case_id}[/] {case.point_id}: {case.reasons}", highlight=False
-        )
+    zones = {point: ZoneInfo(row["timezone"]) for point, row in known_points(rt.engine).items()}
+    for origin, title in (
+        ("detector", "flagged by the detector"),
+        ("reconciliation", "reconciliation gaps"),
+    ):
+        _print_cases(run.cases[run.cases["origin"] == origin], title, top, zones)
 
     logins = ", ".join(f"{user}/{password} ({role})" for user, role, password in run.logins)
     console.print(f"review app: http://{host}:{port}/  logins: {logins}")
@@ -85,3 +76,33 @@ def demo(
         from pipeline.review.app import serve as serve_app
 
         serve_app(rt.engine, rt.settings, host=host, port=port)
+
+
+def _print_cases(cases, title: str, top: int, zones: dict[str, ZoneInfo]) -> None:
+    """The ``top`` cases by estimated shortfall as a table (times in each point's own timezone),
+    then each one's reasons in full."""
+    shown = cases.head(top)
+    # A borderless table fits an 80-column terminal; the reasons follow in full below it.
+    table = Table(
+        title=f"Top {len(shown)} of {len(cases)} cases {title}, largest shortfall first",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for column in ("case", "point", "start (local)", "kind", "severity", "shortfall Rp"):
+        table.add_column(
+            column, no_wrap=True, justify="right" if column == "shortfall Rp" else "left"
+        )
+    for case in shown.itertuples():
+        table.add_row(
+            str(case.case_id),
+            case.point_id,
+            f"{case.start_at.astimezone(zones.get(case.point_id, REGION_TZ)):%Y-%m-%d %H:%M}",
+            case.kind,
+            case.severity,
+            f"{int(case.shortfall_rp):,}",
+        )
+    console.print(table)
+    for case in shown.itertuples():
+        console.print(
+            f"[bold]case {case.case_id}[/] {case.point_id}: {case.reasons}", highlight=False
+        )

@@ -16,18 +16,9 @@ from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import UnusableInputError
+from pipeline.feeds import FEED_COLUMNS
+from pipeline.feeds import REQUIRED_COLUMNS as REQUIRED_FEED_COLUMNS
 
-FEED_COLUMNS = (
-    "txn_id",
-    "point_id",
-    "occurred_at",
-    "amount",
-    "payment_method",
-    "status",
-    "operator_id",
-    "payer_ref",
-)
-REQUIRED_FEED_COLUMNS = FEED_COLUMNS[:6]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
