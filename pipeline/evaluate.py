@@ -255,6 +255,7 @@ class SeedRun:
     hours_scored: int = 0
     model_version: str = ""
     seconds: float = 0.0
+    reconciliation: dict = field(default_factory=dict)  # planted gaps found, false gaps
 
 
 def read_flags(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -342,6 +343,7 @@ def _evaluate_in(
     try:
         totals, result = run_pipeline(engine, folder / "models", manifest)
         flags, found = read_flags(engine)
+        reconciliation = evaluate_books(engine, manifest, folder / "books", seed)
     finally:
         engine.dispose()
     labels = read_labels(manifest.labels_csv)
@@ -353,7 +355,29 @@ def _evaluate_in(
         ingest=totals,
         hours_scored=int(getattr(result, "hours_scored", 0)),
         model_version=str(getattr(result, "model_version", "")),
+        reconciliation=reconciliation,
     )
+
+
+def evaluate_books(engine: Engine, manifest: Manifest, books_dir: Path, seed: int) -> dict:
+    """Books with planted gaps on the same simulated regency (returns, bank statement, collector
+    deposits) through the real reconciliation; planted gaps found and false gaps raised."""
+    from pipeline.simulate_recon import reconcile_simulation, score_cases
+
+    books, _ = reconcile_simulation(engine, manifest.out_dir, books_dir, seed=seed)
+    scored = score_cases(engine, books.labels_csv)
+    labelled, found = sum(scored["labelled"].values()), sum(scored["found"].values())
+    return {
+        "labelled": labelled,
+        "found": found,
+        "recall": found / labelled if labelled else None,
+        "recall_by_pattern": {
+            k: scored["found"].get(k, 0) / n for k, n in scored["labelled"].items()
+        },
+        "false_gaps": scored["false_gaps"],
+        "false_gaps_on_clean": scored["false_gaps_on_clean"],
+        "clean_periods": scored["clean_periods"],
+    }
 
 
 def summarise(runs: list[SeedRun]) -> dict:
@@ -378,6 +402,13 @@ def summarise(runs: list[SeedRun]) -> dict:
         "quiet_flags": {k: mean(m["quiet_flags"][k] for m in metrics) for k in QUIET_KINDS},
         "case_precision": mean(m["case_precision"] for m in metrics),
         "case_recall": mean(m["case_recall"] for m in metrics),
+        "reconciliation": {
+            "recall": mean(r.reconciliation.get("recall") for r in runs),
+            "false_gaps": sum(r.reconciliation.get("false_gaps", 0) for r in runs),
+            "false_gaps_on_clean": sum(
+                r.reconciliation.get("false_gaps_on_clean", 0) for r in runs
+            ),
+        },
     }
     summary["targets"] = {
         name: bool(check(summary)) if summary["recall"] is not None else False

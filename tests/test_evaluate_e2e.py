@@ -39,6 +39,10 @@ def test_real_pipeline_on_a_small_regency_meets_a_quality_floor(tmp_path):
     assert m["quiet_flags"]["closure"] == 0, summary  # closures are suppressed
     assert m["quiet_flags"]["holiday"] <= 3, summary
     assert report["mean"]["recall"] == m["recall"]
+    # Reconciliation on the same regency's books: issue 7's targets hold on this seed too.
+    books = run["reconciliation"]
+    assert books["labelled"] > 0 and books["recall"] >= 0.9, books
+    assert books["false_gaps_on_clean"] == 0, books
     # --keep leaves the run to inspect: the simulation and the database it was scored in.
     assert (tmp_path / "seed-11" / "eval.db").exists()
     assert (tmp_path / "seed-11" / "sim" / "labels.csv").exists()

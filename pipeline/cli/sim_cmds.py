@@ -181,5 +181,26 @@ def evaluate_cmd(
         )
         if run["metrics"]["missed"]:
             console.print("  missed: " + "; ".join(run["metrics"]["missed"]), highlight=False)
+    books = Table(title="Reconciliation vs planted gaps (same regency)")
+    for column in ("seed", "gaps found", "recall", "false gaps", "on clean periods"):
+        books.add_column(column, justify="right")
+    for run in report["runs"]:
+        r = run["reconciliation"]
+        books.add_row(
+            str(run["seed"]),
+            f"{r['found']}/{r['labelled']}",
+            _pct(r["recall"]),
+            str(r["false_gaps"]),
+            f"{r['false_gaps_on_clean']} of {r['clean_periods']}",
+        )
+    books.add_row(
+        "mean",
+        "",
+        _pct(mean["reconciliation"]["recall"]),
+        str(mean["reconciliation"]["false_gaps"]),
+        "",
+        style="bold",
+    )
+    console.print(books)
     for name, met in mean["targets"].items():
         console.print(f"{'[green]met[/]    ' if met else '[red]not met[/]'}  {name}")
