@@ -17,16 +17,6 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from pipeline.features import FEATURES
 
-KINDS = (
-    "under_reporting",
-    "device_off",
-    "cash_skimming",
-    "void_abuse",
-    "ticket_shaving",
-    "split_transactions",
-)
-
-
 THRESHOLD_SAMPLE = 50_000
 
 

@@ -25,21 +25,10 @@ import pandas as pd
 from scipy import special, stats
 from sqlalchemy import Engine, String, and_, case, func, select, type_coerce
 
+from pipeline.aggregate import AGGREGATE_COLUMNS as AGG_COLUMNS
 from pipeline.calendar import Calendar
 from pipeline.store.schema import cases, hour_aggregates, points, suppressions, transactions
 from pipeline.suppressions import suppression_windows
-
-AGG_COLUMNS = (
-    "txn_count",
-    "gross_paid",
-    "void_count",
-    "void_amount",
-    "refund_count",
-    "refund_amount",
-    "cash_amount",
-    "operators",
-    "max_ticket",
-)
 
 # The model's inputs: each is "how many noise units worse than usual", >= 0.
 FEATURES = (

@@ -28,6 +28,7 @@ import pandas as pd
 
 from pipeline.errors import UnusableInputError
 from pipeline.feeds import FEED_COLUMNS
+from pipeline.patterns import LEAKAGE_KINDS
 
 TIMEZONE = "Asia/Jakarta"
 JAKARTA = ZoneInfo(TIMEZONE)
@@ -36,14 +37,6 @@ LOCAL_OFFSET_S = 7 * 3600
 # year from it still ends before today, so nothing generated is "in the future" by accident.
 DEFAULT_START = datetime(2025, 11, 3, tzinfo=JAKARTA)
 
-LEAKAGE_KINDS = (
-    "under_reporting",
-    "device_off",
-    "cash_skimming",
-    "void_abuse",
-    "ticket_shaving",
-    "split_transactions",
-)
 QUIET_KINDS = ("holiday", "closure", "rain")
 LABEL_COLUMNS = ("point_id", "kind", "start_utc", "end_utc", "operator_id", "note")
 METHODS = np.array(["cash", "qris", "card", "transfer", "ewallet"])

@@ -11,17 +11,10 @@ import pandas as pd
 from sqlalchemy import Engine, and_, insert, select
 
 from pipeline.errors import UnusableInputError
+from pipeline.patterns import LEAKAGE_KINDS as KINDS
 from pipeline.store.schema import points, suppressions
 
 CLOSURE_COLUMNS = ("point_id", "starts_at", "ends_at", "reason")
-KINDS = (
-    "under_reporting",
-    "device_off",
-    "cash_skimming",
-    "void_abuse",
-    "ticket_shaving",
-    "split_transactions",
-)
 
 
 def _parse_time(raw: str, where: str, column: str) -> datetime:
