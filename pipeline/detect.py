@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from pipeline.features import FEATURES
+from pipeline.features import FEATURES, SHIFT_END_MINUTES
 
 THRESHOLD_SAMPLE = 50_000
 
@@ -137,7 +137,9 @@ def kind_evidence(frame: pd.DataFrame) -> pd.DataFrame:
         {
             "device_off": np.where(silent, frame["silence"], 0.0),
             "split_transactions": frame[["tiny_excess", "burst", "payer_repeat"]].max(axis=1),
-            "void_abuse": frame[["void_excess", "op_void_excess"]].max(axis=1),
+            "void_abuse": frame[
+                ["void_excess", "op_void_excess", "void_shift_end", "cash_refund_noncash"]
+            ].max(axis=1),
             "cash_skimming": np.maximum(
                 frame[["cash_drop", "op_cash_drop"]].max(axis=1), np.where(skim_like, short, 0.0)
             ),
@@ -237,6 +239,17 @@ def _reasons(row, kind: str) -> str:
         parts.append(
             f"operator {row.op_void_id}: voids/refunds {_pct(row.op_void_share)} vs that operator's usual {_pct(row.op_void_usual)}"
         )
+    if row.void_shift_end >= 3 and isinstance(row.shift_end_id, str):
+        parts.append(
+            f"operator {row.shift_end_id}: {row.shift_end_k:.0f} of {row.shift_end_n:.0f} voids/refunds"
+            f" in the last {SHIFT_END_MINUTES} minutes of the shift vs usual {_pct(row.shift_end_p)}"
+            " (their share of sales then)"
+        )
+    if row.cash_refund_noncash >= 3 and isinstance(row.cash_refund_id, str):
+        parts.append(
+            f"operator {row.cash_refund_id}: {row.cash_refund_k:.0f} cash refunds ({_rp(row.cash_refund_rp)})"
+            " against sales paid by QRIS/card/e-wallet that day"
+        )
     if (row.ticket_drop >= 3 or kind == "ticket_shaving") and not np.isnan(row.ticket):
         parts.append(
             f"average ticket {_rp(row.ticket)} vs usual {_rp(row.usual_ticket)} ({_pct(1 - row.ticket / row.usual_ticket)} lower)"
@@ -269,6 +282,17 @@ def _reasons(row, kind: str) -> str:
     return "; ".join(parts) if parts else "unusual combination of signals"
 
 
+def _void_operator(row) -> str | None:
+    """The operator whose own void evidence is strongest, if any is strong."""
+    named = [
+        (row.op_void_excess, row.op_void_id),
+        (row.void_shift_end, row.shift_end_id),
+        (row.cash_refund_noncash, row.cash_refund_id),
+    ]
+    named = [(z, op) for z, op in named if z >= 3 and isinstance(op, str)]
+    return max(named, key=lambda pair: pair[0])[1] if named else None
+
+
 def explain(
     frame: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, detector: LeakageDetector
 ) -> pd.DataFrame:
@@ -297,10 +321,8 @@ def explain(
             and isinstance(row.op_cash_id, str)
         ):
             operators.append(row.op_cash_id)
-        elif (
-            row.kind == "void_abuse" and row.op_void_excess >= 3 and isinstance(row.op_void_id, str)
-        ):
-            operators.append(row.op_void_id)
+        elif row.kind == "void_abuse" and _void_operator(row):
+            operators.append(_void_operator(row))
         else:
             operators.append(
                 row.operators_active if isinstance(row.operators_active, str) else None

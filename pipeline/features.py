@@ -40,6 +40,8 @@ FEATURES = (
     "op_cash_drop",  # one operator's cash share below that operator's own usual (hour or day)
     "op_void_excess",  # one operator's void share above that operator's own usual (hour or day)
     "op_cash_short",  # cash recorded in one operator's hours short of what they usually bring
+    "void_shift_end",  # one operator's voids/refunds crowded into the end of their day's shift
+    "cash_refund_noncash",  # cash refunds of amounts that were paid by QRIS/card that day
     "tiny_excess",  # more tiny tickets than plausible
     "burst",  # many more transactions than usual while the ticket falls
     "payer_repeat",  # one payer paying the point again and again
@@ -183,21 +185,35 @@ def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFr
             ),
             func.sum(case((paid, 0), else_=1)).label("void_n"),
             func.sum(case((and_(paid, t.payment_method == "cash"), 1), else_=0)).label("cash_n"),
+            func.sum(
+                case((and_(t.status == "refund", t.payment_method == "cash"), 1), else_=0)
+            ).label("cash_refund_n"),
         )
         .where(and_(t.occurred_at >= start, t.occurred_at < end))
         .group_by(t.point_id, t.operator_id)
     )
     frame = pd.DataFrame(
         _tuples(engine, query),
-        columns=["point_id", "operator_id", "paid_n", "paid_rp", "cash_rp", "void_n", "cash_n"],
+        columns=[
+            "point_id",
+            "operator_id",
+            "paid_n",
+            "paid_rp",
+            "cash_rp",
+            "void_n",
+            "cash_n",
+            "cash_refund_n",
+        ],
     )
-    for column in ("paid_n", "paid_rp", "cash_rp", "void_n", "cash_n"):
+    for column in ("paid_n", "paid_rp", "cash_rp", "void_n", "cash_n", "cash_refund_n"):
         frame[column] = pd.to_numeric(frame[column]).astype("float64")
     frame["op_usual_cash"] = frame["cash_rp"] / frame["paid_rp"].where(frame["paid_rp"] > 0)
     frame["op_usual_void"] = frame["void_n"] / (frame["paid_n"] + frame["void_n"]).where(
         lambda s: s > 0
     )
     frame["op_usual_cash_n"] = frame["cash_n"] / frame["paid_n"].where(frame["paid_n"] > 0)
+    # Cash refunds per paid sale, shrunk towards one in a thousand: most operators have none.
+    frame["op_usual_cash_refund"] = (frame["cash_refund_n"] + 0.5) / (frame["paid_n"] + 500.0)
     return frame[
         [
             "point_id",
@@ -207,6 +223,7 @@ def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFr
             "op_usual_cash",
             "op_usual_cash_n",
             "op_usual_void",
+            "op_usual_cash_refund",
         ]
     ]
 
@@ -617,6 +634,8 @@ def _transaction_signals(
         "cash_count_z",
         "payer_hour_n",
         "payer_day_n",
+        *SHIFT_END_COLUMNS,
+        *CASH_REFUND_COLUMNS,
     ]
     if txns.empty:
         return pd.DataFrame(columns=columns)
@@ -748,11 +767,130 @@ def _transaction_signals(
         out["op_void_usual"] = top_void["void_usual"]
         pairs = ops[[*keys, "operator_id"]].drop_duplicates().sort_values([*keys, "operator_id"])
         out["operators_active"] = pairs.groupby(keys)["operator_id"].agg(",".join)
+        out = out.join(_void_shift_end(ops)).join(_cash_refund_noncash(txns, ops, op_usual))
     out = out.reset_index()
     for column in columns:
         if column not in out:
             out[column] = np.nan
     return out
+
+
+SHIFT_END_MINUTES = 45  # "the end of the shift": the last 45 minutes of an operator's working span
+SHIFT_END_COLUMNS = ("shift_end_z", "shift_end_id", "shift_end_k", "shift_end_n", "shift_end_p")
+CASH_REFUND_COLUMNS = ("cash_refund_z", "cash_refund_id", "cash_refund_k", "cash_refund_rp")
+
+
+def _no_rows(columns) -> pd.DataFrame:
+    index = pd.MultiIndex.from_arrays([[], []], names=["point_id", "hour_start"])
+    return pd.DataFrame(columns=list(columns), index=index)
+
+
+def _top_per_hour(rows: pd.DataFrame, z: str, columns: dict[str, str]) -> pd.DataFrame:
+    """Per point-hour, the operator row with the strongest ``z``, renamed by ``columns``."""
+    keys = ["point_id", "hour_start"]
+    top = rows.sort_values(z).groupby(keys).tail(1).set_index(keys)
+    return top[list(columns)].rename(columns=columns)
+
+
+def _void_shift_end(ops: pd.DataFrame) -> pd.DataFrame:
+    """Voids and refunds an operator crowded into the last ``SHIFT_END_MINUTES`` of that day's
+    working span (first to last transaction of theirs that local day), against the share of the
+    same operator's paid sales that fell in that window the same day: voids spread like ordinary
+    trade land there in that proportion; voiding sales late in the shift (after the payer has
+    gone, keeping the cash) crowds them in. Binomial upper tail, one-sided, needs 3 voids in the
+    window. The evidence reaches the hours of the window, where the voids are."""
+    day_keys = ["point_id", "operator_id", "local_date"]
+    span_end = ops.groupby(day_keys)["occurred_at"].transform("max")
+    span_start = ops.groupby(day_keys)["occurred_at"].transform("min")
+    # A window of at most a third of the span, so a two-hour stint is not "all shift end".
+    window = ((span_end - span_start) / 3).clip(upper=pd.Timedelta(minutes=SHIFT_END_MINUTES))
+    tail = ops["occurred_at"] > span_end - window
+    parts = ops.assign(
+        tail_void=(tail & (ops["void"] == 1)).astype(np.int64),
+        tail_paid=(tail & (ops["paid"] == 1)).astype(np.int64),
+    )
+    day = parts.groupby(day_keys)[["void", "paid", "tail_void", "tail_paid"]].sum()
+    # Share of the day's sales in the window; at least one sale's worth, so a window that holds
+    # only the voids is not "0% expected".
+    share = (day["tail_paid"].clip(lower=1) / day["paid"].clip(lower=1)).clip(upper=1)
+    day["shift_end_p"] = share
+    day["shift_end_z"] = np.where(
+        day["tail_void"] >= 3,
+        binomial_excess(day["tail_void"], day["void"], share),
+        0.0,
+    )
+    day = day.reset_index()
+    hours = parts.loc[tail & (parts["void"] == 1), ["point_id", "hour_start", *day_keys[1:]]]
+    hours = hours.drop_duplicates().merge(day, on=day_keys)
+    if hours.empty:
+        return _no_rows(SHIFT_END_COLUMNS)
+    return _top_per_hour(
+        hours,
+        "shift_end_z",
+        {
+            "shift_end_z": "shift_end_z",
+            "operator_id": "shift_end_id",
+            "tail_void": "shift_end_k",
+            "void": "shift_end_n",
+            "shift_end_p": "shift_end_p",
+        },
+    )
+
+
+def _cash_refund_noncash(txns: pd.DataFrame, ops: pd.DataFrame, op_usual: pd.DataFrame):
+    """Cash refunds of sales that were paid without cash. Feeds carry no link from a refund to
+    its sale, so the definition is the simplest one that can be checked: a refund paid out in
+    cash whose amount equals a QRIS/card/transfer/e-wallet sale of the same point earlier the
+    same local day. Per operator and day, their count against what that operator's usual rate
+    of cash refunds (per paid sale, from the baseline) predicts for the day's sales: Poisson
+    upper tail, needs 2 such refunds. The evidence reaches the hours of those refunds."""
+    refunds = ops[(ops["status"] == "refund") & (ops["payment_method"] == "cash")]
+    if refunds.empty:
+        return _no_rows(CASH_REFUND_COLUMNS)
+    noncash = txns[(txns["status"] == "paid") & (txns["payment_method"] != "cash")]
+    first_sale = (
+        noncash.groupby(["point_id", "local_date", "amount"])["occurred_at"]
+        .min()
+        .rename("first_noncash")
+        .reset_index()
+    )
+    refunds = refunds.merge(first_sale, on=["point_id", "local_date", "amount"], how="left")
+    matched = refunds[refunds["first_noncash"] <= refunds["occurred_at"]]
+    if matched.empty:
+        return _no_rows(CASH_REFUND_COLUMNS)
+    day_keys = ["point_id", "operator_id", "local_date"]
+    day = matched.groupby(day_keys).agg(
+        cash_refund_k=("amount", "size"), cash_refund_rp=("amount", "sum")
+    )
+    sales = ops.groupby(day_keys)["paid"].sum().reindex(day.index).fillna(0)
+    rate = (
+        op_usual.set_index(["point_id", "operator_id"])["op_usual_cash_refund"]
+        .reindex(
+            pd.MultiIndex.from_arrays(
+                [day.index.get_level_values(0), day.index.get_level_values(1)]
+            )
+        )
+        .fillna(0.001)
+        .to_numpy()
+    )
+    expected = np.maximum(rate * sales.to_numpy(), 0.05)
+    tail = stats.poisson.sf(day["cash_refund_k"].to_numpy() - 1, expected)
+    z = np.clip(np.nan_to_num(stats.norm.isf(np.clip(tail, 1e-300, 1.0)), nan=0.0), 0, CAP)
+    day["cash_refund_z"] = np.where(day["cash_refund_k"] >= 2, z, 0.0)
+    day = day.reset_index()
+    hours = (
+        matched[["point_id", "hour_start", *day_keys[1:]]].drop_duplicates().merge(day, on=day_keys)
+    )
+    return _top_per_hour(
+        hours,
+        "cash_refund_z",
+        {
+            "cash_refund_z": "cash_refund_z",
+            "operator_id": "cash_refund_id",
+            "cash_refund_k": "cash_refund_k",
+            "cash_refund_rp": "cash_refund_rp",
+        },
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -972,6 +1110,8 @@ def compute_features(
     # Sale counts from the transactions beat amount shares for cash (skimming drops whole sales).
     scored["cash_drop"] = scored["cash_count_z"].fillna(0).astype(float)
     scored["op_void_excess"] = scored["op_void_z"].fillna(0).astype(float)
+    scored["void_shift_end"] = scored["shift_end_z"].fillna(0).astype(float)
+    scored["cash_refund_noncash"] = scored["cash_refund_z"].fillna(0).astype(float)
     for name in FEATURES:
         scored[name] = scored[name].astype(float).fillna(0.0)
     scored["local_time"] = _local_labels(scored)
