@@ -239,38 +239,18 @@ def expectation_failures(
 ) -> dict[int, list[str]]:
     """Row position -> plain-word reasons, for every failing row (COMPLETE: not the first 200).
 
-    Runs on the ingest lane's one Great Expectations context per process (``pipeline.validate``)
-    and fills each expectation's ``meta.reason`` template with the row's raw values, as the
-    transaction feed does.
+    Runs the suite through ``pipeline.validate.failing_rows`` (one Great Expectations context per
+    process) and fills each expectation's ``meta.reason`` template with the row's raw values, as
+    the transaction feed does.
     """
-    from pipeline.validate import _batch_definition, _gx_lock, load_suite
+    from pipeline.validate import failing_rows
 
-    suite = load_suite(suite_name)
-    with _gx_lock:
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-        outcome = batch.validate(
-            suite,
-            result_format={"result_format": "COMPLETE", "include_unexpected_rows": False},
-            expectation_parameters=parameters,
-        )
     raw = {c: frame[c].to_numpy(dtype=object) for c in frame.columns}
     failures: dict[int, list[str]] = {}
-    for result in outcome.results:
-        config = result.expectation_config
-        if result.exception_info and result.exception_info.get("raised_exception"):
-            # A broken expectation must stop the ingest, never pass rows unchecked.
-            raise RuntimeError(
-                f"expectation {config.type} on {config.kwargs.get('column')} failed to run: "
-                f"{result.exception_info.get('exception_message')}"
-            )
-        if result.success:
-            continue
-        template = (config.meta or {}).get("reason") or (
-            f"{config.kwargs.get('column')} fails {config.type}"
-        )
-        for position in result.result.get("unexpected_index_list") or []:
-            values = _Blank({c: column[int(position)] for c, column in raw.items()})
-            failures.setdefault(int(position), []).append(template.format_map(values))
+    for template, positions in failing_rows(frame, suite_name, parameters):
+        for position in positions:
+            values = _Blank({c: column[position] for c, column in raw.items()})
+            failures.setdefault(position, []).append(template.format_map(values))
     return failures
 
 

@@ -168,6 +168,39 @@ def _raised(info) -> str | None:
     return None
 
 
+def failing_rows(
+    frame: pd.DataFrame, suite_name: str, parameters: dict
+) -> list[tuple[str, list[int]]]:
+    """Run the suite ``suite_name`` over ``frame``: (reason template, row positions) for every
+    expectation some rows fail. Every failing row is listed (COMPLETE, not GX's first 200); the
+    template is the expectation's ``meta.reason``, to be filled with the row's raw values."""
+    suite = load_suite(suite_name)
+    with _gx_lock:
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+        outcome = batch.validate(
+            suite,
+            result_format={"result_format": "COMPLETE", "include_unexpected_rows": False},
+            expectation_parameters=parameters,
+        )
+    failures = []
+    for result in outcome.results:
+        config = result.expectation_config
+        error = _raised(result.exception_info)
+        if error:
+            # A broken expectation must stop the ingest, never pass rows unchecked.
+            raise RuntimeError(
+                f"expectation {config.type} on {config.kwargs.get('column')} failed to run: {error}"
+            )
+        if result.success:
+            continue
+        template = (config.meta or {}).get(
+            "reason"
+        ) or f"{config.type} failed on {config.kwargs.get('column')}"
+        positions = [int(p) for p in result.result.get("unexpected_index_list") or []]
+        failures.append((template, positions))
+    return failures
+
+
 class _Reasons(dict):
     def __missing__(self, key):
         return ""
@@ -189,36 +222,14 @@ def validate_chunk(
     checked, occurred_at, amount = prepare(frame, known_point_ids=known, now=now.astimezone(UTC))
     tolerance_minutes = future_tolerance.total_seconds() / 60.0
     parameters = {"future_tolerance_minutes": tolerance_minutes}
-    suite = load_suite(suite_name)
-    with _gx_lock:
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": checked})
-        outcome = batch.validate(
-            suite,
-            result_format={"result_format": "COMPLETE", "include_unexpected_rows": False},
-            expectation_parameters=parameters,
-        )
     failed = np.zeros(len(frame), dtype=bool)
     reasons: dict[int, list[str]] = {}
     tolerance_text = f"{tolerance_minutes:g}"
     raw_columns: dict[str, np.ndarray] = {}
-    for result in outcome.results:
-        config = result.expectation_config
-        error = _raised(result.exception_info)
-        if error:
-            # A broken expectation must stop the ingest, never pass rows unchecked.
-            raise RuntimeError(
-                f"expectation {config.type} on {config.kwargs.get('column')} failed to run: {error}"
-            )
-        if result.success:
-            continue
+    for template, positions in failing_rows(checked, suite_name, parameters):
         if not raw_columns:
             raw_columns = {c: frame[c].to_numpy(dtype=object, na_value="") for c in frame.columns}
-        positions = result.result.get("unexpected_index_list") or []
-        template = (config.meta or {}).get(
-            "reason"
-        ) or f"{config.type} failed on {config.kwargs.get('column')}"
         for position in positions:
-            position = int(position)
             failed[position] = True
             values = _Reasons({c: column[position] for c, column in raw_columns.items()})
             values["future_tolerance_minutes"] = tolerance_text
