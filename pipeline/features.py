@@ -971,18 +971,7 @@ def compute_features(
     # Rows the features are needed for: the range plus the week before it (for the day horizons).
     frame = grid[(grid["hour_start"] >= range_begin) & (grid["hour_start"] < end_ts)]
     frame = frame.merge(
-        slots[
-            [
-                "pos",
-                "how",
-                "usual_rev",
-                "usual_cnt",
-                "usual_ticket",
-                "usual_cash",
-                "samples",
-                "cold",
-            ]
-        ],
+        slots[list(SLOT_COLUMNS)],
         on=["pos", "how"],
         how="left",
     )
