@@ -1,14 +1,7 @@
 // Case page chart: the point's hourly revenue, its usual band, the flagged hours shaded.
 (function () {
   "use strict";
-  // 24-hour clock and day-month dates, as read in Indonesia.
-  var timeAxis = {
-    values: [
-      [86400, "{D} {MMM}", "\n{YYYY}", null, null, null, null, null, 1],
-      [3600, "{HH}:{mm}", "\n{D} {MMM}", null, "\n{D} {MMM}", null, null, null, 1],
-      [60, "{HH}:{mm}", "\n{D} {MMM}", null, "\n{D} {MMM}", null, null, null, 1],
-    ],
-  };
+  var timeAxis = window.eincomeCharts.timeAxis;
   var holder = document.getElementById("case-chart");
   var source = document.getElementById("chart-data");
   if (!holder || !source || typeof uPlot === "undefined") return;

@@ -1,14 +1,7 @@
 // Leaders' dashboard: draws the two charts and refreshes every figure from /api/dashboard.
 (function () {
   "use strict";
-  // 24-hour clock and day-month dates, as read in Indonesia.
-  var timeAxis = {
-    values: [
-      [86400, "{D} {MMM}", "\n{YYYY}", null, null, null, null, null, 1],
-      [3600, "{HH}:{mm}", "\n{D} {MMM}", null, "\n{D} {MMM}", null, null, null, 1],
-      [60, "{HH}:{mm}", "\n{D} {MMM}", null, "\n{D} {MMM}", null, null, null, 1],
-    ],
-  };
+  var timeAxis = window.eincomeCharts.timeAxis;
   var root = document.getElementById("dashboard");
   if (!root) return;
   var REFRESH_MS = Number(root.dataset.refreshMs) || 30000;
