@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, delete, text
 
-from pipeline.bulk import copy_rows, micros_from_db, utc_text
+from pipeline.bulk import copy_columns, micros_from_db, utc_text
 from pipeline.store.schema import hour_aggregates, minute_aggregates
 
 HOUR = timedelta(hours=1)
@@ -148,15 +148,12 @@ def write_summary(
     rank = np.argsort(np.argsort(point_names.astype(str), kind="stable"))
     order = np.lexsort((summary["bucket"].to_numpy(), rank[summary["point"].to_numpy()]))
     summary = summary.iloc[order]
-    records = list(
-        zip(
-            point_names[summary["point"].to_numpy()].tolist(),
-            utc_text(summary["bucket"].to_numpy(), connection.dialect.name),
-            *(summary[c].to_numpy(dtype=np.int64).tolist() for c in AGGREGATE_COLUMNS),
-            strict=True,
-        )
-    )
-    copy_rows(connection, table.name, columns, records)
+    values = [
+        point_names[summary["point"].to_numpy()].tolist(),
+        utc_text(summary["bucket"].to_numpy(), connection.dialect.name),
+        *(summary[c].to_numpy(dtype=np.int64) for c in AGGREGATE_COLUMNS),
+    ]
+    copy_columns(connection, table.name, dict(zip(columns, values, strict=True)))
 
 
 def write_aggregates(connection: Connection, rows: pd.DataFrame, encoder: Encoder) -> None:
@@ -295,18 +292,14 @@ def _stored_rows(
         f"hour_end {time_type})"
     )
     hours = dirty["hour"].to_numpy(dtype=np.int64)
-    copy_rows(
+    copy_columns(
         connection,
         "ingest_dirty_hours",
-        ("point_id", "hour_start", "hour_end"),
-        list(
-            zip(
-                names[dirty["point"].to_numpy()].tolist(),
-                utc_text(hours, dialect),
-                utc_text(hours + HOUR_US, dialect),
-                strict=True,
-            )
-        ),
+        {
+            "point_id": names[dirty["point"].to_numpy()].tolist(),
+            "hour_start": utc_text(hours, dialect),
+            "hour_end": utc_text(hours + HOUR_US, dialect),
+        },
     )
     result = connection.execute(
         text(

@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from pipeline.aggregate import Encoder, reaggregate_batch
-from pipeline.bulk import copy_rows, utc_text
+from pipeline.bulk import copy_columns, utc_text
 from pipeline.errors import UnusableInputError
 from pipeline.feeds import FeedChunk, frame_chunk, read_feed
 from pipeline.store.schema import ingest_batches, points, quarantine
@@ -194,25 +196,26 @@ def _run_batch(
     try:
         with engine.begin() as connection:
             known = set(connection.execute(select(points.c.point_id)).scalars())
-            stage = _Stage(connection)
+            writer = _TransactionWriter(connection, batch_id)
             encoder = Encoder()
             stored_rows: list[pd.DataFrame] = []  # encoded, for the aggregates
+
+            def prepare(timed: tuple[FeedChunk, float]) -> _PreparedChunk:
+                chunk, read_seconds = timed
+                prepared = _prepare_chunk(batch_id, chunk, known, now, future_tolerance)
+                prepared.seconds["read"] = read_seconds
+                return prepared
+
             timer.lap("store")
-            for chunk in chunks:
-                timer.lap("read")
-                encoded = _ingest_chunk(
-                    encoder,
-                    connection,
-                    stage,
-                    batch_id,
-                    chunk,
-                    known,
-                    now,
-                    future_tolerance,
-                    counts,
-                    timer,
-                )
-                stored_rows.append(encoded)
+            # Reading and validating chunk n+1 (pandas, Great Expectations) runs on a worker
+            # thread while chunk n is written: the database driver releases the GIL while it
+            # works, so the two overlap on two cores.
+            for prepared in _prefetched(_with_read_time(chunks), prepare):
+                timer.lap("wait")
+                for stage, seconds in prepared.seconds.items():
+                    timer.seconds[stage] = timer.seconds.get(stage, 0.0) + seconds
+                counts.rows_read += prepared.rows_read
+                stored_rows.append(_store_chunk(encoder, writer, prepared, counts))
                 if on_chunk is not None:
                     on_chunk(counts.rows_read)
                 timer.lap("store")
@@ -244,26 +247,63 @@ def _run_batch(
     )
 
 
+_END = object()
+
+
+def _with_read_time(chunks: Iterable[FeedChunk]) -> Iterator[tuple[FeedChunk, float]]:
+    """Each chunk with the seconds it took to read."""
+    iterator = iter(chunks)
+    while True:
+        started = time.perf_counter()
+        chunk = next(iterator, None)
+        if chunk is None:
+            return
+        yield chunk, time.perf_counter() - started
+
+
+def _prefetched(items: Iterable, work: Callable) -> Iterator:
+    """``work(item)`` for each item in order; the next one is computed on a worker thread while
+    the caller handles the current one. An exception in the worker is raised here, in order."""
+    iterator = iter(items)
+
+    def step():
+        item = next(iterator, _END)
+        return _END if item is _END else work(item)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-prepare") as pool:
+        pending = pool.submit(step)
+        while (result := pending.result()) is not _END:
+            pending = pool.submit(step)
+            yield result
+
+
 # --- one chunk ----------------------------------------------------------------------------
 
 
-def _ingest_chunk(
-    encoder: Encoder,
-    connection: Connection,
-    stage: _Stage,
+@dataclass
+class _PreparedChunk:
+    """One chunk after validation and in-chunk dedupe: what is left to store, and why not the rest."""
+
+    rows_read: int
+    rows: pd.DataFrame  # candidates: valid, first of their key in the chunk
+    quarantine_rows: list[dict]
+    duplicates: int
+    chunk: FeedChunk
+    seconds: dict[str, float]  # read and validate time, spent on the worker thread
+
+
+def _prepare_chunk(
     batch_id: int,
     chunk: FeedChunk,
     known: set[str],
     now: datetime,
     future_tolerance: timedelta,
-    counts: _Counts,
-    timer: _StageTimer,
-) -> pd.DataFrame:
-    """Validate, dedupe and store one chunk; returns its stored rows encoded for aggregation."""
+) -> _PreparedChunk:
+    """Validate one chunk and dedupe it within itself; touches no database."""
+    started = time.perf_counter()
     frame = chunk.frame
-    counts.rows_read += len(frame)
     if not len(frame):
-        return encoder.encode(*(np.array([], dtype=object) for _ in range(6)))
+        return _PreparedChunk(0, _no_rows(), [], 0, chunk, {})
     checked = validate_chunk(
         frame, known_point_ids=known, now=now, future_tolerance=future_tolerance
     )
@@ -287,7 +327,6 @@ def _ingest_chunk(
             "payer_ref": _optional(frame["payer_ref"])[ok],
         }
     )
-    timer.lap("validate")
 
     # The same key twice in one chunk: the first is a candidate, the rest are duplicates of it
     # (or conflicts, when their content differs).
@@ -312,27 +351,60 @@ def _ingest_chunk(
             quarantine_rows.append(
                 _quarantine_row(batch_id, chunk, int(row.pos), reason, "conflict")
             )
-        rows = rows[~repeated].reset_index(drop=True)
+        rows = rows[~repeated]
+    # Near key order: the rows then go into the primary-key B-tree at neighbouring places,
+    # about 1.3x faster to write than feed (time) order. By point, then time: a point's txn_ids
+    # mostly grow with time, and two integer keys sort ~40x faster than two string columns.
+    codes, _ = pd.factorize(rows["point_id"], sort=True)
+    order = np.lexsort((rows["occurred_at"].to_numpy(), codes))
+    rows = rows.iloc[order].reset_index(drop=True)
+    return _PreparedChunk(
+        rows_read=len(frame),
+        rows=rows,
+        quarantine_rows=quarantine_rows,
+        duplicates=duplicates,
+        chunk=chunk,
+        seconds={"validate": time.perf_counter() - started},
+    )
 
-    stage.load(rows)
-    same, conflicts = stage.classify_against_stored()
-    duplicates += len(same)
-    stored_keys = same | {pos for pos, _ in conflicts}
-    if conflicts:
-        by_pos = rows.set_index("pos", drop=False)
-        for pos, stored in conflicts:
-            row = by_pos.loc[pos]
-            reason = _conflict_reason(row, _differing(stored, row.to_dict()), "already stored")
-            quarantine_rows.append(_quarantine_row(batch_id, chunk, pos, reason, "conflict"))
-    if stored_keys:
-        stage.drop(stored_keys)
-        rows = rows[~rows["pos"].isin(stored_keys)]
-    accepted = stage.insert_new(batch_id, expected=len(rows))
+
+def _no_rows() -> pd.DataFrame:
+    return pd.DataFrame({name: [] for name in STAGE_COLUMNS})
+
+
+def _store_chunk(
+    encoder: Encoder, writer: _TransactionWriter, prepared: _PreparedChunk, counts: _Counts
+) -> pd.DataFrame:
+    """Store one prepared chunk; returns its stored rows encoded for aggregation.
+
+    New keys - every row of a fresh feed - go in with one bulk append. Only when some key is
+    already stored (a resend, an overlapping export) is the chunk staged and compared with the
+    stored rows, to tell identical resends (duplicates) from changed ones (conflicts).
+    """
+    rows = prepared.rows
+    quarantine_rows = list(prepared.quarantine_rows)
+    duplicates = prepared.duplicates
+    if len(rows) and not writer.append(rows):
+        writer.load(rows)
+        same, conflicts = writer.classify_against_stored()
+        duplicates += len(same)
+        stored_keys = same | {pos for pos, _ in conflicts}
+        if conflicts:
+            by_pos = rows.set_index("pos", drop=False)
+            for pos, stored in conflicts:
+                row = by_pos.loc[pos]
+                reason = _conflict_reason(row, _differing(stored, row.to_dict()), "already stored")
+                quarantine_rows.append(
+                    _quarantine_row(writer.batch_id, prepared.chunk, pos, reason, "conflict")
+                )
+        if stored_keys:
+            writer.drop(stored_keys)
+            rows = rows[~rows["pos"].isin(stored_keys)]
+        writer.insert_new(expected=len(rows))
     if quarantine_rows:
-        connection.execute(insert(quarantine), quarantine_rows)
-    timer.lap("store")
+        writer.connection.execute(insert(quarantine), quarantine_rows)
 
-    counts.accepted += accepted
+    counts.accepted += len(rows)
     counts.quarantined += len(quarantine_rows)
     counts.duplicates += duplicates
     return encoder.encode(
@@ -404,19 +476,21 @@ def _quarantine_row(
     }
 
 
-# --- staging: bulk load a chunk, compare with stored rows, insert the new ones ----------------
+# --- writing transactions: a bulk append, or staged and compared when keys are already stored ---
 
 
-class _Stage:
-    """A temp table holding one chunk's candidate rows, on the batch's own connection.
+class _TransactionWriter:
+    """Writes one batch's rows into ``transactions`` on the batch's own connection.
 
-    Loading it is the one bulk write per chunk (SQLite: executemany of pre-formatted tuples;
-    PostgreSQL: COPY); comparing with stored rows and inserting the new ones then run inside
-    the database as set operations, never row by row in Python.
+    ``append`` is the fast path: one bulk write (SQLite: executemany; PostgreSQL: COPY) inside a
+    savepoint, which fails as a whole if any key is already stored. Then the careful path runs:
+    the chunk is loaded into a temp table, compared with the stored rows and only the new ones
+    inserted, all as set operations inside the database, never row by row in Python.
     """
 
-    def __init__(self, connection: Connection):
+    def __init__(self, connection: Connection, batch_id: int):
         self.connection = connection
+        self.batch_id = batch_id
         self.dialect = connection.dialect.name
         if self.dialect == "sqlite":
             # The default 2 MB page cache thrashes once the transactions indexes outgrow it;
@@ -430,27 +504,44 @@ class _Stage:
             f"txn_id TEXT NOT NULL, occurred_at {time_type} NOT NULL, amount BIGINT NOT NULL, "
             "payment_method TEXT NOT NULL, status TEXT NOT NULL, operator_id TEXT, payer_ref TEXT)"
         )
+        if self.dialect == "sqlite":
+            # pysqlite opens its transaction lazily, at the first INSERT/UPDATE/DELETE. A
+            # SAVEPOINT sent before that would start the transaction itself, and releasing it
+            # would then commit: open the batch's transaction now, so a savepoint nests in it.
+            connection.exec_driver_sql("DELETE FROM ingest_stage")
+
+    def _columns(self, rows: pd.DataFrame) -> dict[str, list]:
+        return {
+            "point_id": rows["point_id"].tolist(),
+            "txn_id": rows["txn_id"].tolist(),
+            "occurred_at": utc_text(rows["occurred_at"].to_numpy().astype(np.int64), self.dialect),
+            "amount": rows["amount"].tolist(),
+            "payment_method": rows["payment_method"].tolist(),
+            "status": rows["status"].tolist(),
+            "operator_id": _nullable(rows["operator_id"]),
+            "payer_ref": _nullable(rows["payer_ref"]),
+        }
+
+    def append(self, rows: pd.DataFrame) -> bool:
+        """Store ``rows`` in one bulk write if none of their keys is stored yet; else write
+        nothing and return False."""
+        columns = self._columns(rows)
+        columns["batch_id"] = [self.batch_id] * len(rows)
+        savepoint = self.connection.begin_nested()
+        try:
+            copy_columns(self.connection, "transactions", columns)
+        except IntegrityError:
+            savepoint.rollback()
+            return False
+        savepoint.commit()
+        return True
 
     def load(self, rows: pd.DataFrame) -> None:
+        """Put ``rows`` in the stage (replacing what was there)."""
         self.connection.exec_driver_sql("DELETE FROM ingest_stage")
-        if not len(rows):
-            return
-        times = utc_text(rows["occurred_at"].to_numpy().astype(np.int64), self.dialect)
-        records = list(
-            zip(
-                rows["pos"].tolist(),
-                rows["point_id"].tolist(),
-                rows["txn_id"].tolist(),
-                times,
-                rows["amount"].tolist(),
-                rows["payment_method"].tolist(),
-                rows["status"].tolist(),
-                _nullable(rows["operator_id"]),
-                _nullable(rows["payer_ref"]),
-                strict=True,
-            )
+        copy_columns(
+            self.connection, "ingest_stage", {"pos": rows["pos"].tolist(), **self._columns(rows)}
         )
-        copy_rows(self.connection, "ingest_stage", STAGE_COLUMNS, records)
 
     def classify_against_stored(self) -> tuple[set[int], list[tuple[int, dict]]]:
         """Staged rows whose key is already stored: (identical positions, [(pos, stored row)])."""
@@ -490,7 +581,7 @@ class _Stage:
             [(int(p),) for p in positions],
         )
 
-    def insert_new(self, batch_id: int, *, expected: int) -> int:
+    def insert_new(self, *, expected: int) -> int:
         """Insert the staged rows into transactions; returns how many."""
         if not expected:
             return 0
@@ -499,7 +590,7 @@ class _Stage:
         # the upsert clause after a SELECT.
         result = self.connection.exec_driver_sql(
             f"INSERT INTO transactions ({columns}, batch_id) "
-            f"SELECT {columns}, {int(batch_id)} FROM ingest_stage WHERE true "
+            f"SELECT {columns}, {int(self.batch_id)} FROM ingest_stage WHERE true "
             "ORDER BY point_id, txn_id ON CONFLICT (point_id, txn_id) DO NOTHING"
         )
         if result.rowcount != expected:

@@ -120,6 +120,28 @@ def test_same_key_twice_in_one_file(engine, tmp_path):
     assert "payment_method qris (stored cash)" in conflict["reasons"]
 
 
+def test_a_key_repeated_in_a_later_chunk_is_classified_and_earlier_chunks_stay(engine, tmp_path):
+    # Chunks 1-2 are new keys (the bulk append); chunk 3 repeats T0 unchanged and T1 changed,
+    # so its append fails and is rolled back to its savepoint, and the careful path sorts it.
+    register(engine, "P1")
+    changed = "T1,P1,2026-03-01T10:01:01+07:00,9999,cash,paid,op1\n"
+    body = good_rows(200) + good_rows(1) + changed + good_rows(98, start=200)
+    result = ingest_file(engine, write(tmp_path, "a.csv", body), now=NOW, chunk_rows=100)
+    assert (result.rows_read, result.accepted, result.quarantined, result.duplicates) == (
+        300,
+        298,
+        1,
+        1,
+    )
+    assert count(engine, transactions) == 298
+    (conflict,) = quarantine_reasons(engine, result.batch_id)
+    assert conflict["kind"] == "conflict" and conflict["line_no"] == 202
+    assert "amount 9999 (stored 1001)" in conflict["reasons"]
+    with engine.connect() as connection:
+        paid = connection.execute(select(func.sum(hour_aggregates.c.txn_count))).scalar_one()
+    assert paid == 298
+
+
 def test_reingesting_the_same_or_an_overlapping_file_adds_nothing(engine, tmp_path):
     register(engine, "P1")
     path = write(tmp_path, "a.csv", good_rows(100))
@@ -173,7 +195,7 @@ def test_a_crash_mid_batch_leaves_no_half_batch(engine, tmp_path, monkeypatch):
     bad = "B1,P1,2026-03-01T10:00:00+07:00,-1,cash,paid,\n"
     path = write(tmp_path, "a.csv", good_rows(300) + bad)
     chunks_done = []
-    real = ingest_module._ingest_chunk
+    real = ingest_module._store_chunk
 
     def crash_on_third_chunk(*args, **kwargs):
         if len(chunks_done) == 2:
@@ -181,7 +203,7 @@ def test_a_crash_mid_batch_leaves_no_half_batch(engine, tmp_path, monkeypatch):
         chunks_done.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ingest_module, "_ingest_chunk", crash_on_third_chunk)
+    monkeypatch.setattr(ingest_module, "_store_chunk", crash_on_third_chunk)
     with pytest.raises(OSError, match="injected"):
         ingest_file(engine, path, now=NOW, chunk_rows=100)
     assert count(engine, transactions) == 0 and count(engine, quarantine) == 0

@@ -46,3 +46,46 @@ def test_utc_type_round_trip_keeps_microseconds(engine):
             insert(ingest_batches).values(source="f", source_ref="x", started_at=when, status="ok")
         )
         assert connection.execute(select(ingest_batches.c.started_at)).scalar_one() == when
+
+
+def test_sqlite_tables_made_before_0003_are_rebuilt_without_rowid_keeping_their_rows(tmp_path):
+    from alembic import command
+
+    from pipeline.store.db import _alembic_config, create
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create(url)
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002_recon")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO ingest_batches (source, source_ref, started_at, status, rows_read, "
+            "accepted, quarantined, duplicates) VALUES ('file', 'a.csv', "
+            "'2026-03-01 00:00:00.000000', 'ok', 1, 1, 0, 0)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO transactions VALUES ('P1', 'T1', '2026-03-01 03:00:00.000000', 5000, "
+            "'cash', 'paid', 'op1', NULL, 1)"
+        )
+    engine.dispose()
+
+    migrated = connect(url)
+    with migrated.connect() as connection:
+        ddl = dict(
+            connection.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+            ).all()
+        )
+        stored = connection.exec_driver_sql("SELECT point_id, txn_id, amount FROM transactions")
+        assert stored.all() == [("P1", "T1", 5000)]
+        indexes = {
+            name
+            for (name,) in connection.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transactions'"
+            )
+        }
+    for table in ("transactions", "minute_aggregates", "hour_aggregates"):
+        assert ddl[table].endswith("WITHOUT ROWID")
+    assert {"ix_transactions_occurred_at", "ix_transactions_point_id_occurred_at"} <= indexes
