@@ -20,7 +20,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, delete, text
 
-from pipeline.bulk import copy_columns, micros_from_db, utc_text
+from pipeline.bulk import (
+    BulkRows,
+    copy_columns,
+    copy_rows,
+    format_rows,
+    micros_from_db,
+    prefetched,
+    utc_text,
+)
 from pipeline.store.schema import hour_aggregates, minute_aggregates
 
 HOUR = timedelta(hours=1)
@@ -134,12 +142,10 @@ def summarise(rows: pd.DataFrame, unit_us: int) -> pd.DataFrame:
     return out.reset_index()
 
 
-def write_summary(
-    connection: Connection, unit: str, summary: pd.DataFrame, point_names: np.ndarray
-) -> None:
-    """Bulk-insert a ``summarise`` result into minute_aggregates or hour_aggregates."""
-    if not len(summary):
-        return
+def format_summary(
+    dialect: str, unit: str, summary: pd.DataFrame, point_names: np.ndarray
+) -> tuple[str, BulkRows]:
+    """(table, rows) to bulk-insert a ``summarise`` result into minute_ or hour_aggregates."""
     table, key = (
         (minute_aggregates, "minute_start") if unit == "minute" else (hour_aggregates, "hour_start")
     )
@@ -150,20 +156,30 @@ def write_summary(
     summary = summary.iloc[order]
     values = [
         point_names[summary["point"].to_numpy()].tolist(),
-        utc_text(summary["bucket"].to_numpy(), connection.dialect.name),
+        utc_text(summary["bucket"].to_numpy(), dialect),
         *(summary[c].to_numpy(dtype=np.int64) for c in AGGREGATE_COLUMNS),
     ]
-    copy_columns(connection, table.name, dict(zip(columns, values, strict=True)))
+    return table.name, format_rows(dialect, dict(zip(columns, values, strict=True)))
 
 
 def write_aggregates(connection: Connection, rows: pd.DataFrame, encoder: Encoder) -> None:
     """Summarise and store ``rows`` a week at a time: no minute or hour spans two weeks, and the
-    working columns of a whole year of rows would cost several times the rows themselves."""
+    working columns of a whole year of rows would cost several times the rows themselves. The
+    next week is summarised on a worker thread while this one is written."""
     names = encoder.point_names()
+    dialect = connection.dialect.name
     week = rows["us"].to_numpy() // (7 * 24 * HOUR_US)
-    for _, part in rows.groupby(week, sort=True):
-        write_summary(connection, "minute", summarise(part, MINUTE_US), names)
-        write_summary(connection, "hour", summarise(part, HOUR_US), names)
+
+    def summarise_week(part: pd.DataFrame) -> list[tuple[str, BulkRows]]:
+        return [
+            format_summary(dialect, unit, summarise(part, unit_us), names)
+            for unit, unit_us in (("minute", MINUTE_US), ("hour", HOUR_US))
+        ]
+
+    weeks = (part for _, part in rows.groupby(week, sort=True))
+    for formatted in prefetched(weeks, summarise_week):
+        for table, bulk in formatted:
+            copy_rows(connection, table, bulk)
 
 
 _READ_COLUMNS = "t.point_id, t.occurred_at, t.amount, t.status, t.payment_method, t.operator_id"

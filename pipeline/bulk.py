@@ -8,7 +8,9 @@ values SQLAlchemy binds compare like with like); PostgreSQL gets ISO-8601 with `
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Connection
@@ -28,40 +30,65 @@ def utc_text(micros: np.ndarray, dialect: str) -> list[str]:
     return formatted[inverse.reshape(-1)].tolist()
 
 
-def copy_columns(connection: Connection, table: str, columns: Mapping[str, Sequence]) -> None:
-    """Append rows given column-wise to ``table``: name -> equal-length list (None for NULL).
-    A constraint violation raises SQLAlchemy's ``IntegrityError`` on both backends.
+@dataclass(frozen=True)
+class BulkRows:
+    """Rows formatted for one backend's bulk write: tuples for SQLite, CSV text for PostgreSQL.
 
-    SQLite: one ``executemany`` of tuples. PostgreSQL: the whole block as CSV text through
-    ``COPY``, formatted by pandas in C rather than row by row in Python; an unquoted empty field
-    is NULL in COPY's CSV format, so stored text columns must not hold empty strings (feeds read
-    an empty field as missing).
+    Formatting is pure Python/pandas work and writing is mostly the database's, so a caller can
+    format the next block on a worker thread while this one is written (see ``prefetched``).
     """
-    names = list(columns)
-    if not names or not len(columns[names[0]]):
-        return
-    quoted = ", ".join(names)
-    if connection.dialect.name == "postgresql":
+
+    columns: tuple[str, ...]
+    count: int
+    payload: list[tuple] | str
+
+
+def format_rows(dialect: str, columns: Mapping[str, Sequence]) -> BulkRows:
+    """Rows given column-wise (name -> equal-length list, None for NULL) in ``dialect``'s bulk form.
+
+    PostgreSQL gets CSV text formatted by pandas in C rather than row by row in Python; an
+    unquoted empty field is NULL in COPY's CSV format, so stored text columns must not hold empty
+    strings (feeds read an empty field as missing).
+    """
+    names = tuple(columns)
+    count = len(columns[names[0]]) if names else 0
+    if dialect == "postgresql":
         import pandas as pd
 
-        payload = pd.DataFrame({name: columns[name] for name in names}).to_csv(
-            index=False, header=False
-        )
+        frame = pd.DataFrame({name: columns[name] for name in names})
+        return BulkRows(names, count, frame.to_csv(index=False, header=False) if count else "")
+    records = list(zip(*(_as_list(columns[name]) for name in names), strict=True))
+    return BulkRows(names, count, records)
+
+
+def copy_rows(connection: Connection, table: str, rows: BulkRows) -> None:
+    """Append formatted rows to ``table`` (SQLite: executemany; PostgreSQL: COPY) inside the
+    caller's transaction. A constraint violation raises SQLAlchemy's ``IntegrityError`` on both."""
+    if not rows.count:
+        return
+    quoted = ", ".join(rows.columns)
+    if connection.dialect.name == "postgresql":
         import psycopg
 
         statement = f"COPY {table} ({quoted}) FROM STDIN (FORMAT csv)"
         cursor = connection.connection.driver_connection.cursor()
         try:
             with cursor.copy(statement) as copy:
-                for start in range(0, len(payload), _COPY_BLOCK):
-                    copy.write(payload[start : start + _COPY_BLOCK])
+                for start in range(0, len(rows.payload), _COPY_BLOCK):
+                    copy.write(rows.payload[start : start + _COPY_BLOCK])
         except psycopg.IntegrityError as exc:
             # The same exception SQLite's path raises, so callers handle one type.
             raise IntegrityError(statement, None, exc) from exc
         return
-    placeholders = ", ".join("?" for _ in names)
-    records = list(zip(*(_as_list(columns[name]) for name in names), strict=True))
-    connection.exec_driver_sql(f"INSERT INTO {table} ({quoted}) VALUES ({placeholders})", records)
+    placeholders = ", ".join("?" for _ in rows.columns)
+    connection.exec_driver_sql(
+        f"INSERT INTO {table} ({quoted}) VALUES ({placeholders})", rows.payload
+    )
+
+
+def copy_columns(connection: Connection, table: str, columns: Mapping[str, Sequence]) -> None:
+    """``format_rows`` then ``copy_rows``, for writers with nothing to overlap."""
+    copy_rows(connection, table, format_rows(connection.dialect.name, columns))
 
 
 _COPY_BLOCK = 8 << 20  # characters per COPY write: bounded buffers, few round trips
@@ -69,6 +96,29 @@ _COPY_BLOCK = 8 << 20  # characters per COPY write: bounded buffers, few round t
 
 def _as_list(values: Sequence) -> list:
     return values.tolist() if isinstance(values, np.ndarray) else list(values)
+
+
+_END = object()
+
+
+def prefetched(items: Iterable, work: Callable) -> Iterator:
+    """``work(item)`` for each item in order; the next one is computed on a worker thread while
+    the caller handles the current one. An exception in the worker is raised here, in order.
+
+    The database drivers release the GIL while the database works, so pandas work for block n+1
+    and the write of block n overlap on two cores.
+    """
+    iterator = iter(items)
+
+    def step():
+        item = next(iterator, _END)
+        return _END if item is _END else work(item)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eincome-prefetch") as pool:
+        pending = pool.submit(step)
+        while (result := pending.result()) is not _END:
+            pending = pool.submit(step)
+            yield result
 
 
 def micros_from_db(values: Sequence, dialect: str) -> np.ndarray:

@@ -14,7 +14,6 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.aggregate import Encoder, reaggregate_batch
-from pipeline.bulk import copy_columns, utc_text
+from pipeline.bulk import BulkRows, copy_columns, copy_rows, format_rows, prefetched, utc_text
 from pipeline.errors import UnusableInputError
 from pipeline.feeds import FeedChunk, frame_chunk, read_feed
 from pipeline.store.schema import ingest_batches, points, quarantine
@@ -204,13 +203,15 @@ def _run_batch(
                 chunk, read_seconds = timed
                 prepared = _prepare_chunk(batch_id, chunk, known, now, future_tolerance)
                 prepared.seconds["read"] = read_seconds
+                started = time.perf_counter()
+                prepared.formatted = writer.format_new(prepared.rows)
+                prepared.seconds["format"] = time.perf_counter() - started
                 return prepared
 
             timer.lap("store")
-            # Reading and validating chunk n+1 (pandas, Great Expectations) runs on a worker
-            # thread while chunk n is written: the database driver releases the GIL while it
-            # works, so the two overlap on two cores.
-            for prepared in _prefetched(_with_read_time(chunks), prepare):
+            # Reading, validating and formatting chunk n+1 runs on a worker thread while
+            # chunk n is written.
+            for prepared in prefetched(_with_read_time(chunks), prepare):
                 timer.lap("wait")
                 for stage, seconds in prepared.seconds.items():
                     timer.seconds[stage] = timer.seconds.get(stage, 0.0) + seconds
@@ -247,9 +248,6 @@ def _run_batch(
     )
 
 
-_END = object()
-
-
 def _with_read_time(chunks: Iterable[FeedChunk]) -> Iterator[tuple[FeedChunk, float]]:
     """Each chunk with the seconds it took to read."""
     iterator = iter(chunks)
@@ -259,22 +257,6 @@ def _with_read_time(chunks: Iterable[FeedChunk]) -> Iterator[tuple[FeedChunk, fl
         if chunk is None:
             return
         yield chunk, time.perf_counter() - started
-
-
-def _prefetched(items: Iterable, work: Callable) -> Iterator:
-    """``work(item)`` for each item in order; the next one is computed on a worker thread while
-    the caller handles the current one. An exception in the worker is raised here, in order."""
-    iterator = iter(items)
-
-    def step():
-        item = next(iterator, _END)
-        return _END if item is _END else work(item)
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-prepare") as pool:
-        pending = pool.submit(step)
-        while (result := pending.result()) is not _END:
-            pending = pool.submit(step)
-            yield result
 
 
 # --- one chunk ----------------------------------------------------------------------------
@@ -289,7 +271,8 @@ class _PreparedChunk:
     quarantine_rows: list[dict]
     duplicates: int
     chunk: FeedChunk
-    seconds: dict[str, float]  # read and validate time, spent on the worker thread
+    seconds: dict[str, float]  # read, validate and format time, spent on the worker thread
+    formatted: BulkRows | None = None  # rows as the bulk append writes them
 
 
 def _prepare_chunk(
@@ -384,7 +367,7 @@ def _store_chunk(
     rows = prepared.rows
     quarantine_rows = list(prepared.quarantine_rows)
     duplicates = prepared.duplicates
-    if len(rows) and not writer.append(rows):
+    if len(rows) and not writer.append(prepared.formatted):
         writer.load(rows)
         same, conflicts = writer.classify_against_stored()
         duplicates += len(same)
@@ -522,14 +505,18 @@ class _TransactionWriter:
             "payer_ref": _nullable(rows["payer_ref"]),
         }
 
-    def append(self, rows: pd.DataFrame) -> bool:
-        """Store ``rows`` in one bulk write if none of their keys is stored yet; else write
-        nothing and return False."""
+    def format_new(self, rows: pd.DataFrame) -> BulkRows:
+        """``rows`` as ``append`` writes them; touches no database, so any thread may call it."""
         columns = self._columns(rows)
         columns["batch_id"] = [self.batch_id] * len(rows)
+        return format_rows(self.dialect, columns)
+
+    def append(self, formatted: BulkRows) -> bool:
+        """Store the rows in one bulk write if none of their keys is stored yet; else write
+        nothing and return False."""
         savepoint = self.connection.begin_nested()
         try:
-            copy_columns(self.connection, "transactions", columns)
+            copy_rows(self.connection, "transactions", formatted)
         except IntegrityError:
             savepoint.rollback()
             return False
