@@ -37,7 +37,6 @@ DEFAULT_POINTS = 1_000
 QUICK_ROWS = 20_000
 QUICK_POINTS = 40
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-TXNS_PER_POINT_DAY = 34  # the simulator's average at volume 1.0
 
 
 # --- the stages, each run in a child process ------------------------------------------------
@@ -290,10 +289,9 @@ def generate_feed(out_dir: Path, rows: int, points: int, *, quick: bool) -> dict
     from pipeline.simulate import simulate
 
     days = 14 if quick else 365
-    volume = rows / (points * TXNS_PER_POINT_DAY * days)
     started = time.perf_counter()
     manifest = simulate(
-        out_dir / "sim", points=points, days=days, volume=volume, split="none", seed=7
+        out_dir / "sim", points=points, days=days, target_rows=rows, split="none", seed=7
     )
     return {
         "feed": str(manifest.feeds[0]),
