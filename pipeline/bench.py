@@ -485,7 +485,12 @@ def main(argv: list[str] | None = None) -> None:
         "--quick", action="store_true", help="a small run for CI (well under a minute)"
     )
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--chunk-rows", type=int, default=500_000, help="rows per streamed chunk")
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=200_000,
+        help="rows per streamed chunk (as EINCOME_CHUNK_ROWS)",
+    )
     parser.add_argument("--out", default="bench-results", help="folder for bench.json")
     parser.add_argument(
         "--skip-detection", action="store_true", help="leave out backfill/hourly scoring"

@@ -221,7 +221,10 @@ def _run_batch(
                     on_chunk(counts.rows_read)
                 timer.lap("store")
             if stored_rows:
-                reaggregate_batch(connection, batch_id, pd.concat(stored_rows), encoder)
+                batch_rows = pd.concat(stored_rows)
+                stored_rows.clear()  # the parts are copied: free them before aggregating
+                reaggregate_batch(connection, batch_id, batch_rows, encoder)
+                del batch_rows
             timer.lap("aggregate")
             if counts.accepted + counts.quarantined + counts.duplicates != counts.rows_read:
                 raise RuntimeError(f"batch {batch_id}: counts do not add up: {counts}")
