@@ -150,9 +150,11 @@ def format_summary(
         (minute_aggregates, "minute_start") if unit == "minute" else (hour_aggregates, "hour_start")
     )
     columns = ("point_id", key, *AGGREGATE_COLUMNS)
-    # Primary-key order (point_id text, then time) keeps the index inserts local.
+    # Primary-key order keeps the B-tree inserts local: hours are keyed (point_id, hour_start),
+    # minutes (minute_start, point_id).
     rank = np.argsort(np.argsort(point_names.astype(str), kind="stable"))
-    order = np.lexsort((summary["bucket"].to_numpy(), rank[summary["point"].to_numpy()]))
+    point_rank, bucket = rank[summary["point"].to_numpy()], summary["bucket"].to_numpy()
+    order = np.lexsort((point_rank, bucket) if unit == "minute" else (bucket, point_rank))
     summary = summary.iloc[order]
     values = [
         point_names[summary["point"].to_numpy()].tolist(),

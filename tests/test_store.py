@@ -88,4 +88,5 @@ def test_sqlite_tables_made_before_0003_are_rebuilt_without_rowid_keeping_their_
         }
     for table in ("transactions", "minute_aggregates", "hour_aggregates"):
         assert ddl[table].endswith("WITHOUT ROWID")
+    assert "PRIMARY KEY (minute_start, point_id)" in ddl["minute_aggregates"]
     assert {"ix_transactions_occurred_at", "ix_transactions_point_id_occurred_at"} <= indexes

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -130,9 +131,9 @@ quarantine = Table(
 )
 
 
-def _aggregate_columns() -> list[Column]:
+def _aggregate_columns(*, point_in_key: bool = True) -> list[Column]:
     return [
-        Column("point_id", String(64), primary_key=True),
+        Column("point_id", String(64), primary_key=point_in_key, nullable=False),
         Column("txn_count", Integer, nullable=False),  # paid transactions
         Column("gross_paid", BigInteger, nullable=False),  # rupiah, paid only
         Column("void_count", Integer, nullable=False),
@@ -148,10 +149,11 @@ def _aggregate_columns() -> list[Column]:
 minute_aggregates = Table(
     "minute_aggregates",
     metadata,
-    *_aggregate_columns(),
-    Column("minute_start", UTCDateTime, primary_key=True),
-    # The live dashboard reads one day across every point: by time, not by point.
-    Index("ix_minute_aggregates_minute_start", "minute_start"),
+    *_aggregate_columns(point_in_key=False),
+    Column("minute_start", UTCDateTime, nullable=False),
+    # Keyed time first: the live dashboard reads one day across every point, and an ingest
+    # writes minutes in time order, so the key needs no second index by time (migration 0003).
+    PrimaryKeyConstraint("minute_start", "point_id"),
     sqlite_with_rowid=False,
 )
 
