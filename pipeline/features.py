@@ -766,13 +766,24 @@ def _transaction_signals(
         out["op_void_share"] = top_void["best_void_share"]
         out["op_void_usual"] = top_void["void_usual"]
         pairs = ops[[*keys, "operator_id"]].drop_duplicates().sort_values([*keys, "operator_id"])
-        out["operators_active"] = pairs.groupby(keys)["operator_id"].agg(",".join)
+        out["operators_active"] = _joined_per_hour(pairs, keys, "operator_id")
         out = out.join(_void_shift_end(ops)).join(_cash_refund_noncash(txns, ops, op_usual))
     out = out.reset_index()
     for column in columns:
         if column not in out:
             out[column] = np.nan
     return out
+
+
+def _joined_per_hour(rows: pd.DataFrame, keys: list[str], column: str) -> pd.Series:
+    """``",".join`` of ``column`` per ``keys`` group, for rows already sorted by the keys:
+    slices of one list instead of a Python call per group (groupby.agg with a Python function
+    cost a minute per year of a thousand points)."""
+    first = ~rows.duplicated(keys).to_numpy()
+    bounds = [*np.flatnonzero(first).tolist(), len(rows)]
+    values = rows[column].tolist()
+    joined = [",".join(values[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return pd.Series(joined, index=pd.MultiIndex.from_frame(rows.loc[first, keys]))
 
 
 SHIFT_END_MINUTES = 45  # "the end of the shift": the last 45 minutes of an operator's working span
