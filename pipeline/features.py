@@ -595,10 +595,18 @@ def _peer_median(
     """Median of ``values`` over the row's peers in the same hour (district group, else type group,
     else all points); NaN when too few peers had a usual level."""
     result = pd.Series(np.nan, index=frame.index)
+    masked = values.where(valid)
+    # Grouped by one integer per (group, hour): the same groups as grouping by the text and
+    # time columns, several times faster to hash.
+    hour, hours = pd.factorize(frame["hour_start"])
     for key in ("peer_group", "revenue_type", None):
-        by = [frame["hour_start"]] if key is None else [frame[key], frame["hour_start"]]
-        masked = values.where(valid)
-        grouped = masked.groupby(by)
+        if key is None:
+            group = hour
+        else:
+            codes = pd.factorize(frame[key])[0].astype(np.int64)
+            group = np.where(codes >= 0, codes * len(hours) + hour, -1)
+        by = pd.Series(group, index=frame.index)
+        grouped = masked.groupby(by.where(by >= 0) if (group < 0).any() else by)
         median = grouped.transform("median")
         count = grouped.transform("count")
         result = result.fillna(median.where(count >= min_count))
