@@ -244,11 +244,14 @@ def confirmed_windows(engine: Engine, start: datetime, end: datetime) -> pd.Data
 
 def data_span(engine: Engine) -> tuple[datetime, datetime] | None:
     """First hour and end of the last hour with aggregates, or None when there are none."""
+    # Two scalar subqueries, not min() and max() in one select: SQLite answers a lone min or max
+    # from the hour_start index but scans the whole table for the pair.
+    hour_start = hour_aggregates.c.hour_start
     with engine.connect() as connection:
         first, last = connection.execute(
             select(
-                type_coerce(func.min(hour_aggregates.c.hour_start), String),
-                type_coerce(func.max(hour_aggregates.c.hour_start), String),
+                type_coerce(select(func.min(hour_start)).scalar_subquery(), String),
+                type_coerce(select(func.max(hour_start)).scalar_subquery(), String),
             )
         ).one()
     if first is None:
