@@ -215,18 +215,17 @@ def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFr
     frame["op_usual_cash_n"] = frame["cash_n"] / frame["paid_n"].where(frame["paid_n"] > 0)
     # Cash refunds per paid sale, shrunk towards one in a thousand: most operators have none.
     frame["op_usual_cash_refund"] = (frame["cash_refund_n"] + 0.5) / (frame["paid_n"] + 500.0)
-    return frame[
-        [
-            "point_id",
-            "operator_id",
-            "paid_n",
-            "cash_n",
-            "op_usual_cash",
-            "op_usual_cash_n",
-            "op_usual_void",
-            "op_usual_cash_refund",
-        ]
-    ]
+    return frame[["point_id", "operator_id", *OP_USUAL_VALUES]]
+
+
+OP_USUAL_VALUES = (
+    "paid_n",
+    "cash_n",
+    "op_usual_cash",
+    "op_usual_cash_n",
+    "op_usual_void",
+    "op_usual_cash_refund",
+)
 
 
 def confirmed_windows(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
@@ -986,10 +985,11 @@ def compute_features(
         history = grid[in_base & started & ~grid["suppressed"] & grid["holiday"].isna()]
         slots, scales = slot_usuals(history, pts, config)
         del history
+        op_usual = operator_usuals(engine, base_begin, base_end)
         if cache_path is not None:
-            _write_baseline(cache_path, pts, slots, scales)
+            _write_baseline(cache_path, pts, slots, scales, op_usual)
     else:
-        slots, scales = baseline
+        slots, scales, op_usual = baseline
 
     # Rows the features are needed for: the range plus the week before it (for the day horizons).
     frame = grid[(grid["hour_start"] >= range_begin) & (grid["hour_start"] < end_ts)]
@@ -1067,7 +1067,6 @@ def compute_features(
 
     # Transaction-level signals for the range only.
     scored = frame[(frame["hour_start"] >= start_ts) & (frame["is_open"] | (all_n > 0))].copy()
-    op_usual = operator_usuals(engine, base_begin, base_end)
     parts = []
     # A week of transactions at a time bounds memory on long ranges; each slice also reads the
     # day before it so day-level operator and payer signals see whole local days.
@@ -1294,7 +1293,11 @@ def _baseline_path(
 
 
 def _write_baseline(
-    path: Path, pts: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFrame
+    path: Path,
+    pts: pd.DataFrame,
+    slots: pd.DataFrame,
+    scales: pd.DataFrame,
+    op_usual: pd.DataFrame,
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     ids = pts["point_id"].to_numpy().astype(str)
@@ -1302,15 +1305,34 @@ def _write_baseline(
     arrays["slot_point_id"] = ids[slots["pos"].to_numpy()]
     arrays.update({f"scale_{c}": scales[c].to_numpy() for c in scales.columns})
     arrays["scale_point_id"] = ids[scales.index.to_numpy()]
+    # The operators' usual shares (an SQL pass over eight weeks of transactions) go with them;
+    # sales without an operator have operator_id None, kept as a mask (no pickled objects).
+    operator = op_usual["operator_id"]
+    arrays["op_point_id"] = op_usual["point_id"].to_numpy().astype(str)
+    arrays["op_operator_id"] = operator.fillna("").to_numpy().astype(str)
+    arrays["op_operator_missing"] = operator.isna().to_numpy()
+    arrays.update({f"op_{c}": op_usual[c].to_numpy(dtype=np.float64) for c in OP_USUAL_VALUES})
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(path)
 
 
-def _read_baseline(path: Path, pts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+def _read_baseline(
+    path: Path, pts: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
     if not path.exists():
         return None
     with np.load(path, allow_pickle=False) as data:
+        if "op_point_id" not in data.files:
+            return None  # written before operator usuals were cached: rebuild
+        operator = pd.Series(data["op_operator_id"], dtype="str")
+        op_usual = pd.DataFrame(
+            {
+                "point_id": pd.Series(data["op_point_id"], dtype="str"),
+                "operator_id": operator.mask(data["op_operator_missing"]),
+                **{c: data[f"op_{c}"] for c in OP_USUAL_VALUES},
+            }
+        )
         position = pd.Series(np.arange(len(pts)), index=pts["point_id"].to_numpy())
         slots = pd.DataFrame({c: data[f"slot_{c}"] for c in SLOT_COLUMNS if c != "pos"})
         slots["pos"] = position.reindex(data["slot_point_id"]).to_numpy()
@@ -1323,7 +1345,7 @@ def _read_baseline(path: Path, pts: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
         scales["pos"] = position.reindex(data["scale_point_id"]).to_numpy()
     slots = slots.dropna(subset=["pos"]).astype({"pos": np.int64})
     scales = scales.dropna(subset=["pos"]).astype({"pos": np.int64}).set_index("pos")
-    return slots, scales.reindex(pd.RangeIndex(len(pts), name="pos"))
+    return slots, scales.reindex(pd.RangeIndex(len(pts), name="pos")), op_usual
 
 
 HORIZONS = (1, 3, 7)  # days: a sudden drop, and slower level shifts
