@@ -822,8 +822,10 @@ def _void_shift_end(ops: pd.DataFrame) -> pd.DataFrame:
     gone, keeping the cash) crowds them in. Binomial upper tail, one-sided, needs 3 voids in the
     window. The evidence reaches the hours of the window, where the voids are."""
     day_keys = ["point_id", "operator_id", "local_date"]
-    span_end = ops.groupby(day_keys)["occurred_at"].transform("max")
-    span_start = ops.groupby(day_keys)["occurred_at"].transform("min")
+    # The keys hashed once, then both spans grouped by the integer day.
+    worked = ops.groupby(day_keys, sort=False).ngroup()
+    span_end = ops["occurred_at"].groupby(worked).transform("max")
+    span_start = ops["occurred_at"].groupby(worked).transform("min")
     # A window of at most a third of the span, so a two-hour stint is not "all shift end".
     window = ((span_end - span_start) / 3).clip(upper=pd.Timedelta(minutes=SHIFT_END_MINUTES))
     tail = ops["occurred_at"] > span_end - window
@@ -1440,13 +1442,16 @@ def _day_features(frame: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFrame
     return frame
 
 
+HOUR_OF_WEEK_LABELS = np.array(
+    [f"{WEEKDAYS[d]} {h:02d}:00" for d in range(7) for h in range(24)], dtype=object
+)
+
+
 def _local_labels(frame: pd.DataFrame) -> pd.Series:
     """ "Tue 10:00" in the point's own timezone."""
     labels = pd.Series("", index=frame.index, dtype="object")
     for tz, index in frame.groupby("timezone").indices.items():
         local = frame["hour_start"].iloc[index].dt.tz_convert(tz)
-        labels.iloc[index] = [
-            f"{WEEKDAYS[d]} {h:02d}:00"
-            for d, h in zip(local.dt.dayofweek, local.dt.hour, strict=True)
-        ]
+        slot = local.dt.dayofweek.to_numpy() * 24 + local.dt.hour.to_numpy()
+        labels.iloc[index] = HOUR_OF_WEEK_LABELS[slot]
     return labels
