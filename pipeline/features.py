@@ -1087,17 +1087,20 @@ def compute_features(
     ].assign(local_hour=frame["how"] % 24)
     # Small registries read a month of transactions at once (fewer passes), big ones a week.
     slice_days = 28 if len(pts) <= 100 else 7
+    lead = pd.Timedelta(days=3)
+    carried = None  # the last three days of the previous slice: read once, used twice
     for a, b in _slices(start_ts, end_ts, pd.Timedelta(days=slice_days)):
-        txns = load_transactions(
-            engine, (a - pd.Timedelta(days=3)).to_pydatetime(), b.to_pydatetime()
-        )
+        if carried is None:
+            txns = load_transactions(engine, (a - lead).to_pydatetime(), b.to_pydatetime())
+        else:
+            fresh = load_transactions(engine, a.to_pydatetime(), b.to_pydatetime())
+            txns = pd.concat([carried, fresh], ignore_index=True)
+        carried = txns[txns["occurred_at"] >= b - lead]
         part = _transaction_signals(txns, pts, scales, op_usual, config)
         if not part.empty:
             shift = _operator_cash_shortfall(
                 txns,
-                hours[
-                    (hours["hour_start"] >= a - pd.Timedelta(days=3)) & (hours["hour_start"] < b)
-                ],
+                hours[(hours["hour_start"] >= a - lead) & (hours["hour_start"] < b)],
             )
             part = part.merge(shift, on=["point_id", "hour_start"], how="outer")
             part = part[(part["hour_start"] >= a) & (part["hour_start"] < b)]
