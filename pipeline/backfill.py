@@ -321,11 +321,16 @@ def backfill(
             if bar:
                 bar.advance(task)
         version = state.get("model") or fitting_model(engine)
-        trained = None
+        trained = None  # the training window's features, when they are the one chunk's
         if version is None:
-            version, trained = _train(
+            version, (train_start, train_features) = _train(
                 engine, models_dir, start, end, calendar=calendar, config=None
             )
+            if len(chunks) == 1 and train_start == chunks[0][0]:
+                trained = train_features
+            # Otherwise they are let go here: eight weeks of a thousand points' features is
+            # over a gigabyte, held through the whole scoring loop on top of each chunk's own.
+            del train_features
         state["model"] = version
         _write_progress(engine, key, state)
         model = load_model(engine, models_dir, version)
@@ -336,13 +341,14 @@ def backfill(
             if done_score is not None and pd.Timestamp(b) <= done_score:
                 skipped += 1
             else:
-                if trained is not None and trained[0] == a and len(chunks) == 1:
-                    features = trained[1]  # the training window is this chunk: same features
+                if trained is not None:
+                    features, trained = trained, None  # the training window is this chunk
                 else:
                     features = compute_features(
                         engine, a, b, config=model.config, calendar=calendar, span=span
                     )
                 result = _score_features(engine, model, features, a, b)
+                del features  # not alive while the next chunk's are built
                 hours += result.hours_scored
                 flagged += result.flagged
                 state["scored_to"] = b.isoformat()
