@@ -95,10 +95,17 @@ def _utc(values) -> pd.Series:
     return pd.to_datetime(pd.Series(values), utc=True, format="mixed")
 
 
-def _tuples(engine: Engine, query) -> list[tuple]:
-    """Rows as plain tuples: building a frame from SQLAlchemy Row objects is several times slower."""
+def _read_frame(engine: Engine, query, columns: list[str]) -> pd.DataFrame:
+    """The rows of ``query`` as a frame, fetched in one call and built column by column: pandas
+    inferring each column from row tuples (PostgreSQL's datetime objects especially) and a
+    fetch per row took longer than the query."""
     with engine.connect() as connection:
-        return list(map(tuple, connection.execute(query)))
+        rows = connection.execute(query).fetchall()
+    if not rows:
+        return pd.DataFrame([], columns=columns)
+    return pd.DataFrame(
+        dict(zip(columns, map(list, zip(*rows, strict=True)), strict=True)), columns=columns
+    )
 
 
 def load_points(engine: Engine) -> pd.DataFrame:
@@ -136,7 +143,7 @@ def load_hour_aggregates(engine: Engine, start: datetime, end: datetime) -> pd.D
     query = select(*columns).where(
         and_(hour_aggregates.c.hour_start >= start, hour_aggregates.c.hour_start < end)
     )
-    frame = pd.DataFrame(_tuples(engine, query), columns=["point_id", "hour_start", *AGG_COLUMNS])
+    frame = _read_frame(engine, query, ["point_id", "hour_start", *AGG_COLUMNS])
     frame["hour_start"] = _utc(frame["hour_start"])
     return frame
 
@@ -153,9 +160,10 @@ def load_transactions(engine: Engine, start: datetime, end: datetime) -> pd.Data
         t.operator_id,
         t.payer_ref,
     ).where(and_(t.occurred_at >= start, t.occurred_at < end))
-    frame = pd.DataFrame(
-        _tuples(engine, query),
-        columns=[
+    frame = _read_frame(
+        engine,
+        query,
+        [
             "point_id",
             "occurred_at",
             "amount",
@@ -193,9 +201,10 @@ def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFr
         .where(and_(t.occurred_at >= start, t.occurred_at < end))
         .group_by(t.point_id, t.operator_id)
     )
-    frame = pd.DataFrame(
-        _tuples(engine, query),
-        columns=[
+    frame = _read_frame(
+        engine,
+        query,
+        [
             "point_id",
             "operator_id",
             "paid_n",
