@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 
@@ -76,34 +77,44 @@ def group_runs(flags: pd.DataFrame, pts: dict[str, dict]) -> list[pd.DataFrame]:
 
 def summarise_run(run: pd.DataFrame) -> dict:
     """The case fields of one run of flagged hours."""
+    # Plain lists: a backfill summarises thousands of runs, and pandas' per-call overhead on a
+    # handful of rows was most of the time of recording flags.
+    kinds = run["kind"].tolist()
+    scores = run["score"].to_numpy(dtype=float)
     weights = Counter()
-    for kind, score in zip(run["kind"], run["score"], strict=True):
+    for kind, score in zip(kinds, scores.tolist(), strict=True):
         weights[kind] += score
     kind = weights.most_common(1)[0][0]
-    top = run.sort_values("score").iloc[-1]
-    severity = max(run["severity"], key=SEVERITY_RANK.__getitem__)
+    # The same sort as run.sort_values("score"), so ties pick the same hour.
+    top = int(np.argsort(scores, kind="quicksort")[-1])
+    severity = max(run["severity"].tolist(), key=SEVERITY_RANK.__getitem__)
     operators = sorted(
-        {o for value in run["operators"].dropna() for o in str(value).split(",") if o}
+        {
+            o
+            for value in run["operators"].tolist()
+            if isinstance(value, str)
+            for o in value.split(",")
+            if o
+        }
     )
-    first, last = run["hour_start"].min(), run["hour_start"].max()
+    hour_starts = run["hour_start"]
+    first, last = hour_starts.min(), hour_starts.max()
     shortfall = int(run["shortfall_rp"].sum())
     hours = len(run)
-    lead = f"{hours} flagged hour{'s' if hours > 1 else ''}, suspected {kind.replace('_', ' ')}; strongest: {top['reasons']}"
+    lead = f"{hours} flagged hour{'s' if hours > 1 else ''}, suspected {kind.replace('_', ' ')}; strongest: {run['reasons'].iloc[top]}"
+    counts = Counter(kinds)
     return {
         "point_id": run["point_id"].iloc[0],
         "start_at": first.to_pydatetime(),
         "end_at": (last + pd.Timedelta(hours=1)).to_pydatetime(),
         "kind": kind,
-        "score": float(run["score"].max()),
+        "score": float(scores.max()),
         "severity": severity,
         "reasons": lead,
         "shortfall_rp": shortfall,
         "operators": ",".join(operators) or None,
         "details": json.dumps(
-            {
-                "hours": hours,
-                "kinds": {k: int((run["kind"] == k).sum()) for k in sorted(set(run["kind"]))},
-            },
+            {"hours": hours, "kinds": {k: counts[k] for k in sorted(counts)}},
             sort_keys=True,
         ),
     }

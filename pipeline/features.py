@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.api.indexers import BaseIndexer
 from scipy import special, stats
 from sqlalchemy import Engine, String, and_, case, func, select, type_coerce
 
@@ -94,10 +95,17 @@ def _utc(values) -> pd.Series:
     return pd.to_datetime(pd.Series(values), utc=True, format="mixed")
 
 
-def _tuples(engine: Engine, query) -> list[tuple]:
-    """Rows as plain tuples: building a frame from SQLAlchemy Row objects is several times slower."""
+def _read_frame(engine: Engine, query, columns: list[str]) -> pd.DataFrame:
+    """The rows of ``query`` as a frame, fetched in one call and built column by column: pandas
+    inferring each column from row tuples (PostgreSQL's datetime objects especially) and a
+    fetch per row took longer than the query."""
     with engine.connect() as connection:
-        return list(map(tuple, connection.execute(query)))
+        rows = connection.execute(query).fetchall()
+    if not rows:
+        return pd.DataFrame([], columns=columns)
+    return pd.DataFrame(
+        dict(zip(columns, map(list, zip(*rows, strict=True)), strict=True)), columns=columns
+    )
 
 
 def load_points(engine: Engine) -> pd.DataFrame:
@@ -135,7 +143,7 @@ def load_hour_aggregates(engine: Engine, start: datetime, end: datetime) -> pd.D
     query = select(*columns).where(
         and_(hour_aggregates.c.hour_start >= start, hour_aggregates.c.hour_start < end)
     )
-    frame = pd.DataFrame(_tuples(engine, query), columns=["point_id", "hour_start", *AGG_COLUMNS])
+    frame = _read_frame(engine, query, ["point_id", "hour_start", *AGG_COLUMNS])
     frame["hour_start"] = _utc(frame["hour_start"])
     return frame
 
@@ -152,9 +160,10 @@ def load_transactions(engine: Engine, start: datetime, end: datetime) -> pd.Data
         t.operator_id,
         t.payer_ref,
     ).where(and_(t.occurred_at >= start, t.occurred_at < end))
-    frame = pd.DataFrame(
-        _tuples(engine, query),
-        columns=[
+    frame = _read_frame(
+        engine,
+        query,
+        [
             "point_id",
             "occurred_at",
             "amount",
@@ -192,9 +201,10 @@ def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFr
         .where(and_(t.occurred_at >= start, t.occurred_at < end))
         .group_by(t.point_id, t.operator_id)
     )
-    frame = pd.DataFrame(
-        _tuples(engine, query),
-        columns=[
+    frame = _read_frame(
+        engine,
+        query,
+        [
             "point_id",
             "operator_id",
             "paid_n",
@@ -214,18 +224,17 @@ def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFr
     frame["op_usual_cash_n"] = frame["cash_n"] / frame["paid_n"].where(frame["paid_n"] > 0)
     # Cash refunds per paid sale, shrunk towards one in a thousand: most operators have none.
     frame["op_usual_cash_refund"] = (frame["cash_refund_n"] + 0.5) / (frame["paid_n"] + 500.0)
-    return frame[
-        [
-            "point_id",
-            "operator_id",
-            "paid_n",
-            "cash_n",
-            "op_usual_cash",
-            "op_usual_cash_n",
-            "op_usual_void",
-            "op_usual_cash_refund",
-        ]
-    ]
+    return frame[["point_id", "operator_id", *OP_USUAL_VALUES]]
+
+
+OP_USUAL_VALUES = (
+    "paid_n",
+    "cash_n",
+    "op_usual_cash",
+    "op_usual_cash_n",
+    "op_usual_void",
+    "op_usual_cash_refund",
+)
 
 
 def confirmed_windows(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
@@ -243,11 +252,14 @@ def confirmed_windows(engine: Engine, start: datetime, end: datetime) -> pd.Data
 
 def data_span(engine: Engine) -> tuple[datetime, datetime] | None:
     """First hour and end of the last hour with aggregates, or None when there are none."""
+    # Two scalar subqueries, not min() and max() in one select: SQLite answers a lone min or max
+    # from the hour_start index but scans the whole table for the pair.
+    hour_start = hour_aggregates.c.hour_start
     with engine.connect() as connection:
         first, last = connection.execute(
             select(
-                type_coerce(func.min(hour_aggregates.c.hour_start), String),
-                type_coerce(func.max(hour_aggregates.c.hour_start), String),
+                type_coerce(select(func.min(hour_start)).scalar_subquery(), String),
+                type_coerce(select(func.max(hour_start)).scalar_subquery(), String),
             )
         ).one()
     if first is None:
@@ -594,10 +606,18 @@ def _peer_median(
     """Median of ``values`` over the row's peers in the same hour (district group, else type group,
     else all points); NaN when too few peers had a usual level."""
     result = pd.Series(np.nan, index=frame.index)
+    masked = values.where(valid)
+    # Grouped by one integer per (group, hour): the same groups as grouping by the text and
+    # time columns, several times faster to hash.
+    hour, hours = pd.factorize(frame["hour_start"])
     for key in ("peer_group", "revenue_type", None):
-        by = [frame["hour_start"]] if key is None else [frame[key], frame["hour_start"]]
-        masked = values.where(valid)
-        grouped = masked.groupby(by)
+        if key is None:
+            group = hour
+        else:
+            codes = pd.factorize(frame[key])[0].astype(np.int64)
+            group = np.where(codes >= 0, codes * len(hours) + hour, -1)
+        by = pd.Series(group, index=frame.index)
+        grouped = masked.groupby(by.where(by >= 0) if (group < 0).any() else by)
         median = grouped.transform("median")
         count = grouped.transform("count")
         result = result.fillna(median.where(count >= min_count))
@@ -766,13 +786,24 @@ def _transaction_signals(
         out["op_void_share"] = top_void["best_void_share"]
         out["op_void_usual"] = top_void["void_usual"]
         pairs = ops[[*keys, "operator_id"]].drop_duplicates().sort_values([*keys, "operator_id"])
-        out["operators_active"] = pairs.groupby(keys)["operator_id"].agg(",".join)
+        out["operators_active"] = _joined_per_hour(pairs, keys, "operator_id")
         out = out.join(_void_shift_end(ops)).join(_cash_refund_noncash(txns, ops, op_usual))
     out = out.reset_index()
     for column in columns:
         if column not in out:
             out[column] = np.nan
     return out
+
+
+def _joined_per_hour(rows: pd.DataFrame, keys: list[str], column: str) -> pd.Series:
+    """``",".join`` of ``column`` per ``keys`` group, for rows already sorted by the keys:
+    slices of one list instead of a Python call per group (groupby.agg with a Python function
+    cost a minute per year of a thousand points)."""
+    first = ~rows.duplicated(keys).to_numpy()
+    bounds = [*np.flatnonzero(first).tolist(), len(rows)]
+    values = rows[column].tolist()
+    joined = [",".join(values[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return pd.Series(joined, index=pd.MultiIndex.from_frame(rows.loc[first, keys]))
 
 
 SHIFT_END_MINUTES = 45  # "the end of the shift": the last 45 minutes of an operator's working span
@@ -800,8 +831,10 @@ def _void_shift_end(ops: pd.DataFrame) -> pd.DataFrame:
     gone, keeping the cash) crowds them in. Binomial upper tail, one-sided, needs 3 voids in the
     window. The evidence reaches the hours of the window, where the voids are."""
     day_keys = ["point_id", "operator_id", "local_date"]
-    span_end = ops.groupby(day_keys)["occurred_at"].transform("max")
-    span_start = ops.groupby(day_keys)["occurred_at"].transform("min")
+    # The keys hashed once, then both spans grouped by the integer day.
+    worked = ops.groupby(day_keys, sort=False).ngroup()
+    span_end = ops["occurred_at"].groupby(worked).transform("max")
+    span_start = ops["occurred_at"].groupby(worked).transform("min")
     # A window of at most a third of the span, so a two-hour stint is not "all shift end".
     window = ((span_end - span_start) / 3).clip(upper=pd.Timedelta(minutes=SHIFT_END_MINUTES))
     tail = ops["occurred_at"] > span_end - window
@@ -963,10 +996,11 @@ def compute_features(
         history = grid[in_base & started & ~grid["suppressed"] & grid["holiday"].isna()]
         slots, scales = slot_usuals(history, pts, config)
         del history
+        op_usual = operator_usuals(engine, base_begin, base_end)
         if cache_path is not None:
-            _write_baseline(cache_path, pts, slots, scales)
+            _write_baseline(cache_path, pts, slots, scales, op_usual)
     else:
-        slots, scales = baseline
+        slots, scales, op_usual = baseline
 
     # Rows the features are needed for: the range plus the week before it (for the day horizons).
     frame = grid[(grid["hour_start"] >= range_begin) & (grid["hour_start"] < end_ts)]
@@ -1044,7 +1078,6 @@ def compute_features(
 
     # Transaction-level signals for the range only.
     scored = frame[(frame["hour_start"] >= start_ts) & (frame["is_open"] | (all_n > 0))].copy()
-    op_usual = operator_usuals(engine, base_begin, base_end)
     parts = []
     # A week of transactions at a time bounds memory on long ranges; each slice also reads the
     # day before it so day-level operator and payer signals see whole local days.
@@ -1063,17 +1096,20 @@ def compute_features(
     ].assign(local_hour=frame["how"] % 24)
     # Small registries read a month of transactions at once (fewer passes), big ones a week.
     slice_days = 28 if len(pts) <= 100 else 7
+    lead = pd.Timedelta(days=3)
+    carried = None  # the last three days of the previous slice: read once, used twice
     for a, b in _slices(start_ts, end_ts, pd.Timedelta(days=slice_days)):
-        txns = load_transactions(
-            engine, (a - pd.Timedelta(days=3)).to_pydatetime(), b.to_pydatetime()
-        )
+        if carried is None:
+            txns = load_transactions(engine, (a - lead).to_pydatetime(), b.to_pydatetime())
+        else:
+            fresh = load_transactions(engine, a.to_pydatetime(), b.to_pydatetime())
+            txns = pd.concat([carried, fresh], ignore_index=True)
+        carried = txns[txns["occurred_at"] >= b - lead]
         part = _transaction_signals(txns, pts, scales, op_usual, config)
         if not part.empty:
             shift = _operator_cash_shortfall(
                 txns,
-                hours[
-                    (hours["hour_start"] >= a - pd.Timedelta(days=3)) & (hours["hour_start"] < b)
-                ],
+                hours[(hours["hour_start"] >= a - lead) & (hours["hour_start"] < b)],
             )
             part = part.merge(shift, on=["point_id", "hour_start"], how="outer")
             part = part[(part["hour_start"] >= a) & (part["hour_start"] < b)]
@@ -1157,15 +1193,9 @@ def _operator_cash_shortfall(txns: pd.DataFrame, hours: pd.DataFrame) -> pd.Data
     )
     unit = daily["unit"].fillna(1.0).clip(lower=1)
     z1 = poisson_shortfall(daily["obs"] / unit, daily["exp"] / unit, daily["s"].fillna(2.0))
-    rolled = (
-        daily.groupby(["point_id", "operator_id"])[["obs", "exp"]].rolling(3, min_periods=1).sum()
-    )
-    rolled = rolled.reset_index(level=[0, 1], drop=True).sort_index()
+    rolled = _rolling_sum(daily, ["point_id", "operator_id"], ["obs", "exp"], 3)
     z3 = poisson_shortfall(rolled["obs"] / unit, rolled["exp"] / unit, daily["s"].fillna(2.0))
-    rolled5 = (
-        daily.groupby(["point_id", "operator_id"])[["obs", "exp"]].rolling(5, min_periods=1).sum()
-    )
-    rolled5 = rolled5.reset_index(level=[0, 1], drop=True).sort_index()
+    rolled5 = _rolling_sum(daily, ["point_id", "operator_id"], ["obs", "exp"], 5)
     z5 = poisson_shortfall(rolled5["obs"] / unit, rolled5["exp"] / unit, daily["s"].fillna(2.0))
     # The longer views count only while the day itself is short.
     down = z1 > 1.0
@@ -1182,6 +1212,28 @@ def _operator_cash_shortfall(txns: pd.DataFrame, hours: pd.DataFrame) -> pd.Data
     )
     out = out.rename(columns={"operator_id": "op_short_id"})
     return out[columns]
+
+
+class _GroupWindows(BaseIndexer):
+    """The last ``window_size`` rows of each row's group, for rows sorted by group: the bounds
+    ``groupby(...).rolling(n)`` builds, computed with numpy instead of a Python loop per group."""
+
+    def get_window_bounds(self, num_values, min_periods, center, closed, step):
+        end = np.arange(1, num_values + 1, dtype=np.int64)
+        first = np.maximum.accumulate(np.where(self.group_starts, np.arange(num_values), 0))
+        start = np.maximum(end - self.window_size, first).astype(np.int64)
+        return start, end
+
+
+def _rolling_sum(frame: pd.DataFrame, by: list[str], columns: list[str], rows: int) -> pd.DataFrame:
+    """``frame.groupby(by)[columns].rolling(rows, min_periods=1).sum()`` in ``frame``'s order and
+    index, for a ``frame`` sorted by ``by``: the same windows fed to the same summation, so the
+    same numbers, without the per-group cost of a grouped rolling window (thousands of
+    point-operator groups per chunk)."""
+    keys = frame[by]
+    group_starts = (keys != keys.shift()).any(axis=1).to_numpy()
+    windows = _GroupWindows(window_size=rows, group_starts=group_starts)
+    return frame[columns].rolling(windows, min_periods=1).sum()
 
 
 def _slices(begin: pd.Timestamp, end: pd.Timestamp, size: pd.Timedelta):
@@ -1255,7 +1307,11 @@ def _baseline_path(
 
 
 def _write_baseline(
-    path: Path, pts: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFrame
+    path: Path,
+    pts: pd.DataFrame,
+    slots: pd.DataFrame,
+    scales: pd.DataFrame,
+    op_usual: pd.DataFrame,
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     ids = pts["point_id"].to_numpy().astype(str)
@@ -1263,15 +1319,34 @@ def _write_baseline(
     arrays["slot_point_id"] = ids[slots["pos"].to_numpy()]
     arrays.update({f"scale_{c}": scales[c].to_numpy() for c in scales.columns})
     arrays["scale_point_id"] = ids[scales.index.to_numpy()]
+    # The operators' usual shares (an SQL pass over eight weeks of transactions) go with them;
+    # sales without an operator have operator_id None, kept as a mask (no pickled objects).
+    operator = op_usual["operator_id"]
+    arrays["op_point_id"] = op_usual["point_id"].to_numpy().astype(str)
+    arrays["op_operator_id"] = operator.fillna("").to_numpy().astype(str)
+    arrays["op_operator_missing"] = operator.isna().to_numpy()
+    arrays.update({f"op_{c}": op_usual[c].to_numpy(dtype=np.float64) for c in OP_USUAL_VALUES})
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(path)
 
 
-def _read_baseline(path: Path, pts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+def _read_baseline(
+    path: Path, pts: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
     if not path.exists():
         return None
     with np.load(path, allow_pickle=False) as data:
+        if "op_point_id" not in data.files:
+            return None  # written before operator usuals were cached: rebuild
+        operator = pd.Series(data["op_operator_id"], dtype="str")
+        op_usual = pd.DataFrame(
+            {
+                "point_id": pd.Series(data["op_point_id"], dtype="str"),
+                "operator_id": operator.mask(data["op_operator_missing"]),
+                **{c: data[f"op_{c}"] for c in OP_USUAL_VALUES},
+            }
+        )
         position = pd.Series(np.arange(len(pts)), index=pts["point_id"].to_numpy())
         slots = pd.DataFrame({c: data[f"slot_{c}"] for c in SLOT_COLUMNS if c != "pos"})
         slots["pos"] = position.reindex(data["slot_point_id"]).to_numpy()
@@ -1284,7 +1359,7 @@ def _read_baseline(path: Path, pts: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
         scales["pos"] = position.reindex(data["scale_point_id"]).to_numpy()
     slots = slots.dropna(subset=["pos"]).astype({"pos": np.int64})
     scales = scales.dropna(subset=["pos"]).astype({"pos": np.int64}).set_index("pos")
-    return slots, scales.reindex(pd.RangeIndex(len(pts), name="pos"))
+    return slots, scales.reindex(pd.RangeIndex(len(pts), name="pos")), op_usual
 
 
 HORIZONS = (1, 3, 7)  # days: a sudden drop, and slower level shifts
@@ -1340,10 +1415,7 @@ def _day_features(frame: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFrame
     sums = ["rev", "usual", "usual_cnt", "cnt", "at_usual_ticket"]
     z_rev, z_ticket = {}, {}
     for h in HORIZONS:
-        rolled = (
-            day.groupby("pos")[sums].rolling(h, min_periods=1).sum().reset_index(level=0, drop=True)
-        )
-        rolled = rolled.sort_index()
+        rolled = _rolling_sum(day, ["pos"], sums, h)
         ratio = (rolled["rev"] / rolled["usual"]).where(rolled["usual"] > 0)
         peer = _peer_median(day, ratio, ratio.notna(), 3).fillna(1.0).clip(lower=0.05)
         sd = np.sqrt(phi**2 / h + 1.5 / rolled["usual_cnt"].clip(lower=1))
@@ -1382,13 +1454,16 @@ def _day_features(frame: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFrame
     return frame
 
 
+HOUR_OF_WEEK_LABELS = np.array(
+    [f"{WEEKDAYS[d]} {h:02d}:00" for d in range(7) for h in range(24)], dtype=object
+)
+
+
 def _local_labels(frame: pd.DataFrame) -> pd.Series:
     """ "Tue 10:00" in the point's own timezone."""
     labels = pd.Series("", index=frame.index, dtype="object")
     for tz, index in frame.groupby("timezone").indices.items():
         local = frame["hour_start"].iloc[index].dt.tz_convert(tz)
-        labels.iloc[index] = [
-            f"{WEEKDAYS[d]} {h:02d}:00"
-            for d, h in zip(local.dt.dayofweek, local.dt.hour, strict=True)
-        ]
+        slot = local.dt.dayofweek.to_numpy() * 24 + local.dt.hour.to_numpy()
+        labels.iloc[index] = HOUR_OF_WEEK_LABELS[slot]
     return labels

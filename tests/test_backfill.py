@@ -18,7 +18,8 @@ from detect_fixtures import (
 from sqlalchemy import delete, func, select
 
 import pipeline.backfill as backfill_module
-from pipeline.backfill import backfill
+from pipeline.aggregate import aggregate_range
+from pipeline.backfill import aggregates_current, backfill
 from pipeline.cases import list_anomalies, list_cases
 from pipeline.store.schema import hour_aggregates, source_watermarks
 
@@ -83,3 +84,36 @@ def test_backfill_resumes_after_interruption_and_is_idempotent(engine, tmp_path,
     flags2, found2 = _snapshot(engine)
     pd.testing.assert_frame_equal(flags, flags2)
     pd.testing.assert_frame_equal(found, found2)
+
+
+def test_backfill_aggregates_only_chunks_whose_aggregates_miss_transactions(engine, tmp_path):
+    pts = make_points(5)
+    txns = make_transactions(pts, days=14, seed=3, scale=0.5)
+    load_world(engine, pts, txns)  # transactions with their hour aggregates, as ingest leaves them
+    end = START + pd.Timedelta(days=14)
+    middle = START + pd.Timedelta(days=7)
+    assert aggregates_current(engine, START, end)
+    # One point-hour's aggregate lost in the second week: only that week is recomputed.
+    with engine.begin() as connection:
+        lost = connection.execute(
+            select(hour_aggregates.c.point_id, hour_aggregates.c.hour_start)
+            .where(hour_aggregates.c.hour_start >= middle)
+            .limit(1)
+        ).one()
+        connection.execute(
+            delete(hour_aggregates).where(
+                (hour_aggregates.c.point_id == lost.point_id)
+                & (hour_aggregates.c.hour_start == lost.hour_start)
+            )
+        )
+    assert aggregates_current(engine, START, middle)
+    assert not aggregates_current(engine, middle, end)
+    recomputed = []
+
+    def aggregate(engine, start, end):
+        recomputed.append((start, end))
+        aggregate_range(engine, start, end)
+
+    backfill(engine, tmp_path / "models", START, end, chunk=timedelta(days=7), aggregate=aggregate)
+    assert recomputed == [(middle, end)]
+    assert aggregates_current(engine, START, end)
