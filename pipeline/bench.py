@@ -221,39 +221,27 @@ def stage_naive(feed: Path, chunk_rows: int, db_url: str, **_) -> dict:
     return {"rows": rows}
 
 
-def _data_window(engine):
-    from sqlalchemy import func, select
-
-    from pipeline.store.schema import transactions
-
-    with engine.connect() as connection:
-        first, last = connection.execute(
-            select(func.min(transactions.c.occurred_at), func.max(transactions.c.occurred_at))
-        ).one()
-    return first, last
-
-
 def stage_backfill(db_url: str, models_dir: Path, **_) -> dict:
     """Aggregate + train + score the whole stored range (the detection lane's bulk path)."""
     from pipeline.backfill import backfill
+    from pipeline.features import data_span
     from pipeline.store import connect
 
     engine = connect(db_url)
-    first, last = _data_window(engine)
-    start = first.replace(minute=0, second=0, microsecond=0)
-    end = last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start, end = data_span(engine)
     result = backfill(engine, models_dir, start, end)
     return {"rows": result.hours_scored, "unit": "point-hours", "flagged": result.flagged}
 
 
 def stage_hourly(db_url: str, models_dir: Path, **_) -> dict:
-    """One hourly scoring run over every point: the last full hour of the stored data."""
+    """One hourly scoring run over every point: the hour before the last stored one."""
     from pipeline.backfill import score_range
+    from pipeline.features import data_span
     from pipeline.store import connect
 
     engine = connect(db_url)
-    _, last = _data_window(engine)
-    end = last.replace(minute=0, second=0, microsecond=0)
+    _, end = data_span(engine)
+    end -= timedelta(hours=1)
     result = score_range(engine, models_dir, end - timedelta(hours=1), end)
     return {"rows": result.hours_scored, "unit": "point-hours", "flagged": result.flagged}
 
