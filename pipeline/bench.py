@@ -162,6 +162,7 @@ def stage_store(feed: Path, chunk_rows: int, points_csv: Path, db_url: str, **_)
     load_registry(engine, points_csv)
     dialect = engine.dialect.name
     rows = 0
+    seen_keys = np.zeros(0, dtype=np.uint64)
     started = time.perf_counter()
     with engine.begin() as connection:
         batch_id = connection.execute(
@@ -174,9 +175,15 @@ def stage_store(feed: Path, chunk_rows: int, points_csv: Path, db_url: str, **_)
             when = pd.to_datetime(frame["occurred_at"], format="ISO8601", utc=True, errors="coerce")
             amount = pd.to_numeric(frame["amount"], errors="coerce")
             # The feed's few bad and repeated rows are left out: they cannot be stored at all.
+            # Repeats are found by a 64-bit hash of the key, also across chunks.
+            key_hash = pd.util.hash_pandas_object(frame[["point_id", "txn_id"]], index=False)
+            key_hash = key_hash.to_numpy()
             keep = (
-                when.notna() & amount.notna() & ~frame.duplicated(["point_id", "txn_id"])
-            ).to_numpy()
+                (when.notna() & amount.notna()).to_numpy()
+                & ~pd.Series(key_hash).duplicated().to_numpy()
+                & ~np.isin(key_hash, seen_keys)
+            )
+            seen_keys = np.concatenate([seen_keys, key_hash[keep]])
             frame, when, amount = frame[keep], when[keep], amount[keep]
             rows += len(frame)
 
@@ -394,6 +401,8 @@ def run(args: argparse.Namespace) -> dict:
         return report
 
     def record(stage: str, db: str, params: dict) -> dict:
+        if args.only and stage not in args.only:
+            return {"stage": stage, "db": db, "error": "not run (--only)"}
         print(f"  {stage} ({db}) ...", file=sys.stderr, flush=True)
         result = {
             "stage": stage,
@@ -554,6 +563,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="bench-results", help="folder for bench.json")
     parser.add_argument(
         "--skip-detection", action="store_true", help="leave out backfill/hourly scoring"
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        metavar="STAGES",
+        help=f"run only these stages, comma-separated ({', '.join(STAGES)})",
     )
     parser.add_argument("--keep", action="store_true", help="keep the generated feed and databases")
     parser.add_argument("--render", metavar="JSON", help="print an earlier bench.json as Markdown")

@@ -48,7 +48,7 @@ def test_utc_type_round_trip_keeps_microseconds(engine):
         assert connection.execute(select(ingest_batches.c.started_at)).scalar_one() == when
 
 
-def test_sqlite_tables_made_before_0003_are_rebuilt_without_rowid_keeping_their_rows(tmp_path):
+def test_sqlite_minute_aggregates_made_before_0003_are_rebuilt_keyed_by_time(tmp_path):
     from alembic import command
 
     from pipeline.store.db import _alembic_config, create
@@ -59,15 +59,11 @@ def test_sqlite_tables_made_before_0003_are_rebuilt_without_rowid_keeping_their_
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0002_recon")
-    with engine.begin() as connection:
         connection.exec_driver_sql(
-            "INSERT INTO ingest_batches (source, source_ref, started_at, status, rows_read, "
-            "accepted, quarantined, duplicates) VALUES ('file', 'a.csv', "
-            "'2026-03-01 00:00:00.000000', 'ok', 1, 1, 0, 0)"
-        )
-        connection.exec_driver_sql(
-            "INSERT INTO transactions VALUES ('P1', 'T1', '2026-03-01 03:00:00.000000', 5000, "
-            "'cash', 'paid', 'op1', NULL, 1)"
+            "INSERT INTO minute_aggregates (point_id, minute_start, txn_count, gross_paid, "
+            "void_count, void_amount, refund_count, refund_amount, cash_amount, operators, "
+            "max_ticket) VALUES ('P1', '2026-03-01 03:00:00.000000', 2, 7000, 0, 0, 0, 0, 5000, "
+            "1, 5000)"
         )
     engine.dispose()
 
@@ -78,15 +74,15 @@ def test_sqlite_tables_made_before_0003_are_rebuilt_without_rowid_keeping_their_
                 "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
             ).all()
         )
-        stored = connection.exec_driver_sql("SELECT point_id, txn_id, amount FROM transactions")
-        assert stored.all() == [("P1", "T1", 5000)]
-        indexes = {
-            name
-            for (name,) in connection.exec_driver_sql(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transactions'"
-            )
-        }
-    for table in ("transactions", "minute_aggregates", "hour_aggregates"):
-        assert ddl[table].endswith("WITHOUT ROWID")
+        stored = connection.exec_driver_sql(
+            "SELECT point_id, minute_start, gross_paid FROM minute_aggregates"
+        )
+        assert stored.all() == [("P1", "2026-03-01 03:00:00.000000", 7000)]
+        minute_indexes = connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            "AND tbl_name = 'minute_aggregates'"
+        ).all()
+    assert ddl["minute_aggregates"].endswith("WITHOUT ROWID")
     assert "PRIMARY KEY (minute_start, point_id)" in ddl["minute_aggregates"]
-    assert {"ix_transactions_occurred_at", "ix_transactions_point_id_occurred_at"} <= indexes
+    assert minute_indexes == []
+    assert not ddl["transactions"].endswith("WITHOUT ROWID")

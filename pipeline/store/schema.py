@@ -110,8 +110,6 @@ transactions = Table(
     Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
     Index("ix_transactions_point_id_occurred_at", "point_id", "occurred_at"),
     Index("ix_transactions_occurred_at", "occurred_at"),
-    # SQLite: clustered on the key, one B-tree less per stored row (migration 0003).
-    sqlite_with_rowid=False,
 )
 
 quarantine = Table(
@@ -163,7 +161,6 @@ hour_aggregates = Table(
     *_aggregate_columns(),
     Column("hour_start", UTCDateTime, primary_key=True),
     Index("ix_hour_aggregates_hour_start", "hour_start"),
-    sqlite_with_rowid=False,
 )
 
 detector_models = Table(
