@@ -228,29 +228,49 @@ def stage_naive(feed: Path, chunk_rows: int, db_url: str, **_) -> dict:
     return {"rows": rows}
 
 
+def _detection_setup(db_url: str):
+    """Import the detection stage and open the database: paid once per process, reported apart."""
+    started = time.perf_counter()
+    from pipeline.backfill import backfill, score_range  # noqa: F401  (sklearn, scipy, ...)
+    from pipeline.features import data_span
+    from pipeline.store import connect
+
+    engine = connect(db_url)
+    return engine, data_span(engine), round(time.perf_counter() - started, 2)
+
+
 def stage_backfill(db_url: str, models_dir: Path, **_) -> dict:
     """Aggregate + train + score the whole stored range (the detection lane's bulk path)."""
     from pipeline.backfill import backfill
-    from pipeline.features import data_span
-    from pipeline.store import connect
 
-    engine = connect(db_url)
-    start, end = data_span(engine)
+    engine, (start, end), startup = _detection_setup(db_url)
+    started = time.perf_counter()
     result = backfill(engine, models_dir, start, end)
-    return {"rows": result.hours_scored, "unit": "point-hours", "flagged": result.flagged}
+    return {
+        "rows": result.hours_scored,
+        "unit": "point-hours",
+        "flagged": result.flagged,
+        "seconds": time.perf_counter() - started,
+        "startup_seconds": startup,
+    }
 
 
 def stage_hourly(db_url: str, models_dir: Path, **_) -> dict:
-    """One hourly scoring run over every point: the hour before the last stored one."""
+    """One hourly scoring run over every point, cold (no baseline cache yet): the hour before
+    the last stored one."""
     from pipeline.backfill import score_range
-    from pipeline.features import data_span
-    from pipeline.store import connect
 
-    engine = connect(db_url)
-    _, end = data_span(engine)
+    engine, (_, end), startup = _detection_setup(db_url)
     end -= timedelta(hours=1)
+    started = time.perf_counter()
     result = score_range(engine, models_dir, end - timedelta(hours=1), end)
-    return {"rows": result.hours_scored, "unit": "point-hours", "flagged": result.flagged}
+    return {
+        "rows": result.hours_scored,
+        "unit": "point-hours",
+        "flagged": result.flagged,
+        "seconds": time.perf_counter() - started,
+        "startup_seconds": startup,
+    }
 
 
 STAGES = {
@@ -491,7 +511,7 @@ def print_table(report: dict) -> None:
         if "stage_seconds" in r:
             notes.append(", ".join(f"{k} {v:.1f}" for k, v in r["stage_seconds"].items()))
         if "startup_seconds" in r:
-            notes.append(f"+{r['startup_seconds']:.0f}s GX import")
+            notes.append(f"+{r['startup_seconds']:.0f}s startup")
         if "x_faster_than_naive" in r:
             notes.append(f"{r['x_faster_than_naive']}x naive")
         if "x_store_floor" in r:
@@ -525,7 +545,7 @@ def markdown_table(report: dict) -> str:
         if "stage_seconds" in r:
             notes.append(", ".join(f"{k} {v:.0f} s" for k, v in r["stage_seconds"].items()))
         if "startup_seconds" in r:
-            notes.append(f"+{r['startup_seconds']:.0f} s GX import")
+            notes.append(f"+{r['startup_seconds']:.0f} s startup")
         if "x_faster_than_naive" in r:
             notes.append(f"{r['x_faster_than_naive']}x naive")
         if "x_store_floor" in r:
