@@ -241,9 +241,8 @@ def _detection_setup(db_url: str):
 
 def stage_backfill(db_url: str, models_dir: Path, **_) -> dict:
     """Aggregate + train + score the whole stored range (the detection lane's bulk path)."""
-    from pipeline.backfill import backfill
-
     engine, (start, end), startup = _detection_setup(db_url)
+    from pipeline.backfill import backfill
     started = time.perf_counter()
     result = backfill(engine, models_dir, start, end)
     return {
@@ -258,9 +257,8 @@ def stage_backfill(db_url: str, models_dir: Path, **_) -> dict:
 def stage_hourly(db_url: str, models_dir: Path, **_) -> dict:
     """One hourly scoring run over every point, cold (no baseline cache yet): the hour before
     the last stored one."""
-    from pipeline.backfill import score_range
-
     engine, (_, end), startup = _detection_setup(db_url)
+    from pipeline.backfill import score_range
     end -= timedelta(hours=1)
     started = time.perf_counter()
     result = score_range(engine, models_dir, end - timedelta(hours=1), end)
