@@ -243,6 +243,7 @@ def stage_backfill(db_url: str, models_dir: Path, **_) -> dict:
     """Aggregate + train + score the whole stored range (the detection lane's bulk path)."""
     engine, (start, end), startup = _detection_setup(db_url)
     from pipeline.backfill import backfill
+
     started = time.perf_counter()
     result = backfill(engine, models_dir, start, end)
     return {
@@ -259,6 +260,7 @@ def stage_hourly(db_url: str, models_dir: Path, **_) -> dict:
     the last stored one."""
     engine, (_, end), startup = _detection_setup(db_url)
     from pipeline.backfill import score_range
+
     end -= timedelta(hours=1)
     started = time.perf_counter()
     result = score_range(engine, models_dir, end - timedelta(hours=1), end)
@@ -493,6 +495,24 @@ def _with_ratios(results: list[dict]) -> list[dict]:
     return results
 
 
+def _notes(r: dict, *, stage_decimals: int) -> str:
+    """The notes column of one result: stage seconds inside it, startup, ratios, unit."""
+    notes = []
+    if "stage_seconds" in r:
+        notes.append(
+            ", ".join(f"{k} {v:.{stage_decimals}f} s" for k, v in r["stage_seconds"].items())
+        )
+    if "startup_seconds" in r:
+        notes.append(f"+{r['startup_seconds']:.0f} s startup")
+    if "x_faster_than_naive" in r:
+        notes.append(f"{r['x_faster_than_naive']}x naive")
+    if "x_store_floor" in r:
+        notes.append(f"{r['x_store_floor']}x the store floor")
+    if r.get("unit"):
+        notes.append(r["unit"])
+    return "; ".join(notes)
+
+
 def print_table(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -505,17 +525,6 @@ def print_table(report: dict) -> None:
         if "error" in r:
             table.add_row(r["stage"], r["db"], "", "", "", "", "", r["error"][:80])
             continue
-        notes = []
-        if "stage_seconds" in r:
-            notes.append(", ".join(f"{k} {v:.1f}" for k, v in r["stage_seconds"].items()))
-        if "startup_seconds" in r:
-            notes.append(f"+{r['startup_seconds']:.0f}s startup")
-        if "x_faster_than_naive" in r:
-            notes.append(f"{r['x_faster_than_naive']}x naive")
-        if "x_store_floor" in r:
-            notes.append(f"{r['x_store_floor']}x the store floor")
-        if r.get("unit"):
-            notes.append(r["unit"])
         table.add_row(
             r["stage"],
             r["db"],
@@ -524,7 +533,7 @@ def print_table(report: dict) -> None:
             f"{r['rows_per_s']:,}" if r.get("rows_per_s") else "",
             f"{r['peak_mib']:,.0f}",
             f"{r['x_floor']:.2f}" if r.get("x_floor") is not None else "",
-            "; ".join(notes),
+            _notes(r, stage_decimals=1),
         )
     Console(width=max(Console().width, 150)).print(table)
 
@@ -539,21 +548,10 @@ def markdown_table(report: dict) -> str:
         if "error" in r:
             lines.append(f"| {r['stage']} | {r['db']} | | | | | | {r['error'][:100]} |")
             continue
-        notes = []
-        if "stage_seconds" in r:
-            notes.append(", ".join(f"{k} {v:.0f} s" for k, v in r["stage_seconds"].items()))
-        if "startup_seconds" in r:
-            notes.append(f"+{r['startup_seconds']:.0f} s startup")
-        if "x_faster_than_naive" in r:
-            notes.append(f"{r['x_faster_than_naive']}x naive")
-        if "x_store_floor" in r:
-            notes.append(f"{r['x_store_floor']}x the store floor")
-        if r.get("unit"):
-            notes.append(r["unit"])
         ratio = f"{r['x_floor']:.2f}" if r.get("x_floor") is not None else ""
         lines.append(
             f"| {r['stage']} | {r['db']} | {r['rows']:,} | {r['seconds']:.1f} | "
-            f"{r.get('rows_per_s') or 0:,} | {r['peak_mib']:,.0f} | {ratio} | {'; '.join(notes)} |"
+            f"{r.get('rows_per_s') or 0:,} | {r['peak_mib']:,.0f} | {ratio} | {_notes(r, stage_decimals=0)} |"
         )
     return "\n".join(lines)
 
