@@ -29,7 +29,7 @@ from pipeline.bulk import (
     prefetched,
     utc_text,
 )
-from pipeline.store.schema import hour_aggregates, minute_aggregates
+from pipeline.store.schema import REGISTERED_POINT_IDS, hour_aggregates, minute_aggregates
 
 HOUR = timedelta(hours=1)
 MINUTE_US = 60_000_000
@@ -224,10 +224,9 @@ def aggregate_in(
         connection.execute(wipe)
     query = (
         f"SELECT {_READ_COLUMNS} FROM transactions t "
-        "WHERE t.occurred_at >= :start AND t.occurred_at < :end"
+        "WHERE t.occurred_at >= :start AND t.occurred_at < :end AND t.point_id IN "
     )
-    if point_ids is not None:
-        query += " AND t.point_id IN :points"
+    query += ":points" if point_ids is not None else f"({REGISTERED_POINT_IDS})"
     statement = text(query)
     if point_ids is not None:
         statement = statement.bindparams(bindparam("points", expanding=True))

@@ -23,7 +23,13 @@ from pipeline.detect import LeakageDetector, explain
 from pipeline.errors import UnusableInputError
 from pipeline.features import FEATURES, FeatureConfig, compute_features, data_span
 from pipeline.model_store import load_model, save_model
-from pipeline.store.schema import detector_models, hour_aggregates, source_watermarks, transactions
+from pipeline.store.schema import (
+    detector_models,
+    hour_aggregates,
+    source_watermarks,
+    transactions,
+    transactions_between,
+)
 from pipeline.store.upsert import upsert
 
 CHUNK = timedelta(weeks=8)  # = the baseline window: each chunk's aggregates are read once
@@ -235,7 +241,7 @@ def aggregates_current(engine: Engine, start: datetime, end: datetime) -> bool:
     with engine.connect() as connection:
         stored = connection.execute(
             select(func.count(), func.coalesce(func.sum(t.amount), 0)).where(
-                and_(t.occurred_at >= start, t.occurred_at < end)
+                transactions_between(start, end)
             )
         ).one()
         aggregated = connection.execute(

@@ -28,7 +28,14 @@ from sqlalchemy import Engine, String, and_, case, func, select, type_coerce
 
 from pipeline.aggregate import AGGREGATE_COLUMNS as AGG_COLUMNS
 from pipeline.calendar import Calendar
-from pipeline.store.schema import cases, hour_aggregates, points, suppressions, transactions
+from pipeline.store.schema import (
+    cases,
+    hour_aggregates,
+    points,
+    suppressions,
+    transactions,
+    transactions_between,
+)
 from pipeline.suppressions import suppression_windows
 
 # The model's inputs: each is "how many noise units worse than usual", >= 0.
@@ -159,7 +166,7 @@ def load_transactions(engine: Engine, start: datetime, end: datetime) -> pd.Data
         t.status,
         t.operator_id,
         t.payer_ref,
-    ).where(and_(t.occurred_at >= start, t.occurred_at < end))
+    ).where(transactions_between(start, end))
     frame = _read_frame(
         engine,
         query,
@@ -198,7 +205,7 @@ def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFr
                 case((and_(t.status == "refund", t.payment_method == "cash"), 1), else_=0)
             ).label("cash_refund_n"),
         )
-        .where(and_(t.occurred_at >= start, t.occurred_at < end))
+        .where(transactions_between(start, end))
         .group_by(t.point_id, t.operator_id)
     )
     frame = _read_frame(

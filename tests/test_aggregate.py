@@ -8,6 +8,7 @@ from sqlalchemy import insert, select
 
 from pipeline.aggregate import aggregate_range, hour_runs
 from pipeline.store.schema import hour_aggregates, ingest_batches, minute_aggregates, transactions
+from tests.test_ingest import register
 
 
 def at(hour: int, minute: int, second: int = 0) -> datetime:
@@ -26,6 +27,8 @@ ROWS = [
 
 
 def store(engine, rows=ROWS) -> None:
+    # As ingest stores them: only registered points' transactions (reads by time go point by point).
+    register(engine, *{row[0] for row in rows})
     with engine.begin() as connection:
         batch = connection.execute(
             insert(ingest_batches)

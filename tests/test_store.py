@@ -86,3 +86,27 @@ def test_sqlite_minute_aggregates_made_before_0003_are_rebuilt_keyed_by_time(tmp
     assert "PRIMARY KEY (minute_start, point_id)" in ddl["minute_aggregates"]
     assert minute_indexes == []
     assert not ddl["transactions"].endswith("WITHOUT ROWID")
+
+
+def test_reads_by_time_walk_the_point_time_index_not_the_table(tmp_path):
+    """Transactions have no index on time alone (0004): a read by time across points must seek
+    through (point_id, occurred_at), or every hourly run and backfill chunk scans the table."""
+    from sqlalchemy import func
+
+    from pipeline.store.schema import transactions_between
+
+    engine = connect(f"sqlite:///{tmp_path / 'plan.db'}")
+    assert "ix_transactions_occurred_at" not in {
+        index["name"] for index in inspect(engine).get_indexes("transactions")
+    }
+    query = select(func.count()).where(
+        transactions_between(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
+    )
+    with engine.connect() as connection:
+        compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+        plan = " | ".join(
+            row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
+        )
+    seek = "INDEX ix_transactions_point_id_occurred_at (point_id=? AND occurred_at>? AND occurred_at<?)"
+    assert f"SEARCH transactions USING COVERING {seek}" in plan, plan
+    assert "SCAN transactions" not in plan, plan

@@ -23,6 +23,8 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    and_,
+    select,
 )
 
 
@@ -109,8 +111,21 @@ transactions = Table(
     ),  # optional: hashed payer account (QRIS/card), for split-payment checks
     Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
     Index("ix_transactions_point_id_occurred_at", "point_id", "occurred_at"),
-    Index("ix_transactions_occurred_at", "occurred_at"),
 )
+
+# Transactions have no index on time alone (migration 0004): a read by time across points names
+# the registry's points, so the database walks (point_id, occurred_at) a point at a time. Only
+# registered points' transactions are ever stored (validation quarantines the rest).
+REGISTERED_POINT_IDS = "SELECT point_id FROM points"  # for text SQL: point_id IN (...)
+
+
+def transactions_between(start: datetime, end: datetime):
+    """The where-clause for transactions in [start, end) at every point, through the index."""
+    t = transactions.c
+    return and_(
+        t.point_id.in_(select(points.c.point_id)), t.occurred_at >= start, t.occurred_at < end
+    )
+
 
 quarantine = Table(
     "quarantine",
