@@ -10,7 +10,8 @@ its peak RSS is its own) on SQLite and/or PostgreSQL:
 - ingest end to end (parse, validate, dedupe, store, minute + hour aggregates), with the
   seconds of each stage inside it;
 - store: parse, then bulk-write into the real ``transactions`` table and nothing else (the
-  database's own floor for this schema);
+  database's own floor for this schema); bare: the same into a table with no key or index (the
+  least any writer of these rows pays);
 - naive: pandas ``read_csv`` + ``to_sql`` into a bare table;
 - backfill (aggregate + train + score) from the stored data, and one hourly scoring run,
   through the detection lane's ``pipeline.backfill``.
@@ -149,6 +150,21 @@ def stage_ingest(feed: Path, chunk_rows: int, points_csv: Path, db_url: str, **_
 def stage_store(feed: Path, chunk_rows: int, points_csv: Path, db_url: str, **_) -> dict:
     """The database's own floor: parse, then bulk-write each chunk into the real ``transactions``
     table (its key and indexes) - no validation, dedupe against stored rows, or aggregates."""
+    return _parse_and_write(feed, chunk_rows, points_csv, db_url, bare=False)
+
+
+def stage_bare(feed: Path, chunk_rows: int, points_csv: Path, db_url: str, **_) -> dict:
+    """The least any writer of these rows pays: ``store`` into a table of the same columns with
+    no key and no index (so no dedupe possible), the same bulk path as ingest."""
+    return _parse_and_write(feed, chunk_rows, points_csv, db_url, bare=True)
+
+
+def _parse_and_write(
+    feed: Path, chunk_rows: int, points_csv: Path, db_url: str, *, bare: bool
+) -> dict:
+    """Parse and keep the storable rows (untimed), then format and bulk-write them as ingest
+    does - sorted by (point, time), the same pragmas, one transaction - timing only the
+    writes: the seconds are the database's and the bulk path's, not this stage's own dedupe."""
     import numpy as np
     import pandas as pd
 
@@ -161,10 +177,20 @@ def stage_store(feed: Path, chunk_rows: int, points_csv: Path, db_url: str, **_)
     engine = connect(db_url)
     load_registry(engine, points_csv)
     dialect = engine.dialect.name
+    table = "transactions"
+    if bare:
+        table = "bare_transactions"
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                f"CREATE TABLE {table} AS SELECT * FROM transactions WHERE 1 = 0"
+            )
     rows = 0
-    seen_keys = np.zeros(0, dtype=np.uint64)
+    seen_keys: set[int] = set()
+    write_seconds = 0.0
     started = time.perf_counter()
     with engine.begin() as connection:
+        if dialect == "sqlite":
+            connection.exec_driver_sql("PRAGMA cache_size=-262144")  # as ingest's writer
         batch_id = connection.execute(
             ingest_batches.insert()
             .values(source="bench", source_ref=str(feed), started_at=datetime.now(UTC), status="ok")
@@ -177,23 +203,27 @@ def stage_store(feed: Path, chunk_rows: int, points_csv: Path, db_url: str, **_)
             # The feed's few bad and repeated rows are left out: they cannot be stored at all.
             # Repeats are found by a 64-bit hash of the key, also across chunks.
             key_hash = pd.util.hash_pandas_object(frame[["point_id", "txn_id"]], index=False)
-            key_hash = key_hash.to_numpy()
             keep = (
                 (when.notna() & amount.notna()).to_numpy()
-                & ~pd.Series(key_hash).duplicated().to_numpy()
-                & ~np.isin(key_hash, seen_keys)
+                & ~key_hash.duplicated().to_numpy()
+                & ~key_hash.isin(seen_keys).to_numpy()
             )
-            seen_keys = np.concatenate([seen_keys, key_hash[keep]])
+            seen_keys.update(key_hash[keep].tolist())
             frame, when, amount = frame[keep], when[keep], amount[keep]
+            micros = when.dt.as_unit("us").array.asi8
+            codes, _ = pd.factorize(frame["point_id"], sort=True)
+            order = np.lexsort((micros, codes))
+            frame, micros, amount = frame.iloc[order], micros[order], amount.iloc[order]
             rows += len(frame)
 
+            write_started = time.perf_counter()
             copy_columns(
                 connection,
-                "transactions",
+                table,
                 {
                     "point_id": frame["point_id"].tolist(),
                     "txn_id": frame["txn_id"].tolist(),
-                    "occurred_at": utc_text(when.dt.as_unit("us").array.asi8, dialect),
+                    "occurred_at": utc_text(micros, dialect),
                     "amount": amount.to_numpy(dtype=np.int64).tolist(),
                     "payment_method": frame["payment_method"].tolist(),
                     "status": frame["status"].tolist(),
@@ -202,9 +232,16 @@ def stage_store(feed: Path, chunk_rows: int, points_csv: Path, db_url: str, **_)
                     "batch_id": [batch_id] * len(frame),
                 },
             )
-    seconds = time.perf_counter() - started
+            write_seconds += time.perf_counter() - write_started
+        commit_started = time.perf_counter()
+    write_seconds += time.perf_counter() - commit_started
+    total = time.perf_counter() - started
     engine.dispose()
-    return {"rows": rows, "seconds": seconds}
+    return {
+        "rows": rows,
+        "seconds": write_seconds,
+        "untimed_seconds": round(total - write_seconds, 1),
+    }
 
 
 def _none_for_missing(values) -> list:
@@ -279,6 +316,7 @@ STAGES = {
     "validate": stage_validate,
     "ingest": stage_ingest,
     "store": stage_store,
+    "bare": stage_bare,
     "naive": stage_naive,
     "backfill": stage_backfill,
     "hourly": stage_hourly,
@@ -440,17 +478,18 @@ def run(args: argparse.Namespace) -> dict:
     for db in databases:
         drops = []
         if db == "sqlite":
-            url, naive_url, store_url = (
-                f"sqlite:///{work / name}" for name in ("bench.db", "naive.db", "store.db")
+            url, naive_url, store_url, bare_url = (
+                f"sqlite:///{work / name}"
+                for name in ("bench.db", "naive.db", "store.db", "bare.db")
             )
         else:
-            (url, drop), (naive_url, drop_naive), (store_url, drop_store) = (
-                _postgres_database() for _ in range(3)
-            )
-            drops += [drop, drop_naive, drop_store]
+            databases_made = [_postgres_database() for _ in range(4)]
+            (url, naive_url, store_url, bare_url) = (made[0] for made in databases_made)
+            drops += [made[1] for made in databases_made]
         try:
             ingest = record("ingest", db, {**common, "db_url": url})
             record("store", db, {**common, "db_url": store_url})
+            record("bare", db, {**common, "db_url": bare_url})
             record("naive", db, {**common, "db_url": naive_url})
             models_dir = str(work / f"models-{db}")
             if detection and "error" not in ingest:
@@ -481,6 +520,7 @@ def _with_ratios(results: list[dict]) -> list[dict]:
     floor = next((r for r in results if r["stage"] == "floor" and "error" not in r), None)
     naive = {r["db"]: r for r in results if r["stage"] == "naive" and "error" not in r}
     store = {r["db"]: r for r in results if r["stage"] == "store" and "error" not in r}
+    bare = {r["db"]: r for r in results if r["stage"] == "bare" and "error" not in r}
     for r in results:
         if "error" in r:
             continue
@@ -492,6 +532,8 @@ def _with_ratios(results: list[dict]) -> list[dict]:
             r["x_faster_than_naive"] = round(naive[r["db"]]["seconds"] / r["seconds"], 2)
         if r["stage"] == "ingest" and r["db"] in store:
             r["x_store_floor"] = round(r["seconds"] / store[r["db"]]["seconds"], 2)
+        if r["stage"] == "ingest" and r["db"] in bare:
+            r["bare_rows_per_s"] = round(bare[r["db"]]["rows"] / bare[r["db"]]["seconds"])
     return results
 
 
@@ -502,12 +544,16 @@ def _notes(r: dict, *, stage_decimals: int) -> str:
         notes.append(
             ", ".join(f"{k} {v:.{stage_decimals}f} s" for k, v in r["stage_seconds"].items())
         )
+    if "untimed_seconds" in r:
+        notes.append(f"the writes alone; +{r['untimed_seconds']:.0f} s parse and dedupe untimed")
     if "startup_seconds" in r:
         notes.append(f"+{r['startup_seconds']:.0f} s startup")
     if "x_faster_than_naive" in r:
         notes.append(f"{r['x_faster_than_naive']}x naive")
     if "x_store_floor" in r:
         notes.append(f"{r['x_store_floor']}x the store floor")
+    if "bare_rows_per_s" in r:
+        notes.append(f"bare write {r['bare_rows_per_s'] / 1000:.0f}k rows/s")
     if r.get("unit"):
         notes.append(r["unit"])
     return "; ".join(notes)
