@@ -111,10 +111,15 @@ transactions = Table(
     ),  # optional: hashed payer account (QRIS/card), for split-payment checks
     Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
     Index("ix_transactions_point_id_occurred_at", "point_id", "occurred_at"),
+    # PostgreSQL only, and BRIN (migration 0004): see transactions_between.
+    Index("ix_transactions_occurred_at", "occurred_at", postgresql_using="brin").ddl_if(
+        dialect="postgresql"
+    ),
 )
 
-# Transactions have no index on time alone (migration 0004): a read by time across points names
-# the registry's points, so the database walks (point_id, occurred_at) a point at a time. Only
+# No B-tree on transactions' time alone (migration 0004): a read by time across points names the
+# registry's points, so SQLite walks (point_id, occurred_at) a point at a time; PostgreSQL's
+# planner prefers a hash join with the registry over the time range its BRIN index finds. Only
 # registered points' transactions are ever stored (validation quarantines the rest).
 REGISTERED_POINT_IDS = "SELECT point_id FROM points"  # for text SQL: point_id IN (...)
 
