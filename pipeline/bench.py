@@ -168,7 +168,7 @@ def _parse_and_write(
     import numpy as np
     import pandas as pd
 
-    from pipeline.bulk import copy_columns, utc_text
+    from pipeline.bulk import copy_columns, nullable, point_time_order, utc_text
     from pipeline.feeds import read_feed
     from pipeline.points import load_registry
     from pipeline.store import connect
@@ -211,8 +211,7 @@ def _parse_and_write(
             seen_keys.update(key_hash[keep].tolist())
             frame, when, amount = frame[keep], when[keep], amount[keep]
             micros = when.dt.as_unit("us").array.asi8
-            codes, _ = pd.factorize(frame["point_id"], sort=True)
-            order = np.lexsort((micros, codes))
+            order = point_time_order(frame["point_id"], micros)
             frame, micros, amount = frame.iloc[order], micros[order], amount.iloc[order]
             rows += len(frame)
 
@@ -227,8 +226,8 @@ def _parse_and_write(
                     "amount": amount.to_numpy(dtype=np.int64).tolist(),
                     "payment_method": frame["payment_method"].tolist(),
                     "status": frame["status"].tolist(),
-                    "operator_id": _none_for_missing(frame["operator_id"]),
-                    "payer_ref": _none_for_missing(frame["payer_ref"]),
+                    "operator_id": nullable(frame["operator_id"]),
+                    "payer_ref": nullable(frame["payer_ref"]),
                     "batch_id": [batch_id] * len(frame),
                 },
             )
@@ -242,10 +241,6 @@ def _parse_and_write(
         "seconds": write_seconds,
         "untimed_seconds": round(total - write_seconds, 1),
     }
-
-
-def _none_for_missing(values) -> list:
-    return values.astype(object).where(values.notna(), None).tolist()
 
 
 def stage_naive(feed: Path, chunk_rows: int, db_url: str, **_) -> dict:

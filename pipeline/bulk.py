@@ -94,6 +94,21 @@ def copy_columns(connection: Connection, table: str, columns: Mapping[str, Seque
 _COPY_BLOCK = 8 << 20  # characters per COPY write: bounded buffers, few round trips
 
 
+def point_time_order(point_ids, times) -> np.ndarray:
+    """The row order that keeps inserts into point-first keys and indexes local: by point, then
+    time. Points as integer codes: two integer keys sort ~40x faster than two string columns."""
+    import pandas as pd
+
+    codes, _ = pd.factorize(point_ids, sort=True)
+    return np.lexsort((np.asarray(times), codes))
+
+
+def nullable(values) -> list:
+    """A pandas column as a list with None where a value is missing: pandas keeps a missing
+    string as NaN, and the database must get NULL, not the text "nan"."""
+    return values.astype(object).where(values.notna(), None).tolist()
+
+
 def _as_list(values: Sequence) -> list:
     return values.tolist() if isinstance(values, np.ndarray) else list(values)
 

@@ -24,7 +24,16 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.aggregate import Encoder, reaggregate_batch
-from pipeline.bulk import BulkRows, copy_columns, copy_rows, format_rows, prefetched, utc_text
+from pipeline.bulk import (
+    BulkRows,
+    copy_columns,
+    copy_rows,
+    format_rows,
+    nullable,
+    point_time_order,
+    prefetched,
+    utc_text,
+)
 from pipeline.errors import UnusableInputError
 from pipeline.feeds import FeedChunk, frame_chunk, read_feed
 from pipeline.store.schema import ingest_batches, points, quarantine
@@ -339,10 +348,8 @@ def _prepare_chunk(
             )
         rows = rows[~repeated]
     # Near key order: the rows then go into the primary-key B-tree at neighbouring places,
-    # about 1.3x faster to write than feed (time) order. By point, then time: a point's txn_ids
-    # mostly grow with time, and two integer keys sort ~40x faster than two string columns.
-    codes, _ = pd.factorize(rows["point_id"], sort=True)
-    order = np.lexsort((rows["occurred_at"].to_numpy(), codes))
+    # about 1.3x faster to write than feed (time) order (a point's txn_ids mostly grow with time).
+    order = point_time_order(rows["point_id"], rows["occurred_at"].to_numpy())
     rows = rows.iloc[order].reset_index(drop=True)
     return _PreparedChunk(
         rows_read=len(frame),
@@ -504,8 +511,8 @@ class _TransactionWriter:
             "amount": rows["amount"].tolist(),
             "payment_method": rows["payment_method"].tolist(),
             "status": rows["status"].tolist(),
-            "operator_id": _nullable(rows["operator_id"]),
-            "payer_ref": _nullable(rows["payer_ref"]),
+            "operator_id": nullable(rows["operator_id"]),
+            "payer_ref": nullable(rows["payer_ref"]),
         }
 
     def format_new(self, rows: pd.DataFrame) -> BulkRows:
@@ -590,11 +597,6 @@ class _TransactionWriter:
                 "while this batch ran; run it again to classify them"
             )
         return result.rowcount
-
-
-def _nullable(values: pd.Series) -> list:
-    # pandas stores a missing string as NaN; the database must get NULL, not the text "nan".
-    return values.astype(object).where(values.notna(), None).tolist()
 
 
 # --- progress -----------------------------------------------------------------------------
