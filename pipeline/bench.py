@@ -9,9 +9,9 @@ its peak RSS is its own) on SQLite and/or PostgreSQL:
 - parse + validate (Great Expectations on every chunk), nothing stored;
 - ingest end to end (parse, validate, dedupe, store, minute + hour aggregates), with the
   seconds of each stage inside it;
-- store: parse, then bulk-write into the real ``transactions`` table and nothing else (the
-  database's own floor for this schema); bare: the same into a table with no key or index (the
-  least any writer of these rows pays);
+- store: the rows bulk-written into the real ``transactions`` table and nothing else, only the
+  writes timed (the database's own floor for this schema); bare: the same into a table with no
+  key or index (the least any writer of these rows pays);
 - naive: pandas ``read_csv`` + ``to_sql`` into a bare table;
 - backfill (aggregate + train + score) from the stored data, and one hourly scoring run,
   through the detection lane's ``pipeline.backfill``.
@@ -148,8 +148,8 @@ def stage_ingest(feed: Path, chunk_rows: int, points_csv: Path, db_url: str, **_
 
 
 def stage_store(feed: Path, chunk_rows: int, points_csv: Path, db_url: str, **_) -> dict:
-    """The database's own floor: parse, then bulk-write each chunk into the real ``transactions``
-    table (its key and indexes) - no validation, dedupe against stored rows, or aggregates."""
+    """The database's own floor: each chunk bulk-written into the real ``transactions`` table (its
+    key and index) - no validation, dedupe against stored rows, or aggregates; writes timed."""
     return _parse_and_write(feed, chunk_rows, points_csv, db_url, bare=False)
 
 
