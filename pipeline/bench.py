@@ -277,14 +277,7 @@ def stage_backfill(db_url: str, models_dir: Path, **_) -> dict:
     from pipeline.backfill import backfill
 
     started = time.perf_counter()
-    result = backfill(engine, models_dir, start, end)
-    return {
-        "rows": result.hours_scored,
-        "unit": "point-hours",
-        "flagged": result.flagged,
-        "seconds": time.perf_counter() - started,
-        "startup_seconds": startup,
-    }
+    return _scored(backfill(engine, models_dir, start, end), started, startup)
 
 
 def stage_hourly(db_url: str, models_dir: Path, **_) -> dict:
@@ -295,7 +288,11 @@ def stage_hourly(db_url: str, models_dir: Path, **_) -> dict:
 
     end -= timedelta(hours=1)
     started = time.perf_counter()
-    result = score_range(engine, models_dir, end - timedelta(hours=1), end)
+    return _scored(score_range(engine, models_dir, end - timedelta(hours=1), end), started, startup)
+
+
+def _scored(result, started: float, startup: float) -> dict:
+    """A detection stage's figures from its BackfillResult or ScoreResult."""
     return {
         "rows": result.hours_scored,
         "unit": "point-hours",
