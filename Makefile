@@ -36,7 +36,7 @@ format: install
 	$(BIN)/ruff format pipeline dags tests
 
 bench: install
-	$(BIN)/python -m pipeline.bench
+	$(BIN)/python -m pipeline.testbed.bench
 
 serve: install
 	$(BIN)/eincome serve

@@ -1,4 +1,4 @@
-"""On demand: process months of history in bulk with `pipeline.backfill` (one run, two params).
+"""On demand: process months of history in bulk with `pipeline.detection.backfill` (one run, two params).
 
 For long ranges this is much faster than Airflow's hour-by-hour backfill of eincome_detect:
 one task aggregates, trains where no model fits yet and scores the whole range, resumably

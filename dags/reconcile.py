@@ -41,7 +41,7 @@ DEFAULT_ARGS = default_args(
 def eincome_reconcile_daily():
     @task
     def reconcile_collectors_and_bank(data_interval_end=None) -> dict:
-        from pipeline.reconcile import reconcile_interval
+        from pipeline.reconciliation.reconcile import reconcile_interval
 
         return reconcile_interval(
             "daily", data_interval_end.in_timezone("Asia/Jakarta").date(), LOOKBACK_DAYS
@@ -64,7 +64,7 @@ def eincome_reconcile_daily():
 def eincome_reconcile_monthly():
     @task
     def reconcile_tax_returns(data_interval_end=None) -> dict:
-        from pipeline.reconcile import reconcile_interval
+        from pipeline.reconciliation.reconcile import reconcile_interval
 
         return reconcile_interval("monthly", data_interval_end.in_timezone("Asia/Jakarta").date())
 

@@ -69,7 +69,7 @@ def record_task_failure(context: dict) -> None:
             if error is not None
             else "failed (no exception given)"
         )
-        from pipeline.failures import record_failure
+        from pipeline.store.failures import record_failure
 
         record_failure(_runtime().engine, where, getattr(ti, "run_id", None), text)
     except Exception:  # noqa: BLE001 - see docstring
@@ -85,7 +85,7 @@ def _fail_without_retry(exc: Exception):
 
 @contextmanager
 def _no_retry_on_unusable_input():
-    from pipeline.errors import UnusableInputError
+    from pipeline.core.errors import UnusableInputError
 
     try:
         yield
@@ -97,8 +97,8 @@ def airflow_secrets(ref) -> str:
     """Resolve a source's secret: its environment variable, or its Airflow connection."""
     import os
 
-    from pipeline.errors import UnusableInputError
-    from pipeline.sources import env_secrets
+    from pipeline.core.errors import UnusableInputError
+    from pipeline.intake.sources import env_secrets
 
     if ref.env:
         return env_secrets(os.environ)(ref)
@@ -115,7 +115,7 @@ def airflow_secrets(ref) -> str:
 
 def source_names() -> list[str]:
     """The names of the configured sources (the ingest DAG maps one pull task over them)."""
-    from pipeline.sources import load_sources
+    from pipeline.intake.sources import load_sources
 
     with _no_retry_on_unusable_input():
         return [config.name for config in load_sources(_runtime().settings.sources_file)]
@@ -123,7 +123,7 @@ def source_names() -> list[str]:
 
 def pull_one(name: str) -> dict[str, Any]:
     """Pull one source; returns its counts (small, for XCom)."""
-    from pipeline.sources import find_source, load_sources, pull_source
+    from pipeline.intake.sources import find_source, load_sources, pull_source
 
     with _no_retry_on_unusable_input():
         runtime = _runtime()
@@ -142,7 +142,7 @@ def pull_one(name: str) -> dict[str, Any]:
 def refresh_minutes(start: datetime, end: datetime) -> dict[str, Any]:
     """Recompute minute and hour aggregates of ``[start, end)``, idempotently. Ingest already
     re-aggregates the point-hours it touched; this makes the interval's aggregates whole."""
-    from pipeline.aggregate import aggregate_range
+    from pipeline.intake.aggregate import aggregate_range
 
     with _no_retry_on_unusable_input():
         aggregate_range(_runtime().engine, _utc(start), _utc(end))
@@ -151,7 +151,7 @@ def refresh_minutes(start: datetime, end: datetime) -> dict[str, Any]:
 
 def score_interval(start: datetime, end: datetime) -> dict[str, Any]:
     """Score the point-hours of ``[start, end)`` and turn flags into cases; a rerun replaces."""
-    from pipeline.backfill import score_range
+    from pipeline.detection.backfill import score_range
 
     with _no_retry_on_unusable_input():
         runtime = _runtime()
@@ -160,8 +160,8 @@ def score_interval(start: datetime, end: datetime) -> dict[str, Any]:
 
 def retrain(end: datetime, weeks: int = RETRAIN_WEEKS) -> str:
     """Fit a new model version on the ``weeks`` before ``end``; earlier versions are kept."""
-    from pipeline.backfill import train_model
-    from pipeline.features import data_span
+    from pipeline.detection.backfill import train_model
+    from pipeline.detection.features import data_span
 
     end = _utc(end)
     with _no_retry_on_unusable_input():
@@ -177,7 +177,7 @@ def retrain(end: datetime, weeks: int = RETRAIN_WEEKS) -> str:
 
 def bulk_backfill(start: datetime, end: datetime) -> dict[str, Any]:
     """Aggregate, train where needed and score a long range in one go (resumable)."""
-    from pipeline.backfill import backfill
+    from pipeline.detection.backfill import backfill
 
     with _no_retry_on_unusable_input():
         runtime = _runtime()
@@ -204,7 +204,7 @@ def parse_param_time(value: str, name: str) -> datetime:
     """A DAG param as an aware datetime; a date alone means midnight UTC."""
     from datetime import UTC
 
-    from pipeline.errors import UnusableInputError
+    from pipeline.core.errors import UnusableInputError
 
     try:
         parsed = datetime.fromisoformat(str(value))

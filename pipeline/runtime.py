@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
 from pipeline.store import connect
 
 

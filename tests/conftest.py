@@ -14,17 +14,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from pipeline.store import connect
+from tests.helpers.services import service_missing
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "EINCOME_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-
-
-def service_missing(reason: str) -> None:
-    """Skip on a user's machine; fail under CI, where every service must be present."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
 
 
 def _postgres_admin_engine():

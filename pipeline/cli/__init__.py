@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from pipeline.errors import UnusableInputError
+from pipeline.core.errors import UnusableInputError
 
 app = typer.Typer(
     name="eincome",

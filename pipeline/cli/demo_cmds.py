@@ -12,7 +12,7 @@ from rich.table import Table
 
 from pipeline.cli import app
 from pipeline.cli.common import runtime
-from pipeline.points import DEFAULT_TIMEZONE, known_points
+from pipeline.reference.points import DEFAULT_TIMEZONE, known_points
 
 console = Console()
 # Cases not tied to one registered point (e.g. an unattributed bank deposit) show in the
@@ -31,7 +31,7 @@ def demo(
     port: int = typer.Option(8000, help="Review app port."),
 ) -> None:
     """Simulate a regency, ingest, aggregate, train, score; print the flagged cases; serve the app."""
-    from pipeline.demo import run_demo
+    from pipeline.testbed.demo import run_demo
 
     rt = runtime()
     sample_dir = rt.settings.home / "sample"

@@ -12,7 +12,7 @@ import typer
 
 from pipeline.cli import app
 from pipeline.cli.common import runtime
-from pipeline.errors import UnusableInputError
+from pipeline.core.errors import UnusableInputError
 
 
 class OutputFormat(StrEnum):
@@ -34,7 +34,7 @@ def _when(value: str, option: str) -> datetime:
 
 
 def _span(engine, start: str | None, end: str | None) -> tuple[datetime, datetime]:
-    from pipeline.features import data_span
+    from pipeline.detection.features import data_span
 
     span = data_span(engine)
     if (start is None or end is None) and span is None:
@@ -69,7 +69,7 @@ def _print_frame(frame: pd.DataFrame, fmt: OutputFormat, title: str) -> None:
 
 
 def _calendar(events: Path | None):
-    from pipeline.calendar import calendar_from_file
+    from pipeline.reference.calendar import calendar_from_file
 
     return calendar_from_file(events)
 
@@ -86,7 +86,7 @@ def train(
     events: Path = typer.Option(None, help=EVENTS_HELP),
 ) -> None:
     """Train a detector model on a window of history and store it as a new version."""
-    from pipeline.backfill import train_model
+    from pipeline.detection.backfill import train_model
 
     rt = runtime()
     begin, finish = _span(rt.engine, start, end)
@@ -102,7 +102,7 @@ def score(
     events: Path = typer.Option(None, help=EVENTS_HELP),
 ) -> None:
     """Score a range with a stored model; replaces that range's flags and open cases."""
-    from pipeline.backfill import score_range
+    from pipeline.detection.backfill import score_range
 
     rt = runtime()
     result = score_range(
@@ -127,7 +127,7 @@ def backfill_cmd(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Aggregate, train a model where none fits yet, and score a range; resumable, idempotent."""
-    from pipeline.backfill import backfill
+    from pipeline.detection.backfill import backfill
 
     rt = runtime()
     result = backfill(
@@ -151,7 +151,7 @@ def anomalies_cmd(
     end: str = typer.Option(None, help="Only hours before this time."),
 ) -> None:
     """Flagged point-hours: point_id, hour_start (UTC ISO), score, severity, reasons, status."""
-    from pipeline.cases import list_anomalies
+    from pipeline.casework.cases import list_anomalies
 
     frame = list_anomalies(
         runtime().engine,
@@ -171,7 +171,7 @@ def cases_cmd(
     status: str = typer.Option(None, help="Only cases with this status (open, confirmed, ...)."),
 ) -> None:
     """Cases: runs of flagged hours of one point, with kind, shortfall, operators and status."""
-    from pipeline.cases import list_cases
+    from pipeline.casework.cases import list_cases
 
     frame = list_cases(runtime().engine, status=status)
     frame["score"] = frame["score"].round(4)
@@ -202,7 +202,7 @@ def backtest_cmd(
     events: Path = typer.Option(None, help=EVENTS_HELP),
 ) -> None:
     """Replay a stored model over a past range and show what it would have flagged (no writes)."""
-    from pipeline.backfill import backtest
+    from pipeline.detection.backfill import backtest
 
     rt = runtime()
     flags, found = backtest(
@@ -247,7 +247,7 @@ def suppress_load(
     file: Path = typer.Argument(..., help="Closures CSV: point_id, starts_at, ends_at, reason."),
 ) -> None:
     """Load announced closures/maintenance windows (loading a file twice adds nothing)."""
-    from pipeline.suppressions import load_closures
+    from pipeline.reference.suppressions import load_closures
 
     added = load_closures(runtime().engine, file)
     typer.echo(f"{added} suppression window(s) added from {file}")
@@ -263,7 +263,7 @@ def suppress_add(
     by: str = typer.Option("ops", help="Who adds it."),
 ) -> None:
     """Add one suppression window."""
-    from pipeline.suppressions import add_suppression
+    from pipeline.reference.suppressions import add_suppression
 
     ident = add_suppression(
         runtime().engine,
@@ -282,7 +282,7 @@ def suppress_list(
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
 ) -> None:
     """List suppression windows."""
-    from pipeline.suppressions import suppression_windows
+    from pipeline.reference.suppressions import suppression_windows
 
     frame = suppression_windows(
         runtime().engine, datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from pipeline.cli import app, err_console
 from pipeline.cli.common import runtime
-from pipeline.errors import UnusableInputError
-from pipeline.ingest import ingest_file
+from pipeline.core.errors import UnusableInputError
+from pipeline.intake.ingest import ingest_file
 
 # Below this size a file ingests in about a second: a progress bar would only flicker.
 _PROGRESS_MIN_BYTES = 5_000_000

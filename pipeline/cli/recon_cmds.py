@@ -10,7 +10,7 @@ import typer
 
 from pipeline.cli import app
 from pipeline.cli.common import runtime
-from pipeline.errors import UnusableInputError
+from pipeline.core.errors import UnusableInputError
 
 recon_app = typer.Typer(
     help="Reconciliation feeds (returns, bank statement, collector deposits) and settings.",
@@ -20,7 +20,7 @@ app.add_typer(recon_app, name="recon")
 
 
 def _config(rt):
-    from pipeline.reconcile import ReconConfig
+    from pipeline.reconciliation.reconcile import ReconConfig
 
     return ReconConfig.from_file(rt.settings.recon_config or None)
 
@@ -41,7 +41,7 @@ def recon_ingest(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file."),
 ) -> None:
     """Validate and store reconciliation feed files; bad rows go to quarantine with reasons."""
-    from pipeline.recon_feeds import ingest_feed
+    from pipeline.reconciliation.feeds import ingest_feed
 
     engine = runtime().engine
     for path in files:
@@ -77,8 +77,8 @@ def recon_simulate(
     seed: int = typer.Option(7, "--seed", help="Random seed."),
 ) -> None:
     """Write returns, bank statement, collector deposits and recon_labels.csv with planted gaps."""
-    from pipeline.settings import Settings
-    from pipeline.simulate_recon import simulate_recon
+    from pipeline.core.settings import Settings
+    from pipeline.testbed.recon_simulator import simulate_recon
 
     settings = Settings.from_env()
     out = out or settings.home / "recon-sample"
@@ -94,7 +94,7 @@ def recon_simulate(
 @recon_app.command("config")
 def recon_config() -> None:
     """Show the reconciliation tolerances in force, with what each one means."""
-    from pipeline.reconcile import RECON_OPTIONS
+    from pipeline.reconciliation.reconcile import RECON_OPTIONS
 
     rt = runtime()
     config = _config(rt)
@@ -119,7 +119,7 @@ def reconcile_cmd(
     output: str = typer.Option("table", "--format", help="table | json | csv"),
 ) -> None:
     """Match recorded sales, declared tax and deposits; raise every gap as a case (idempotent)."""
-    from pipeline import reconcile as recon
+    from pipeline.reconciliation import reconcile as recon
 
     if period and (start or end):
         raise UnusableInputError("give either --period or --start/--end, not both")
@@ -216,14 +216,14 @@ def evaluate_recon(
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
 ) -> None:
     """Plant gaps of every pattern in simulated books, reconcile, report recall and false gaps."""
-    from pipeline.settings import Settings
-    from pipeline.simulate_recon import evaluate_reconciliation
+    from pipeline.core.settings import Settings
+    from pipeline.testbed.recon_simulator import evaluate_reconciliation
 
     settings = Settings.from_env()
     if seeds < 1:
         raise UnusableInputError(f"--seeds {seeds} must be at least 1")
     work = work or settings.home / "recon-eval"
-    from pipeline.reconcile import ReconConfig
+    from pipeline.reconciliation.reconcile import ReconConfig
 
     config = ReconConfig.from_file(settings.recon_config or None)
     result = evaluate_reconciliation(

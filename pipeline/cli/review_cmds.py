@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipeline import users as users_store
+from pipeline.casework import users as users_store
 from pipeline.cli import app
 from pipeline.cli.common import runtime
 

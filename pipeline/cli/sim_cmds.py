@@ -29,8 +29,8 @@ def simulate_cmd(
     ),
 ) -> None:
     """Write sample feeds, a point registry, leakage labels, closures and a calendar."""
-    from pipeline.settings import Settings
-    from pipeline.simulate import simulate
+    from pipeline.core.settings import Settings
+    from pipeline.testbed.simulator import simulate
 
     out = out or Settings.from_env().home / "sample"
     manifest = simulate(
@@ -76,15 +76,15 @@ def evaluate_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.evaluate import evaluate, to_json
-    from pipeline.simulate import LEAKAGE_KINDS, QUIET_KINDS
+    from pipeline.testbed.evaluation import evaluate, to_json
+    from pipeline.testbed.simulator import LEAKAGE_KINDS, QUIET_KINDS
 
     first_day = None
     if start:
         from datetime import date, datetime
 
-        from pipeline.errors import UnusableInputError
-        from pipeline.simulate import JAKARTA
+        from pipeline.core.errors import UnusableInputError
+        from pipeline.testbed.simulator import JAKARTA
 
         try:
             first_day = datetime.combine(date.fromisoformat(start), datetime.min.time(), JAKARTA)

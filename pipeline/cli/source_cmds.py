@@ -23,10 +23,10 @@ def pull(
     Secrets come from the environment variables the file names (or AIRFLOW_CONN_<ID> for a
     connection). A failing source is recorded in pipeline_failures and the others still run.
     """
-    from pipeline.errors import UnusableInputError
-    from pipeline.failures import record_failure
-    from pipeline.sources import env_secrets, find_source, load_sources, pull_source
-    from pipeline.sources.errors import SourceUnavailableError
+    from pipeline.core.errors import UnusableInputError
+    from pipeline.intake.sources import env_secrets, find_source, load_sources, pull_source
+    from pipeline.intake.sources.errors import SourceUnavailableError
+    from pipeline.store.failures import record_failure
 
     rt = runtime()
     configs = load_sources(rt.settings.sources_file)

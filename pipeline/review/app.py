@@ -20,11 +20,11 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from pipeline.audit import STATUS_LABELS
-from pipeline.errors import UnusableInputError
-from pipeline.points import DEFAULT_TIMEZONE
-from pipeline.settings import Settings
-from pipeline.users import LoginThrottle, NotAllowed, User, get_user
+from pipeline.casework.audit import STATUS_LABELS
+from pipeline.casework.users import LoginThrottle, NotAllowed, User, get_user
+from pipeline.core.errors import UnusableInputError
+from pipeline.core.settings import Settings
+from pipeline.reference.points import DEFAULT_TIMEZONE
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "eincome_session"

@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
 
-from pipeline.audit import DECISIONS, STATUS_LABELS, confirmed_leakage_windows
-from pipeline.errors import UnusableInputError
-from pipeline.points import DEFAULT_TIMEZONE, REVENUE_TYPES
+from pipeline.casework.audit import DECISIONS, STATUS_LABELS, confirmed_leakage_windows
+from pipeline.casework.users import CASE_WORKER_ROLES
+from pipeline.core.errors import UnusableInputError
+from pipeline.reference.points import DEFAULT_TIMEZONE, REVENUE_TYPES
 from pipeline.store.schema import (
     anomalies,
     cases,
@@ -31,7 +32,6 @@ from pipeline.store.schema import (
     transactions,
     users,
 )
-from pipeline.users import CASE_WORKER_ROLES
 
 PAGE_SIZE = 50
 SEVERITIES = ("high", "medium", "low")

@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from pipeline import audit
-from pipeline import users as users_store
-from pipeline.errors import UnusableInputError
+from pipeline.casework import audit
+from pipeline.casework import users as users_store
+from pipeline.casework.users import ROLES, User
+from pipeline.core.errors import UnusableInputError
 from pipeline.review import exports, queries
 from pipeline.review.app import csrf_protect, current_user, flash, render
-from pipeline.users import ROLES, User
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 

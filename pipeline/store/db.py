@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from pipeline.errors import UnusableInputError
+from pipeline.core.errors import UnusableInputError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

@@ -1,0 +1,283 @@
+"""The case workflow: decide, reopen, assign; each step appended to the audit trail.
+
+Every change to a case writes one ``case_events`` row (who, when, what, the state before and
+after, the note) in the same transaction as the change. The table is append-only: the app has no
+way to edit it and migration 0002 adds database triggers that refuse UPDATE and DELETE.
+
+Feedback to detection:
+- a false alarm adds a ``suppressions`` row for the case's point and kind, from the case start
+  until ``false_alarm_days`` after the decision, so the same pattern there is not raised again;
+  reopening the case ends that suppression;
+- confirmed leakage windows (``confirmed_leakage_windows``) are to be left out of the detector's
+  "usual" baseline, so stolen revenue does not teach the model that low takings are normal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from sqlalchemy import Connection, Engine, select, update
+
+from pipeline.casework.users import CASE_WORKER_ROLES, User
+from pipeline.core.errors import UnusableInputError
+from pipeline.store.schema import case_events, cases, suppressions, users
+
+DECISIONS = {
+    "confirmed": "confirmed leakage",
+    "false_alarm": "false alarm",
+    "field_check": "needs field check",
+}
+STATUS_LABELS = {"open": "open", **DECISIONS}
+# A decision can be taken on an open case, or on one waiting for its field check.
+DECIDABLE = ("open", "field_check")
+MAX_NOTE = 4000
+
+
+@dataclass(frozen=True)
+class CaseEvent:
+    event_id: int
+    case_id: int
+    at: datetime
+    actor: str
+    action: str
+    before: dict
+    after: dict
+    note: str
+
+
+class LeakageWindow(NamedTuple):
+    point_id: str
+    start_at: datetime
+    end_at: datetime  # exclusive
+
+
+def _note(note: str | None, *, required: bool, what: str) -> str:
+    text = (note or "").strip()
+    if required and not text:
+        raise UnusableInputError(f"{what} needs a note saying why")
+    if len(text) > MAX_NOTE:
+        raise UnusableInputError(f"note is {len(text)} characters long; at most {MAX_NOTE}")
+    return text
+
+
+def _load(connection: Connection, case_id: int):
+    row = connection.execute(select(cases).where(cases.c.case_id == case_id)).first()
+    if row is None:
+        raise UnusableInputError(f"case {case_id} does not exist")
+    return row
+
+
+def _state(row) -> dict:
+    return {"status": row.status, "assignee": row.assignee}
+
+
+def _change(connection: Connection, row, now: datetime, **values) -> None:
+    """Update the case only if nobody changed it since we read it (two auditors, one case)."""
+    same_assignee = (
+        cases.c.assignee.is_(None) if row.assignee is None else cases.c.assignee == row.assignee
+    )
+    result = connection.execute(
+        update(cases)
+        .where(cases.c.case_id == row.case_id)
+        .where(cases.c.status == row.status)
+        .where(same_assignee)
+        .values(updated_at=now, **values)
+    )
+    if result.rowcount != 1:
+        raise UnusableInputError(
+            f"case {row.case_id} was changed by someone else meanwhile; reload it and try again"
+        )
+
+
+def _append(connection, case_id, actor, action, before, after, note, now) -> None:
+    connection.execute(
+        case_events.insert().values(
+            case_id=case_id,
+            at=now,
+            actor=actor,
+            action=action,
+            before=json.dumps(before, sort_keys=True),
+            after=json.dumps(after, sort_keys=True),
+            note=note or None,
+        )
+    )
+
+
+def decide(
+    engine: Engine,
+    case_id: int,
+    actor: User,
+    decision: str,
+    note: str,
+    *,
+    false_alarm_days: int,
+    now: datetime | None = None,
+) -> dict:
+    """Record ``decision`` (confirmed, false_alarm, field_check) on an open case; return the state.
+
+    A false alarm also suppresses the same kind at the same point for ``false_alarm_days``.
+    """
+    actor.require("cases.decide")
+    if decision not in DECISIONS:
+        raise UnusableInputError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
+    text = _note(note, required=True, what=f"deciding {DECISIONS[decision]!r}")
+    now = now or datetime.now(UTC)
+    with engine.begin() as connection:
+        row = _load(connection, case_id)
+        if row.status not in DECIDABLE:
+            raise UnusableInputError(
+                f"case {case_id} is already decided ({STATUS_LABELS.get(row.status, row.status)}); "
+                "a supervisor must reopen it first"
+            )
+        if row.status == decision:
+            raise UnusableInputError(f"case {case_id} is already {DECISIONS[decision]!r}")
+        before = _state(row)
+        after = {**before, "status": decision}
+        _change(connection, row, now, status=decision)
+        if decision == "false_alarm":
+            result = connection.execute(
+                suppressions.insert().values(
+                    point_id=row.point_id,
+                    starts_at=row.start_at,
+                    ends_at=now + timedelta(days=false_alarm_days),
+                    kind=row.kind,
+                    reason=f"false alarm on case {case_id}: {text}"[:2000],
+                    created_by=actor.username,
+                    created_at=now,
+                )
+            )
+            after["suppression_id"] = result.inserted_primary_key[0]
+        _append(connection, case_id, actor.username, "decide", before, after, text, now)
+    return after
+
+
+def reopen(
+    engine: Engine, case_id: int, actor: User, note: str, *, now: datetime | None = None
+) -> dict:
+    """Supervisor only: put a decided case back to open; a false alarm's suppression is ended."""
+    actor.require("cases.reopen")
+    text = _note(note, required=True, what="reopening a case")
+    now = now or datetime.now(UTC)
+    with engine.begin() as connection:
+        row = _load(connection, case_id)
+        if row.status == "open":
+            raise UnusableInputError(f"case {case_id} is already open")
+        before = _state(row)
+        after = {**before, "status": "open"}
+        _change(connection, row, now, status="open")
+        if row.status == "false_alarm":
+            for suppression_id in _suppressions_made_by(connection, case_id):
+                # End it now rather than delete it: what was suppressed meanwhile stays explainable.
+                ended = connection.execute(
+                    update(suppressions)
+                    .where(suppressions.c.suppression_id == suppression_id)
+                    .where(suppressions.c.ends_at > now)
+                    .values(ends_at=now)
+                )
+                if ended.rowcount:
+                    after.setdefault("ended_suppression_ids", []).append(suppression_id)
+        _append(connection, case_id, actor.username, "reopen", before, after, text, now)
+    return after
+
+
+def _suppressions_made_by(connection: Connection, case_id: int) -> list[int]:
+    rows = connection.execute(
+        select(case_events.c.after)
+        .where(case_events.c.case_id == case_id)
+        .where(case_events.c.action == "decide")
+    ).all()
+    found = []
+    for (after,) in rows:
+        suppression_id = json.loads(after or "{}").get("suppression_id")
+        if suppression_id is not None:
+            found.append(int(suppression_id))
+    return found
+
+
+def assign(
+    engine: Engine,
+    case_id: int,
+    actor: User,
+    assignee: str,
+    note: str = "",
+    *,
+    now: datetime | None = None,
+) -> dict:
+    """Give the case to a colleague (active auditor or supervisor); empty ``assignee`` unassigns."""
+    actor.require("cases.assign")
+    text = _note(note, required=False, what="assigning")
+    name = assignee.strip().lower() or None
+    now = now or datetime.now(UTC)
+    with engine.begin() as connection:
+        if name is not None:
+            person = connection.execute(
+                select(users.c.role, users.c.active).where(users.c.username == name)
+            ).first()
+            if person is None or not person.active or person.role not in CASE_WORKER_ROLES:
+                raise UnusableInputError(
+                    f"cannot assign to {assignee!r}: not an active auditor or supervisor"
+                )
+        row = _load(connection, case_id)
+        if row.assignee == name:
+            raise UnusableInputError(f"case {case_id} is already assigned to {name or 'nobody'}")
+        before = _state(row)
+        after = {**before, "assignee": name}
+        _change(connection, row, now, assignee=name)
+        _append(connection, case_id, actor.username, "assign", before, after, text, now)
+    return after
+
+
+def add_note(
+    engine: Engine, case_id: int, actor: User, note: str, *, now: datetime | None = None
+) -> None:
+    """Append a note to the case's trail without changing it (a call made, a document found)."""
+    actor.require("cases.decide")
+    text = _note(note, required=True, what="a note")
+    now = now or datetime.now(UTC)
+    with engine.begin() as connection:
+        state = _state(_load(connection, case_id))
+        _append(connection, case_id, actor.username, "note", state, state, text, now)
+
+
+def trail(engine: Engine, case_id: int) -> list[CaseEvent]:
+    """The audit trail of one case, oldest first."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(case_events)
+            .where(case_events.c.case_id == case_id)
+            .order_by(case_events.c.at, case_events.c.event_id)
+        ).all()
+    return [
+        CaseEvent(
+            r.event_id,
+            r.case_id,
+            r.at,
+            r.actor,
+            r.action,
+            json.loads(r.before or "{}"),
+            json.loads(r.after or "{}"),
+            r.note or "",
+        )
+        for r in rows
+    ]
+
+
+def confirmed_leakage_windows(
+    engine: Engine, point_ids: list[str] | None = None
+) -> list[LeakageWindow]:
+    """Point-time windows of cases confirmed as leakage, for keeping out of the usual baseline.
+
+    The detector's features should drop hours inside these windows when they compute what is
+    usual for a point, so confirmed theft does not become the norm it is compared against.
+    """
+    query = select(cases.c.point_id, cases.c.start_at, cases.c.end_at).where(
+        cases.c.status == "confirmed"
+    )
+    if point_ids is not None:
+        query = query.where(cases.c.point_id.in_(point_ids))
+    with engine.connect() as connection:
+        rows = connection.execute(query.order_by(cases.c.point_id, cases.c.start_at)).all()
+    return [LeakageWindow(r.point_id, r.start_at, r.end_at) for r in rows]

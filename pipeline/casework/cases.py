@@ -1,0 +1,395 @@
+"""Flagged point-hours -> ``anomalies`` rows -> ``cases`` (runs of consecutive flagged hours).
+
+Rescoring a range is a replacement, never an accumulation: flags and open cases of the range are
+rebuilt from the new scores. A case an auditor has touched (decided, assigned or annotated) is
+never rewritten or duplicated: its anomalies stay attached and new flags inside its span are
+dropped. Suppression windows (closures, maintenance, auditor false alarms of one kind) keep flags
+from being recorded at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
+
+from pipeline.detection.features import open_hours_matrix
+from pipeline.reference.suppressions import suppressed_mask, suppression_windows
+from pipeline.store.schema import anomalies, case_events, cases, points
+
+SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
+MAX_GAP = timedelta(hours=18)  # closed hours (a night) between flags do not split a case
+MARGIN = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    anomalies: int  # flagged point-hours written
+    suppressed: int  # flags dropped by a suppression window
+    kept_decided: int  # flags dropped because a decided case already covers them
+    cases_open: int  # open cases (re)built around the range
+
+
+def _open_lookup(pts: dict[str, dict]):
+    matrix = {pid: open_hours_matrix(pd.Series([p["open_hours"]]))[0] for pid, p in pts.items()}
+
+    def closed_between(point_id: str, first: pd.Timestamp, last: pd.Timestamp) -> bool:
+        """True when every hour strictly between the two flagged hours is outside open hours."""
+        tz = pts[point_id]["timezone"] or "Asia/Jakarta"
+        hours = pd.date_range(first + pd.Timedelta(hours=1), last, freq="h", inclusive="left")
+        if len(hours) == 0:
+            return True
+        local = hours.tz_convert(tz).hour
+        return not matrix[point_id][local].any()
+
+    return closed_between
+
+
+def group_runs(flags: pd.DataFrame, pts: dict[str, dict]) -> list[pd.DataFrame]:
+    """Split flags (point_id, hour_start, ...) into runs of consecutive flagged hours per point."""
+    if flags.empty:
+        return []
+    closed_between = _open_lookup(pts)
+    runs: list[pd.DataFrame] = []
+    for point_id, rows in flags.sort_values(["point_id", "hour_start"]).groupby(
+        "point_id", sort=False
+    ):
+        hours = list(rows["hour_start"])
+        cut = [0]
+        for i in range(1, len(hours)):
+            gap = hours[i] - hours[i - 1]
+            together = gap == pd.Timedelta(hours=1) or (
+                gap <= MAX_GAP
+                and point_id in pts
+                and closed_between(point_id, hours[i - 1], hours[i])
+            )
+            if not together:
+                cut.append(i)
+        cut.append(len(hours))
+        runs.extend(rows.iloc[a:b] for a, b in zip(cut[:-1], cut[1:], strict=True))
+    return runs
+
+
+def summarise_run(run: pd.DataFrame) -> dict:
+    """The case fields of one run of flagged hours."""
+    # Plain lists: a backfill summarises thousands of runs, and pandas' per-call overhead on a
+    # handful of rows was most of the time of recording flags.
+    kinds = run["kind"].tolist()
+    scores = run["score"].to_numpy(dtype=float)
+    weights = Counter()
+    for kind, score in zip(kinds, scores.tolist(), strict=True):
+        weights[kind] += score
+    kind = weights.most_common(1)[0][0]
+    # The same sort as run.sort_values("score"), so ties pick the same hour.
+    top = int(np.argsort(scores, kind="quicksort")[-1])
+    severity = max(run["severity"].tolist(), key=SEVERITY_RANK.__getitem__)
+    operators = sorted(
+        {
+            o
+            for value in run["operators"].tolist()
+            if isinstance(value, str)
+            for o in value.split(",")
+            if o
+        }
+    )
+    hour_starts = run["hour_start"]
+    first, last = hour_starts.min(), hour_starts.max()
+    shortfall = int(run["shortfall_rp"].sum())
+    hours = len(run)
+    lead = f"{hours} flagged hour{'s' if hours > 1 else ''}, suspected {kind.replace('_', ' ')}; strongest: {run['reasons'].iloc[top]}"
+    counts = Counter(kinds)
+    return {
+        "point_id": run["point_id"].iloc[0],
+        "start_at": first.to_pydatetime(),
+        "end_at": (last + pd.Timedelta(hours=1)).to_pydatetime(),
+        "kind": kind,
+        "score": float(scores.max()),
+        "severity": severity,
+        "reasons": lead,
+        "shortfall_rp": shortfall,
+        "operators": ",".join(operators) or None,
+        "details": json.dumps(
+            {"hours": hours, "kinds": {k: counts[k] for k in sorted(counts)}},
+            sort_keys=True,
+        ),
+    }
+
+
+def _registry(connection: Connection) -> dict[str, dict]:
+    return {r.point_id: r._asdict() for r in connection.execute(select(points))}
+
+
+def _frame(rows, columns) -> pd.DataFrame:
+    frame = pd.DataFrame([r._asdict() for r in rows], columns=columns)
+    for column in ("hour_start", "start_at", "end_at"):
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def _preserved_cases(connection: Connection, begin: datetime, end: datetime) -> pd.DataFrame:
+    """Detector cases overlapping [begin, end) that a person has acted on: never rewritten."""
+    touched = select(case_events.c.case_id).distinct()
+    query = select(cases.c.case_id, cases.c.point_id, cases.c.start_at, cases.c.end_at).where(
+        and_(
+            cases.c.origin == "detector",
+            cases.c.start_at < end,
+            cases.c.end_at > begin,
+            or_(
+                cases.c.status != "open",
+                cases.c.assignee.is_not(None),
+                cases.c.case_id.in_(touched),
+            ),
+        )
+    )
+    return _frame(connection.execute(query), ["case_id", "point_id", "start_at", "end_at"])
+
+
+def _inside(frame: pd.DataFrame, spans: pd.DataFrame) -> pd.Series:
+    mask = pd.Series(False, index=frame.index)
+    for span in spans.itertuples(index=False):
+        mask |= (
+            (frame["point_id"] == span.point_id)
+            & (frame["hour_start"] >= span.start_at)
+            & (frame["hour_start"] < span.end_at)
+        )
+    return mask
+
+
+def drop_suppressed(
+    engine: Engine, flags: pd.DataFrame, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Flags outside every suppression window (kind-less windows silence all kinds)."""
+    if flags.empty:
+        return flags
+    windows = suppression_windows(engine, start, end)
+    return flags[~suppressed_mask(flags, windows, kind_column="kind")]
+
+
+def record_flags(
+    engine: Engine,
+    flags: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    *,
+    model_version: str,
+    scored_at: datetime | None = None,
+) -> RecordResult:
+    """Replace the flags of [start, end) with ``flags`` and rebuild the open cases around them."""
+    scored_at = scored_at or datetime.now(UTC)
+    before = len(flags)
+    flags = drop_suppressed(engine, flags, start, end)
+    suppressed = before - len(flags)
+    with engine.begin() as connection:
+        preserved = _preserved_cases(connection, start - MARGIN, end + MARGIN)
+        inside = _inside(flags, preserved) if not flags.empty else pd.Series(dtype=bool)
+        kept_decided = int(inside.sum()) if len(inside) else 0
+        flags = flags[~inside] if len(inside) else flags
+        keep_ids = [int(i) for i in preserved["case_id"]]
+        # Old flags of the range go, except those of preserved cases.
+        stale = and_(anomalies.c.hour_start >= start, anomalies.c.hour_start < end)
+        if keep_ids:
+            stale = and_(
+                stale, or_(anomalies.c.case_id.is_(None), anomalies.c.case_id.not_in(keep_ids))
+            )
+        connection.execute(delete(anomalies).where(stale))
+        if not flags.empty:
+            rows = [
+                {
+                    "point_id": r.point_id,
+                    "hour_start": r.hour_start.to_pydatetime(),
+                    "score": float(r.score),
+                    "severity": r.severity,
+                    "kind": r.kind,
+                    "reasons": r.reasons,
+                    "shortfall_rp": int(r.shortfall_rp),
+                    "operators": r.operators if isinstance(r.operators, str) else None,
+                    "model_version": model_version,
+                    "case_id": None,
+                    "scored_at": scored_at,
+                }
+                for r in flags.itertuples(index=False)
+            ]
+            connection.execute(insert(anomalies), rows)
+        opened = _rebuild_cases(connection, start, end, keep_ids, model_version)
+    return RecordResult(
+        anomalies=len(flags), suppressed=suppressed, kept_decided=kept_decided, cases_open=opened
+    )
+
+
+def _rebuild_cases(
+    connection: Connection, start: datetime, end: datetime, keep_ids: list[int], model_version: str
+) -> int:
+    """Regroup the free flags around [start, end) into open cases, reusing ids where a case with
+    the same point and start already exists (so links to an open case survive a rescore)."""
+    begin, finish = start - MARGIN, end + MARGIN
+    open_query = select(cases.c.case_id, cases.c.point_id, cases.c.start_at, cases.c.end_at).where(
+        and_(cases.c.origin == "detector", cases.c.start_at < finish, cases.c.end_at > begin)
+    )
+    if keep_ids:
+        open_query = open_query.where(cases.c.case_id.not_in(keep_ids))
+    old = _frame(connection.execute(open_query), ["case_id", "point_id", "start_at", "end_at"])
+    if not old.empty:
+        begin = min(begin, old["start_at"].min().to_pydatetime())
+        finish = max(finish, old["end_at"].max().to_pydatetime())
+        old_ids = [int(i) for i in old["case_id"]]
+        connection.execute(
+            update(anomalies).where(anomalies.c.case_id.in_(old_ids)).values(case_id=None)
+        )
+    free = _frame(
+        connection.execute(
+            select(anomalies).where(
+                and_(
+                    anomalies.c.hour_start >= begin,
+                    anomalies.c.hour_start < finish,
+                    anomalies.c.case_id.is_(None),
+                )
+            )
+        ),
+        [c.name for c in anomalies.columns],
+    )
+    reuse = {(r.point_id, r.start_at): int(r.case_id) for r in old.itertuples(index=False)}
+    now = datetime.now(UTC)
+    used: set[int] = set()
+    for run in group_runs(free, _registry(connection)):
+        fields = summarise_run(run)
+        fields["model_version"] = str(run["model_version"].iloc[-1])
+        key = (fields["point_id"], pd.Timestamp(fields["start_at"]))
+        case_id = reuse.get(key)
+        if case_id is not None:
+            connection.execute(
+                update(cases).where(cases.c.case_id == case_id).values(**fields, updated_at=now)
+            )
+            used.add(case_id)
+        else:
+            case_id = connection.execute(
+                insert(cases).values(
+                    **fields, origin="detector", status="open", created_at=now, updated_at=now
+                )
+            ).inserted_primary_key[0]
+        connection.execute(
+            update(anomalies)
+            .where(
+                and_(
+                    anomalies.c.point_id == fields["point_id"],
+                    anomalies.c.hour_start >= fields["start_at"],
+                    anomalies.c.hour_start < fields["end_at"],
+                    anomalies.c.case_id.is_(None),
+                )
+            )
+            .values(case_id=case_id)
+        )
+    leftover = [int(i) for i in old["case_id"] if int(i) not in used] if not old.empty else []
+    if leftover:
+        connection.execute(delete(cases).where(cases.c.case_id.in_(leftover)))
+    return _count_new(connection, begin, finish, keep_ids)
+
+
+def _count_new(
+    connection: Connection, begin: datetime, finish: datetime, keep_ids: list[int]
+) -> int:
+    query = select(cases.c.case_id).where(
+        and_(
+            cases.c.origin == "detector",
+            cases.c.status == "open",
+            cases.c.start_at < finish,
+            cases.c.end_at > begin,
+        )
+    )
+    if keep_ids:
+        query = query.where(cases.c.case_id.not_in(keep_ids))
+    return len(connection.execute(query).all())
+
+
+def list_anomalies(
+    engine: Engine, start: datetime | None = None, end: datetime | None = None
+) -> pd.DataFrame:
+    """Flagged point-hours with the status of the case they belong to."""
+    query = select(
+        anomalies.c.point_id,
+        anomalies.c.hour_start,
+        anomalies.c.score,
+        anomalies.c.severity,
+        anomalies.c.kind,
+        anomalies.c.reasons,
+        anomalies.c.shortfall_rp,
+        anomalies.c.operators,
+        anomalies.c.model_version,
+        anomalies.c.case_id,
+        cases.c.status,
+    ).select_from(anomalies.outerjoin(cases, anomalies.c.case_id == cases.c.case_id))
+    if start is not None:
+        query = query.where(anomalies.c.hour_start >= start)
+    if end is not None:
+        query = query.where(anomalies.c.hour_start < end)
+    with engine.connect() as connection:
+        frame = _frame(
+            connection.execute(query.order_by(anomalies.c.point_id, anomalies.c.hour_start)),
+            [
+                "point_id",
+                "hour_start",
+                "score",
+                "severity",
+                "kind",
+                "reasons",
+                "shortfall_rp",
+                "operators",
+                "model_version",
+                "case_id",
+                "status",
+            ],
+        )
+    frame["status"] = frame["status"].fillna("open")
+    return frame
+
+
+def list_cases(engine: Engine, *, status: str | None = None) -> pd.DataFrame:
+    """Detector and reconciliation cases, newest first."""
+    query = select(cases).order_by(cases.c.start_at.desc(), cases.c.point_id)
+    if status is not None:
+        query = query.where(cases.c.status == status)
+    with engine.connect() as connection:
+        return _frame(connection.execute(query), [c.name for c in cases.columns])
+
+
+def cases_from_flags(flags: pd.DataFrame, pts: dict[str, dict]) -> pd.DataFrame:
+    """What cases ``flags`` would form, without writing anything (for backtests)."""
+    runs = [summarise_run(run) for run in group_runs(flags, pts)]
+    frame = pd.DataFrame(
+        runs,
+        columns=[
+            "point_id",
+            "start_at",
+            "end_at",
+            "kind",
+            "score",
+            "severity",
+            "reasons",
+            "shortfall_rp",
+            "operators",
+            "details",
+        ],
+    )
+    return frame
+
+
+def registry(engine: Engine) -> dict[str, dict]:
+    with engine.connect() as connection:
+        return _registry(connection)
+
+
+__all__ = [
+    "RecordResult",
+    "cases_from_flags",
+    "group_runs",
+    "list_anomalies",
+    "list_cases",
+    "record_flags",
+    "registry",
+    "summarise_run",
+]

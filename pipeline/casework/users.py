@@ -1,0 +1,234 @@
+"""Review-app users: roles, what each role may do, argon2 password hashes.
+
+Roles: ``auditor`` works cases; ``supervisor`` does everything an auditor does plus reopening
+decided cases and managing users; ``ops`` watches pipeline health; ``viewer`` (a leader) sees
+the revenue dashboard only. Every right is named in ``RIGHTS`` so the app and the workflow in
+``pipeline.casework.audit`` check the same table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import Engine, select, update
+
+from pipeline.core.errors import UnusableInputError
+from pipeline.store.schema import users
+
+ROLES = ("auditor", "supervisor", "ops", "viewer")
+
+# right -> roles holding it. Supervisor holds every right.
+RIGHTS: dict[str, frozenset[str]] = {
+    "dashboard.view": frozenset(ROLES),
+    "cases.view": frozenset({"auditor", "supervisor"}),
+    "cases.decide": frozenset({"auditor", "supervisor"}),
+    "cases.assign": frozenset({"auditor", "supervisor"}),
+    "cases.export": frozenset({"auditor", "supervisor"}),
+    "cases.reopen": frozenset({"supervisor"}),
+    "ops.view": frozenset({"ops", "supervisor"}),
+    "users.manage": frozenset({"supervisor"}),
+}
+# Roles a case may be assigned to: the people who work cases.
+CASE_WORKER_ROLES = frozenset({"auditor", "supervisor"})
+
+MIN_PASSWORD_LENGTH = 8
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+# argon2id at OWASP's recommended floor (19 MiB, 2 passes, 1 lane): one login costs ~50 ms on one
+# core instead of argon2-cffi's default 64 MiB x 4 lanes, which starves a small shared server
+# when several people sign in at once. Hashes made with other parameters are upgraded at login.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
+# Verified against when the username is unknown, so a miss costs the same time as a wrong password.
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+class NotAllowed(Exception):
+    """The signed-in user's role does not hold the right needed for this action."""
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    role: str
+    active: bool = True
+
+    def can(self, right: str) -> bool:
+        """Whether this user's role holds ``right`` (a key of ``RIGHTS``)."""
+        return self.active and self.role in RIGHTS[right]
+
+    def require(self, right: str) -> None:
+        """Raise ``NotAllowed`` unless this user holds ``right``."""
+        if not self.can(right):
+            raise NotAllowed(
+                f"user {self.username!r} ({self.role}) may not {right.replace('.', ' ')}"
+            )
+
+
+def check_username(username: str) -> str:
+    """The normalised (lower-case) username, or UnusableInputError naming what is wrong."""
+    name = username.strip().lower()
+    if not _USERNAME.match(name):
+        raise UnusableInputError(
+            f"username {username!r} is not usable: "
+            "2-64 characters of letters, digits, '.', '_' or '-'"
+        )
+    return name
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise UnusableInputError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    return role
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UnusableInputError(
+            f"password is too short: at least {MIN_PASSWORD_LENGTH} characters"
+        )
+    return password
+
+
+def add_user(
+    engine: Engine, username: str, role: str, password: str, *, now: datetime | None = None
+) -> User:
+    """Create a user; refuses a taken username, an unknown role or a short password."""
+    name = check_username(username)
+    check_role(role)
+    check_password(password)
+    if get_user(engine, name) is not None:
+        raise UnusableInputError(f"user {name!r} already exists")
+    _insert(engine, name, role, password, now or datetime.now(UTC))
+    return User(name, role)
+
+
+def _insert(engine: Engine, username: str, role: str, password: str, now: datetime) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            users.insert().values(
+                username=username,
+                password_hash=_hasher.hash(password),
+                role=role,
+                active=1,
+                created_at=now,
+            )
+        )
+
+
+def get_user(engine: Engine, username: str) -> User | None:
+    """The user called ``username`` (active or not), or None."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(users.c.username, users.c.role, users.c.active).where(
+                users.c.username == username.strip().lower()
+            )
+        ).first()
+    return User(row.username, row.role, bool(row.active)) if row else None
+
+
+def list_users(engine: Engine) -> list[User]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(users.c.username, users.c.role, users.c.active).order_by(users.c.username)
+        ).all()
+    return [User(r.username, r.role, bool(r.active)) for r in rows]
+
+
+def authenticate(engine: Engine, username: str, password: str) -> User | None:
+    """The active user if ``password`` matches, else None. Rehashes when argon2 parameters moved."""
+    name = username.strip().lower()
+    with engine.connect() as connection:
+        row = connection.execute(select(users).where(users.c.username == name)).first()
+    if row is None:
+        try:
+            _hasher.verify(_DUMMY_HASH, password)
+        except VerificationError:
+            pass
+        return None
+    try:
+        _hasher.verify(row.password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    if not row.active:
+        return None
+    if _hasher.check_needs_rehash(row.password_hash):
+        with engine.begin() as connection:
+            connection.execute(
+                update(users)
+                .where(users.c.username == name)
+                .values(password_hash=_hasher.hash(password))
+            )
+    return User(row.username, row.role, True)
+
+
+def set_password(engine: Engine, username: str, password: str) -> None:
+    check_password(password)
+    _update(engine, username, password_hash=_hasher.hash(password))
+
+
+def set_role(engine: Engine, username: str, role: str) -> None:
+    _update(engine, username, role=check_role(role))
+
+
+def set_active(engine: Engine, username: str, active: bool) -> None:
+    """Deactivate (or reactivate) a user; rows are kept because the audit trail names them."""
+    _update(engine, username, active=1 if active else 0)
+
+
+def _update(engine: Engine, username: str, **values) -> None:
+    with engine.begin() as connection:
+        result = connection.execute(
+            update(users).where(users.c.username == username.strip().lower()).values(**values)
+        )
+    if result.rowcount == 0:
+        raise UnusableInputError(f"user {username!r} does not exist")
+
+
+class LoginThrottle:
+    """Slows password guessing: after ``max_failures`` wrong passwords for one username within
+    ``window``, further attempts for it are refused until the window has passed.
+
+    Kept in memory, per process: a restart forgets it, which is acceptable for a brake on guessing.
+    """
+
+    def __init__(self, *, max_failures: int = 5, window: timedelta = timedelta(minutes=15)):
+        self.max_failures = max_failures
+        self.window = window
+        self._failures: dict[str, list[datetime]] = {}
+
+    def _recent(self, username: str, now: datetime) -> list[datetime]:
+        recent = [t for t in self._failures.get(username, []) if now - t < self.window]
+        self._failures[username] = recent
+        return recent
+
+    def locked(self, username: str, now: datetime) -> bool:
+        return len(self._recent(username.strip().lower(), now)) >= self.max_failures
+
+    def failed(self, username: str, now: datetime) -> None:
+        self._recent(username.strip().lower(), now).append(now)
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(username.strip().lower(), None)
+
+
+DEMO_USERS = (
+    ("demo", "auditor", "demo"),
+    ("supervisor", "supervisor", "supervisor"),
+    ("ops", "ops", "ops"),
+    ("leader", "viewer", "leader"),
+)
+
+
+def ensure_demo_users(engine: Engine) -> list[tuple[str, str, str]]:
+    """Create the demo logins (username = password) if missing; returns (username, role, password).
+
+    For `eincome demo` only: these passwords are deliberately weak and skip the length rule.
+    """
+    now = datetime.now(UTC)
+    for username, role, password in DEMO_USERS:
+        if get_user(engine, username) is None:
+            _insert(engine, username, role, password, now)
+    return list(DEMO_USERS)

@@ -1,0 +1,124 @@
+"""The one settings registry: every setting has a name, an environment variable, a default and help.
+
+Settings are read from the environment once, at an entry point (CLI, DAG task, web app), and the
+resulting ``Settings`` object is passed down. Pipeline functions never read the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from pipeline.core.errors import UnusableInputError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str
+    default: str
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "home",
+        "EINCOME_HOME",
+        "./var",
+        "Data directory: SQLite database, landing folders, exports.",
+    ),
+    Setting(
+        "db_url",
+        "EINCOME_DB_URL",
+        "",
+        "SQLAlchemy URL; empty means SQLite at $EINCOME_HOME/eincome.db.",
+    ),
+    Setting(
+        "models_dir",
+        "EINCOME_MODELS_DIR",
+        "./models",
+        "Where trained detector models are versioned.",
+    ),
+    Setting(
+        "sources_file",
+        "EINCOME_SOURCES",
+        "sources.yml",
+        "Pull sources configuration (landing, HTTP API, SQL).",
+    ),
+    Setting(
+        "chunk_rows", "EINCOME_CHUNK_ROWS", "200000", "Rows per chunk when streaming a feed file."
+    ),
+    Setting(
+        "future_tolerance_minutes",
+        "EINCOME_FUTURE_TOLERANCE_MINUTES",
+        "10",
+        "A transaction time further than this in the future is quarantined.",
+    ),
+    Setting(
+        "secret_key",
+        "EINCOME_SECRET_KEY",
+        "",
+        "Key that signs review-app sessions; empty: random per start.",
+    ),
+    Setting(
+        "false_alarm_days",
+        "EINCOME_FALSE_ALARM_DAYS",
+        "30",
+        "Days after a false-alarm decision during which the same kind of case at that point is not raised.",
+    ),
+    Setting(
+        "secure_cookies",
+        "EINCOME_SECURE_COOKIES",
+        "0",
+        "1: the review-app session cookie is sent over HTTPS only (set it when served behind TLS).",
+    ),
+    Setting(
+        "recon_config",
+        "EINCOME_RECON_CONFIG",
+        "",
+        "Reconciliation tolerances file (JSON/YAML); empty: defaults (`eincome recon config`).",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = Path("./var")
+    db_url: str = ""
+    models_dir: Path = Path("./models")
+    sources_file: Path = Path("sources.yml")
+    chunk_rows: int = 200_000
+    future_tolerance_minutes: int = 10
+    secret_key: str = field(default="", repr=False)
+    false_alarm_days: int = 30
+    secure_cookies: int = 0
+    recon_config: str = ""
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL in force: EINCOME_DB_URL, or the embedded SQLite file."""
+        return self.db_url or f"sqlite:///{(self.home / 'eincome.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
+        """Build settings from the environment (checked here, at the boundary)."""
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for setting in SETTINGS:
+            raw = environ.get(setting.env, setting.default)
+            kind = types[setting.name]
+            if kind in ("int", int):
+                try:
+                    values[setting.name] = int(raw)
+                except ValueError:
+                    raise UnusableInputError(
+                        f"setting {setting.env}={raw!r} is not a whole number ({setting.help})"
+                    ) from None
+            elif kind in ("Path", Path):
+                values[setting.name] = Path(raw)
+            else:
+                values[setting.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,28 @@
+"""Times: timezone-aware always, stored in UTC, shown in the point's local zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+# The zone of a point that names none, and of the regency's calendar (WIB, UTC+7, no DST).
+DEFAULT_TIMEZONE = "Asia/Jakarta"
+HOUR = timedelta(hours=1)
+
+
+def to_utc(moment: datetime) -> datetime:
+    """A plain stdlib UTC datetime from any aware one (including pendulum's subclass that Airflow
+    hands to tasks: the pipeline is written and tested against stdlib datetimes)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}; times must be timezone-aware")
+    return datetime.fromtimestamp(moment.timestamp(), tz=UTC)
+
+
+def floor_hour(moment: datetime) -> datetime:
+    """The start of the UTC hour that holds ``moment``."""
+    return to_utc(moment).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    """The first UTC hour start at or after ``moment``."""
+    start = floor_hour(moment)
+    return start if start == to_utc(moment) else start + HOUR

@@ -1,0 +1,1 @@
+"""Leakage detection: features, the IsolationForest detector, the model store, backfill and scoring."""

@@ -1,0 +1,1 @@
+"""Feeds in: pull sources, parse, validate (Great Expectations), store with lineage, aggregate."""

@@ -1,0 +1,361 @@
+"""Minute and hour aggregates per point: count, gross paid, voids, refunds, cash, operators, largest ticket.
+
+Every aggregate row is a pure function of the stored transactions in its minute/hour, so
+recomputing an interval (delete, then insert) is idempotent: a rerun or a late row gives the same
+rows as one clean pass. The sums are done in pandas on integer-coded columns and written with one
+bulk insert: SQLite's GROUP BY with COUNT(DISTINCT) over a temp B-tree was 10x slower.
+
+Invariant the ingest relies on: every stored transaction lies in a point-hour that has an
+``hour_aggregates`` row (ingest aggregates what it stores; ``aggregate_range`` recomputes from
+transactions). So a batch only has to re-read stored rows for point-hours that already had one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, bindparam, delete, text
+
+from pipeline.core.times import HOUR, ceil_hour, floor_hour
+from pipeline.store.bulk import (
+    BulkRows,
+    copy_columns,
+    copy_rows,
+    format_rows,
+    micros_from_db,
+    prefetched,
+    utc_text,
+)
+from pipeline.store.schema import REGISTERED_POINT_IDS, hour_aggregates, minute_aggregates
+
+MINUTE_US = 60_000_000
+HOUR_US = 3_600_000_000
+SUM_COLUMNS = (
+    "txn_count",
+    "gross_paid",
+    "void_count",
+    "void_amount",
+    "refund_count",
+    "refund_amount",
+    "cash_amount",
+)
+AGGREGATE_COLUMNS = (*SUM_COLUMNS, "operators", "max_ticket")
+STATUS_CODES = {"paid": 0, "void": 1, "refund": 2}
+# Reading a long interval back from the database a week at a time bounds memory.
+READ_SLICE = timedelta(days=7)
+
+
+def _micros(when: datetime) -> int:
+    return int(when.timestamp()) * 1_000_000 + when.microsecond
+
+
+@dataclass
+class Encoder:
+    """Turns point and operator ids into small integers, the same ones across chunks."""
+
+    points: dict[str, int] = field(default_factory=dict)
+    operators: dict[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def _codes(values: np.ndarray, table: dict[str, int]) -> np.ndarray:
+        local, uniques = pd.factorize(values, use_na_sentinel=True)
+        if not len(uniques):
+            return np.full(len(values), -1, dtype=np.int32)
+        mapping = np.array([table.setdefault(u, len(table)) for u in uniques], dtype=np.int32)
+        return np.where(local >= 0, mapping[np.maximum(local, 0)], -1).astype(np.int32)
+
+    def encode(
+        self,
+        point_id: np.ndarray,
+        occurred_us: np.ndarray,
+        amount: np.ndarray,
+        status: np.ndarray,
+        payment_method: np.ndarray,
+        operator_id: np.ndarray,
+    ) -> pd.DataFrame:
+        """Compact columns for ``summarise``: ~26 bytes a row instead of four Python strings."""
+        status_code = np.full(len(status), -1, dtype=np.int8)
+        for name, code in STATUS_CODES.items():
+            status_code[status == name] = code
+        return pd.DataFrame(
+            {
+                "point": self._codes(point_id, self.points),
+                "us": np.asarray(occurred_us, dtype=np.int64),
+                "amount": np.asarray(amount, dtype=np.int64),
+                "status": status_code,
+                "cash": np.asarray(payment_method == "cash", dtype=bool),
+                "operator": self._codes(operator_id, self.operators),
+            }
+        )
+
+    def point_names(self) -> np.ndarray:
+        names = np.empty(len(self.points), dtype=object)
+        for name, code in self.points.items():
+            names[code] = name
+        return names
+
+
+def summarise(rows: pd.DataFrame, unit_us: int) -> pd.DataFrame:
+    """Aggregate encoded rows into (point, bucket) rows; bucket = start of the minute/hour in µs."""
+    if not len(rows):
+        return pd.DataFrame(columns=["point", "bucket", *AGGREGATE_COLUMNS])
+    amount = rows["amount"].to_numpy()
+    status = rows["status"].to_numpy()
+    paid, void, refund = status == 0, status == 1, status == 2
+    work = pd.DataFrame(
+        {
+            "point": rows["point"].to_numpy(),
+            "bucket": rows["us"].to_numpy() // unit_us * unit_us,
+            "txn_count": paid.astype(np.int64),
+            "gross_paid": np.where(paid, amount, 0),
+            "void_count": void.astype(np.int64),
+            "void_amount": np.where(void, amount, 0),
+            "refund_count": refund.astype(np.int64),
+            "refund_amount": np.where(refund, amount, 0),
+            "cash_amount": np.where(paid & rows["cash"].to_numpy(), amount, 0),
+            "max_ticket": np.where(paid, amount, 0),
+        }
+    )
+    grouped = work.groupby(["point", "bucket"], sort=True)
+    out = grouped[list(SUM_COLUMNS)].sum()
+    out["max_ticket"] = grouped["max_ticket"].max()
+    staff = pd.DataFrame(
+        {"point": work["point"], "bucket": work["bucket"], "op": rows["operator"].to_numpy()}
+    )
+    staff = staff[staff["op"] >= 0].drop_duplicates()
+    out["operators"] = staff.groupby(["point", "bucket"]).size().reindex(out.index, fill_value=0)
+    return out.reset_index()
+
+
+def format_summary(
+    dialect: str, unit: str, summary: pd.DataFrame, point_names: np.ndarray
+) -> tuple[str, BulkRows]:
+    """(table, rows) to bulk-insert a ``summarise`` result into minute_ or hour_aggregates."""
+    table, key = (
+        (minute_aggregates, "minute_start") if unit == "minute" else (hour_aggregates, "hour_start")
+    )
+    columns = ("point_id", key, *AGGREGATE_COLUMNS)
+    # Primary-key order keeps the B-tree inserts local: hours are keyed (point_id, hour_start),
+    # minutes (minute_start, point_id).
+    rank = np.argsort(np.argsort(point_names.astype(str), kind="stable"))
+    point_rank, bucket = rank[summary["point"].to_numpy()], summary["bucket"].to_numpy()
+    order = np.lexsort((point_rank, bucket) if unit == "minute" else (bucket, point_rank))
+    summary = summary.iloc[order]
+    values = [
+        point_names[summary["point"].to_numpy()].tolist(),
+        utc_text(summary["bucket"].to_numpy(), dialect),
+        *(summary[c].to_numpy(dtype=np.int64) for c in AGGREGATE_COLUMNS),
+    ]
+    return table.name, format_rows(dialect, dict(zip(columns, values, strict=True)))
+
+
+def write_aggregates(connection: Connection, rows: pd.DataFrame, encoder: Encoder) -> None:
+    """Summarise and store ``rows`` a week at a time: no minute or hour spans two weeks, and the
+    working columns of a whole year of rows would cost several times the rows themselves. The
+    next week is summarised on a worker thread while this one is written."""
+    names = encoder.point_names()
+    dialect = connection.dialect.name
+    week = rows["us"].to_numpy() // (7 * 24 * HOUR_US)
+
+    def summarise_week(part: pd.DataFrame) -> list[tuple[str, BulkRows]]:
+        return [
+            format_summary(dialect, unit, summarise(part, unit_us), names)
+            for unit, unit_us in (("minute", MINUTE_US), ("hour", HOUR_US))
+        ]
+
+    # One week's rows at a time by mask: a groupby would first build indexers over every row.
+    weeks = (rows[week == number] for number in np.unique(week))
+    for formatted in prefetched(weeks, summarise_week):
+        for table, bulk in formatted:
+            copy_rows(connection, table, bulk)
+
+
+_READ_COLUMNS = "t.point_id, t.occurred_at, t.amount, t.status, t.payment_method, t.operator_id"
+
+
+def _encode_fetched(result, dialect: str, encoder: Encoder) -> pd.DataFrame:
+    fetched = result.fetchall()
+    if not fetched:
+        return encoder.encode(*(np.array([], dtype=object) for _ in range(6)))
+    point_id, occurred_at, amount, status, method, operator = (
+        np.array(column, dtype=object) for column in zip(*fetched, strict=True)
+    )
+    return encoder.encode(
+        point_id,
+        micros_from_db(occurred_at, dialect),
+        amount.astype(np.int64),
+        status,
+        method,
+        operator,
+    )
+
+
+def _time_param(when: datetime, dialect: str):
+    return utc_text(np.array([_micros(when)]), dialect)[0] if dialect == "sqlite" else when
+
+
+def aggregate_in(
+    connection: Connection, start: datetime, end: datetime, point_ids: Sequence[str] | None = None
+) -> None:
+    """Recompute minute and hour aggregates of [start, end) inside the caller's transaction."""
+    start, end = floor_hour(start), ceil_hour(end)
+    if end <= start:
+        return
+    dialect = connection.dialect.name
+    for table, key in ((minute_aggregates, "minute_start"), (hour_aggregates, "hour_start")):
+        wipe = delete(table).where(table.c[key] >= start, table.c[key] < end)
+        if point_ids is not None:
+            wipe = wipe.where(table.c.point_id.in_(list(point_ids)))
+        connection.execute(wipe)
+    query = (
+        f"SELECT {_READ_COLUMNS} FROM transactions t "
+        "WHERE t.occurred_at >= :start AND t.occurred_at < :end AND t.point_id IN "
+    )
+    query += ":points" if point_ids is not None else f"({REGISTERED_POINT_IDS})"
+    statement = text(query)
+    if point_ids is not None:
+        statement = statement.bindparams(bindparam("points", expanding=True))
+    encoder = Encoder()
+    slice_start = start
+    while slice_start < end:
+        slice_end = min(slice_start + READ_SLICE, end)
+        params = {
+            "start": _time_param(slice_start, dialect),
+            "end": _time_param(slice_end, dialect),
+        }
+        if point_ids is not None:
+            params["points"] = list(point_ids)
+        rows = _encode_fetched(connection.execute(statement, params), dialect, encoder)
+        write_aggregates(connection, rows, encoder)
+        slice_start = slice_end
+
+
+def aggregate_range(
+    engine: Engine, start: datetime, end: datetime, point_ids: Iterable[str] | None = None
+) -> None:
+    """Recompute and replace the minute and hour aggregates of [start, end), whole UTC hours.
+
+    ``point_ids`` limits the work to those points; None means every point.
+    """
+    with engine.begin() as connection:
+        aggregate_in(connection, start, end, None if point_ids is None else sorted(set(point_ids)))
+
+
+def reaggregate_batch(
+    connection: Connection, batch_id: int, rows: pd.DataFrame, encoder: Encoder
+) -> None:
+    """Aggregates for the point-hours a batch stored ``rows`` (encoded) in.
+
+    Point-hours that already had aggregates (late rows, overlapping files) are recomputed from
+    every stored row in them; the rest are new and come from the batch's rows alone.
+    """
+    if not len(rows):
+        return
+    dialect = connection.dialect.name
+    names = encoder.point_names()
+    # Distinct (point, hour) as one int64 key: np.unique sorts 8 bytes a row, where a two-column
+    # drop_duplicates of millions of rows builds a hash table several times that size.
+    hour_index = rows["us"].to_numpy() // HOUR_US
+    base = int(hour_index.min())
+    span = int(hour_index.max()) - base + 1
+    keys = np.unique(rows["point"].to_numpy().astype(np.int64) * span + (hour_index - base))
+    touched = pd.DataFrame({"point": keys // span, "hour": (keys % span + base) * HOUR_US})
+    first, last = int(touched["hour"].min()), int(touched["hour"].max()) + HOUR_US
+    existing = connection.execute(
+        text(
+            "SELECT point_id, hour_start FROM hour_aggregates "
+            "WHERE hour_start >= :start AND hour_start < :end"
+        ),
+        {
+            "start": _time_param(datetime.fromtimestamp(first / 1e6, UTC), dialect),
+            "end": _time_param(datetime.fromtimestamp(last / 1e6, UTC), dialect),
+        },
+    ).fetchall()
+    if existing:
+        stored = pd.DataFrame(existing, columns=["point_id", "hour_start"])
+        stored = stored[stored["point_id"].isin(encoder.points)]
+        stored = pd.DataFrame(
+            {
+                "point": stored["point_id"].map(encoder.points).to_numpy(dtype=np.int64),
+                "hour": micros_from_db(stored["hour_start"].tolist(), dialect),
+            }
+        )
+        dirty = touched.merge(stored, on=["point", "hour"])
+        if len(dirty):
+            rows = pd.concat([rows, _stored_rows(connection, batch_id, dirty, names, encoder)])
+            _delete_hours(connection, dirty, names)
+    write_aggregates(connection, rows, encoder)
+
+
+def _stored_rows(
+    connection: Connection, batch_id: int, dirty: pd.DataFrame, names: np.ndarray, encoder: Encoder
+) -> pd.DataFrame:
+    """Rows of other batches in the dirty point-hours, via a temp table join on the index."""
+    dialect = connection.dialect.name
+    time_type = "TEXT" if dialect == "sqlite" else "TIMESTAMPTZ"
+    connection.exec_driver_sql("DROP TABLE IF EXISTS ingest_dirty_hours")
+    connection.exec_driver_sql(
+        f"CREATE TEMP TABLE ingest_dirty_hours (point_id TEXT, hour_start {time_type}, "
+        f"hour_end {time_type})"
+    )
+    hours = dirty["hour"].to_numpy(dtype=np.int64)
+    copy_columns(
+        connection,
+        "ingest_dirty_hours",
+        {
+            "point_id": names[dirty["point"].to_numpy()].tolist(),
+            "hour_start": utc_text(hours, dialect),
+            "hour_end": utc_text(hours + HOUR_US, dialect),
+        },
+    )
+    result = connection.execute(
+        text(
+            f"SELECT {_READ_COLUMNS} FROM ingest_dirty_hours d JOIN transactions t "
+            "ON t.point_id = d.point_id AND t.occurred_at >= d.hour_start "
+            "AND t.occurred_at < d.hour_end WHERE t.batch_id <> :batch"
+        ),
+        {"batch": batch_id},
+    )
+    fetched = _encode_fetched(result, dialect, encoder)
+    connection.exec_driver_sql("DROP TABLE ingest_dirty_hours")
+    return fetched
+
+
+def _delete_hours(connection: Connection, dirty: pd.DataFrame, names: np.ndarray) -> None:
+    dialect = connection.dialect.name
+    hours = dirty["hour"].to_numpy(dtype=np.int64)
+    params = [
+        {"point": p, "start": s, "end": e}
+        for p, s, e in zip(
+            names[dirty["point"].to_numpy()].tolist(),
+            utc_text(hours, dialect),
+            utc_text(hours + HOUR_US, dialect),
+            strict=True,
+        )
+    ]
+    connection.execute(
+        text(
+            "DELETE FROM minute_aggregates WHERE point_id = :point "
+            "AND minute_start >= :start AND minute_start < :end"
+        ),
+        params,
+    )
+    connection.execute(
+        text("DELETE FROM hour_aggregates WHERE point_id = :point AND hour_start = :start"),
+        params,
+    )
+
+
+def hour_runs(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """Merge touched hour starts into [start, end) runs of consecutive hours."""
+    runs: list[tuple[datetime, datetime]] = []
+    for hour in sorted(set(hours)):
+        if runs and runs[-1][1] == hour:
+            runs[-1] = (runs[-1][0], hour + HOUR)
+        else:
+            runs.append((hour, hour + HOUR))
+    return runs

@@ -1,0 +1,1 @@
+"""Reconciliation of sales recorded vs tax declared vs money deposited."""

@@ -1,0 +1,147 @@
+"""Feed reading and row validation, without a database."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from pipeline.core.errors import UnusableInputError
+from pipeline.intake.feeds import read_feed
+from pipeline.intake.validate import SUITES_USED, load_suite, suite_path, validate_chunk
+
+HEADER = "txn_id,point_id,occurred_at,amount,payment_method,status,operator_id\n"
+NOW = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def _rows(n: int, start: int = 0) -> str:
+    return "".join(
+        f"T{i},P1,2026-03-01T10:{i % 60:02d}:00+07:00,{1000 + i},cash,paid,op1\n"
+        for i in range(start, start + n)
+    )
+
+
+@pytest.mark.parametrize("name", SUITES_USED)
+def test_every_suite_the_pipeline_names_is_a_file_in_expectations(name):
+    assert suite_path(name).is_file(), f"expectations/{name}.json is missing"
+    assert load_suite(name).expectations
+
+
+def test_csv_is_read_in_chunks_with_data_line_numbers(tmp_path):
+    path = tmp_path / "feed.csv"
+    path.write_text(HEADER + _rows(25))
+    chunks = list(read_feed(path, chunk_rows=10))
+    assert [len(c) for c in chunks] == [10, 10, 5]
+    assert chunks[2].line_no.tolist() == [21, 22, 23, 24, 25]
+    assert chunks[0].frame.loc[0, "amount"] == "1000"  # strings, not numbers
+    assert pd.isna(chunks[0].frame.loc[0, "payer_ref"])  # optional column absent from the file
+
+
+def test_gzipped_json_lines_are_read_and_a_broken_line_is_kept_as_a_row(tmp_path):
+    path = tmp_path / "feed.jsonl.gz"
+    good = {
+        "txn_id": "T1",
+        "point_id": "P1",
+        "occurred_at": "2026-03-01T10:00:00+07:00",
+        "amount": 5000,
+        "payment_method": "cash",
+        "status": "paid",
+    }
+    with gzip.open(path, "wt") as handle:
+        handle.write(
+            json.dumps(good) + "\n{not json\n" + json.dumps({**good, "txn_id": "T2"}) + "\n"
+        )
+    (chunk,) = list(read_feed(path))
+    assert chunk.frame["txn_id"].tolist()[0] == "T1" and pd.isna(chunk.frame["txn_id"][1])
+    assert chunk.frame.loc[0, "amount"] == "5000"
+    assert json.loads(chunk.raw_row(1)) == {"line": "{not json"}
+    assert chunk.line_no.tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"a,b\n1,2\n", r"missing column\(s\) txn_id"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 20, "binary data"),
+        (b"", "empty"),
+        (b"   \n\n", "empty"),
+        (HEADER.encode() + b"T1,P1,2026-03-01T10:00:00+07:00,\xff\xfe,cash,paid,\n", "not UTF-8"),
+        (b'{"a": 1}\n', "missing column"),
+    ],
+    ids=["wrong-columns", "binary", "empty", "blank", "undecodable", "json-wrong-keys"],
+)
+def test_a_file_that_is_not_a_feed_is_refused_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "week3.csv"
+    path.write_bytes(content)
+    with pytest.raises(UnusableInputError, match=message) as caught:
+        list(read_feed(path))
+    assert "week3.csv" in str(caught.value)
+
+
+def test_validation_gives_every_reason_in_plain_words():
+    frame = pd.DataFrame(
+        {
+            "txn_id": ["a", "b", None, "d", "e", "f"],
+            "point_id": ["P1", "P999", "P1", "P1", "P1", "P1"],
+            "occurred_at": [
+                "2026-03-01T10:00:00+07:00",
+                "2026-03-01T03:00:00Z",
+                "2026-03-01T10:00:00",
+                "yesterday",
+                "2026-03-02T00:30:00+00:00",
+                "2026-03-01 10:00:00-0500",
+            ],
+            "amount": ["100", "-5000", "5.5", "x", "1", "2"],
+            "payment_method": ["cash", "qris", "bitcoin", "cash", "card", "ewallet"],
+            "status": ["paid", "void", "paid", "lost", "refund", "paid"],
+            "operator_id": [None] * 6,
+            "payer_ref": [None] * 6,
+        },
+        dtype=str,
+    )
+    result = validate_chunk(
+        frame, known_point_ids={"P1"}, now=NOW, future_tolerance=timedelta(minutes=10)
+    )
+    assert result.failed.tolist() == [False, True, True, True, True, False]
+    assert result.reasons[1] == [
+        'point_id "P999" is not in the registry',
+        'amount "-5000" is negative',
+    ]
+    assert set(result.reasons[2]) == {
+        "txn_id is missing",
+        'amount "5.5" is not whole rupiah',
+        'payment_method "bitcoin" is not one of cash, qris, card, transfer, ewallet',
+        'occurred_at "2026-03-01T10:00:00" is not an ISO-8601 time with a UTC offset',
+    }
+    assert set(result.reasons[3]) == {
+        'amount "x" is not a number',
+        'status "lost" is not one of paid, void, refund',
+        'occurred_at "yesterday" is not an ISO-8601 time with a UTC offset',
+    }
+    assert result.reasons[4] == [
+        'occurred_at "2026-03-02T00:30:00+00:00" is more than 10 minutes in the future'
+    ]
+    assert result.occurred_at[5] == pd.Timestamp("2026-03-01T15:00:00Z")
+
+
+def test_more_failing_rows_than_great_expectations_lists_by_default_all_come_back():
+    n = 1_000
+    frame = pd.DataFrame(
+        {
+            "txn_id": [f"T{i}" for i in range(n)],
+            "point_id": "P1",
+            "occurred_at": "2026-03-01T10:00:00+07:00",
+            "amount": "-1",
+            "payment_method": "cash",
+            "status": "paid",
+            "operator_id": None,
+            "payer_ref": None,
+        }
+    )
+    result = validate_chunk(
+        frame, known_point_ids={"P1"}, now=NOW, future_tolerance=timedelta(minutes=10)
+    )
+    assert result.failed_count == n

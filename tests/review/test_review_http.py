@@ -1,0 +1,682 @@
+"""The review app over HTTP (FastAPI TestClient) on a real seeded SQLite database: every role's
+rights, CSRF, the append-only audit trail (also at the database level, on SQLite and PostgreSQL),
+feedback to detection, exports that parse back, error pages without stack traces."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from pipeline.casework import audit
+from pipeline.casework.users import LoginThrottle, User, add_user, ensure_demo_users, set_active
+from pipeline.core.settings import Settings
+from pipeline.review import create_app
+from pipeline.review.app import SESSION_COOKIE
+from pipeline.review.exports import QUEUE_COLUMNS
+from pipeline.store import connect
+from pipeline.store.schema import case_events, cases, suppressions
+from tests.helpers.review_seed import seed
+
+PASSWORDS = {"demo": "demo", "supervisor": "supervisor", "ops": "ops", "leader": "leader"}
+ROLE_USER = {"auditor": "demo", "supervisor": "supervisor", "ops": "ops", "viewer": "leader"}
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory):
+    """Seed once; every test gets its own copy of the file (a copy is much cheaper than a seed)."""
+    path = tmp_path_factory.mktemp("review-template") / "eincome.db"
+    engine = connect(f"sqlite:///{path}")
+    world = seed(engine, extra_cases=55)
+    ensure_demo_users(engine)
+    add_user(engine, "alice", "auditor", "alice-password")
+    engine.dispose()  # closes the last connection, so SQLite folds the WAL into the file
+    return path, world
+
+
+@pytest.fixture
+def site(template_db, tmp_path):
+    path, world = template_db
+    copy = tmp_path / "eincome.db"
+    shutil.copy(path, copy)
+    engine = connect(f"sqlite:///{copy}")
+    app = create_app(engine, Settings(secret_key="test-key", false_alarm_days=7))
+    yield app, engine, world
+    engine.dispose()
+
+
+def client_for(app) -> TestClient:
+    return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
+
+
+def csrf_from(client: TestClient, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200, (path, page.status_code)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, f"no CSRF token on {path}"
+    return found.group(1)
+
+
+def sign_in(app, username: str) -> TestClient:
+    client = client_for(app)
+    token = csrf_from(client, "/login")
+    response = client.post(
+        "/login",
+        data={"username": username, "password": PASSWORDS[username], "csrf_token": token},
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+_signed_cookies: dict[str, str] = {}
+
+
+def as_role(app, role: str) -> tuple[TestClient, str]:
+    """A signed-in client for ``role`` and a valid CSRF token of its session.
+
+    Each role signs in through the form once; later tests reuse its signed session cookie
+    (same key, same users in every copy of the database), sparing an argon2 hash per test.
+    """
+    if role in _signed_cookies:
+        client = client_for(app)
+        client.cookies.set(SESSION_COOKIE, _signed_cookies[role])
+    else:
+        client = sign_in(app, ROLE_USER[role])
+    token = csrf_from(client, "/dashboard")
+    _signed_cookies[role] = client.cookies[SESSION_COOKIE]
+    return client, token
+
+
+def case_state(engine, case_id: int) -> tuple[str, str | None, int]:
+    with engine.connect() as connection:
+        status, assignee = connection.execute(
+            select(cases.c.status, cases.c.assignee).where(cases.c.case_id == case_id)
+        ).one()
+        events = connection.execute(
+            select(func.count()).where(case_events.c.case_id == case_id)
+        ).scalar()
+    return status, assignee, events
+
+
+# ----------------------------------------------------------------------------- sign-in, sessions
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/cases",
+        "/cases/1",
+        "/cases/export.csv",
+        "/dashboard",
+        "/api/dashboard",
+        "/ops",
+        "/users",
+    ],
+)
+def test_anonymous_is_sent_to_login(site, path):
+    app, _, _ = site
+    response = client_for(app).get(path)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login?next=")
+
+
+def test_anonymous_post_is_refused_and_changes_nothing(site):
+    app, engine, world = site
+    client = client_for(app)
+    token = csrf_from(client, "/login")  # even with a token of an anonymous session
+    response = client.post(
+        f"/cases/{world.case_id}/decide",
+        data={"decision": "false_alarm", "note": "x", "csrf_token": token},
+    )
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    assert case_state(engine, world.case_id) == ("open", None, 0)
+
+
+def test_session_cookie_is_httponly_and_samesite(site):
+    app, _, _ = site
+    client = client_for(app)
+    token = csrf_from(client, "/login")
+    response = client.post(
+        "/login", data={"username": "demo", "password": "demo", "csrf_token": token}
+    )
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+
+
+def test_session_cookie_is_secure_when_served_over_tls(site):
+    _, engine, _ = site
+    app = create_app(engine, Settings(secret_key="test-key", secure_cookies=1))
+    client = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    cookie = client.get("/login").headers["set-cookie"].lower()
+    assert "; secure" in cookie and "httponly" in cookie
+
+
+def test_wrong_password_is_refused(site):
+    app, _, _ = site
+    client = client_for(app)
+    token = csrf_from(client, "/login")
+    response = client.post(
+        "/login", data={"username": "demo", "password": "wrong", "csrf_token": token}
+    )
+    assert response.status_code == 401
+    assert "Wrong username or password" in response.text
+    assert client.get("/cases").status_code == 303
+
+
+def test_repeated_wrong_passwords_lock_the_username(site):
+    app, _, _ = site
+    app.state.login_throttle = LoginThrottle(max_failures=2)
+    client = client_for(app)
+    token = csrf_from(client, "/login")
+    for _ in range(2):
+        response = client.post(
+            "/login", data={"username": "demo", "password": "guess", "csrf_token": token}
+        )
+        assert response.status_code == 401
+    response = client.post(
+        "/login", data={"username": "DEMO", "password": "demo", "csrf_token": token}
+    )
+    assert response.status_code == 429 and "Too many wrong passwords" in response.text
+    assert client.get("/cases").status_code == 303
+
+
+def test_login_throttle_forgets_after_its_window():
+    throttle = LoginThrottle(max_failures=2, window=timedelta(minutes=15))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    throttle.failed("demo", start)
+    throttle.failed("demo", start + timedelta(minutes=1))
+    assert throttle.locked("demo", start + timedelta(minutes=2))
+    assert not throttle.locked("other", start + timedelta(minutes=2))
+    assert not throttle.locked("demo", start + timedelta(minutes=17))
+    throttle.failed("demo", start + timedelta(minutes=20))
+    throttle.succeeded("demo")
+    assert not throttle.locked("demo", start + timedelta(minutes=21))
+
+
+def test_login_redirect_stays_on_this_site(site):
+    app, _, _ = site
+    client = client_for(app)
+    token = csrf_from(client, "/login")
+    response = client.post(
+        "/login",
+        data={
+            "username": "demo",
+            "password": "demo",
+            "csrf_token": token,
+            "next": "//evil.example/",
+        },
+    )
+    assert response.headers["location"] == "/"
+
+
+def test_deactivated_user_is_signed_out_at_once(site):
+    app, engine, _ = site
+    client, _ = as_role(app, "auditor")
+    assert client.get("/cases").status_code == 200
+    set_active(engine, "demo", False)
+    assert client.get("/cases").status_code == 303
+
+
+def test_logout_ends_the_session(site):
+    app, _, _ = site
+    client = sign_in(app, "demo")
+    token = csrf_from(client, "/cases")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert client.get("/cases").status_code == 303
+
+
+# ----------------------------------------------------------------------------- rights
+
+PAGES = ["/cases", "/cases/{case}", "/cases/export.csv", "/cases/{case}/export.xlsx", "/ops",
+         "/ops/batches/1", "/users", "/dashboard", "/api/dashboard"]  # fmt: skip
+ALLOWED_PAGES = {
+    "viewer": {"/dashboard", "/api/dashboard"},
+    "ops": {"/dashboard", "/api/dashboard", "/ops", "/ops/batches/1"},
+    "auditor": {
+        "/dashboard",
+        "/api/dashboard",
+        "/cases",
+        "/cases/{case}",
+        "/cases/export.csv",
+        "/cases/{case}/export.xlsx",
+    },  # fmt: skip
+    "supervisor": set(PAGES),
+}
+
+
+@pytest.mark.parametrize("role", list(ALLOWED_PAGES))
+def test_each_role_sees_only_its_pages(site, role):
+    app, _, world = site
+    client, _ = as_role(app, role)
+    for page in PAGES:
+        response = client.get(page.format(case=world.case_id))
+        expected = 200 if page in ALLOWED_PAGES[role] else 403
+        assert response.status_code == expected, (role, page, response.status_code)
+        if expected == 403:
+            assert "Not allowed" in response.text
+
+
+@pytest.mark.parametrize("role", ["viewer", "ops"])
+def test_viewer_and_ops_cannot_decide_assign_or_reopen(site, role):
+    app, engine, world = site
+    client, token = as_role(app, role)
+    for action, data in [
+        ("decide", {"decision": "false_alarm", "note": "not mine to say"}),
+        ("assign", {"assignee": "alice"}),
+        ("reopen", {"note": "again"}),
+        ("note", {"note": "a remark"}),
+    ]:
+        response = client.post(
+            f"/cases/{world.case_id}/{action}", data={**data, "csrf_token": token}
+        )
+        assert response.status_code == 403, (role, action)
+    assert case_state(engine, world.case_id) == ("open", None, 0)
+
+
+def test_auditor_cannot_reopen_or_manage_users(site):
+    app, engine, world = site
+    client, token = as_role(app, "auditor")
+    before = case_state(engine, world.decided_case_id)
+    response = client.post(
+        f"/cases/{world.decided_case_id}/reopen", data={"note": "please", "csrf_token": token}
+    )
+    assert response.status_code == 403
+    assert case_state(engine, world.decided_case_id) == before
+    response = client.post(
+        "/users",
+        data={
+            "username": "mallory",
+            "role": "supervisor",
+            "password": "x" * 12,
+            "csrf_token": token,
+        },
+    )
+    assert response.status_code == 403
+    page = client.get(f"/cases/{world.decided_case_id}").text
+    assert 'id="reopen-form"' not in page and 'id="decide-form"' not in page
+    assert "Only a supervisor can reopen it" in page
+
+
+def test_auditor_decides_and_assigns_supervisor_reopens(site):
+    app, engine, world = site
+    auditor, token = as_role(app, "auditor")
+    response = auditor.post(
+        f"/cases/{world.case_id}/assign", data={"assignee": "alice", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    response = auditor.post(
+        f"/cases/{world.case_id}/decide",
+        data={"decision": "field_check", "note": "send someone", "csrf_token": token},
+    )
+    assert response.status_code == 303
+    response = auditor.post(
+        f"/cases/{world.case_id}/decide",
+        data={"decision": "confirmed", "note": "field check found it", "csrf_token": token},
+    )
+    assert response.status_code == 303
+    assert case_state(engine, world.case_id) == ("confirmed", "alice", 3)
+    # decided: a second decision needs a reopen first
+    response = auditor.post(
+        f"/cases/{world.case_id}/decide",
+        data={"decision": "false_alarm", "note": "changed my mind", "csrf_token": token},
+    )
+    assert response.status_code == 400 and "reopen it first" in response.text
+
+    supervisor, token = as_role(app, "supervisor")
+    response = supervisor.post(
+        f"/cases/{world.case_id}/reopen", data={"note": "evidence was wrong", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    assert case_state(engine, world.case_id) == ("open", "alice", 4)
+    response = supervisor.post(
+        f"/cases/{world.case_id}/note", data={"note": "called the lot owner", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    assert case_state(engine, world.case_id) == ("open", "alice", 5)
+    page = supervisor.get(f"/cases/{world.case_id}").text
+    trail = page.split('id="audit-trail"')[1]
+    for actor, action in [
+        ("demo", "assign"),
+        ("demo", "decide"),
+        ("supervisor", "reopen"),
+        ("supervisor", "note"),
+    ]:
+        assert re.search(rf"<td>{actor}</td><td>{action}</td>", trail), (actor, action)
+    assert "evidence was wrong" in trail
+
+
+def test_supervisor_manages_users(site):
+    app, _, _ = site
+    client, token = as_role(app, "supervisor")
+    response = client.post(
+        "/users",
+        data={"username": "budi", "role": "ops", "password": "budi-password", "csrf_token": token},
+    )
+    assert response.status_code == 303
+    assert "budi" in client.get("/users").text
+    budi = client_for(app)
+    login_token = csrf_from(budi, "/login")
+    response = budi.post(
+        "/login",
+        data={"username": "budi", "password": "budi-password", "csrf_token": login_token},
+    )
+    assert response.status_code == 303
+    assert budi.get("/ops").status_code == 200
+    # a short password is refused with a message, not a stack trace
+    response = client.post(
+        "/users", data={"username": "eko", "role": "ops", "password": "short", "csrf_token": token}
+    )
+    assert response.status_code == 400 and "too short" in response.text
+
+
+# ----------------------------------------------------------------------------- CSRF
+
+
+def test_forms_without_the_session_token_are_refused(site):
+    app, engine, world = site
+    client, token = as_role(app, "auditor")
+    other, other_token = as_role(app, "supervisor")
+    url = f"/cases/{world.case_id}/decide"
+    form = {"decision": "false_alarm", "note": "market day"}
+    assert client.post(url, data=form).status_code == 403
+    assert client.post(url, data={**form, "csrf_token": "forged"}).status_code == 403
+    assert client.post(url, data={**form, "csrf_token": other_token}).status_code == 403
+    assert "Form refused" in client.post(url, data=form).text
+    assert case_state(engine, world.case_id) == ("open", None, 0)
+    assert client.post(url, data={**form, "csrf_token": token}).status_code == 303
+    assert case_state(engine, world.case_id)[0] == "false_alarm"
+
+
+def test_every_form_route_refuses_a_post_without_the_token(site):
+    app, engine, world = site
+    client, _ = as_role(app, "supervisor")  # holds every right: only the token is missing
+    posts = [r.path for r in app.routes if "POST" in (getattr(r, "methods", None) or ())]
+    assert len(posts) >= 9
+    for path in posts:
+        url = path.format(case_id=world.case_id, username="alice")
+        response = client.post(url, data={"note": "x", "decision": "confirmed", "role": "ops"})
+        assert response.status_code == 403 and "Form refused" in response.text, path
+    assert case_state(engine, world.case_id) == ("open", None, 0)
+
+
+def test_login_form_needs_its_token(site):
+    app, _, _ = site
+    client = client_for(app)
+    response = client.post("/login", data={"username": "demo", "password": "demo"})
+    assert response.status_code == 403
+    assert client.get("/cases").status_code == 303
+
+
+# ------------------------------------------------------------------ audit trail, feedback
+
+
+def test_app_offers_no_way_to_edit_the_audit_trail(site):
+    app, _, world = site
+    for route in app.routes:
+        methods = getattr(route, "methods", set()) or set()
+        assert not methods & {"PUT", "PATCH", "DELETE"}, route.path
+        assert "event" not in route.path and "trail" not in route.path, route.path
+    client, token = as_role(app, "supervisor")
+    for method in ("post", "put", "delete"):
+        response = getattr(client, method)(f"/cases/{world.case_id}/events/1")
+        assert response.status_code in (403, 404, 405)
+
+
+def test_case_events_refuse_update_and_delete_in_the_database(engine):
+    """On SQLite and PostgreSQL: the triggers of migration 0002_review."""
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        case_id = connection.execute(
+            cases.insert().values(
+                point_id="P1",
+                start_at=now - timedelta(hours=2),
+                end_at=now - timedelta(hours=1),
+                kind="low_revenue",
+                score=0.6,
+                severity="low",
+                reasons="r",
+                shortfall_rp=1000,
+                status="open",
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]
+    audit.decide(engine, case_id, User("demo", "auditor"), "false_alarm", "ok", false_alarm_days=30)
+    for statement in (
+        update(case_events).values(note="rewritten"),
+        update(case_events).values(actor="someone else"),
+        case_events.delete(),
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
+            connection.execute(statement)
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
+            connection.execute(text("TRUNCATE case_events CASCADE"))
+    trail = audit.trail(engine, case_id)
+    assert [(e.actor, e.action, e.note) for e in trail] == [("demo", "decide", "ok")]
+    # appending still works
+    audit.reopen(engine, case_id, User("boss", "supervisor"), "wrong call")
+    assert len(audit.trail(engine, case_id)) == 2
+
+
+def test_false_alarm_suppresses_the_same_kind_at_that_point(site):
+    app, engine, world = site
+    client, token = as_role(app, "auditor")
+    before = datetime.now(UTC)
+    response = client.post(
+        f"/cases/{world.case_id}/decide",
+        data={"decision": "false_alarm", "note": "road works closed the lot", "csrf_token": token},
+    )
+    assert response.status_code == 303
+    with engine.connect() as connection:
+        rows = connection.execute(select(suppressions)).all()
+        case = connection.execute(select(cases).where(cases.c.case_id == world.case_id)).one()
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row.point_id, row.kind, row.created_by) == ("PKR-001", "low_revenue", "demo")
+    assert row.starts_at == case.start_at
+    # Settings(false_alarm_days=7) in the fixture: the period is the configured one
+    assert before + timedelta(days=7) <= row.ends_at <= datetime.now(UTC) + timedelta(days=7)
+    assert "road works" in row.reason
+
+    supervisor, token = as_role(app, "supervisor")
+    supervisor.post(
+        f"/cases/{world.case_id}/reopen", data={"note": "it was theft", "csrf_token": token}
+    )
+    with engine.connect() as connection:
+        ended = connection.execute(select(suppressions.c.ends_at)).scalar()
+    assert ended <= datetime.now(UTC), "reopening a false alarm ends its suppression"
+
+
+def test_confirmed_leakage_windows_for_the_detector(site):
+    _, engine, world = site
+    windows = audit.confirmed_leakage_windows(engine)
+    assert [w.point_id for w in windows] == ["PSR-002"]
+    audit.decide(
+        engine, world.case_id, User("demo", "auditor"), "confirmed", "theft", false_alarm_days=30
+    )
+    windows = audit.confirmed_leakage_windows(engine, ["PKR-001"])
+    assert len(windows) == 1 and windows[0].end_at - windows[0].start_at == timedelta(hours=3)
+
+
+# ----------------------------------------------------------------------------- queue, exports
+
+
+def test_queue_is_filtered_ordered_and_paged(site):
+    app, _, world = site
+    client, _ = as_role(app, "auditor")
+    first = client.get("/cases").text
+    assert "page 1 of 2" in first
+    ids = [int(x) for x in re.findall(r"<td><a href=\"/cases/(\d+)\">\d+</a>", first)]
+    assert len(ids) == 50
+    # newest day first: the hotel reconciliation gap (yesterday) leads, then the restaurant case
+    assert ids[:2] == [world.case_ids[3], world.case_ids[2]]
+    second = client.get("/cases?page=2").text
+    assert len(re.findall(r"<td><a href=\"/cases/(\d+)\">\d+</a>", second)) == 58 - 50
+    selatan = client.get("/cases?district=Selatan&status=").text
+    assert re.findall(r"<td><a href=\"/cases/(\d+)\">\d+</a>", selatan)[0] == str(world.case_ids[3])
+    table = selatan.split('<table class="queue">')[1]
+    assert "Rumah Makan" not in table and "Hotel Melati" in table
+    assert client.get("/cases?date_from=yesterday").status_code == 400
+
+
+def test_queue_exports_parse_back(site):
+    app, _, _ = site
+    client, _ = as_role(app, "auditor")
+    query = "severity=medium&status="
+    page = client.get(f"/cases?{query}").text
+    expected = sorted(int(x) for x in re.findall(r"<td><a href=\"/cases/(\d+)\">\d+</a>", page))
+    response = client.get(f"/cases/export.csv?{query}")
+    assert response.status_code == 200 and "attachment" in response.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert tuple(rows[0]) == QUEUE_COLUMNS
+    assert sorted(int(r[0]) for r in rows[1:]) == expected
+    assert {r[QUEUE_COLUMNS.index("severity")] for r in rows[1:]} == {"medium"}
+
+    response = client.get(f"/cases/export.xlsx?{query}")
+    sheet = load_workbook(io.BytesIO(response.content), read_only=True)["Cases"]
+    cells = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert tuple(cells[0]) == QUEUE_COLUMNS
+    assert sorted(r[0] for r in cells[1:]) == expected
+    assert {r[QUEUE_COLUMNS.index("shortfall_rp")] for r in cells[1:]} >= {1_250_000}
+
+
+def test_case_exports_parse_back_with_transactions_and_trail(site):
+    app, engine, world = site
+    with engine.begin() as connection:  # a feed-supplied value that Excel would run
+        connection.execute(
+            update(cases)
+            .where(cases.c.case_id == world.case_id)
+            .values(operators='=HYPERLINK("http://evil.example","x")')
+        )
+    client, token = as_role(app, "auditor")
+    client.post(
+        f"/cases/{world.case_id}/decide",
+        data={"decision": "confirmed", "note": "voids", "csrf_token": token},
+    )
+    response = client.get(f"/cases/{world.case_id}/export.xlsx")
+    book = load_workbook(io.BytesIO(response.content), read_only=True)
+    assert book.sheetnames == ["Case", "Flagged hours", "Transactions", "Audit trail"]
+    summary = {r[0]: r[1] for r in book["Case"].iter_rows(values_only=True)}
+    assert summary["case_id"] == world.case_id and summary["shortfall_rp"] == 412_000
+    assert summary["operators"].startswith("'=")
+    txns = list(book["Transactions"].iter_rows(values_only=True))
+    assert len(txns) == 1 + 82 and {t[3] for t in txns[1:]} == {"paid", "void", "refund"}
+    assert len(list(book["Flagged hours"].iter_rows(values_only=True))) == 1 + 3
+    trail = list(book["Audit trail"].iter_rows(values_only=True))
+    assert trail[1][1:3] == ("demo", "decide") and trail[1][5] == "voids"
+
+    response = client.get(f"/cases/{world.case_id}/export.csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    sections = [r[0] for r in rows if r and r[0].startswith("# ")]
+    assert sections == ["# Case", "# Flagged hours", "# Transactions", "# Audit trail"]
+    start = rows.index(["# Transactions"])
+    assert rows[start + 1][:3] == ["occurred_local", "txn_id", "amount_rp"]
+    assert len([r for r in rows[start + 2 :] if r and r[0] and not r[0].startswith("#")]) >= 82
+
+
+# ------------------------------------------------------------------ dashboard, ops, errors
+
+
+def test_dashboard_figures(site):
+    app, _, world = site
+    client, _ = as_role(app, "viewer")
+    figures = client.get(f"/api/dashboard?day={world.day.isoformat()}").json()
+    assert figures["today_total"] == world.day_total_rp
+    assert figures["last_week_same_time"] == world.compare_total_rp
+    assert sum(v for v in figures["hour"]["today"] if v) == world.day_total_rp
+    assert figures["minute"]["today"][-1] == world.day_total_rp  # cumulative
+    assert sum(r["today"] for r in figures["by_district"]) == world.day_total_rp
+    assert {r["name"] for r in figures["by_revenue_type"]} == {
+        "parking",
+        "market",
+        "restaurant_tax",
+        "hotel_tax",
+    }
+    assert figures["open_cases"] == 3 + 55  # main, restaurant, hotel + the paging ones
+    # no data today in the seeded world: the latest day is shown, and the page says so
+    default = client.get("/api/dashboard").json()
+    assert default["day"] == world.day.isoformat() and "latest day" in default["note"]
+
+
+def test_ops_page_shows_failures_and_quarantine(site):
+    app, _, _ = site
+    client, _ = as_role(app, "ops")
+    page = client.get("/ops").text
+    assert "HTTP 503" in page and "landing:kota" in page and "api:tapbox" in page
+    batch = client.get("/ops/batches/1").text
+    assert "is negative" in batch and "ZZZ-999" in batch and "&#34;-5000&#34;" in batch
+
+
+def test_errors_show_a_page_not_a_stack_trace(site):
+    app, _, _ = site
+
+    def boom():
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/boom", boom)
+    client, _ = as_role(app, "auditor")
+    response = client.get("/boom")
+    assert response.status_code == 500
+    assert "Something went wrong" in response.text
+    assert "Traceback" not in response.text and "secret internals" not in response.text
+    missing = client.get("/no/such/page")
+    assert missing.status_code == 404 and "Not found" in missing.text
+    bad = client.get("/cases/999999")
+    assert bad.status_code == 400 and "case 999999 does not exist" in bad.text
+    assert client.get("/dashboard?day=tomorrow").status_code == 400
+
+
+def test_page_queries_on_sqlite_and_postgresql(engine):
+    """The dialect-specific SQL (local day, FILTER, time-zone shifts) on both databases."""
+    from pipeline.review import queries
+
+    world = seed(engine, extra_cases=3)
+    queue = queries.case_queue(engine, queries.QueueFilter(status=""))
+    ids = [r.case_id for r in queue.rows]
+    # newest local day first: hotel (yesterday), restaurant (2 days ago), the main case (3 days ago)
+    assert ids[:3] == [world.case_ids[3], world.case_ids[2], world.case_id]
+    assert queue.total == 4 + 3
+    case = queries.get_case(engine, world.case_id)
+    chart = queries.case_chart(engine, case)
+    assert sum(chart["flagged"]) == 3 and any(v is not None for v in chart["median"])
+    txns = queries.case_transactions(engine, case)
+    assert txns.total == 82 and txns.by_status["void"]["count"] == 12
+    assert {o.operator_id: o.voids for o in txns.by_operator} == {"op-7": 12, "op-2": 0}
+    figures = queries.dashboard(engine, now=datetime.now(UTC), day=world.day)
+    assert figures["today_total"] == world.day_total_rp
+    assert figures["last_week_same_time"] == world.compare_total_rp
+    health = queries.pipeline_health(engine)
+    assert [s["source"] for s in health["sources"]] == ["api:tapbox", "landing:kota"]
+    assert health["sources"][1]["last_ok_at"] is not None and len(health["failed"]) == 1
+
+
+def test_a_long_reconciliation_case_is_shown_day_by_day(site):
+    app, engine, world = site
+    hotel = world.case_ids[3]
+    with engine.begin() as connection:
+        start = connection.execute(
+            select(cases.c.start_at).where(cases.c.case_id == hotel)
+        ).scalar()
+        connection.execute(
+            update(cases)
+            .where(cases.c.case_id == hotel)
+            .values(
+                start_at=start - timedelta(days=2),
+                details='{"recorded_rp": 9000000, "declared_rp": 7750000, "period": {"from": "a"}}',
+            )
+        )
+    client, _ = as_role(app, "auditor")
+    page = client.get(f"/cases/{hotel}").text
+    assert "Day by day" in page and "Flagged hours" not in page
+    assert page.count("<tr>\n      <td>20") >= 3  # one row per local day
+    assert "Rp 9.000.000" in page and "Rp 7.750.000" in page
