@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 
-from pipeline.detection.features import open_hours_matrix
+from pipeline.reference.points import open_hours_matrix, read_registry
 from pipeline.reference.suppressions import suppressed_mask, suppression_windows
-from pipeline.store.schema import anomalies, case_events, cases, points
+from pipeline.store.schema import anomalies, case_events, cases
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 MAX_GAP = timedelta(hours=18)  # closed hours (a night) between flags do not split a case
@@ -118,10 +118,6 @@ def summarise_run(run: pd.DataFrame) -> dict:
             sort_keys=True,
         ),
     }
-
-
-def _registry(connection: Connection) -> dict[str, dict]:
-    return {r.point_id: r._asdict() for r in connection.execute(select(points))}
 
 
 def _frame(rows, columns) -> pd.DataFrame:
@@ -256,7 +252,7 @@ def _rebuild_cases(
     reuse = {(r.point_id, r.start_at): int(r.case_id) for r in old.itertuples(index=False)}
     now = datetime.now(UTC)
     used: set[int] = set()
-    for run in group_runs(free, _registry(connection)):
+    for run in group_runs(free, read_registry(connection)):
         fields = summarise_run(run)
         fields["model_version"] = str(run["model_version"].iloc[-1])
         key = (fields["point_id"], pd.Timestamp(fields["start_at"]))
@@ -380,7 +376,7 @@ def cases_from_flags(flags: pd.DataFrame, pts: dict[str, dict]) -> pd.DataFrame:
 
 def registry(engine: Engine) -> dict[str, dict]:
     with engine.connect() as connection:
-        return _registry(connection)
+        return read_registry(connection)
 
 
 __all__ = [

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from pipeline.cli import app
 from pipeline.cli.common import runtime
-from pipeline.reference.points import DEFAULT_TIMEZONE, known_points
+from pipeline.core.times import DEFAULT_TIMEZONE
+from pipeline.reference.points import known_points
 
 console = Console()
 # Cases not tied to one registered point (e.g. an unattributed bank deposit) show in the

@@ -28,6 +28,7 @@ from sqlalchemy import Engine, String, and_, case, func, select, type_coerce
 
 from pipeline.intake.aggregate import AGGREGATE_COLUMNS as AGG_COLUMNS
 from pipeline.reference.calendar import Calendar
+from pipeline.reference.points import open_hours_matrix
 from pipeline.reference.suppressions import suppression_windows
 from pipeline.store.schema import (
     cases,
@@ -122,22 +123,6 @@ def load_points(engine: Engine) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=[c.name for c in points.columns])
     frame["timezone"] = frame["timezone"].fillna("Asia/Jakarta").replace("", "Asia/Jakarta")
     return frame.reset_index(drop=True)
-
-
-def open_hours_matrix(open_hours: pd.Series) -> np.ndarray:
-    """(points x 24) booleans: the local hours [h, h+1) that overlap the point's open hours."""
-    matrix = np.zeros((len(open_hours), 24), dtype=bool)
-    for i, spec in enumerate(open_hours):
-        begin, finish = spec.split("-")
-        start = int(begin[:2]) * 60 + int(begin[3:])
-        end = int(finish[:2]) * 60 + int(finish[3:])
-        if end <= start:  # open past midnight, e.g. 18:00-02:00
-            end += 24 * 60
-        for hour in range(24):
-            for shift in (0, 24 * 60):
-                if hour * 60 + shift < end and (hour + 1) * 60 + shift > start:
-                    matrix[i, hour] = True
-    return matrix
 
 
 def load_hour_aggregates(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:

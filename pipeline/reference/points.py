@@ -8,15 +8,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, select
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, select
 
 from pipeline.core.errors import UnusableInputError
+from pipeline.core.times import DEFAULT_TIMEZONE
 from pipeline.store.schema import points
 from pipeline.store.upsert import upsert
 
 REVENUE_TYPES = ("parking", "market", "hotel_tax", "restaurant_tax", "entertainment_tax", "other")
 REGISTRY_COLUMNS = ("point_id", "name", "revenue_type", "district", "open_hours")
-DEFAULT_TIMEZONE = "Asia/Jakarta"
 _OPEN_HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
 
 
@@ -77,4 +79,25 @@ def load_registry(engine: Engine, path: Path) -> int:
 def known_points(engine: Engine) -> dict[str, dict]:
     """point_id -> registry row."""
     with engine.connect() as connection:
-        return {row.point_id: row._asdict() for row in connection.execute(select(points))}
+        return read_registry(connection)
+
+
+def read_registry(connection: Connection) -> dict[str, dict]:
+    """point_id -> registry row, inside the caller's transaction: the one reader of the registry."""
+    return {row.point_id: row._asdict() for row in connection.execute(select(points))}
+
+
+def open_hours_matrix(open_hours: pd.Series) -> np.ndarray:
+    """(points x 24) booleans: the local hours [h, h+1) that overlap the point's open hours."""
+    matrix = np.zeros((len(open_hours), 24), dtype=bool)
+    for i, spec in enumerate(open_hours):
+        begin, finish = spec.split("-")
+        start = int(begin[:2]) * 60 + int(begin[3:])
+        end = int(finish[:2]) * 60 + int(finish[3:])
+        if end <= start:  # open past midnight, e.g. 18:00-02:00
+            end += 24 * 60
+        for hour in range(24):
+            for shift in (0, 24 * 60):
+                if hour * 60 + shift < end and (hour + 1) * 60 + shift > start:
+                    matrix[i, hour] = True
+    return matrix

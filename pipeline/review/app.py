@@ -24,7 +24,7 @@ from pipeline.casework.audit import STATUS_LABELS
 from pipeline.casework.users import LoginThrottle, NotAllowed, User, get_user
 from pipeline.core.errors import UnusableInputError
 from pipeline.core.settings import Settings
-from pipeline.reference.points import DEFAULT_TIMEZONE
+from pipeline.core.times import DEFAULT_TIMEZONE
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "eincome_session"

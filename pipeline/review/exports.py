@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 
-from pipeline.reference.points import DEFAULT_TIMEZONE
+from pipeline.core.times import DEFAULT_TIMEZONE
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

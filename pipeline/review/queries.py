@@ -18,7 +18,8 @@ from sqlalchemy import Engine, func, select
 from pipeline.casework.audit import DECISIONS, STATUS_LABELS, confirmed_leakage_windows
 from pipeline.casework.users import CASE_WORKER_ROLES
 from pipeline.core.errors import UnusableInputError
-from pipeline.reference.points import DEFAULT_TIMEZONE, REVENUE_TYPES
+from pipeline.core.times import DEFAULT_TIMEZONE
+from pipeline.reference.points import REVENUE_TYPES
 from pipeline.store.schema import (
     anomalies,
     cases,

@@ -14,8 +14,9 @@ from sklearn.base import clone
 from pipeline.casework.cases import list_anomalies, list_cases
 from pipeline.detection.backfill import backfill
 from pipeline.detection.detector import LeakageDetector
-from pipeline.detection.features import FEATURES, compute_features, open_hours_matrix
+from pipeline.detection.features import FEATURES, compute_features
 from pipeline.detection.model_store import ModelVersionDriftWarning, load_model, save_model
+from pipeline.reference.points import open_hours_matrix
 from pipeline.reference.suppressions import add_suppression
 from pipeline.store import connect
 from tests.helpers.detect_fixtures import (
