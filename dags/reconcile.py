@@ -41,9 +41,9 @@ DEFAULT_ARGS = default_args(
 def eincome_reconcile_daily():
     @task
     def reconcile_collectors_and_bank(data_interval_end=None) -> dict:
-        from pipeline.reconciliation.reconcile import reconcile_interval
+        from pipeline.orchestration import reconcile_scheduled
 
-        return reconcile_interval(
+        return reconcile_scheduled(
             "daily", data_interval_end.in_timezone("Asia/Jakarta").date(), LOOKBACK_DAYS
         )
 
@@ -64,9 +64,9 @@ def eincome_reconcile_daily():
 def eincome_reconcile_monthly():
     @task
     def reconcile_tax_returns(data_interval_end=None) -> dict:
-        from pipeline.reconciliation.reconcile import reconcile_interval
+        from pipeline.orchestration import reconcile_scheduled
 
-        return reconcile_interval("monthly", data_interval_end.in_timezone("Asia/Jakarta").date())
+        return reconcile_scheduled("monthly", data_interval_end.in_timezone("Asia/Jakarta").date())
 
     reconcile_tax_returns()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,17 @@ def bulk_backfill(start: datetime, end: datetime) -> dict[str, Any]:
     with _no_retry_on_unusable_input():
         runtime = _runtime()
         return _plain(backfill(runtime.engine, runtime.models_dir, _utc(start), _utc(end)))
+
+
+def reconcile_scheduled(schedule: str, as_of: date, lookback_days: int = 8) -> dict[str, Any]:
+    """Reconcile the ``schedule``'s window ("daily" or "monthly") as of the local date ``as_of``,
+    with the tolerances file named by the settings."""
+    from pipeline.reconciliation.reconcile import ReconConfig, reconcile_interval
+
+    with _no_retry_on_unusable_input():
+        runtime = _runtime()
+        config = ReconConfig.from_file(runtime.settings.recon_config or None)
+        return reconcile_interval(runtime.engine, schedule, as_of, config, lookback_days)
 
 
 def _plain(result: Any) -> dict[str, Any]:

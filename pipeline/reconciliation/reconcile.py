@@ -123,12 +123,16 @@ class ReconConfig:
             raise UnusableInputError(
                 f"reconciliation config {path}: cannot open ({exc.strerror})"
             ) from None
-        if path.suffix == ".json":
-            values = json.loads(text)
-        else:
-            import yaml
+        import yaml
 
-            values = yaml.safe_load(text) or {}
+        try:
+            values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text) or {}
+        except (ValueError, yaml.YAMLError) as exc:
+            raise UnusableInputError(f"reconciliation config {path}: not valid ({exc})") from None
+        if not isinstance(values, dict):
+            raise UnusableInputError(
+                f"reconciliation config {path}: expected name: value pairs, got {type(values).__name__}"
+            )
         return cls.from_mapping(values, where=str(path))
 
     @classmethod
@@ -1308,15 +1312,13 @@ def interval_window(schedule: str, as_of: date, lookback_days: int = 8) -> tuple
     raise UnusableInputError(f"schedule {schedule!r} is not daily or monthly")
 
 
-def reconcile_interval(schedule: str, as_of: date, lookback_days: int = 8) -> dict:
-    """A DAG task's whole job: settings from the environment (the task is an entry point),
-    reconcile the scheduled window as of the interval's end, return a summary for the log/XCom."""
-    from pipeline.runtime import runtime_from_env
-
-    rt = runtime_from_env()
+def reconcile_interval(
+    engine: Engine, schedule: str, as_of: date, config: ReconConfig, lookback_days: int = 8
+) -> dict:
+    """A scheduled run's whole job: reconcile the scheduled window as of the interval's end and
+    return a summary for the log/XCom. Settings come from the caller (an entry point)."""
     start, end, scopes = interval_window(schedule, as_of, lookback_days)
-    config = ReconConfig.from_file(rt.settings.recon_config or None)
-    result = reconcile(rt.engine, start, end, as_of=as_of, config=config, scopes=scopes)
+    result = reconcile(engine, start, end, as_of=as_of, config=config, scopes=scopes)
     return {
         "window": [start.isoformat(), end.isoformat()],
         "as_of": as_of.isoformat(),

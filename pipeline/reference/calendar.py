@@ -28,13 +28,14 @@ class Calendar:
         """Local dates that are a public holiday or a regional event, with their names."""
         days: dict[date, str] = {}
         if years:
-            days.update(_public_holidays(tuple(years)))
+            days.update(public_holidays(tuple(years)))
         days.update(self.regional_events)
         return days
 
 
 @lru_cache(maxsize=16)
-def _public_holidays(years: tuple[int, ...]) -> dict[date, str]:
+def public_holidays(years: tuple[int, ...]) -> dict[date, str]:
+    """Indonesia's public holidays of ``years`` (local dates) with their names: the one lookup."""
     return dict(holidays_lib.country_holidays("ID", years=list(years)).items())
 
 

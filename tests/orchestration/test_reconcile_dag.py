@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from pipeline.reconciliation.reconcile import interval_window, reconcile_interval
+from pipeline.orchestration import reconcile_scheduled
+from pipeline.reconciliation.reconcile import interval_window
 from pipeline.store import connect
 from tests.helpers import REPO_ROOT
 from tests.helpers.recon_books import Books
@@ -25,7 +26,7 @@ def test_scheduled_windows():
     )
 
 
-def test_task_function_reconciles_the_interval(tmp_path, monkeypatch):
+def test_the_dag_task_reconciles_its_interval_through_orchestration(tmp_path, monkeypatch):
     engine = connect(f"sqlite:///{tmp_path / 'eincome.db'}")
     books = Books(engine).point("R1", "restaurant_tax")
     books.sales("R1", date(2026, 3, 5), 10_000_000).tax_return(
@@ -35,6 +36,21 @@ def test_task_function_reconciles_the_interval(tmp_path, monkeypatch):
     monkeypatch.setenv("EINCOME_HOME", str(tmp_path))
     monkeypatch.setenv("EINCOME_DB_URL", "")
     monkeypatch.delenv("EINCOME_RECON_CONFIG", raising=False)
-    summary = reconcile_interval("monthly", date(2026, 4, 20))
+    summary = reconcile_scheduled("monthly", date(2026, 4, 20))
     assert summary["gaps"] == {"no_deposit": 1} and summary["cases_created"] == 1
-    assert reconcile_interval("monthly", date(2026, 4, 20))["cases_created"] == 0
+    assert reconcile_scheduled("monthly", date(2026, 4, 20))["cases_created"] == 0
+
+
+def test_unusable_tolerances_fail_the_task_without_retry(tmp_path, monkeypatch):
+    """The reconcile DAGs go through orchestration, so a bad config file is not retried."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    bad = tmp_path / "recon.json"
+    bad.write_text("{not json")
+    monkeypatch.setenv("EINCOME_HOME", str(tmp_path))
+    monkeypatch.setenv("EINCOME_DB_URL", "")
+    monkeypatch.setenv("EINCOME_RECON_CONFIG", str(bad))
+    import pytest
+
+    with pytest.raises(AirflowFailException, match="recon"):
+        reconcile_scheduled("monthly", date(2026, 4, 20))
