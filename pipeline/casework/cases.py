@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, up
 
 from pipeline.casework.case_store import ACTED_ON, drop_cases, open_case, rewrite_case
 from pipeline.core.times import DEFAULT_TIMEZONE
-from pipeline.reference.points import open_hours_matrix, read_registry
+from pipeline.reference.points import known_points, open_hours_matrix, read_registry
 from pipeline.reference.suppressions import suppressed_mask, suppression_windows
 from pipeline.store.schema import anomalies, cases
 
@@ -359,9 +359,8 @@ def cases_from_flags(flags: pd.DataFrame, pts: dict[str, dict]) -> pd.DataFrame:
     return frame
 
 
-def registry(engine: Engine) -> dict[str, dict]:
-    with engine.connect() as connection:
-        return read_registry(connection)
+# The registry's one reader is reference.points; this name stays for detection.backfill's import.
+registry = known_points
 
 
 __all__ = [
