@@ -13,6 +13,7 @@ import pandas as pd
 from pipeline.core.errors import UnusableInputError
 from pipeline.core.times import DEFAULT_TIMEZONE
 from pipeline.reconciliation.reconcile import LEVY_TYPES
+from pipeline.reference.points import parse_registry
 
 _TYPES_SMALL = (
     "parking", "parking", "parking", "parking", "market", "market",
@@ -94,8 +95,8 @@ def read_books(points_csv: Path, feeds: list[Path]) -> tuple[pd.DataFrame, pd.Da
     """The registry and the usable transactions (rows that would be quarantined are skipped)."""
     if not points_csv.is_file():
         raise UnusableInputError(f"simulator output: {points_csv} is missing")
-    registry = pd.read_csv(points_csv, dtype=str).fillna("")
-    registry["timezone"] = registry.get("timezone", "").replace("", DEFAULT_TIMEZONE)
+    # Read and checked as ingest reads it (the default zone filled in where none is named).
+    registry = pd.DataFrame(parse_registry(points_csv))
     frames = []
     for feed in feeds:
         frame = pd.read_csv(feed, dtype=str, keep_default_na=False)
