@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app
+# Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
+commands = typer.Typer()
 
 
-@app.command("simulate")
+@commands.command("simulate")
 def simulate_cmd(
     out: Path = typer.Option(None, "--out", help="Output folder (default: $EINCOME_HOME/sample)."),
     points: int = typer.Option(40, "--points", help="Collection points to simulate."),
@@ -58,7 +59,7 @@ def _pct(value) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-@app.command("evaluate")
+@commands.command("evaluate")
 def evaluate_cmd(
     seeds: int = typer.Option(3, "--seeds", help="How many seeds to run."),
     first_seed: int = typer.Option(7, "--first-seed", help="The first seed; the rest follow it."),
