@@ -79,6 +79,12 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Reconciliation tolerances file (JSON/YAML); empty: defaults (`eincome recon config`).",
     ),
+    Setting(
+        "airflow_db_url",
+        "EINCOME_AIRFLOW_DB_URL",
+        "",
+        "Airflow's metadata database (SQLAlchemy URL, read-only user) for the ops page's DAG runs; empty: not shown.",
+    ),
 )
 
 
@@ -94,6 +100,7 @@ class Settings:
     false_alarm_days: int = 30
     secure_cookies: int = 0
     recon_config: str = ""
+    airflow_db_url: str = field(default="", repr=False)  # may hold a password
 
     @property
     def database_url(self) -> str:

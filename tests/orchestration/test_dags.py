@@ -484,3 +484,48 @@ def test_reconcile_dags_judge_their_interval_and_a_rerun_raises_nothing_new(airf
         assert summary["as_of"] == "2025-12-20"
     assert again["returned"]["reconcile_tax_returns"]["cases_created"] == 0
     assert again["counts"]["cases"] == first["counts"]["cases"]
+
+
+def test_ops_page_shows_the_last_runs_of_each_dag_from_the_metadata_database(airflow_run):
+    """The ops page reads Airflow's dag_run table (EINCOME_AIRFLOW_DB_URL): here the SQLite
+    metadata database the plan's dag.test() runs wrote."""
+    from pipeline.review.airflow_runs import recent_dag_runs
+
+    url = f"sqlite:///{airflow_run['_base'] / 'airflow-home' / 'airflow.db'}"
+    view = recent_dag_runs(url, per_dag=3)
+    assert view.configured and view.error is None
+    assert set(view.runs) >= {"eincome_ingest", "eincome_detect", "eincome_retrain"}
+    assert [r.state for r in view.runs["eincome_ingest"]] == ["failed"]  # the red round
+    assert len(view.runs["eincome_detect"]) == 3  # the newest three of six
+    manual = [r for r in view.runs["eincome_detect"] if r.interval_start is None]
+    assert manual and all(r.run_type == "manual" for r in manual)
+    page = _ops_page(url)
+    assert 'id="dag-runs"' in page and "eincome_ingest" in page and "(manual, none)" in page
+
+
+def _ops_page(airflow_db_url: str) -> str:
+    """/ops as the ops user sees it, on a fresh eincome database."""
+    import re
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from pipeline.casework.users import ensure_demo_users
+    from pipeline.core.settings import Settings
+    from pipeline.review import create_app
+    from pipeline.store import connect
+
+    with tempfile.TemporaryDirectory() as folder:
+        engine = connect(f"sqlite:///{folder}/eincome.db")
+        ensure_demo_users(engine)
+        app = create_app(engine, Settings(secret_key="k", airflow_db_url=airflow_db_url))
+        client = TestClient(app, follow_redirects=False)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)[1]
+        signed_in = client.post(
+            "/login", data={"username": "ops", "password": "ops", "csrf_token": token}
+        )
+        assert signed_in.status_code == 303
+        page = client.get("/ops")
+        engine.dispose()
+    assert page.status_code == 200
+    return page.text
