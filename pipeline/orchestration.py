@@ -83,6 +83,19 @@ def _task_logging():
             handler.removeFilter(_quiet_library_info)
 
 
+def _task_call(function):
+    """A task's call, imports included, under ``_task_logging``: importing the detection stage
+    (scikit-learn, skops) already makes skops scan ``sys.modules``."""
+    import functools
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        with _task_logging():
+            return function(*args, **kwargs)
+
+    return call
+
+
 def _runtime():
     from pipeline.runtime import runtime_from_env
 
@@ -126,8 +139,7 @@ def _no_retry_on_unusable_input():
     from pipeline.core.errors import UnusableInputError
 
     try:
-        with _task_logging():
-            yield
+        yield
     except UnusableInputError as exc:
         raise _fail_without_retry(exc) from None
 
@@ -213,6 +225,7 @@ def airflow_secrets(ref) -> str:
     return connection.extra_dejson.get("sqlalchemy_url") or connection.get_uri()
 
 
+@_task_call
 def source_names() -> list[str]:
     """The names of the configured sources (the ingest DAG maps one pull task over them)."""
     from pipeline.intake.sources import load_sources
@@ -221,6 +234,7 @@ def source_names() -> list[str]:
         return [config.name for config in load_sources(_runtime().settings.sources_file)]
 
 
+@_task_call
 def pull_one(name: str) -> dict[str, Any]:
     """Pull one source; returns its counts (small, for XCom)."""
     from pipeline.intake.sources import find_source, load_sources, pull_source
@@ -239,6 +253,7 @@ def pull_one(name: str) -> dict[str, Any]:
     }
 
 
+@_task_call
 def check_every_source_pulled(names: list[str], pulled: list[dict | None]) -> dict[str, Any]:
     """Fail the ingest round, after the healthy sources are stored and aggregated, when any
     source failed: the pulls' own failures are mapped tasks, which a run's state ignores, so
@@ -258,6 +273,7 @@ def check_every_source_pulled(names: list[str], pulled: list[dict | None]) -> di
     return {"sources": sorted(done)}
 
 
+@_task_call
 def refresh_minutes(start: datetime, end: datetime) -> dict[str, Any]:
     """Recompute minute and hour aggregates of ``[start, end)``, idempotently. Ingest already
     re-aggregates the point-hours it touched; this makes the interval's aggregates whole."""
@@ -268,6 +284,7 @@ def refresh_minutes(start: datetime, end: datetime) -> dict[str, Any]:
     return {"start": start.isoformat(), "end": end.isoformat()}
 
 
+@_task_call
 def score_interval(start: datetime, end: datetime) -> dict[str, Any]:
     """Score the point-hours of ``[start, end)`` and turn flags into cases; a rerun replaces."""
     from pipeline.detection.backfill import score_range
@@ -305,6 +322,7 @@ def _first_model(engine, models_dir, end: datetime) -> str | None:
     return version
 
 
+@_task_call
 def retrain(end: datetime, weeks: int = RETRAIN_WEEKS) -> str:
     """Fit a new model version on the ``weeks`` before ``end``; earlier versions are kept."""
     from pipeline.detection.backfill import train_model
@@ -322,6 +340,7 @@ def retrain(end: datetime, weeks: int = RETRAIN_WEEKS) -> str:
         return str(train_model(runtime.engine, runtime.models_dir, start, end))
 
 
+@_task_call
 def bulk_backfill(start: datetime, end: datetime) -> dict[str, Any]:
     """Aggregate, train where needed and score a long range in one go (resumable)."""
     from pipeline.detection.backfill import backfill
@@ -331,6 +350,7 @@ def bulk_backfill(start: datetime, end: datetime) -> dict[str, Any]:
         return _plain(backfill(runtime.engine, runtime.models_dir, _utc(start), _utc(end)))
 
 
+@_task_call
 def reconcile_scheduled(schedule: str, as_of: date, lookback_days: int = 8) -> dict[str, Any]:
     """Reconcile the ``schedule``'s window ("daily" or "monthly") as of the local date ``as_of``,
     with the tolerances file named by the settings."""
