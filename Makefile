@@ -42,7 +42,7 @@ serve: install
 	$(BIN)/eincome serve
 
 # The DAGs under a real Airflow 3 on 127.0.0.1 (PostgreSQL metadata DB; LocalExecutor, then
-# Celery with Redis): scheduled, manual and backfill runs checked against the CLI. ~N minutes.
+# Celery with Redis): scheduled, manual and backfill runs checked against the CLI. ~20 minutes.
 airflow-check: install
 	$(BIN)/python scripts/airflow_check.py
 
