@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 
 from pipeline.casework.audit import confirmed_leakage_windows
 from pipeline.casework.users import CASE_WORKER_ROLES
-from pipeline.core.errors import UnusableInputError
+from pipeline.core.errors import NotFoundError
 from pipeline.core.times import DEFAULT_TIMEZONE, HOUR, floor_hour
 from pipeline.review.queries._region import WEEK, local_midnight
 from pipeline.store.schema import anomalies, cases, hour_aggregates, points, transactions, users
@@ -22,7 +22,7 @@ BAND_WEEKS = 8
 
 
 def get_case(engine: Engine, case_id: int):
-    """The case joined with its point, or UnusableInputError if there is no such case."""
+    """The case joined with its point, or NotFoundError if there is no such case."""
     query = (
         select(
             cases,
@@ -38,7 +38,7 @@ def get_case(engine: Engine, case_id: int):
     with engine.connect() as connection:
         row = connection.execute(query).first()
     if row is None:
-        raise UnusableInputError(f"case {case_id} does not exist")
+        raise NotFoundError(f"case {case_id} does not exist")
     return row
 
 
