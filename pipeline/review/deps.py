@@ -23,9 +23,11 @@ from sqlalchemy import Engine
 from pipeline.casework import sessions
 from pipeline.casework.audit import STATUS_LABELS
 from pipeline.casework.users import User, get_user
-from pipeline.core.errors import UnusableInputError
 from pipeline.core.money import rupiah, rupiah_short
 from pipeline.core.times import DEFAULT_TIMEZONE
+from pipeline.review.queries import page_number
+
+__all__ = ["page_number"]  # re-exported for the routes: one page rule, the queries' own
 
 HERE = Path(__file__).parent
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -189,12 +191,3 @@ def download(body: bytes, filename: str, media_type: str) -> Response:
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-
-
-def page_number(value: str | None) -> int:
-    """The ``page`` query parameter: absent means 1; anything but a positive integer is refused."""
-    if not value:
-        return 1
-    if not value.isdigit() or int(value) < 1:
-        raise UnusableInputError(f"page={value!r} is not a page number")
-    return int(value)

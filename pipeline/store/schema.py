@@ -54,6 +54,10 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Integer keys are 32-bit on PostgreSQL: an id past this names no row (and must not reach SQL,
+# where it would overflow the parameter instead of finding nothing).
+MAX_ROW_ID = 2**31 - 1
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",

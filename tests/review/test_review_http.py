@@ -9,6 +9,7 @@ import io
 import re
 import shutil
 import time
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,6 +31,7 @@ from pipeline.core.settings import Settings
 from pipeline.review import create_app
 from pipeline.review.app import SESSION_COOKIE
 from pipeline.review.exports import QUEUE_COLUMNS
+from pipeline.review.queries import QueueFilter
 from pipeline.store import connect
 from pipeline.store.schema import case_events, cases, review_sessions, suppressions
 from tests.helpers.review_seed import seed
@@ -820,3 +822,98 @@ def test_a_long_reconciliation_case_is_shown_day_by_day(site):
     assert "Day by day" in page and "Flagged hours" not in page
     assert page.count("<tr>\n      <td>20") >= 3  # one row per local day
     assert "Rp 9.000.000" in page and "Rp 7.750.000" in page
+
+
+# ------------------------------------------------------------------ out-of-range input
+
+ODD_IDS = ["0", "-1", "2147483648", "9" * 30, "abc", "1.5"]
+ODD_VALUES = ["0", "-1", "9" * 30, "9" * 5000, "9999-12-31", "0001-01-01", "x" * 3000, "%00", "é"]
+FORM_FIELDS = ["decision", "note", "assignee", "role", "active", "password", "username", "next"]
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy")
+
+
+def _walked_paths(app, world) -> list[tuple[str, str, str, list[str]]]:
+    """(method, path template, a valid path, its query parameters) for every route of the app
+    but sign-out."""
+    valid = {"case_id": str(world.case_id), "batch_id": "1", "fmt": "csv", "username": "alice"}
+    out = []
+    for route in app.routes:
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if method in ("GET", "POST") and route.path != "/logout":
+                params = [p.alias for p in route.dependant.query_params]
+                if route.path in ("/cases", "/cases/export.{fmt}"):  # read from the raw query
+                    params += [f.name for f in fields(QueueFilter)]
+                out.append((method, route.path, route.path.format(**valid), params))
+    return out
+
+
+def _assert_handled(response, what) -> None:
+    assert response.status_code < 500, (what, response.status_code, response.text[:300])
+    for header in SECURITY_HEADERS:
+        assert header in response.headers, (what, header)
+    if response.status_code >= 400:
+        assert "set-cookie" not in response.headers, what
+
+
+def test_every_route_answers_out_of_range_input_with_a_4xx_not_a_500(site):
+    """Every route (enumerated from the app) x odd path, query and form values, as the
+    supervisor (who holds every right): never a 500, always the security headers."""
+    app, _, world = site
+    app.state.login_throttle = LoginThrottle(cap=0)  # the walk's many wrong sign-ins
+    client, token = as_role(app, "supervisor")
+    walked = _walked_paths(app, world)
+    assert len(walked) >= 18
+    for method, template, path, params in walked:
+        odd_paths = [path]
+        for name in re.findall(r"{(\w+)}", template):
+            odd = ODD_IDS if name.endswith("_id") else ODD_VALUES[:1] + ["pdf", "A" * 300]
+            odd_paths += [template.replace(f"{{{name}}}", v) for v in odd]
+            odd_paths = [re.sub(r"{\w+}", "1", p) for p in odd_paths]
+        for odd_path in odd_paths:
+            if method == "GET":
+                _assert_handled(client.get(odd_path), odd_path)
+            else:
+                _assert_handled(client.post(odd_path, data={"csrf_token": token}), odd_path)
+        for value in ODD_VALUES:
+            if method == "GET":
+                for name in params:
+                    _assert_handled(client.get(path, params={name: value}), (path, name, value))
+            else:
+                form = {name: value for name in FORM_FIELDS}
+                _assert_handled(client.post(path, data={**form, "csrf_token": token}), path)
+        assert client.get("/users").status_code == 200, f"still signed in after {path}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/cases?date_from=9999-12-31", "/cases?date_to=9999-12-31", "/cases?date_from=0001-01-01",
+     "/cases/export.csv?date_to=9999-12-31", "/cases/export.xlsx?date_from=0001-01-01",
+     "/api/dashboard?day=9999-12-31", "/api/dashboard?day=0001-01-01",
+     "/dashboard?day=9999-12-31"],
+)  # fmt: skip
+def test_dates_out_of_range_are_refused_with_the_reason(site, path):
+    app, _, _ = site
+    client, _ = as_role(app, "supervisor")
+    response = client.get(path)
+    assert response.status_code == 400, (path, response.status_code)
+    assert "is outside" in response.text
+
+
+@pytest.mark.parametrize("path", ["/cases?page=" + "9" * 30, "/cases/{case}?page=" + "9" * 30,
+                                  "/ops/batches/1?page=99999999999"])  # fmt: skip
+def test_huge_page_numbers_are_refused_with_the_reason(site, path):
+    app, _, world = site
+    client, _ = as_role(app, "supervisor")
+    response = client.get(path.format(case=world.case_id))
+    assert response.status_code == 400 and "is not a page number" in response.text
+
+
+@pytest.mark.parametrize("path", ["/cases/99999", "/cases/99999/export.csv", "/ops/batches/99999",
+                                  "/cases/" + "9" * 30, "/ops/batches/" + "9" * 30])  # fmt: skip
+def test_a_missing_or_impossible_record_is_not_found(site, path):
+    app, _, _ = site
+    client, token = as_role(app, "supervisor")
+    response = client.get(path)
+    assert response.status_code == 404 and "does not exist" in response.text, path
+    response = client.post("/users/nobody/role", data={"role": "ops", "csrf_token": token})
+    assert response.status_code == 404 and "does not exist" in response.text
