@@ -476,7 +476,7 @@ def summarise(runs: list[SeedRun]) -> dict:
         },
         "precision": mean(m["precision"] for m in metrics),
         "false_alarms_per_1000": mean(m["false_alarms_per_1000"] for m in metrics),
-        "quiet_flags": {k: mean(m["quiet_flags"][k] for m in metrics) for k in QUIET_KINDS},
+        "quiet_flags": {k: mean(m["quiet_flags"].get(k, 0) for m in metrics) for k in QUIET_KINDS},
         "case_precision": mean(m["case_precision"] for m in metrics),
         "case_recall": mean(m["case_recall"] for m in metrics),
         "cases_per_event": mean(m.get("cases_per_event") for m in metrics),
