@@ -331,8 +331,11 @@ def _prepare_chunk(
         # Compare each repeat with its first occurrence, vectorised: a file sent twice in one
         # upload is all repeats.
         later = rows[repeated]
-        first = rows[~repeated].merge(later[["point_id", "txn_id"]], on=["point_id", "txn_id"])
-        first = later[["point_id", "txn_id"]].merge(first, on=["point_id", "txn_id"], how="left")
+        # One left join of the repeats onto the first occurrences (many to one): each repeat
+        # gets exactly its first row, however many times the key comes back.
+        first = later[["point_id", "txn_id"]].merge(
+            rows[~repeated], on=["point_id", "txn_id"], how="left", validate="many_to_one"
+        )
         identical = np.ones(len(later), dtype=bool)
         for name in CONTENT_FIELDS:
             a, b = later[name].to_numpy(dtype=object), first[name].to_numpy(dtype=object)

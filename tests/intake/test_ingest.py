@@ -275,3 +275,23 @@ def test_cli_prints_json_per_file_and_exits_non_zero_for_an_unusable_one(
     assert lines[1]["file"] == str(junk) and lines[1]["status"] == "rejected"
     only_good = CliRunner().invoke(app, ["ingest", str(good)])
     assert only_good.exit_code == 0 and "│ ok " in only_good.stdout
+
+
+def test_the_same_txn_id_three_times_in_a_chunk_does_not_crash_the_batch(engine, tmp_path):
+    # Was: ValueError "operands could not be broadcast together with shapes (2,) (4,)", 0 stored.
+    register(engine, "P1")
+    changed = good_rows(1, start=3).replace(",cash,", ",qris,")
+    body = good_rows(100) + good_rows(1, start=3) * 3 + changed + good_rows(1, start=7) * 4
+    result = ingest_file(engine, write(tmp_path, "a.csv", body), now=NOW)
+    assert (result.rows_read, result.accepted, result.duplicates, result.quarantined) == (
+        108,
+        100,
+        7,
+        1,
+    )
+    (conflict,) = quarantine_reasons(engine, result.batch_id)
+    assert "payment_method qris (stored cash)" in conflict["reasons"]
+    # A file sent three times over in one upload: one copy stored, the rest duplicates.
+    thrice = ingest_file(engine, write(tmp_path, "b.csv", good_rows(50, start=200) * 3), now=NOW)
+    assert (thrice.accepted, thrice.duplicates, thrice.quarantined) == (50, 100, 0)
+    assert count(engine, transactions) == 150
