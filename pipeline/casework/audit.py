@@ -1,8 +1,11 @@
 """The case workflow: decide, reopen, assign; each step appended to the audit trail.
 
 Every change to a case writes one ``case_events`` row (who, when, what, the state before and
-after, the note) in the same transaction as the change. The table is append-only: the app has no
+after, the note) in the same transaction as the change. That table is append-only: the app has no
 way to edit it and migration 0002 adds database triggers that refuse UPDATE and DELETE.
+
+The change itself goes through ``casework.case_store``, the one writer of ``cases``. A case with
+anything in its trail is one a person has acted on: the detector and reconciliation never rewrite it.
 
 Feedback to detection:
 - a false alarm adds a ``suppressions`` row for the case's point and kind, from the case start
@@ -21,6 +24,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, select, update
 
+from pipeline.casework.case_store import change_state
 from pipeline.casework.users import CASE_WORKER_ROLES, User
 from pipeline.core.errors import UnusableInputError
 from pipeline.store.schema import case_events, cases, suppressions, users
@@ -74,24 +78,6 @@ def _state(row) -> dict:
     return {"status": row.status, "assignee": row.assignee}
 
 
-def _change(connection: Connection, row, now: datetime, **values) -> None:
-    """Update the case only if nobody changed it since we read it (two auditors, one case)."""
-    same_assignee = (
-        cases.c.assignee.is_(None) if row.assignee is None else cases.c.assignee == row.assignee
-    )
-    result = connection.execute(
-        update(cases)
-        .where(cases.c.case_id == row.case_id)
-        .where(cases.c.status == row.status)
-        .where(same_assignee)
-        .values(updated_at=now, **values)
-    )
-    if result.rowcount != 1:
-        raise UnusableInputError(
-            f"case {row.case_id} was changed by someone else meanwhile; reload it and try again"
-        )
-
-
 def _append(connection, case_id, actor, action, before, after, note, now) -> None:
     connection.execute(
         case_events.insert().values(
@@ -136,7 +122,7 @@ def decide(
             raise UnusableInputError(f"case {case_id} is already {DECISIONS[decision]!r}")
         before = _state(row)
         after = {**before, "status": decision}
-        _change(connection, row, now, status=decision)
+        change_state(connection, row, now, status=decision)
         if decision == "false_alarm":
             result = connection.execute(
                 suppressions.insert().values(
@@ -167,7 +153,7 @@ def reopen(
             raise UnusableInputError(f"case {case_id} is already open")
         before = _state(row)
         after = {**before, "status": "open"}
-        _change(connection, row, now, status="open")
+        change_state(connection, row, now, status="open")
         if row.status == "false_alarm":
             for suppression_id in _suppressions_made_by(connection, case_id):
                 # End it now rather than delete it: what was suppressed meanwhile stays explainable.
@@ -225,7 +211,7 @@ def assign(
             raise UnusableInputError(f"case {case_id} is already assigned to {name or 'nobody'}")
         before = _state(row)
         after = {**before, "assignee": name}
-        _change(connection, row, now, assignee=name)
+        change_state(connection, row, now, assignee=name)
         _append(connection, case_id, actor.username, "assign", before, after, text, now)
     return after
 

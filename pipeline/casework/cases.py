@@ -1,9 +1,9 @@
 """Flagged point-hours -> ``anomalies`` rows -> ``cases`` (runs of consecutive flagged hours).
 
 Rescoring a range is a replacement, never an accumulation: flags and open cases of the range are
-rebuilt from the new scores. A case an auditor has touched (decided, assigned or annotated) is
-never rewritten or duplicated: its anomalies stay attached and new flags inside its span are
-dropped. Suppression windows (closures, maintenance, auditor false alarms of one kind) keep flags
+rebuilt from the new scores. A case a person has acted on (``case_store.ACTED_ON``: decided,
+assigned or annotated) is never rewritten or duplicated: its anomalies stay attached and new flags
+inside its span are dropped. Case rows are written through ``case_store``, the table's one writer. Suppression windows (closures, maintenance, auditor false alarms of one kind) keep flags
 from being recorded at all.
 """
 
@@ -18,9 +18,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 
-from pipeline.reference.points import open_hours_matrix, read_registry
+from pipeline.casework.case_store import ACTED_ON, drop_cases, open_case, rewrite_case
+from pipeline.core.times import DEFAULT_TIMEZONE
+from pipeline.reference.points import known_points, open_hours_matrix, read_registry
 from pipeline.reference.suppressions import suppressed_mask, suppression_windows
-from pipeline.store.schema import anomalies, case_events, cases
+from pipeline.store.schema import anomalies, cases
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 MAX_GAP = timedelta(hours=18)  # closed hours (a night) between flags do not split a case
@@ -40,7 +42,7 @@ def _open_lookup(pts: dict[str, dict]):
 
     def closed_between(point_id: str, first: pd.Timestamp, last: pd.Timestamp) -> bool:
         """True when every hour strictly between the two flagged hours is outside open hours."""
-        tz = pts[point_id]["timezone"] or "Asia/Jakarta"
+        tz = pts[point_id]["timezone"] or DEFAULT_TIMEZONE
         hours = pd.date_range(first + pd.Timedelta(hours=1), last, freq="h", inclusive="left")
         if len(hours) == 0:
             return True
@@ -130,18 +132,8 @@ def _frame(rows, columns) -> pd.DataFrame:
 
 def _preserved_cases(connection: Connection, begin: datetime, end: datetime) -> pd.DataFrame:
     """Detector cases overlapping [begin, end) that a person has acted on: never rewritten."""
-    touched = select(case_events.c.case_id).distinct()
     query = select(cases.c.case_id, cases.c.point_id, cases.c.start_at, cases.c.end_at).where(
-        and_(
-            cases.c.origin == "detector",
-            cases.c.start_at < end,
-            cases.c.end_at > begin,
-            or_(
-                cases.c.status != "open",
-                cases.c.assignee.is_not(None),
-                cases.c.case_id.in_(touched),
-            ),
-        )
+        and_(cases.c.origin == "detector", cases.c.start_at < end, cases.c.end_at > begin, ACTED_ON)
     )
     return _frame(connection.execute(query), ["case_id", "point_id", "start_at", "end_at"])
 
@@ -258,16 +250,10 @@ def _rebuild_cases(
         key = (fields["point_id"], pd.Timestamp(fields["start_at"]))
         case_id = reuse.get(key)
         if case_id is not None:
-            connection.execute(
-                update(cases).where(cases.c.case_id == case_id).values(**fields, updated_at=now)
-            )
+            rewrite_case(connection, case_id, {**fields, "updated_at": now})
             used.add(case_id)
         else:
-            case_id = connection.execute(
-                insert(cases).values(
-                    **fields, origin="detector", status="open", created_at=now, updated_at=now
-                )
-            ).inserted_primary_key[0]
+            case_id = open_case(connection, {**fields, "origin": "detector"}, now=now)
         connection.execute(
             update(anomalies)
             .where(
@@ -281,8 +267,7 @@ def _rebuild_cases(
             .values(case_id=case_id)
         )
     leftover = [int(i) for i in old["case_id"] if int(i) not in used] if not old.empty else []
-    if leftover:
-        connection.execute(delete(cases).where(cases.c.case_id.in_(leftover)))
+    drop_cases(connection, leftover)
     return _count_new(connection, begin, finish, keep_ids)
 
 
@@ -374,9 +359,8 @@ def cases_from_flags(flags: pd.DataFrame, pts: dict[str, dict]) -> pd.DataFrame:
     return frame
 
 
-def registry(engine: Engine) -> dict[str, dict]:
-    with engine.connect() as connection:
-        return read_registry(connection)
+# The registry's one reader is reference.points; this name stays for detection.backfill's import.
+registry = known_points
 
 
 __all__ = [

@@ -8,12 +8,11 @@ the revenue dashboard only. Every right is named in ``RIGHTS`` so the app and th
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Engine, select, update
 
 from pipeline.core.errors import UnusableInputError
@@ -37,12 +36,24 @@ CASE_WORKER_ROLES = frozenset({"auditor", "supervisor"})
 
 MIN_PASSWORD_LENGTH = 8
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
 # argon2id at OWASP's recommended floor (19 MiB, 2 passes, 1 lane): one login costs ~50 ms on one
 # core instead of argon2-cffi's default 64 MiB x 4 lanes, which starves a small shared server
 # when several people sign in at once. Hashes made with other parameters are upgraded at login.
-_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
-# Verified against when the username is unknown, so a miss costs the same time as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a real password")
+# Made on first use, not at import: the CLI and the DAG processor import this module for ROLES and
+# RIGHTS and should not load argon2 nor pay for the dummy hash below (~50 ms) to do so.
+@functools.cache
+def _hasher():
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Verified against when the username is unknown, so a miss costs the same as a wrong password.
+    return _hasher().hash("not a real password")
 
 
 class NotAllowed(Exception):
@@ -110,7 +121,7 @@ def _insert(engine: Engine, username: str, role: str, password: str, now: dateti
         connection.execute(
             users.insert().values(
                 username=username,
-                password_hash=_hasher.hash(password),
+                password_hash=_hasher().hash(password),
                 role=role,
                 active=1,
                 created_at=now,
@@ -139,34 +150,36 @@ def list_users(engine: Engine) -> list[User]:
 
 def authenticate(engine: Engine, username: str, password: str) -> User | None:
     """The active user if ``password`` matches, else None. Rehashes when argon2 parameters moved."""
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
     name = username.strip().lower()
     with engine.connect() as connection:
         row = connection.execute(select(users).where(users.c.username == name)).first()
     if row is None:
         try:
-            _hasher.verify(_DUMMY_HASH, password)
+            _hasher().verify(_dummy_hash(), password)
         except VerificationError:
             pass
         return None
     try:
-        _hasher.verify(row.password_hash, password)
+        _hasher().verify(row.password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
     if not row.active:
         return None
-    if _hasher.check_needs_rehash(row.password_hash):
+    if _hasher().check_needs_rehash(row.password_hash):
         with engine.begin() as connection:
             connection.execute(
                 update(users)
                 .where(users.c.username == name)
-                .values(password_hash=_hasher.hash(password))
+                .values(password_hash=_hasher().hash(password))
             )
     return User(row.username, row.role, True)
 
 
 def set_password(engine: Engine, username: str, password: str) -> None:
     check_password(password)
-    _update(engine, username, password_hash=_hasher.hash(password))
+    _update(engine, username, password_hash=_hasher().hash(password))
 
 
 def set_role(engine: Engine, username: str, role: str) -> None:

@@ -1,13 +1,28 @@
-"""The `eincome` command. Each area registers its commands from its own module; each command
-parses its arguments, calls one function in `pipeline`, and reports."""
+"""The `eincome` command: the hub that assembles every area's commands into one Typer app.
+
+Each `*_cmds` module defines its commands on its own Typer (`commands` for top-level ones, a
+named group such as `points_app` for `eincome points ...`) and never imports this hub, so
+importing a command module has no side effects and there is no import cycle. Each command
+parses its arguments, calls one function in `pipeline`, and reports.
+"""
 
 from __future__ import annotations
 
 import sys
 
 import typer
-from rich.console import Console
 
+from pipeline.cli import (
+    data_cmds,
+    demo_cmds,
+    detect_cmds,
+    ingest_cmds,
+    recon_cmds,
+    review_cmds,
+    sim_cmds,
+    source_cmds,
+)
+from pipeline.cli.common import err_console
 from pipeline.core.errors import UnusableInputError
 
 app = typer.Typer(
@@ -17,17 +32,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err_console = Console(stderr=True)
 
-# Command modules register themselves on `app` when imported.
-from pipeline.cli import data_cmds  # noqa: E402,F401
-from pipeline.cli import ingest_cmds  # noqa: E402,F401
-from pipeline.cli import sim_cmds  # noqa: E402,F401
-from pipeline.cli import review_cmds  # noqa: E402,F401
-from pipeline.cli import demo_cmds  # noqa: E402,F401
-from pipeline.cli import detect_cmds  # noqa: E402,F401
-from pipeline.cli import source_cmds  # noqa: E402,F401
-from pipeline.cli import recon_cmds  # noqa: E402,F401
+# Top-level commands, in the order `eincome --help` lists them. A Typer added without a name
+# contributes its commands directly to `app`.
+for _module in (
+    ingest_cmds,
+    sim_cmds,
+    review_cmds,
+    demo_cmds,
+    detect_cmds,
+    source_cmds,
+    recon_cmds,
+):
+    app.add_typer(_module.commands)
+
+# Command groups: `eincome <group> <command>`.
+app.add_typer(data_cmds.points_app, name="points")
+app.add_typer(review_cmds.users_app, name="users")
+app.add_typer(detect_cmds.suppress_app, name="suppress")
+app.add_typer(recon_cmds.recon_app, name="recon")
 
 
 def main() -> None:
@@ -42,10 +65,19 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
+    except _click_errors() as exc:  # usage errors arrive here in non-standalone mode
+        exc.show()
+        sys.exit(exc.exit_code)
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _click_errors() -> tuple[type[Exception], ...]:
+    """click's usage-error base class(es). Typer 0.29 vendors its own click as ``typer._click``
+    (private, hence the guard), whose errors are not ``click.ClickException``: catching only the
+    latter let `eincome nosuch` end in a traceback and exit 1 instead of a usage line and exit 2."""
+    import click
+
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+    except ImportError:  # typer < 0.29 uses click itself
+        return (click.ClickException,)
+    return (click.ClickException, TyperClickException)

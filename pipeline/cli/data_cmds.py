@@ -6,12 +6,10 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app
 from pipeline.cli.common import runtime
 from pipeline.reference import points as points_registry
 
 points_app = typer.Typer(help="The collection-point registry.", no_args_is_help=True)
-app.add_typer(points_app, name="points")
 
 
 @points_app.command("load")

@@ -10,10 +10,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli import app
 from pipeline.cli.common import runtime
 from pipeline.core.times import DEFAULT_TIMEZONE
 from pipeline.reference.points import known_points
+
+# Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
+commands = typer.Typer()
 
 console = Console()
 # Cases not tied to one registered point (e.g. an unattributed bank deposit) show in the
@@ -21,7 +23,7 @@ console = Console()
 REGION_TZ = ZoneInfo(DEFAULT_TIMEZONE)
 
 
-@app.command()
+@commands.command()
 def demo(
     points: int = typer.Option(40, help="Collection points to simulate."),
     weeks: int = typer.Option(8, help="Weeks of history to simulate."),

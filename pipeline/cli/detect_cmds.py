@@ -10,9 +10,11 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from pipeline.cli import app
 from pipeline.cli.common import runtime
 from pipeline.core.errors import UnusableInputError
+
+# Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
+commands = typer.Typer()
 
 
 class OutputFormat(StrEnum):
@@ -77,7 +79,7 @@ def _calendar(events: Path | None):
 EVENTS_HELP = "Regional events CSV (date,name) treated like public holidays."
 
 
-@app.command("train")
+@commands.command("train")
 def train(
     start: str = typer.Option(
         None, help="Training window start, ISO-8601 with offset (default: first data)."
@@ -94,7 +96,7 @@ def train(
     typer.echo(f"model {version} trained on {begin.isoformat()} .. {finish.isoformat()}")
 
 
-@app.command("score")
+@commands.command("score")
 def score(
     start: str = typer.Option(..., help="Range start, ISO-8601 with offset."),
     end: str = typer.Option(..., help="Range end, exclusive."),
@@ -119,7 +121,7 @@ def score(
     )
 
 
-@app.command("backfill")
+@commands.command("backfill")
 def backfill_cmd(
     start: str = typer.Option(..., help="Range start, ISO-8601 with offset."),
     end: str = typer.Option(..., help="Range end, exclusive."),
@@ -144,7 +146,7 @@ def backfill_cmd(
     )
 
 
-@app.command("anomalies")
+@commands.command("anomalies")
 def anomalies_cmd(
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
     start: str = typer.Option(None, help="Only hours from this time."),
@@ -165,7 +167,7 @@ def anomalies_cmd(
     _print_frame(frame[columns], format, "Flagged point-hours")
 
 
-@app.command("cases")
+@commands.command("cases")
 def cases_cmd(
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
     status: str = typer.Option(None, help="Only cases with this status (open, confirmed, ...)."),
@@ -193,7 +195,7 @@ def cases_cmd(
     _print_frame(frame[columns], format, "Cases")
 
 
-@app.command("backtest")
+@commands.command("backtest")
 def backtest_cmd(
     model: str = typer.Option(..., help="Model version to replay."),
     start: str = typer.Option(..., help="Range start, ISO-8601 with offset."),
@@ -239,7 +241,6 @@ def backtest_cmd(
 suppress_app = typer.Typer(
     help="Suppression windows: closures, maintenance, known false alarms.", no_args_is_help=True
 )
-app.add_typer(suppress_app, name="suppress")
 
 
 @suppress_app.command("load")

@@ -11,17 +11,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli import app, err_console
-from pipeline.cli.common import runtime
+from pipeline.cli.common import err_console, runtime
 from pipeline.core.errors import UnusableInputError
 from pipeline.intake.ingest import BatchFailedError, ingest_file
+
+# Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
+commands = typer.Typer()
 
 # Below this size a file ingests in about a second: a progress bar would only flicker.
 _PROGRESS_MIN_BYTES = 5_000_000
 COUNT_KEYS = ("rows_read", "accepted", "quarantined", "duplicates")
 
 
-@app.command("ingest")
+@commands.command("ingest")
 def ingest(
     files: list[Path] = typer.Argument(
         ..., help="Feed files: CSV with header or JSON Lines, optionally .gz."

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app
 from pipeline.cli.common import runtime
 from pipeline.core.errors import UnusableInputError
+
+# Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
+commands = typer.Typer()
 
 recon_app = typer.Typer(
     help="Reconciliation feeds (returns, bank statement, collector deposits) and settings.",
     no_args_is_help=True,
 )
-app.add_typer(recon_app, name="recon")
 
 
 def _config(rt):
@@ -104,7 +105,7 @@ def recon_config() -> None:
         typer.echo(f"{name} = {json.dumps(getattr(config, name))}\n    {help_text}")
 
 
-@app.command("reconcile")
+@commands.command("reconcile")
 def reconcile_cmd(
     period: str = typer.Option(None, "--period", help="A month, YYYY-MM."),
     start: str = typer.Option(None, "--start", help="First day, YYYY-MM-DD (with --end)."),
@@ -204,7 +205,7 @@ def _table(rows: list[dict]) -> None:
         Console(width=160).print(table)
 
 
-@app.command("evaluate-recon")
+@commands.command("evaluate-recon")
 def evaluate_recon(
     seeds: int = typer.Option(3, "--seeds", help="How many seeds (7, 8, ...) to simulate."),
     work: Path = typer.Option(

@@ -5,14 +5,15 @@ from __future__ import annotations
 import typer
 
 from pipeline.casework import users as users_store
-from pipeline.cli import app
 from pipeline.cli.common import runtime
 
+# Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
+commands = typer.Typer()
+
 users_app = typer.Typer(help="Review-app users and their roles.", no_args_is_help=True)
-app.add_typer(users_app, name="users")
 
 
-@app.command("serve")
+@commands.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),

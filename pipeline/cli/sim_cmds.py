@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app
+# Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
+commands = typer.Typer()
 
 
-@app.command("simulate")
+@commands.command("simulate")
 def simulate_cmd(
     out: Path = typer.Option(None, "--out", help="Output folder (default: $EINCOME_HOME/sample)."),
     points: int = typer.Option(40, "--points", help="Collection points to simulate."),
@@ -58,7 +59,7 @@ def _pct(value) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-@app.command("evaluate")
+@commands.command("evaluate")
 def evaluate_cmd(
     seeds: int = typer.Option(3, "--seeds", help="How many seeds to run."),
     first_seed: int = typer.Option(7, "--first-seed", help="The first seed; the rest follow it."),
@@ -74,10 +75,8 @@ def evaluate_cmd(
 ) -> None:
     """Run the real pipeline on simulated feeds and measure detection against the labels."""
     from rich.console import Console
-    from rich.table import Table
 
     from pipeline.testbed.evaluation import evaluate, to_json
-    from pipeline.testbed.simulator import LEAKAGE_KINDS, QUIET_KINDS
 
     first_day = None
     if start:
@@ -102,6 +101,20 @@ def evaluate_cmd(
         return
     # Wide enough for both tables even when output is piped (rich assumes 80 columns then).
     console = Console(width=max(Console().width, 120))
+    console.print(_detection_table(report, points, weeks))
+    console.print(_kinds_table(report))
+    _print_ingest_lines(console, report)
+    console.print(_books_table(report))
+    for name, met in report["mean"]["targets"].items():
+        console.print(f"{'[green]met[/]    ' if met else '[red]not met[/]'}  {name}")
+
+
+def _detection_table(report: dict, points: int, weeks: int):
+    from rich.table import Table
+
+    from pipeline.testbed.simulator import QUIET_KINDS
+
+    mean = report["mean"]
     table = Table(title=f"Detection vs simulator labels ({points} points x {weeks} weeks)")
     headers = (
         "seed",
@@ -135,7 +148,6 @@ def evaluate_cmd(
             *(str(m["quiet_flags"][k]) for k in QUIET_KINDS),
             str(m["warmup_flags"]),
         )
-    mean = report["mean"]
     table.add_row(
         "mean",
         "",
@@ -150,7 +162,15 @@ def evaluate_cmd(
         "",
         style="bold",
     )
-    console.print(table)
+    return table
+
+
+def _kinds_table(report: dict):
+    from rich.table import Table
+
+    from pipeline.testbed.simulator import LEAKAGE_KINDS
+
+    mean = report["mean"]
     kinds = Table(title="Events caught per kind")
     kinds.add_column("seed", justify="right")
     for kind in LEAKAGE_KINDS:
@@ -169,7 +189,10 @@ def evaluate_cmd(
     kinds.add_row(
         "mean", *(_pct(mean["recall_by_kind"].get(k)) for k in LEAKAGE_KINDS), style="bold"
     )
-    console.print(kinds)
+    return kinds
+
+
+def _print_ingest_lines(console, report: dict) -> None:
     for run in report["runs"]:
         ingest = run["ingest"]
         console.print(
@@ -181,6 +204,12 @@ def evaluate_cmd(
         )
         if run["metrics"]["missed"]:
             console.print("  missed: " + "; ".join(run["metrics"]["missed"]), highlight=False)
+
+
+def _books_table(report: dict):
+    from rich.table import Table
+
+    mean = report["mean"]
     books = Table(title="Reconciliation vs planted gaps (same regency)")
     for column in ("seed", "gaps found", "recall", "false gaps", "on clean periods"):
         books.add_column(column, justify="right")
@@ -201,6 +230,4 @@ def evaluate_cmd(
         "",
         style="bold",
     )
-    console.print(books)
-    for name, met in mean["targets"].items():
-        console.print(f"{'[green]met[/]    ' if met else '[red]not met[/]'}  {name}")
+    return books

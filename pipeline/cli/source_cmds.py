@@ -8,11 +8,13 @@ import sys
 
 import typer
 
-from pipeline.cli import app, err_console
-from pipeline.cli.common import runtime
+from pipeline.cli.common import err_console, runtime
+
+# Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
+commands = typer.Typer()
 
 
-@app.command("pull")
+@commands.command("pull")
 def pull(
     source: list[str] = typer.Option(
         None, "--source", "-s", help="Pull only this source (repeatable). Default: every source."

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 # The zone of a point that names none, and of the regency's calendar (WIB, UTC+7, no DST).
 DEFAULT_TIMEZONE = "Asia/Jakarta"
@@ -26,3 +27,9 @@ def ceil_hour(moment: datetime) -> datetime:
     """The first UTC hour start at or after ``moment``."""
     start = floor_hour(moment)
     return start if start == to_utc(moment) else start + HOUR
+
+
+def local_midnight(day: date, zone: str | ZoneInfo) -> datetime:
+    """The UTC instant a local calendar ``day`` begins in ``zone`` (a name or a ZoneInfo)."""
+    tz = ZoneInfo(zone) if isinstance(zone, str) else zone
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)

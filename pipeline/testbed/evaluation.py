@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from pipeline.core.times import DEFAULT_TIMEZONE
 from pipeline.testbed.simulator import LEAKAGE_KINDS, QUIET_KINDS, Manifest, read_labels, simulate
 
 PAD = pd.Timedelta(hours=1)
@@ -54,10 +55,6 @@ TARGETS = {
 
 
 # ---- pure metric functions: (labels, flags) frames in, numbers out ---------------------------
-
-
-def _utc(series: pd.Series) -> pd.Series:
-    return pd.to_datetime(series, utc=True)
 
 
 def _overlaps(
@@ -137,7 +134,7 @@ def normal_point_hours(
     leakage = leakage_labels(labels)
     total = 0
     for point in registry.itertuples(index=False):
-        local = hours.tz_convert(getattr(point, "timezone", None) or "Asia/Jakarta")
+        local = hours.tz_convert(getattr(point, "timezone", None) or DEFAULT_TIMEZONE)
         opens, closes = point.open_hours.split("-")
         lo = int(opens[:2]) + int(opens[3:]) / 60
         hi = int(closes[:2]) + int(closes[3:]) / 60
@@ -275,10 +272,11 @@ def read_flags(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
             )
         ).all()
     flags = pd.DataFrame(flag_rows, columns=["point_id", "hour_start", "kind", "score"])
-    flags["hour_start"] = _utc(flags["hour_start"])
+    # Stored times come back naive (SQLite) or aware (PostgreSQL); both are UTC.
+    flags["hour_start"] = pd.to_datetime(flags["hour_start"], utc=True)
     found = pd.DataFrame(case_rows, columns=["point_id", "start_at", "end_at", "kind"])
-    found["start_at"] = _utc(found["start_at"])
-    found["end_at"] = _utc(found["end_at"])
+    for column in ("start_at", "end_at"):
+        found[column] = pd.to_datetime(found[column], utc=True)
     return flags, found
 
 

@@ -8,6 +8,8 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, insert, select, update
 
+from pipeline.casework import audit
+from pipeline.casework.users import User, add_user
 from pipeline.core.errors import UnusableInputError
 from pipeline.reconciliation.reconcile import (
     ReconConfig,
@@ -423,3 +425,72 @@ def test_a_gap_day_bridging_two_open_collector_cases_joins_them(books):
     assert sorted(details["days"]) == [f"2026-03-0{d}" for d in range(2, 7)]
     assert details["refs"]["collector_deposits"]["days"] == sorted(details["days"])
     assert case["shortfall_rp"] == 5 * 300_000
+
+
+# --- people's work survives reruns (casework.case_store.ACTED_ON) --------------------------------
+
+AUDITOR = User("ani", "auditor")
+
+
+def _row(engine, case_id):
+    with engine.connect() as connection:
+        return dict(
+            connection.execute(select(cases).where(cases.c.case_id == case_id)).mappings().one()
+        )
+
+
+def test_noted_open_case_survives_a_rerun_with_its_note(engine):
+    books = Books(engine)
+    restaurant(books).tax_return("R1", "2026-03", 7_000_000, 700_000)
+    books.bank(DUE, 700_000, point_id="R1", reference="SSPD R1 2026-03")
+    reconcile(engine, *MARCH, as_of=AFTER_DUE)
+    (case,) = _cases(engine)
+    assert case["kind"] == "declared_below_recorded"
+    audit.add_note(engine, case["case_id"], AUDITOR, "asked the restaurant for its till rolls")
+    before = _row(engine, case["case_id"])
+    books.sales("R1", date(2026, 3, 20), 1_000_000)  # a late device file: the gap grows
+    rerun = reconcile(engine, *MARCH, as_of=AFTER_DUE)
+    assert (rerun.cases_kept, rerun.cases_updated, rerun.cases_created) == (1, 0, 0)
+    assert _row(engine, case["case_id"]) == before
+    assert [e.note for e in audit.trail(engine, case["case_id"])] == [
+        "asked the restaurant for its till rolls"
+    ]
+
+
+def test_assigned_open_case_is_neither_rewritten_nor_cleared(engine):
+    books = Books(engine)
+    restaurant(books).tax_return("R1", "2026-03", 10_000_000, 1_000_000)
+    reconcile(engine, *MARCH, as_of=AFTER_DUE)
+    (case,) = _cases(engine)
+    add_user(engine, "budi", "auditor", "a-long-password")
+    audit.assign(engine, case["case_id"], User("sri", "supervisor"), "budi")
+    before = _row(engine, case["case_id"])
+    books.bank(DUE, 1_000_000, point_id="R1", reference="SSPD R1 2026-03")
+    result = reconcile(engine, *MARCH, as_of=AFTER_DUE)
+    assert result.cases_cleared == 0 and _row(engine, case["case_id"]) == before
+
+
+def test_noted_collector_case_is_not_deleted_when_a_gap_day_bridges_it(books):
+    # The bridging day used to join the two open cases by deleting one: with a note on it, the
+    # foreign key from case_events aborted the run.
+    parking(books)
+    for day in range(2, 7):
+        books.sales("K1", date(2026, 3, day), 500_000, operator="C1", method="cash")
+        books.handed_in("C1", date(2026, 3, day), 200_000)
+    reconcile(books.engine, date(2026, 3, 2), date(2026, 3, 4), as_of=AFTER_DUE)
+    reconcile(books.engine, date(2026, 3, 5), date(2026, 3, 7), as_of=AFTER_DUE)
+    first, second = _cases(books.engine)
+    audit.add_note(books.engine, second["case_id"], AUDITOR, "collector was ill on the 5th")
+    noted = _row(books.engine, second["case_id"])
+    reconcile(books.engine, date(2026, 3, 4), date(2026, 3, 5), as_of=AFTER_DUE)
+    grown, kept = _cases(books.engine)
+    assert dict(kept) == noted
+    assert sorted(json.loads(grown["details"])["days"]) == [
+        "2026-03-02",
+        "2026-03-03",
+        "2026-03-04",
+    ]
+    assert grown["case_id"] == first["case_id"]
+    assert [e.note for e in audit.trail(books.engine, second["case_id"])] == [
+        "collector was ill on the 5th"
+    ]

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.casework.users import ensure_demo_users
+from pipeline.core.money import rupiah
 from pipeline.core.settings import Settings
 from pipeline.review import create_app
-from pipeline.review.app import rupiah
 from pipeline.store import connect
 from tests.helpers.review_seed import seed
 from tests.helpers.services import service_missing

@@ -29,3 +29,17 @@ def test_quick_bench_writes_every_stage(tmp_path):
     assert ingest["accepted"] + ingest["quarantined"] + ingest["duplicates"] == ingest["rows"]
     assert ingest["x_floor"] > 0 and ingest["peak_mib"] > 0
     assert "not measured" in by_stage[("backfill", "-")]["error"]
+
+
+@pytest.mark.slow
+def test_a_stage_runs_in_its_own_process_through_python_m(tmp_path):
+    """The full bench runs each stage as ``python -m pipeline.testbed.bench --stage``; --quick
+    runs them in process, so this pins the child path (the package's __main__.py)."""
+    from pipeline.testbed.bench.run import _run_stage
+
+    feed = bench.generate_feed(tmp_path, 1500, 5, quick=True)
+    params = {"feed": feed["feed"], "chunk_rows": 500}
+    result = _run_stage("parse", params, timeout=300)
+    assert "error" not in result, result
+    assert result["rows"] == feed["rows"] and result["peak_mib"] > 0
+    assert result["process_seconds"] >= result["seconds"]

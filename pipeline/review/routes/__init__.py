@@ -1,0 +1,9 @@
+"""The review app's routers, one per area. Each route parses its input, calls one function in
+``pipeline`` (queries, audit, users, exports) and renders or redirects; shared dependencies come
+from ``pipeline.review.deps``. ``ROUTERS`` is the order ``app.py`` includes them in."""
+
+from pipeline.review.routes import auth, cases, dashboard, ops, users
+
+ROUTERS = (auth.router, cases.router, dashboard.router, ops.router, users.router)
+
+__all__ = ["ROUTERS"]

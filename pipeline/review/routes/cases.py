@@ -1,0 +1,147 @@
+"""The case queue, one case, the decisions on it, and their CSV/XLSX exports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Depends, Form, Request
+
+from pipeline.casework import audit
+from pipeline.casework.users import User
+from pipeline.core.errors import UnusableInputError
+from pipeline.review import exports, queries
+from pipeline.review.deps import (
+    CSV,
+    XLSX,
+    csrf_protect,
+    download,
+    engine_of,
+    flash,
+    need,
+    page_number,
+    render,
+    see_other,
+)
+
+router = APIRouter(dependencies=[Depends(csrf_protect)])
+
+
+@router.get("/cases")
+def case_queue(request: Request, user: User = need("cases.view")):
+    flt = queries.QueueFilter.from_params(request.query_params)
+    return render(
+        request,
+        "queue.html",
+        user=user,
+        flt=flt,
+        queue=queries.case_queue(engine_of(request), flt),
+        choices=queries.filter_choices(engine_of(request)),
+    )
+
+
+@router.get("/cases/export.{fmt}")
+def case_queue_export(request: Request, fmt: str, user: User = need("cases.export")):
+    flt = queries.QueueFilter.from_params(request.query_params)
+    table = exports.queue_table(queries.queue_rows_for_export(engine_of(request), flt))
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    if fmt == "csv":
+        return download(exports.to_csv(table), f"cases-{stamp}.csv", CSV)
+    if fmt == "xlsx":
+        return download(exports.to_xlsx({"Cases": table}), f"cases-{stamp}.xlsx", XLSX)
+    raise UnusableInputError(f"export format {fmt!r} is not csv or xlsx")
+
+
+def _casepage_number(request: Request, user: User, case_id: int, page: int):
+    engine = engine_of(request)
+    case = queries.get_case(engine, case_id)
+    chart = queries.case_chart(engine, case)
+    hours = queries.case_hours(engine, case, chart)
+    return render(
+        request,
+        "case.html",
+        user=user,
+        case=case,
+        chart=chart,
+        hours=hours,
+        days=queries.case_days(hours, case.timezone) if len(hours) > 24 else None,
+        txns=queries.case_transactions(engine, case, page),
+        trail=audit.trail(engine, case_id),
+        workers=queries.case_workers(engine),
+        decisions=audit.DECISIONS,
+        decidable=case.status in audit.DECIDABLE,
+    )
+
+
+@router.get("/cases/{case_id}")
+def casepage_number(
+    request: Request, case_id: int, page: str | None = None, user: User = need("cases.view")
+):
+    return _casepage_number(request, user, case_id, page_number(page))
+
+
+@router.post("/cases/{case_id}/decide")
+def case_decide(
+    request: Request,
+    case_id: int,
+    decision: str = Form(""),
+    note: str = Form(""),
+    user: User = need("cases.decide"),
+):
+    audit.decide(
+        engine_of(request),
+        case_id,
+        user,
+        decision,
+        note,
+        false_alarm_days=request.app.state.settings.false_alarm_days,
+    )
+    flash(request, f"Case {case_id}: {audit.DECISIONS[decision]} recorded.")
+    return see_other(f"/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/reopen")
+def case_reopen(
+    request: Request, case_id: int, note: str = Form(""), user: User = need("cases.reopen")
+):
+    audit.reopen(engine_of(request), case_id, user, note)
+    flash(request, f"Case {case_id} reopened.")
+    return see_other(f"/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/assign")
+def case_assign(
+    request: Request,
+    case_id: int,
+    assignee: str = Form(""),
+    note: str = Form(""),
+    user: User = need("cases.assign"),
+):
+    audit.assign(engine_of(request), case_id, user, assignee, note)
+    flash(request, f"Case {case_id} assigned to {assignee or 'nobody'}.")
+    return see_other(f"/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/note")
+def case_note(
+    request: Request, case_id: int, note: str = Form(""), user: User = need("cases.decide")
+):
+    audit.add_note(engine_of(request), case_id, user, note)
+    flash(request, f"Note added to case {case_id}.")
+    return see_other(f"/cases/{case_id}")
+
+
+@router.get("/cases/{case_id}/export.{fmt}")
+def case_export(request: Request, case_id: int, fmt: str, user: User = need("cases.export")):
+    engine = engine_of(request)
+    case = queries.get_case(engine, case_id)
+    sheets = exports.case_sheets(
+        case,
+        queries.case_hours(engine, case, queries.case_chart(engine, case)),
+        queries.case_transactions_for_export(engine, case),
+        audit.trail(engine, case_id),
+    )
+    if fmt == "csv":
+        return download(exports.sheets_to_csv(sheets), f"case-{case_id}.csv", CSV)
+    if fmt == "xlsx":
+        return download(exports.to_xlsx(sheets), f"case-{case_id}.xlsx", XLSX)
+    raise UnusableInputError(f"export format {fmt!r} is not csv or xlsx")
