@@ -116,7 +116,14 @@ def _normal_header(path: Path, names: list) -> list[str]:
             f"feed {path}: column(s) {', '.join(repeated)} appear more than once in the header "
             "(names are matched ignoring case and surrounding spaces)"
         )
-    return header
+    # Other columns are only kept for the quarantine's raw JSON: repeated names get a suffix.
+    seen: dict[str, int] = {}
+    unique = []
+    for name in header:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        unique.append(name if not count else f"{name}.{count}")
+    return unique
 
 
 def _is_gzip(path: Path) -> bool:

@@ -147,3 +147,14 @@ def test_more_failing_rows_than_great_expectations_lists_by_default_all_come_bac
         frame, known_point_ids={"P1"}, now=NOW, future_tolerance=timedelta(minutes=10)
     )
     assert result.failed_count == n
+
+
+def test_a_header_with_repeated_other_columns_is_read_and_a_repeated_feed_column_refused(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text(HEADER.rstrip("\n") + ",note,note\n" + _rows(2).replace("\n", ",a,b\n"))
+    (chunk,) = list(read_feed(path))
+    assert len(chunk) == 2 and chunk.extra_columns == ("note", "note.1")
+    twice = tmp_path / "twice.csv"
+    twice.write_text("TXN_ID," + HEADER)
+    with pytest.raises(UnusableInputError, match="txn_id appear more than once"):
+        list(read_feed(twice))
