@@ -81,10 +81,28 @@ SETTINGS: tuple[Setting, ...] = (
         "1: the review-app session cookie is sent over HTTPS only (set it when served behind TLS).",
     ),
     Setting(
+        "session_idle_minutes",
+        "EINCOME_SESSION_IDLE_MINUTES",
+        "60",
+        "A review-app sign-in unused this many minutes ends (each request renews it).",
+    ),
+    Setting(
+        "session_hours",
+        "EINCOME_SESSION_HOURS",
+        "12",
+        "A review-app sign-in ends this many hours after it began, however busy.",
+    ),
+    Setting(
         "recon_config",
         "EINCOME_RECON_CONFIG",
         "",
         "Reconciliation tolerances file (JSON/YAML); empty: defaults (`eincome recon config`).",
+    ),
+    Setting(
+        "airflow_db_url",
+        "EINCOME_AIRFLOW_DB_URL",
+        "",
+        "Airflow's metadata database (SQLAlchemy URL, read-only user) for the ops page's DAG runs; empty: not shown.",
     ),
 )
 
@@ -101,7 +119,10 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     false_alarm_days: int = 30
     secure_cookies: int = 0
+    session_idle_minutes: int = 60
+    session_hours: int = 12
     recon_config: str = ""
+    airflow_db_url: str = field(default="", repr=False)  # may hold a password
 
     @property
     def earliest_time(self) -> datetime:

@@ -3,15 +3,29 @@ recorded failures, watermarks, and one batch's quarantined rows."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, select
+from datetime import UTC, datetime, timedelta
 
-from pipeline.core.errors import UnusableInputError
+from sqlalchemy import Engine, and_, func, or_, select
+
+from pipeline.core.errors import NotFoundError
 from pipeline.review.queries._region import PAGE_SIZE
-from pipeline.store.schema import ingest_batches, pipeline_failures, quarantine, source_watermarks
+from pipeline.store.schema import (
+    MAX_ROW_ID,
+    ingest_batches,
+    pipeline_failures,
+    quarantine,
+    source_watermarks,
+)
+
+# A batch still "running" after this was left by a killed ingest (the pull task's execution
+# timeout is 15 minutes): listed with the failed ones so ops see it.
+STALE_RUNNING = timedelta(hours=1)
 
 
-def pipeline_health(engine: Engine, *, limit: int = 50) -> dict:
-    """Last good batch per source, failed batches, batches with quarantined rows, failures."""
+def pipeline_health(engine: Engine, *, limit: int = 50, now: datetime | None = None) -> dict:
+    """Last good batch per source, failed (or stale running) batches, batches with quarantined
+    rows, failures."""
+    stale_before = (now or datetime.now(UTC)) - STALE_RUNNING
     b = ingest_batches
     with engine.connect() as connection:
         last_ok = {
@@ -47,7 +61,12 @@ def pipeline_health(engine: Engine, *, limit: int = 50) -> dict:
             )
         failed = connection.execute(
             select(b)
-            .where(b.c.status.in_(("failed", "rejected")))
+            .where(
+                or_(
+                    b.c.status.in_(("failed", "rejected")),
+                    and_(b.c.status == "running", b.c.started_at < stale_before),
+                )
+            )
             .order_by(b.c.batch_id.desc())
             .limit(limit)
         ).all()
@@ -71,12 +90,14 @@ def pipeline_health(engine: Engine, *, limit: int = 50) -> dict:
 
 def batch_quarantine(engine: Engine, batch_id: int, page: int = 1, *, page_size: int = PAGE_SIZE):
     """One batch and one page of its quarantined rows (reasons and the raw row as received)."""
+    if not 0 < batch_id <= MAX_ROW_ID:
+        raise NotFoundError(f"batch {batch_id} does not exist")
     with engine.connect() as connection:
         batch = connection.execute(
             select(ingest_batches).where(ingest_batches.c.batch_id == batch_id)
         ).first()
         if batch is None:
-            raise UnusableInputError(f"batch {batch_id} does not exist")
+            raise NotFoundError(f"batch {batch_id} does not exist")
         total = connection.execute(
             select(func.count()).where(quarantine.c.batch_id == batch_id)
         ).scalar()

@@ -5,15 +5,15 @@ a line swallowed by a parser cannot go unnoticed. ``owner`` (host, pid, process 
 next ingest or the ops page tell a batch whose process was killed - left ``running`` forever -
 from one still at work; the status index makes that look-up cheap.
 
-Revision ID: 0005_ingest
-Revises: 0004
+Revision ID: 0006_ingest
+Revises: 0005_review_sec
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_ingest"
-down_revision = "0004"
+revision = "0006_ingest"
+down_revision = "0005_review_sec"
 branch_labels = None
 depends_on = None
 
