@@ -34,7 +34,8 @@ DECISIONS = {
     "false_alarm": "false alarm",
     "field_check": "needs field check",
 }
-STATUS_LABELS = {"open": "open", **DECISIONS}
+# "cleared": closed by the pipeline when late sales disproved the flags (case_store.clear_case).
+STATUS_LABELS = {"open": "open", **DECISIONS, "cleared": "cleared by late data"}
 # A decision can be taken on an open case, or on one waiting for its field check.
 DECIDABLE = ("open", "field_check")
 MAX_NOTE = 4000

@@ -11,8 +11,10 @@ a rerun is written once:
     has anything in its audit trail (``case_events``: a note, an assignment, a decision since
     reopened). Producers never rewrite or delete such a case.
 
-Every ``case_events`` row is written by an auditor's action (``casework.audit``): no machine step
-appends to the trail, so "has a case event" is "a person touched it".
+Every ``case_events`` row is written by an auditor's action (``casework.audit``), with one machine
+exception: ``clear_case``, which closes an untouched open case that late data disproved (status
+``cleared``, actor ``pipeline``) and says why in the trail. A cleared case is no longer open, so
+the rule keeps it as well: "has a case event" is still "nobody may rewrite it".
 
 ``ACTED_ON`` is the rule as a SQL condition (for queries and as the guard of the producers'
 writes); ``acted_on_ids`` is the same rule for a handful of cases already in hand.
@@ -20,6 +22,7 @@ writes); ``acted_on_ids`` is the same rule for a handful of cases already in han
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -72,6 +75,33 @@ def drop_cases(connection: Connection, case_ids: Iterable[int]) -> int:
     return result.rowcount
 
 
+def clear_case(
+    connection: Connection, case_id: int, *, reason: str, actor: str, now: datetime
+) -> bool:
+    """Close a producer's open case that no longer holds (late sales disproved its flags): status
+    ``cleared`` and one trail entry by ``actor`` (a system name such as "pipeline") with
+    ``reason``. False, and nothing written, if a person has acted on it meanwhile."""
+    result = connection.execute(
+        update(cases)
+        .where(cases.c.case_id == case_id, not_(ACTED_ON))
+        .values(status="cleared", updated_at=now)
+    )
+    if result.rowcount != 1:
+        return False
+    connection.execute(
+        insert(case_events).values(
+            case_id=case_id,
+            at=now,
+            actor=actor,
+            action="clear",
+            before=json.dumps({"assignee": None, "status": "open"}, sort_keys=True),
+            after=json.dumps({"assignee": None, "status": "cleared"}, sort_keys=True),
+            note=reason,
+        )
+    )
+    return True
+
+
 # --- People: the audit workflow -------------------------------------------------------------------
 
 
@@ -94,4 +124,12 @@ def change_state(connection: Connection, row, now: datetime, **values) -> None:
         )
 
 
-__all__ = ["ACTED_ON", "acted_on_ids", "change_state", "drop_cases", "open_case", "rewrite_case"]
+__all__ = [
+    "ACTED_ON",
+    "acted_on_ids",
+    "change_state",
+    "clear_case",
+    "drop_cases",
+    "open_case",
+    "rewrite_case",
+]

@@ -187,6 +187,47 @@ def score_range(
     default the newest; usual levels of the weeks around the range).
     """
     start, end = _check_range(start, end)
+    pieces = judge_range(
+        engine,
+        models_dir,
+        start,
+        end,
+        calendar=calendar,
+        model_version=model_version,
+        span=span,
+        cache_baseline=cache_baseline,
+        hindsight=hindsight,
+    )
+    return record_judged(engine, pieces, start, end)
+
+
+@dataclass(frozen=True)
+class JudgedPiece:
+    """One piece of a range (a week, or the whole range in hindsight) scored, not yet recorded."""
+
+    start: datetime
+    end: datetime
+    model: object  # the loaded model (version, config, detector)
+    flags: pd.DataFrame  # flag_hours' rows, before suppressions
+    hours_scored: int
+    usual_until: datetime | None = None
+
+
+def judge_range(
+    engine: Engine,
+    models_dir: Path,
+    start: datetime,
+    end: datetime,
+    *,
+    calendar: Calendar | None = None,
+    model_version: str | None = None,
+    span: tuple[datetime, datetime] | None = None,
+    cache_baseline: bool = True,
+    hindsight: bool = False,
+) -> list[JudgedPiece]:
+    """What ``score_range`` would record over [start, end), computed and written nowhere: the
+    re-scoring of late data decides on its cases from these before they are recorded."""
+    start, end = _check_range(start, end)
     cache_dir = Path(models_dir) / "baselines" if cache_baseline else None
     if hindsight:
         model = load_model(engine, models_dir, model_version)
@@ -199,9 +240,9 @@ def score_range(
             span=span,
             cache_dir=cache_dir,
         )
-        return _score_features(engine, model, features, start, end)
+        return [JudgedPiece(start, end, model, flag_hours(features, model.detector), len(features))]
     span = span if span is not None else data_span(engine)
-    results = []
+    pieces = []
     for a, b in _weeks(start, end):
         version = model_version or model_in_force(engine, a)
         if version is None:
@@ -211,9 +252,22 @@ def score_range(
                 "`eincome train --end` a moment before it, or name a model with --model"
             )
         model = load_model(engine, models_dir, version)
-        results.append(
-            _score_week(engine, model, a, b, calendar=calendar, span=span, cache_dir=cache_dir)
+        pieces.append(
+            _judge_week(engine, model, a, b, calendar=calendar, span=span, cache_dir=cache_dir)
         )
+    return pieces
+
+
+def record_judged(
+    engine: Engine, pieces: list[JudgedPiece], start: datetime, end: datetime
+) -> ScoreResult:
+    """Record judged pieces (their flags replace the pieces' old ones; cases rebuilt)."""
+    results = []
+    for piece in pieces:
+        result = _record_piece(engine, piece)
+        results.append(ScoreResult(**{**result.__dict__, "usual_until": piece.usual_until}))
+    if len(results) == 1 and results[0].usual_until is None:
+        return ScoreResult(**{**results[0].__dict__, "start": start, "end": end})
     return _combined(results, start, end)
 
 
@@ -221,6 +275,32 @@ def _weeks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     """[start, end) cut at the retrain moments inside it."""
     edges = [start, *(m for m in moments(start, end) if m > start), end]
     return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _judge_week(
+    engine: Engine,
+    model,
+    start: datetime,
+    end: datetime,
+    *,
+    calendar: Calendar | None,
+    span: tuple[datetime, datetime] | None,
+    cache_dir: Path | None,
+) -> JudgedPiece:
+    """[start, end), inside one week, judged against the usual levels of its retrain moment."""
+    usual_until = last_moment(start)
+    features = compute_features(
+        engine,
+        start,
+        end,
+        config=model.config,
+        calendar=calendar,
+        span=span,
+        cache_dir=cache_dir,
+        baseline_end=usual_until,
+    )
+    flags = flag_hours(features, model.detector)
+    return JudgedPiece(start, end, model, flags, len(features), usual_until)
 
 
 def _score_week(
@@ -234,19 +314,11 @@ def _score_week(
     cache_dir: Path | None,
 ) -> ScoreResult:
     """Score [start, end), inside one week, against the usual levels of its retrain moment."""
-    usual_until = last_moment(start)
-    features = compute_features(
-        engine,
-        start,
-        end,
-        config=model.config,
-        calendar=calendar,
-        span=span,
-        cache_dir=cache_dir,
-        baseline_end=usual_until,
+    piece = _judge_week(
+        engine, model, start, end, calendar=calendar, span=span, cache_dir=cache_dir
     )
-    result = _score_features(engine, model, features, start, end)
-    return ScoreResult(**{**result.__dict__, "usual_until": usual_until})
+    result = _record_piece(engine, piece)
+    return ScoreResult(**{**result.__dict__, "usual_until": piece.usual_until})
 
 
 def _combined(results: list[ScoreResult], start: datetime, end: datetime) -> ScoreResult:
@@ -303,12 +375,18 @@ def _score_features(
     engine: Engine, model, features: pd.DataFrame, start: datetime, end: datetime
 ) -> ScoreResult:
     flags = flag_hours(features, model.detector)
-    recorded = record_flags(engine, flags, start, end, model_version=model.version)
+    return _record_piece(engine, JudgedPiece(start, end, model, flags, len(features)))
+
+
+def _record_piece(engine: Engine, piece: JudgedPiece) -> ScoreResult:
+    recorded = record_flags(
+        engine, piece.flags, piece.start, piece.end, model_version=piece.model.version
+    )
     return ScoreResult(
-        start=start,
-        end=end,
-        model_version=model.version,
-        hours_scored=len(features),
+        start=piece.start,
+        end=piece.end,
+        model_version=piece.model.version,
+        hours_scored=piece.hours_scored,
         flagged=recorded.anomalies,
         suppressed=recorded.suppressed,
         cases_open=recorded.cases_open,

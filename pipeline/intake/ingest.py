@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from pipeline.core.errors import UnusableInputError
 from pipeline.intake.aggregate import Encoder, reaggregate_batch
 from pipeline.intake.feeds import FeedChunk, FeedReader, frame_chunk, read_feed
+from pipeline.intake.late_rows import queue_late_hours
 from pipeline.intake.validate import DEFAULT_EARLIEST, validate_chunk
 from pipeline.store.bulk import (
     BulkRows,
@@ -474,6 +475,7 @@ def _store_batch(
             batch_rows = pd.concat(stored_rows)
             stored_rows.clear()  # the parts are copied: free them before aggregating
             reaggregate_batch(connection, batch_id, batch_rows, encoder)
+            queue_late_hours(connection, batch_id, batch_rows, encoder, datetime.now(UTC))
             del batch_rows
         timer.lap("aggregate")
         if counts.accepted + counts.quarantined + counts.duplicates != counts.rows_read:

@@ -223,6 +223,19 @@ anomalies = Table(
     Index("ix_anomalies_hour_start", "hour_start"),
 )
 
+# Point-hours that rows reached after the hour was scored (a device offline, synced later): the
+# next scoring run re-scores them. Written and cleared by ``store.rescore_queue`` alone.
+rescore_requests = Table(
+    "rescore_requests",
+    metadata,
+    Column("point_id", String(64), primary_key=True),
+    Column("hour_start", UTCDateTime, primary_key=True),
+    Column("late_rows", Integer, nullable=False),  # transactions stored late into the hour
+    Column("first_at", UTCDateTime, nullable=False),  # the earliest of them
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+)
+
 # Consecutive flagged hours of one point, or a reconciliation gap: what an auditor decides on.
 cases = Table(
     "cases",
@@ -242,7 +255,7 @@ cases = Table(
     Column("details", Text),  # JSON, origin-specific (e.g. the three reconciliation numbers)
     Column(
         "status", String(16), nullable=False, default="open"
-    ),  # open|confirmed|false_alarm|field_check
+    ),  # open|confirmed|false_alarm|field_check|cleared (late data, detection.late_data)
     Column("assignee", String(64)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -258,7 +271,7 @@ case_events = Table(
     Column("case_id", Integer, ForeignKey("cases.case_id"), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("actor", String(64), nullable=False),
-    Column("action", String(32), nullable=False),  # decide | reopen | assign | note
+    Column("action", String(32), nullable=False),  # decide | reopen | assign | note | clear
     Column("before", Text),
     Column("after", Text),
     Column("note", Text),
