@@ -287,15 +287,31 @@ def refresh_minutes(start: datetime, end: datetime) -> dict[str, Any]:
 def score_interval(start: datetime, end: datetime) -> dict[str, Any]:
     """Score the point-hours of ``[start, end)`` and turn flags into cases; a rerun replaces."""
     from pipeline.detection.backfill import score_range
+    from pipeline.detection.late_data import rescore_late_hours
 
     with _no_retry_on_unusable_input():
         runtime = _runtime()
         # Point-in-time: the first model learns only from before the hour it scores.
         trained = _first_model(runtime.engine, runtime.models_dir, _utc(start))
         result = _plain(score_range(runtime.engine, runtime.models_dir, _utc(start), _utc(end)))
+        # Hours rows reached after they were scored (a device synced late) are judged again.
+        late = rescore_late_hours(runtime.engine, runtime.models_dir, until=_utc(end))
     if trained:
         result["trained_first_model"] = trained
+    if late.point_hours:
+        result["late_rescored"] = _late_summary(late)
     return result
+
+
+def _late_summary(late) -> dict[str, Any]:
+    return {
+        "point_hours": late.point_hours,
+        "hours_scored": late.hours_scored,
+        "cases_cleared": list(late.cases_cleared),
+        "cases_left": list(late.cases_left),
+        "ranges": [f"{a.isoformat()}/{b.isoformat()}" for a, b in late.ranges],
+        "ranges_skipped": [f"{a.isoformat()}/{b.isoformat()}" for a, b in late.ranges_skipped],
+    }
 
 
 def _first_model(engine, models_dir, end: datetime) -> str | None:

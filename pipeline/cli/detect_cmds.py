@@ -108,14 +108,16 @@ def score(
     """Score a range point in time (each week's usual levels and model from the weeks before
     it); replaces that range's flags and open cases."""
     from pipeline.detection.backfill import score_range
+    from pipeline.detection.late_data import rescore_late_hours
 
     rt = runtime()
+    calendar = _calendar(events)
     result = score_range(
         rt.engine,
         rt.models_dir,
         _when(start, "--start"),
         _when(end, "--end"),
-        calendar=_calendar(events),
+        calendar=calendar,
         model_version=model,
     )
     typer.echo(
@@ -123,6 +125,14 @@ def score(
         f"{result.flagged} flagged, {result.suppressed} suppressed, {result.cases_open} open cases"
         f"; usual levels from data before {result.usual_until.isoformat()}"
     )
+    # Hours before the range's end that rows reached after they were scored: judged again.
+    late = rescore_late_hours(rt.engine, rt.models_dir, until=result.end, calendar=calendar)
+    if late.point_hours:
+        typer.echo(
+            f"late data: {late.point_hours} point-hours re-scored ({late.hours_scored} "
+            f"point-hours judged), {len(late.cases_cleared)} cases cleared, "
+            f"{len(late.cases_left)} acted-on cases left as they are"
+        )
 
 
 @commands.command("backfill")
