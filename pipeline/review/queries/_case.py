@@ -12,8 +12,8 @@ from sqlalchemy import Engine, func, select
 
 from pipeline.casework.audit import confirmed_leakage_windows
 from pipeline.casework.users import CASE_WORKER_ROLES
-from pipeline.core.errors import UnusableInputError
 from pipeline.core.times import DEFAULT_TIMEZONE, HOUR, floor_hour
+from pipeline.review.i18n import TranslatableInputError
 from pipeline.review.queries._region import WEEK, local_midnight
 from pipeline.store.schema import anomalies, cases, hour_aggregates, points, transactions, users
 
@@ -38,7 +38,7 @@ def get_case(engine: Engine, case_id: int):
     with engine.connect() as connection:
         row = connection.execute(query).first()
     if row is None:
-        raise UnusableInputError(f"case {case_id} does not exist")
+        raise TranslatableInputError("case %(case_id)s does not exist", case_id=case_id)
     return row
 
 

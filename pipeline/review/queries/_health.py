@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, func, select
 
-from pipeline.core.errors import UnusableInputError
+from pipeline.review.i18n import TranslatableInputError
 from pipeline.review.queries._region import PAGE_SIZE
 from pipeline.store.schema import ingest_batches, pipeline_failures, quarantine, source_watermarks
 
@@ -76,7 +76,7 @@ def batch_quarantine(engine: Engine, batch_id: int, page: int = 1, *, page_size:
             select(ingest_batches).where(ingest_batches.c.batch_id == batch_id)
         ).first()
         if batch is None:
-            raise UnusableInputError(f"batch {batch_id} does not exist")
+            raise TranslatableInputError("batch %(batch_id)s does not exist", batch_id=batch_id)
         total = connection.execute(
             select(func.count()).where(quarantine.c.batch_id == batch_id)
         ).scalar()

@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 from sqlalchemy import Engine, func, select
 
 from pipeline.casework.audit import STATUS_LABELS
-from pipeline.core.errors import UnusableInputError
 from pipeline.reference.points import REVENUE_TYPES
+from pipeline.review.i18n import TranslatableInputError
 from pipeline.review.queries._region import PAGE_SIZE, local_midnight, region_tz
 from pipeline.store.schema import cases, points
 
@@ -28,12 +28,19 @@ def _parse_date(value: str, name: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise UnusableInputError(f"filter {name}={value!r} is not a date (YYYY-MM-DD)") from None
+        raise TranslatableInputError(
+            "filter %(name)s=%(value)r is not a date (YYYY-MM-DD)", name=name, value=value
+        ) from None
 
 
 def _choice(value: str, allowed, name: str) -> str:
     if value and value not in allowed:
-        raise UnusableInputError(f"filter {name}={value!r} is not one of {', '.join(allowed)}")
+        raise TranslatableInputError(
+            "filter %(name)s=%(value)r is not one of %(allowed)s",
+            name=name,
+            value=value,
+            allowed=", ".join(allowed),
+        )
     return value
 
 
@@ -58,7 +65,7 @@ class QueueFilter:
 
         page_raw = get("page") or "1"
         if not page_raw.isdigit() or int(page_raw) < 1:
-            raise UnusableInputError(f"page={page_raw!r} is not a page number")
+            raise TranslatableInputError("page=%(value)r is not a page number", value=page_raw)
         return cls(
             district=get("district"),
             revenue_type=_choice(get("revenue_type"), REVENUE_TYPES, "revenue_type"),

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Form, Request
 
 from pipeline.casework import audit
 from pipeline.casework.users import User
-from pipeline.core.errors import UnusableInputError
 from pipeline.review import exports, queries
 from pipeline.review.deps import (
     CSV,
@@ -21,7 +20,9 @@ from pipeline.review.deps import (
     page_number,
     render,
     see_other,
+    tr,
 )
+from pipeline.review.i18n import N_, TranslatableInputError
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
@@ -48,7 +49,7 @@ def case_queue_export(request: Request, fmt: str, user: User = need("cases.expor
         return download(exports.to_csv(table), f"cases-{stamp}.csv", CSV)
     if fmt == "xlsx":
         return download(exports.to_xlsx({"Cases": table}), f"cases-{stamp}.xlsx", XLSX)
-    raise UnusableInputError(f"export format {fmt!r} is not csv or xlsx")
+    raise TranslatableInputError("export format %(fmt)r is not csv or xlsx", fmt=fmt)
 
 
 def _casepage_number(request: Request, user: User, case_id: int, page: int):
@@ -95,7 +96,12 @@ def case_decide(
         note,
         false_alarm_days=request.app.state.settings.false_alarm_days,
     )
-    flash(request, f"Case {case_id}: {audit.DECISIONS[decision]} recorded.")
+    flash(
+        request,
+        N_("Case %(case_id)s: %(decision)s recorded."),
+        case_id=case_id,
+        decision=tr(request, audit.DECISIONS[decision]),
+    )
     return see_other(f"/cases/{case_id}")
 
 
@@ -104,7 +110,7 @@ def case_reopen(
     request: Request, case_id: int, note: str = Form(""), user: User = need("cases.reopen")
 ):
     audit.reopen(engine_of(request), case_id, user, note)
-    flash(request, f"Case {case_id} reopened.")
+    flash(request, N_("Case %(case_id)s reopened."), case_id=case_id)
     return see_other(f"/cases/{case_id}")
 
 
@@ -117,7 +123,10 @@ def case_assign(
     user: User = need("cases.assign"),
 ):
     audit.assign(engine_of(request), case_id, user, assignee, note)
-    flash(request, f"Case {case_id} assigned to {assignee or 'nobody'}.")
+    if assignee:
+        flash(request, N_("Case %(case_id)s assigned to %(who)s."), case_id=case_id, who=assignee)
+    else:
+        flash(request, N_("Case %(case_id)s assigned to nobody."), case_id=case_id)
     return see_other(f"/cases/{case_id}")
 
 
@@ -126,7 +135,7 @@ def case_note(
     request: Request, case_id: int, note: str = Form(""), user: User = need("cases.decide")
 ):
     audit.add_note(engine_of(request), case_id, user, note)
-    flash(request, f"Note added to case {case_id}.")
+    flash(request, N_("Note added to case %(case_id)s."), case_id=case_id)
     return see_other(f"/cases/{case_id}")
 
 
@@ -144,4 +153,4 @@ def case_export(request: Request, case_id: int, fmt: str, user: User = need("cas
         return download(exports.sheets_to_csv(sheets), f"case-{case_id}.csv", CSV)
     if fmt == "xlsx":
         return download(exports.to_xlsx(sheets), f"case-{case_id}.xlsx", XLSX)
-    raise UnusableInputError(f"export format {fmt!r} is not csv or xlsx")
+    raise TranslatableInputError("export format %(fmt)r is not csv or xlsx", fmt=fmt)

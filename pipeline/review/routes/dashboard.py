@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from pipeline.casework.users import User
-from pipeline.core.errors import UnusableInputError
-from pipeline.review import queries
-from pipeline.review.deps import csrf_protect, engine_of, need, render
+from pipeline.review import formats, queries
+from pipeline.review.deps import csrf_protect, engine_of, language, need, render
+from pipeline.review.i18n import TranslatableInputError
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
@@ -21,7 +21,9 @@ def _day(value: str | None) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise UnusableInputError(f"day={value!r} is not a date (YYYY-MM-DD)") from None
+        raise TranslatableInputError(
+            "day=%(value)r is not a date (YYYY-MM-DD)", value=value
+        ) from None
 
 
 @router.get("/dashboard")
@@ -31,7 +33,9 @@ def dashboard(
     refresh: int = 30,
     user: User = need("dashboard.view"),
 ):
-    figures = queries.dashboard(engine_of(request), now=datetime.now(UTC), day=_day(day))
+    figures = _with_texts(
+        request, queries.dashboard(engine_of(request), now=datetime.now(UTC), day=_day(day))
+    )
     return render(
         request,
         "dashboard.html",
@@ -44,4 +48,10 @@ def dashboard(
 
 @router.get("/api/dashboard")
 def dashboard_json(request: Request, day: str | None = None, user: User = need("dashboard.view")):
-    return JSONResponse(queries.dashboard(engine_of(request), now=datetime.now(UTC), day=_day(day)))
+    figures = queries.dashboard(engine_of(request), now=datetime.now(UTC), day=_day(day))
+    return JSONResponse(_with_texts(request, figures))
+
+
+def _with_texts(request: Request, figures: dict) -> dict:
+    # The figures stay language-free (tests and scripts read them); the page's sentences ride along.
+    return {**figures, "text": formats.dashboard_texts(figures, language(request))}
