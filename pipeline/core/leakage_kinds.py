@@ -18,6 +18,7 @@ SHORTFALL_MEASURES = (
     "tax_not_declared",
     "tax_not_deposited",
     "cash_not_handed_in",
+    "unclassified_gap",  # a reconciliation kind this table does not know (kept apart too)
     "no_shortfall",
 )
 _RECONCILIATION_MEASURES = {
@@ -38,4 +39,4 @@ def shortfall_measure(origin: str, kind: str, collector_id: str | None = None) -
         return "sales_not_recorded"
     if kind == "no_deposit":
         return "cash_not_handed_in" if collector_id else "tax_not_deposited"
-    return _RECONCILIATION_MEASURES.get(kind, "no_shortfall")
+    return _RECONCILIATION_MEASURES.get(kind, "unclassified_gap")

@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
 from pipeline.casework.users import User, get_user
+from pipeline.core.leakage_kinds import shortfall_measure
 from pipeline.review import formats, i18n
 from pipeline.review.i18n import (
     LANG_COOKIE,
@@ -96,6 +97,8 @@ def templates() -> Jinja2Templates:
             "day": lambda day, weekday=False: formats.day_text(day, _lang(), weekday=weekday),
             "span": lambda start, end, tz=None: formats.span_text(start, end, tz, _lang()),
             "label": lambda code: label(code, _lang()),
+            "measure": lambda case: shortfall_measure(case.origin, case.kind, case.operators),
+            "references": lambda refs, tz=None: formats.reference_lines(refs, tz, _lang()),
             "fromjson": _from_json,
         }
     )

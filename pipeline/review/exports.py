@@ -100,7 +100,7 @@ def case_sheets(case, hours: list[dict], txns, events) -> dict[str, list[list]]:
         [
             local_text(h["hour_start"], tz),
             h["gross_paid"],
-            h["usual"] if h["usual"] is not None else "",
+            h["median"] if h["median"] is not None else "",
             h["txn_count"],
             h["void_count"],
             h["void_amount"],

@@ -16,9 +16,11 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date, format_interval, format_skeleton, format_time
 from babel.numbers import format_decimal
 
+from pipeline.core.leakage_kinds import SHORTFALL_MEASURES
 from pipeline.core.money import rupiah, rupiah_short
 from pipeline.core.times import DEFAULT_TIMEZONE
 from pipeline.review.i18n import translations
+from pipeline.review.labels import label
 
 NUMBER_LOCALE = "id_ID"
 MISSING = "–"
@@ -39,6 +41,7 @@ __all__ = [
     "money_short",
     "number",
     "percent",
+    "reference_lines",
     "signed_percent",
     "span_text",
     "zone_name",
@@ -160,4 +163,74 @@ def dashboard_texts(figures: dict, lang: str) -> dict:
             if change is not None
             else _("no comparison")
         ),
+        "measures": {m: label(m, lang) for m in SHORTFALL_MEASURES},
+        "revenue_types": {r["name"]: label(r["name"], lang) for r in figures["by_revenue_type"]},
     }
+
+
+def reference_lines(refs: dict, tz_name: str | None, lang: str) -> list[tuple[str, str]]:
+    """A reconciliation case's references as (what, where to look) lines a person can follow:
+    local dates and times, rupiah, the tax rate as a percentage; nothing in raw UTC ISO."""
+    _ = translations(lang).gettext
+    lines: list[tuple[str, str]] = []
+    figures = refs.get("figures") if isinstance(refs.get("figures"), dict) else {}
+    if figures.get("tax_rate") is not None:
+        lines.append((_("Tax rate"), percent(figures["tax_rate"], 1)))
+    if figures.get("due_date"):
+        lines.append((_("Tax due by"), _day_or_text(figures["due_date"], lang)))
+    if figures.get("business_days_late") is not None:
+        lines.append((_("Business days late"), number(figures["business_days_late"])))
+    for ret in refs.get("tax_returns") or []:
+        if isinstance(ret, dict):
+            lines.append(
+                (
+                    _("Tax return"),
+                    _("%(point)s, period from %(day)s")
+                    % {
+                        "point": ret.get("point_id", ""),
+                        "day": _day_or_text(ret.get("period_start"), lang),
+                    },
+                )
+            )
+    if "tax_returns" in refs and not refs.get("tax_returns"):
+        lines.append((_("Tax return"), _("none filed")))
+    if refs.get("bank_deposits"):
+        lines.append((_("Bank lines"), ", ".join(str(x) for x in refs["bank_deposits"])))
+    elif "bank_deposits" in refs:
+        lines.append((_("Bank lines"), _("none")))
+    if figures.get("late_lines"):
+        lines.append((_("Late bank lines"), ", ".join(str(x) for x in figures["late_lines"])))
+    txns = refs.get("transactions") if isinstance(refs.get("transactions"), dict) else None
+    if txns:
+        where = txns.get("point_id") or ", ".join(txns.get("point_ids") or [])
+        who = txns.get("operator_id")
+        text = _("%(where)s, %(span)s") % {
+            "where": where,
+            "span": _span_of(txns.get("from"), txns.get("to"), tz_name, lang),
+        }
+        if who:
+            text += " · " + _("operator %(who)s") % {"who": who}
+        if txns.get("payment_method"):
+            text += " · " + translations(lang).gettext(txns["payment_method"])
+        lines.append((_("Transactions"), text))
+    deposits = refs.get("collector_deposits")
+    if isinstance(deposits, dict) and deposits.get("days"):
+        days = [_day_or_text(d, lang) for d in deposits["days"]]
+        lines.append((_("Cash handed in on"), ", ".join(days)))
+    return lines
+
+
+def _day_or_text(value, lang: str) -> str:
+    try:
+        return day_text(date.fromisoformat(str(value)), lang)
+    except ValueError:
+        return str(value)
+
+
+def _span_of(start, end, tz_name: str | None, lang: str) -> str:
+    try:
+        return span_text(
+            datetime.fromisoformat(str(start)), datetime.fromisoformat(str(end)), tz_name, lang
+        )
+    except (TypeError, ValueError):
+        return f"{start} – {end}"

@@ -46,6 +46,7 @@ LABELS = {
     "tax_not_declared": N_("tax not declared"),
     "tax_not_deposited": N_("tax not deposited"),
     "cash_not_handed_in": N_("cash not handed in"),
+    "unclassified_gap": N_("reconciliation gap (unclassified)"),
     "no_shortfall": N_("no money missing"),
     # origins and audit actions
     "detector": N_("detector"),

@@ -660,7 +660,7 @@ def test_page_queries_on_sqlite_and_postgresql(engine):
     assert health["sources"][1]["last_ok_at"] is not None and len(health["failed"]) == 1
 
 
-def test_a_long_reconciliation_case_is_shown_day_by_day(site):
+def test_a_long_reconciliation_case_shows_both_dates_and_its_figures_side_by_side(site):
     app, engine, world = site
     hotel = world.case_ids[3]
     with engine.begin() as connection:
@@ -677,7 +677,70 @@ def test_a_long_reconciliation_case_is_shown_day_by_day(site):
         )
     client, _ = as_role(app, "auditor")
     page = client.get(f"/cases/{hotel}").text
-    assert "Per hari" in page and "Jam yang ditandai" not in page
-    days = page.split('id="days"')[1].split("</table>")[0]
-    assert days.count("<tr>\n") >= 3  # one row per local day
-    assert "Rp 9.000.000" in page and "Rp 7.750.000" in page
+    span = page.split('id="case-span">')[1].split("<")[0]
+    first, last = world.day - timedelta(days=2), world.day  # [today-3, today) in local days
+    assert "–" in span and str(first.day) in span and str(last.day) in span, span
+    assert "00.00" not in span and "00:00" not in span  # whole days, not "00:00 - 00:00"
+    recon = page.split('id="recon"')[1].split("</section>")[0]
+    assert "Tercatat di perangkat" in recon and "Dilaporkan dalam SPT" in recon
+    assert "Rp 9.000.000" in recon and "Rp 7.750.000" in recon
+    assert 'id="case-chart"' not in page and 'id="breakdown"' not in page
+
+
+# ------------------------------------------------------------------ one money model, honest spans
+
+
+def test_case_breakdown_sums_to_the_headline_with_one_expected_per_hour(site):
+    app, engine, world = site
+    client, _ = as_role(app, "auditor")
+    page = client.get(f"/cases/{world.case_id}").text
+    headline = int(re.search(r'id="case-shortfall" data-rp="(\d+)"', page).group(1))
+    table = page.split('id="breakdown"')[1].split("</table>")[0]
+    hours = [int(x) for x in re.findall(r'class="num shortfall" data-rp="(-?\d+)"', table)]
+    assert headline == 412_000 and sum(hours) == headline and len(hours) == 3
+    assert f'id="breakdown-total" data-rp="{headline}"' in table
+    assert "penjualan tidak tercatat" in page.split('id="case-measure">')[1][:60]
+    # the chart's expected figure of each flagged hour is the table's: recorded + shortfall
+    from pipeline.review import queries
+
+    case = queries.get_case(engine, world.case_id)
+    chart, breakdown = queries.case_chart(engine, case), queries.case_breakdown(engine, case)
+    expected_at = dict(zip(chart["t"], chart["expected"], strict=True))
+    for row in breakdown.rows:
+        assert expected_at[int(row["hour_start"].timestamp())] == row["expected"]
+        assert row["expected"] == row["recorded"] + row["shortfall"]
+
+
+def test_closed_hours_inside_a_span_are_not_flagged(site):
+    """A case's span runs over the night between its flags; the chart shades only flagged hours."""
+    from pipeline.review import queries
+
+    _, engine, world = site
+    with engine.begin() as connection:  # stretch the case over the next night, flags unchanged
+        end = connection.execute(
+            select(cases.c.end_at).where(cases.c.case_id == world.case_id)
+        ).scalar()
+        connection.execute(
+            update(cases)
+            .where(cases.c.case_id == world.case_id)
+            .values(end_at=end + timedelta(hours=14))
+        )
+    case = queries.get_case(engine, world.case_id)
+    chart = queries.case_chart(engine, case)
+    assert sum(chart["flagged"]) == 3
+    hours = queries.case_hours(engine, case, chart)
+    assert len(hours) > 3 and sum(h["flagged"] for h in hours) == 3
+
+
+def test_totals_never_add_lost_sales_and_lost_tax(site):
+    app, _, world = site
+    client, _ = as_role(app, "supervisor")
+    page = client.get("/cases?status=").text
+    summary = page.split('id="queue-summary"')[1].split("</p>")[0]
+    measures = re.findall(r'data-measure="(\w+)"', summary)
+    assert "sales_not_recorded" in measures and len(measures) == len(set(measures)) >= 2
+    figures = client.get(f"/api/dashboard?day={world.day.isoformat()}").json()
+    by_measure = figures["open_shortfall_by_measure"]
+    assert "open_shortfall_rp" not in figures
+    assert set(by_measure) >= {"sales_not_recorded"}
+    assert by_measure["sales_not_recorded"] == 412_000 + 88_000 + sum(10_000 + k for k in range(55))

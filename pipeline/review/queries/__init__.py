@@ -7,14 +7,16 @@ area; this package is their public face.
 
 from pipeline.review.queries._case import (
     BAND_WEEKS,
+    Breakdown,
     TransactionPage,
+    case_breakdown,
     case_chart,
-    case_days,
     case_hours,
     case_transactions,
     case_transactions_for_export,
     case_workers,
     get_case,
+    reconciliation_view,
 )
 from pipeline.review.queries._dashboard import dashboard
 from pipeline.review.queries._health import batch_quarantine, pipeline_health
@@ -36,10 +38,11 @@ __all__ = [
     "SORTS",
     "QueueFilter",
     "QueuePage",
+    "Breakdown",
     "TransactionPage",
     "batch_quarantine",
     "case_chart",
-    "case_days",
+    "case_breakdown",
     "case_hours",
     "case_queue",
     "case_transactions",
@@ -51,5 +54,6 @@ __all__ = [
     "local_midnight",
     "pipeline_health",
     "queue_rows_for_export",
+    "reconciliation_view",
     "region_tz",
 ]

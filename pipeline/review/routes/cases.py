@@ -55,16 +55,16 @@ def case_queue_export(request: Request, fmt: str, user: User = need("cases.expor
 def _casepage_number(request: Request, user: User, case_id: int, page: int):
     engine = engine_of(request)
     case = queries.get_case(engine, case_id)
-    chart = queries.case_chart(engine, case)
-    hours = queries.case_hours(engine, case, chart)
+    recon = queries.reconciliation_view(case)
     return render(
         request,
         "case.html",
         user=user,
         case=case,
-        chart=chart,
-        hours=hours,
-        days=queries.case_days(hours, case.timezone) if len(hours) > 24 else None,
+        recon=recon,
+        chart=None if recon else queries.case_chart(engine, case),
+        breakdown=None if recon else queries.case_breakdown(engine, case),
+        band_weeks=queries.BAND_WEEKS,
         txns=queries.case_transactions(engine, case, page),
         trail=audit.trail(engine, case_id),
         workers=queries.case_workers(engine),
