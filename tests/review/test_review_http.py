@@ -531,23 +531,52 @@ def test_queue_is_filtered_ordered_and_paged(site):
 
 def test_queue_exports_parse_back(site):
     app, _, _ = site
-    client, _ = as_role(app, "auditor")
+    client, token = as_role(app, "auditor")
     query = "severity=medium&status="
     page = client.get(f"/cases?{query}").text
     expected = sorted(int(x) for x in re.findall(r"<td><a href=\"/cases/(\d+)\">\d+</a>", page))
     response = client.get(f"/cases/export.csv?{query}")
     assert response.status_code == 200 and "attachment" in response.headers["content-disposition"]
+    # the file is named in the regency's time, with the zone: kasus-20261201-1755-WIB.csv
+    assert re.search(
+        r'filename="kasus-\d{8}-\d{4}-WIB\.csv"', response.headers["content-disposition"]
+    )
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    assert tuple(rows[0]) == QUEUE_COLUMNS
+    header = rows[0]
+    assert len(header) == len(QUEUE_COLUMNS) and header[0] == "Kasus"
+    assert "Mulai (WIB)" in header and "Diputuskan oleh" in header  # Indonesian, zone named
     assert sorted(int(r[0]) for r in rows[1:]) == expected
-    assert {r[QUEUE_COLUMNS.index("severity")] for r in rows[1:]} == {"medium"}
+    assert {r[QUEUE_COLUMNS.index("severity")] for r in rows[1:]} == {"sedang"}
 
     response = client.get(f"/cases/export.xlsx?{query}")
-    sheet = load_workbook(io.BytesIO(response.content), read_only=True)["Cases"]
+    book = load_workbook(io.BytesIO(response.content))
+    sheet = book["Kasus"]
     cells = [list(r) for r in sheet.iter_rows(values_only=True)]
-    assert tuple(cells[0]) == QUEUE_COLUMNS
+    assert cells[0] == header
     assert sorted(r[0] for r in cells[1:]) == expected
-    assert {r[QUEUE_COLUMNS.index("shortfall_rp")] for r in cells[1:]} >= {1_250_000}
+    shortfall = QUEUE_COLUMNS.index("shortfall_rp") + 1
+    assert {r[shortfall - 1] for r in cells[1:]} >= {1_250_000}
+    assert sheet.freeze_panes == "A2"
+    assert sheet.cell(row=2, column=shortfall).number_format == '"Rp" #,##0'
+    start = sheet.cell(row=2, column=QUEUE_COLUMNS.index("start_local") + 1)
+    assert isinstance(start.value, datetime) and start.is_date  # a real date, not text
+    assert sheet.column_dimensions["A"].width >= 8
+
+
+def test_queue_export_carries_the_decisions(site):
+    app, _, world = site
+    client, token = as_role(app, "auditor")
+    client.post(
+        f"/cases/{world.case_id}/decide",
+        data={"decision": "field_check", "note": "ask the lot owner", "csrf_token": token},
+    )
+    book = load_workbook(io.BytesIO(client.get("/cases/export.xlsx?status=").content))
+    rows = {r[0]: r for r in book["Kasus"].iter_rows(min_row=2, values_only=True)}
+    row = rows[world.case_id]
+    assert row[QUEUE_COLUMNS.index("status")] == "perlu cek lapangan"
+    assert row[QUEUE_COLUMNS.index("decided_by")] == "demo"
+    assert isinstance(row[QUEUE_COLUMNS.index("decided_at")], datetime)
+    assert row[QUEUE_COLUMNS.index("decision_note")] == "ask the lot owner"
 
 
 def test_case_exports_parse_back_with_transactions_and_trail(site):
@@ -564,24 +593,39 @@ def test_case_exports_parse_back_with_transactions_and_trail(site):
         data={"decision": "confirmed", "note": "voids", "csrf_token": token},
     )
     response = client.get(f"/cases/{world.case_id}/export.xlsx")
-    book = load_workbook(io.BytesIO(response.content), read_only=True)
-    assert book.sheetnames == ["Case", "Flagged hours", "Transactions", "Audit trail"]
-    summary = {r[0]: r[1] for r in book["Case"].iter_rows(values_only=True)}
-    assert summary["case_id"] == world.case_id and summary["shortfall_rp"] == 412_000
-    assert summary["operators"].startswith("'=")
-    txns = list(book["Transactions"].iter_rows(values_only=True))
-    assert len(txns) == 1 + 82 and {t[3] for t in txns[1:]} == {"paid", "void", "refund"}
-    assert len(list(book["Flagged hours"].iter_rows(values_only=True))) == 1 + 3
-    trail = list(book["Audit trail"].iter_rows(values_only=True))
-    assert trail[1][1:3] == ("demo", "decide") and trail[1][5] == "voids"
+    book = load_workbook(io.BytesIO(response.content))
+    assert book.sheetnames == ["Kasus", "Jam yang ditandai", "Transaksi", "Jejak audit"]
+    summary = {r[0]: r[1] for r in book["Kasus"].iter_rows(min_row=2, values_only=True)}
+    assert summary["Kasus"] == world.case_id and summary["Perkiraan kekurangan"] == 412_000
+    assert summary["Yang hilang"] == "penjualan tidak tercatat"
+    assert summary["Operator"].startswith("'=")
+    txns = list(book["Transaksi"].iter_rows(values_only=True))
+    assert len(txns) == 1 + 82 and {t[3] for t in txns[1:]} == {"dibayar", "batal", "pengembalian"}
+    assert isinstance(txns[1][0], datetime) and txns[0][0] == "Waktu (WIB)"
+    hours = list(book["Jam yang ditandai"].iter_rows(values_only=True))
+    assert len(hours) == 1 + 3 and sum(h[4] for h in hours[1:]) == 412_000  # sums to the case
+    trail = list(book["Jejak audit"].iter_rows(values_only=True))
+    assert trail[0][0] == "Waktu (WIB)" and isinstance(trail[1][0], datetime)
+    assert trail[1][1:3] == ("demo", "keputusan") and trail[1][5] == "voids"
+    assert book["Jejak audit"].freeze_panes == "A2"
 
     response = client.get(f"/cases/{world.case_id}/export.csv")
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     sections = [r[0] for r in rows if r and r[0].startswith("# ")]
-    assert sections == ["# Case", "# Flagged hours", "# Transactions", "# Audit trail"]
-    start = rows.index(["# Transactions"])
-    assert rows[start + 1][:3] == ["occurred_local", "txn_id", "amount_rp"]
+    assert sections == ["# Kasus", "# Jam yang ditandai", "# Transaksi", "# Jejak audit"]
+    start = rows.index(["# Transaksi"])
+    assert rows[start + 1][:3] == ["Waktu (WIB)", "Transaksi", "Jumlah"]
     assert len([r for r in rows[start + 2 :] if r and r[0] and not r[0].startswith("#")]) >= 82
+
+
+def test_english_exports_say_it_in_english(site):
+    app, _, world = site
+    client, _ = as_role(app, "auditor")
+    client.cookies.set("eincome_lang", "en")
+    rows = list(
+        csv.reader(io.StringIO(client.get("/cases/export.csv").content.decode("utf-8-sig")))
+    )
+    assert rows[0][0] == "Case" and "Start (WIB)" in rows[0]
 
 
 # ------------------------------------------------------------------ dashboard, ops, errors

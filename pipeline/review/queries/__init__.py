@@ -27,6 +27,7 @@ from pipeline.review.queries._queue import (
     QueuePage,
     case_queue,
     filter_choices,
+    latest_decisions,
     queue_rows_for_export,
 )
 from pipeline.review.queries._region import PAGE_SIZE, local_midnight, region_tz
@@ -51,6 +52,7 @@ __all__ = [
     "dashboard",
     "filter_choices",
     "get_case",
+    "latest_decisions",
     "local_midnight",
     "pipeline_health",
     "queue_rows_for_export",

@@ -13,7 +13,7 @@ from pipeline.core.leakage_kinds import SHORTFALL_MEASURES, shortfall_measure
 from pipeline.reference.points import REVENUE_TYPES
 from pipeline.review.i18n import TranslatableInputError
 from pipeline.review.queries._region import PAGE_SIZE, local_midnight, region_tz
-from pipeline.store.schema import cases, points
+from pipeline.store.schema import case_events, cases, points
 
 SEVERITIES = ("high", "medium", "low")
 SORTS = {
@@ -201,6 +201,31 @@ def queue_rows_for_export(engine: Engine, flt: QueueFilter, *, limit: int = 100_
         return connection.execute(
             _ordered(_queue_query(flt), flt.sort, engine.dialect.name).limit(limit)
         ).all()
+
+
+def latest_decisions(engine: Engine, case_ids) -> dict[int, object]:
+    """The latest decision event (actor, at, note) of each of ``case_ids`` that has one."""
+    ids = sorted({int(i) for i in case_ids})
+    if not ids:
+        return {}
+    latest = (
+        select(func.max(case_events.c.event_id).label("event_id"))
+        .where(case_events.c.action == "decide")
+        .group_by(case_events.c.case_id)
+        .subquery()
+    )
+    out = {}
+    with engine.connect() as connection:
+        for chunk in range(0, len(ids), 1000):
+            rows = connection.execute(
+                select(
+                    case_events.c.case_id, case_events.c.actor, case_events.c.at, case_events.c.note
+                )
+                .join(latest, latest.c.event_id == case_events.c.event_id)
+                .where(case_events.c.case_id.in_(ids[chunk : chunk + 1000]))
+            ).all()
+            out.update({r.case_id: r for r in rows})
+    return out
 
 
 def filter_choices(engine: Engine) -> dict:

@@ -16,12 +16,14 @@ from pipeline.review.deps import (
     download,
     engine_of,
     flash,
+    language,
     need,
     page_number,
     render,
     see_other,
     tr,
 )
+from pipeline.review.formats import zone_name
 from pipeline.review.i18n import N_, TranslatableInputError
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
@@ -42,14 +44,25 @@ def case_queue(request: Request, user: User = need("cases.view")):
 
 @router.get("/cases/export.{fmt}")
 def case_queue_export(request: Request, fmt: str, user: User = need("cases.export")):
+    engine = engine_of(request)
     flt = queries.QueueFilter.from_params(request.query_params)
-    table = exports.queue_table(queries.queue_rows_for_export(engine_of(request), flt))
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    rows = queries.queue_rows_for_export(engine, flt)
+    lang = language(request)
+    table = exports.queue_table(
+        rows, queries.latest_decisions(engine, [r.case_id for r in rows]), lang
+    )
+    name = tr(request, "cases") + "-" + _local_stamp()
     if fmt == "csv":
-        return download(exports.to_csv(table), f"cases-{stamp}.csv", CSV)
+        return download(exports.to_csv(table), f"{name}.csv", CSV)
     if fmt == "xlsx":
-        return download(exports.to_xlsx({"Cases": table}), f"cases-{stamp}.xlsx", XLSX)
+        return download(exports.to_xlsx({tr(request, "Cases"): table}), f"{name}.xlsx", XLSX)
     raise TranslatableInputError("export format %(fmt)r is not csv or xlsx", fmt=fmt)
+
+
+def _local_stamp() -> str:
+    # File names in the regency's time, as the pages show it, with the zone named.
+    zone = queries.region_tz()
+    return datetime.now(UTC).astimezone(zone).strftime("%Y%m%d-%H%M") + "-" + zone_name(str(zone))
 
 
 def _casepage_number(request: Request, user: User, case_id: int, page: int):
@@ -143,14 +156,18 @@ def case_note(
 def case_export(request: Request, case_id: int, fmt: str, user: User = need("cases.export")):
     engine = engine_of(request)
     case = queries.get_case(engine, case_id)
+    recon = queries.reconciliation_view(case)
     sheets = exports.case_sheets(
         case,
-        queries.case_hours(engine, case, queries.case_chart(engine, case)),
+        None if recon else queries.case_breakdown(engine, case),
+        recon,
         queries.case_transactions_for_export(engine, case),
         audit.trail(engine, case_id),
+        language(request),
     )
+    name = tr(request, "case") + f"-{case_id}-{_local_stamp()}"
     if fmt == "csv":
-        return download(exports.sheets_to_csv(sheets), f"case-{case_id}.csv", CSV)
+        return download(exports.sheets_to_csv(sheets), f"{name}.csv", CSV)
     if fmt == "xlsx":
-        return download(exports.to_xlsx(sheets), f"case-{case_id}.xlsx", XLSX)
+        return download(exports.to_xlsx(sheets), f"{name}.xlsx", XLSX)
     raise TranslatableInputError("export format %(fmt)r is not csv or xlsx", fmt=fmt)
