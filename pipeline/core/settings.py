@@ -74,6 +74,13 @@ SETTINGS: tuple[Setting, ...] = (
         "1: the review-app session cookie is sent over HTTPS only (set it when served behind TLS).",
     ),
     Setting(
+        "language",
+        "EINCOME_LANGUAGE",
+        "id",
+        "Language of the review commands' messages: id (Bahasa Indonesia) or en; the web app "
+        "follows each reader's own choice.",
+    ),
+    Setting(
         "recon_config",
         "EINCOME_RECON_CONFIG",
         "",
@@ -93,6 +100,7 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     false_alarm_days: int = 30
     secure_cookies: int = 0
+    language: str = "id"
     recon_config: str = ""
 
     @property

@@ -123,7 +123,11 @@ class TranslatableInputError(UnusableInputError):
 def extract() -> Catalog:
     """Every msgid of the review app: its templates, its Python, and the labels it marks."""
     catalog = Catalog(locale=DEFAULT_LANGUAGE, project="eincome review")
-    method_map = [("review/templates/**.html", "jinja2"), ("review/**.py", "python")]
+    method_map = [
+        ("review/templates/**.html", "jinja2"),
+        ("review/**.py", "python"),
+        ("cli/review_cmds.py", "python"),  # the review app's own commands speak its languages
+    ]
     options_map = {"review/templates/**.html": {"extensions": JINJA_EXTENSIONS}}
     for filename, lineno, message, comments, context in extract_from_dir(
         str(HERE.parent),

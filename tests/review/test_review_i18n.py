@@ -125,3 +125,20 @@ def test_language_cookie_and_lang_attribute(tmp_path):
     assert '<html lang="id">' in client.get("/login?lang=id").text
     assert '<html lang="id">' in client.get("/login?lang=xx").text  # unknown: the cookie's
     engine.dispose()
+
+
+def test_review_commands_speak_the_configured_language(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    monkeypatch.setenv("EINCOME_HOME", str(tmp_path / "var"))
+    monkeypatch.delenv("EINCOME_DB_URL", raising=False)
+    monkeypatch.delenv("EINCOME_LANGUAGE", raising=False)
+    added = CliRunner().invoke(
+        app, ["users", "add", "siti", "--role", "auditor", "--password", "rahasia-123"]
+    )
+    assert added.exit_code == 0 and "pengguna siti ditambahkan dengan peran auditor" in added.stdout
+    monkeypatch.setenv("EINCOME_LANGUAGE", "en")
+    listed = CliRunner().invoke(app, ["users", "list"])
+    assert listed.exit_code == 0 and "siti\tauditor\tactive" in listed.stdout
