@@ -55,7 +55,7 @@ def users_add(
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     rt = runtime()
-    user = users_store.add_user(rt.engine, name, role, password)
+    user = users_store.add_user(rt.engine, name, role, password, actor="command line")
     _ = _gettext(rt.settings.language)
     typer.echo(
         _("user %(name)s added with role %(role)s") % {"name": user.username, "role": user.role}

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, and_, func, select
 
 from pipeline.casework.cases import cases_from_flags, drop_suppressed, record_flags, registry
 from pipeline.core.errors import UnusableInputError
+from pipeline.core.times import ceil_hour, floor_hour
 from pipeline.detection.detector import LeakageDetector, explain
 from pipeline.detection.features import FEATURES, FeatureConfig, compute_features, data_span
 from pipeline.detection.model_store import load_model, save_model
@@ -63,8 +64,7 @@ def _check_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     for name, value in (("start", start), ("end", end)):
         if value.tzinfo is None:
             raise UnusableInputError(f"{name} {value.isoformat()} has no UTC offset")
-    start = pd.Timestamp(start).tz_convert(UTC).floor("h").to_pydatetime()
-    end = pd.Timestamp(end).tz_convert(UTC).ceil("h").to_pydatetime()
+    start, end = floor_hour(start), ceil_hour(end)
     if end <= start:
         raise UnusableInputError(f"end {end.isoformat()} is not after start {start.isoformat()}")
     return start, end

@@ -9,12 +9,16 @@ explained to an auditor with a number.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
 
+from pipeline.core.money import rupiah
 from pipeline.detection.features import FEATURES, SHIFT_END_MINUTES
 
 THRESHOLD_SAMPLE = 50_000
@@ -28,7 +32,24 @@ class LeakageDetector(BaseEstimator):
     n_estimators, max_samples, random_state : passed to IsolationForest.
     contamination : share of training point-hours above the score threshold.
     min_evidence : an hour is flagged only if one feature is at least this many noise units out.
+
+    Sign convention: unlike scikit-learn's outlier detectors (``IsolationForest.score_samples``:
+    the lower, the more abnormal), ``score_samples`` here is the higher, the more unusual, and
+    ``predict`` gives 1 for a flagged hour and 0 otherwise (not +1 inlier / -1 outlier).
     """
+
+    _parameter_constraints: dict = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "max_samples": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 1, closed="right"),
+            StrOptions({"auto"}),
+        ],
+        "contamination": [Interval(Real, 0, 0.5, closed="neither")],
+        "min_evidence": [Interval(Real, 0, None, closed="neither")],
+        # A seed, not a RandomState: it also seeds numpy's Generator for the threshold sample.
+        "random_state": [Interval(Integral, 0, None, closed="left"), None],
+    }
 
     def __init__(
         self,
@@ -47,13 +68,10 @@ class LeakageDetector(BaseEstimator):
 
     def fit(self, X, y=None):
         """Learn the forest and the score threshold from training point-hours."""
-        X = self._validate(X, reset=True)
-        if not 0 < self.contamination < 0.5:
-            raise ValueError(f"contamination must be in (0, 0.5), got {self.contamination!r}")
-        if self.min_evidence <= 0:
-            raise ValueError(f"min_evidence must be positive, got {self.min_evidence!r}")
+        self._validate_params()
+        X = validate_data(self, X, dtype=np.float64, reset=True)
         if X.shape[0] < 10:
-            raise ValueError(f"need at least 10 training point-hours, got {X.shape[0]}")
+            raise ValueError(f"n_samples = {X.shape[0]}: need at least 10 training point-hours")
         self.forest_ = IsolationForest(
             n_estimators=self.n_estimators,
             max_samples=min(self.max_samples, X.shape[0])
@@ -73,26 +91,10 @@ class LeakageDetector(BaseEstimator):
         self.n_training_hours_ = int(X.shape[0])
         return self
 
-    def _validate(self, X, *, reset: bool):
-        if isinstance(X, pd.DataFrame):
-            names = np.asarray(X.columns, dtype=object)
-            if reset:
-                self.feature_names_in_ = names
-            elif hasattr(self, "feature_names_in_") and list(names) != list(self.feature_names_in_):
-                raise ValueError(
-                    f"features {list(names)} differ from the trained {list(self.feature_names_in_)}"
-                )
-        X = check_array(X, dtype=np.float64)
-        if reset:
-            self.n_features_in_ = X.shape[1]
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(f"expected {self.n_features_in_} features, got {X.shape[1]}")
-        return X
-
     def score_samples(self, X) -> np.ndarray:
         """Anomaly score: higher is more unusual (the negated IsolationForest score)."""
         check_is_fitted(self, "forest_")
-        return -self.forest_.score_samples(self._validate(X, reset=False))
+        return -self.forest_.score_samples(validate_data(self, X, dtype=np.float64, reset=False))
 
     def predict(self, X) -> np.ndarray:
         """1 for a flagged point-hour, 0 otherwise."""
@@ -102,7 +104,7 @@ class LeakageDetector(BaseEstimator):
         """Anomaly scores of the hours that pass the evidence gate, -inf for the others (the
         forest only runs on the few gated hours: scoring is the costly part at scale)."""
         check_is_fitted(self, "forest_")
-        values = self._validate(X, reset=False)
+        values = validate_data(self, X, dtype=np.float64, reset=False)
         gated = values.max(axis=1) >= self.min_evidence
         scores = np.full(values.shape[0], -np.inf)
         if gated.any():
@@ -116,10 +118,6 @@ class LeakageDetector(BaseEstimator):
 
 def _pct(value: float) -> str:
     return f"{round(100 * value)}%"
-
-
-def _rp(value: float) -> str:
-    return f"Rp {int(round(value)):,}".replace(",", ".")
 
 
 def kind_evidence(frame: pd.DataFrame) -> pd.DataFrame:
@@ -197,6 +195,17 @@ def _shortfall(row, kind: str) -> int:
 
 
 def _reasons(row, kind: str) -> str:
+    """The sentence an auditor reads: each signal that is strong enough, with its numbers."""
+    parts = [
+        *_level_reasons(row, kind),
+        *_cash_void_reasons(row, kind),
+        *_pattern_reasons(row, kind),
+    ]
+    return "; ".join(parts) if parts else "unusual combination of signals"
+
+
+def _level_reasons(row, kind: str) -> list[str]:
+    """Revenue and sales against the usual level and what peers did."""
     parts: list[str] = []
     slot = f"the usual for {row.local_time}"
     expected = row.expected_rev
@@ -206,11 +215,11 @@ def _reasons(row, kind: str) -> str:
         )
     if kind == "device_off":
         parts.append(
-            f"no transactions while open; usually {row.usual_cnt:.0f} sales ({_rp(row.usual_rev)}) at {row.local_time}"
+            f"no transactions while open; usually {row.usual_cnt:.0f} sales ({rupiah(row.usual_rev)}) at {row.local_time}"
         )
     elif row.usual_rev > 0 and row.gross_paid < expected:
         parts.append(
-            f"revenue {_pct(1 - row.gross_paid / max(expected, 1))} below {slot} ({_rp(row.gross_paid)} vs {_rp(expected)})"
+            f"revenue {_pct(1 - row.gross_paid / max(expected, 1))} below {slot} ({rupiah(row.gross_paid)} vs {rupiah(expected)})"
         )
     if row.count_drop >= 3 and kind != "device_off":
         parts.append(f"{row.txn_count:.0f} sales vs usual {row.expected_cnt:.0f}")
@@ -218,6 +227,12 @@ def _reasons(row, kind: str) -> str:
         parts.append(
             f"peers of the same type were at {_pct(row.peer_rev)} of their usual this hour (allowed for)"
         )
+    return parts
+
+
+def _cash_void_reasons(row, kind: str) -> list[str]:
+    """Cash shares and voids, the point's and each named operator's."""
+    parts: list[str] = []
     if row.cash_drop >= 3 or kind == "cash_skimming" and row.cash_drop >= row.op_cash_drop:
         if not np.isnan(row.cash_share):
             parts.append(f"cash share {_pct(row.cash_share)} vs usual {_pct(row.usual_cash)}")
@@ -229,7 +244,7 @@ def _reasons(row, kind: str) -> str:
         days = int(row.op_short_days) if not np.isnan(row.op_short_days) else 1
         span = "today" if days == 1 else f"over the last {days} working days"
         parts.append(
-            f"operator {row.op_short_id}: cash recorded {span} {_rp(row.op_short_obs)} vs usual {_rp(row.op_short_exp)}"
+            f"operator {row.op_short_id}: cash recorded {span} {rupiah(row.op_short_obs)} vs usual {rupiah(row.op_short_exp)}"
         )
     if row.void_excess >= 3 and not np.isnan(row.void_share):
         parts.append(
@@ -247,12 +262,18 @@ def _reasons(row, kind: str) -> str:
         )
     if row.cash_refund_noncash >= 3 and isinstance(row.cash_refund_id, str):
         parts.append(
-            f"operator {row.cash_refund_id}: {row.cash_refund_k:.0f} cash refunds ({_rp(row.cash_refund_rp)})"
+            f"operator {row.cash_refund_id}: {row.cash_refund_k:.0f} cash refunds ({rupiah(row.cash_refund_rp)})"
             " against sales paid by QRIS/card/e-wallet that day"
         )
+    return parts
+
+
+def _pattern_reasons(row, kind: str) -> list[str]:
+    """Ticket size, silence, tiny tickets, bursts, repeated payers, the day, the holiday."""
+    parts: list[str] = []
     if (row.ticket_drop >= 3 or kind == "ticket_shaving") and not np.isnan(row.ticket):
         parts.append(
-            f"average ticket {_rp(row.ticket)} vs usual {_rp(row.usual_ticket)} ({_pct(1 - row.ticket / row.usual_ticket)} lower)"
+            f"average ticket {rupiah(row.ticket)} vs usual {rupiah(row.usual_ticket)} ({_pct(1 - row.ticket / row.usual_ticket)} lower)"
             + (
                 f" with {row.txn_count:.0f} sales vs usual {row.expected_cnt:.0f}"
                 if row.count_drop < 3
@@ -275,11 +296,11 @@ def _reasons(row, kind: str) -> str:
         )
     if row.day_drop >= 3 and row.day_usual > 0:
         parts.append(
-            f"day so far {_pct(1 - row.day_rev / row.day_usual)} below usual ({_rp(row.day_rev)} vs {_rp(row.day_usual)})"
+            f"day so far {_pct(1 - row.day_rev / row.day_usual)} below usual ({rupiah(row.day_rev)} vs {rupiah(row.day_usual)})"
         )
     if isinstance(row.holiday, str):
         parts.append(f"{row.holiday}: peers' movement taken into account")
-    return "; ".join(parts) if parts else "unusual combination of signals"
+    return parts
 
 
 def _void_operator(row) -> str | None:

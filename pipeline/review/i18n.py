@@ -29,7 +29,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 from babel.support import Translations
 
-from pipeline.core.errors import UnusableInputError
+from pipeline.core.errors import NotFoundError, UnusableInputError
 
 HERE = Path(__file__).parent
 LOCALE_DIR = HERE / "locale"
@@ -45,6 +45,7 @@ KEYWORDS = {
     "N_": None,
     "tr": (2,),
     "TranslatableInputError": None,
+    "TranslatableNotFound": None,
 }
 JINJA_EXTENSIONS = "jinja2.ext.i18n"
 
@@ -56,6 +57,7 @@ __all__ = [
     "LANG_COOKIE",
     "N_",
     "TranslatableInputError",
+    "TranslatableNotFound",
     "catalog_path",
     "choose_language",
     "current_language",
@@ -105,9 +107,9 @@ def choose_language(query_value: str | None, cookie_value: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
-class TranslatableInputError(UnusableInputError):
-    """An unusable request the review app itself refuses: the message is a msgid with
-    ``%(name)s`` parameters, so the error page can say it in the reader's language."""
+class _Translatable:
+    """A refusal whose message is a msgid with ``%(name)s`` parameters, so the error page can
+    say it in the reader's language (``str()`` is the English)."""
 
     def __init__(self, msgid: str, **params) -> None:
         self.msgid, self.params = msgid, params
@@ -115,6 +117,14 @@ class TranslatableInputError(UnusableInputError):
 
     def translated(self, lang: str) -> str:
         return translations(lang).gettext(self.msgid) % self.params
+
+
+class TranslatableInputError(_Translatable, UnusableInputError):
+    """An unusable request the review app itself refuses (a 400 page)."""
+
+
+class TranslatableNotFound(_Translatable, NotFoundError):
+    """Something the review app was asked for that does not exist (a 404 page)."""
 
 
 # ----------------------------------------------------------------------------- the catalog

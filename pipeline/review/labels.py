@@ -69,6 +69,12 @@ LABELS = {
     "qris": N_("QRIS"),
     "ewallet": N_("e-wallet"),
     "transfer": N_("bank transfer"),
+    # changes to users (casework.users.user_trail actions)
+    "user_created": N_("created"),
+    "user_role": N_("role changed"),
+    "user_password": N_("password reset"),
+    "user_deactivated": N_("deactivated"),
+    "user_reactivated": N_("reactivated"),
     # queue orders (review.queries.SORTS)
     "newest": N_("newest day, largest shortfall first"),
     "shortfall": N_("largest shortfall first"),
@@ -84,3 +90,13 @@ def label(code: str | None, lang: str) -> str:
     if msgid is None:
         return str(code).replace("_", " ")
     return translations(lang).gettext(msgid)
+
+
+# Fixed sentences the domain refuses with (UnusableInputError): the error page looks the whole
+# message up, so these read in the reader's language; messages with values stay as written.
+DOMAIN_MESSAGES = (
+    N_("you cannot change your own role; ask another supervisor"),
+    N_("you cannot deactivate yourself"),
+    N_("you cannot reactivate yourself"),
+    N_("password is too short: at least 8 characters"),
+)

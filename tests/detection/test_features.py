@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-import pipeline.detection.features as features_module
+import pipeline.detection.features.assemble as features_module
 from pipeline.detection.features import compute_features
 from tests.helpers.detect_fixtures import START, load_world, make_points, make_transactions
 

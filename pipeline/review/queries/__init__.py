@@ -30,10 +30,18 @@ from pipeline.review.queries._queue import (
     latest_decisions,
     queue_rows_for_export,
 )
-from pipeline.review.queries._region import PAGE_SIZE, local_midnight, region_tz
+from pipeline.review.queries._region import (
+    MAX_PAGE,
+    PAGE_SIZE,
+    local_midnight,
+    page_number,
+    parse_day_param,
+    region_tz,
+)
 
 __all__ = [
     "BAND_WEEKS",
+    "MAX_PAGE",
     "PAGE_SIZE",
     "SEVERITIES",
     "SORTS",
@@ -54,6 +62,8 @@ __all__ = [
     "get_case",
     "latest_decisions",
     "local_midnight",
+    "page_number",
+    "parse_day_param",
     "pipeline_health",
     "queue_rows_for_export",
     "reconciliation_view",

@@ -12,7 +12,13 @@ from pipeline.casework.audit import STATUS_LABELS
 from pipeline.core.leakage_kinds import SHORTFALL_MEASURES, shortfall_measure
 from pipeline.reference.points import REVENUE_TYPES
 from pipeline.review.i18n import TranslatableInputError
-from pipeline.review.queries._region import PAGE_SIZE, local_midnight, region_tz
+from pipeline.review.queries._region import (
+    PAGE_SIZE,
+    local_midnight,
+    page_number,
+    parse_day_param,
+    region_tz,
+)
 from pipeline.store.schema import case_events, cases, points
 
 SEVERITIES = ("high", "medium", "low")
@@ -24,14 +30,7 @@ SORTS = {
 
 
 def _parse_date(value: str, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise TranslatableInputError(
-            "filter %(name)s=%(value)r is not a date (YYYY-MM-DD)", name=name, value=value
-        ) from None
+    return parse_day_param(value, f"filter {name}")
 
 
 def _choice(value: str, allowed, name: str) -> str:
@@ -64,9 +63,6 @@ class QueueFilter:
         def get(name: str) -> str:
             return (params.get(name) or "").strip()
 
-        page_raw = get("page") or "1"
-        if not page_raw.isdigit() or int(page_raw) < 1:
-            raise TranslatableInputError("page=%(value)r is not a page number", value=page_raw)
         return cls(
             district=get("district"),
             revenue_type=_choice(get("revenue_type"), REVENUE_TYPES, "revenue_type"),
@@ -81,7 +77,7 @@ class QueueFilter:
             date_from=_parse_date(get("date_from"), "date_from"),
             date_to=_parse_date(get("date_to"), "date_to"),
             sort=_choice(get("sort"), SORTS, "sort") or "newest",
-            page=int(page_raw),
+            page=page_number(get("page")),
         )
 
     def params(self, **changes) -> dict[str, str]:

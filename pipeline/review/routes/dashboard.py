@@ -10,20 +10,13 @@ from fastapi.responses import JSONResponse
 from pipeline.casework.users import User
 from pipeline.review import formats, queries
 from pipeline.review.deps import csrf_protect, engine_of, language, need, render
-from pipeline.review.i18n import TranslatableInputError
+from pipeline.review.queries import parse_day_param
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
 
 def _day(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise TranslatableInputError(
-            "day=%(value)r is not a date (YYYY-MM-DD)", value=value
-        ) from None
+    return parse_day_param(value, "day")
 
 
 @router.get("/dashboard")

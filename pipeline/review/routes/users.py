@@ -6,20 +6,22 @@ from fastapi import APIRouter, Depends, Form, Request
 
 from pipeline.casework import users as users_store
 from pipeline.casework.users import ROLES, User
-from pipeline.core.errors import UnusableInputError
-from pipeline.review.deps import csrf_protect, engine_of, flash, need, render, see_other
+from pipeline.review.deps import csrf_protect, engine_of, flash, need, render, see_other, tr
+from pipeline.review.i18n import N_
+from pipeline.review.labels import LABELS
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
 
 @router.get("/users")
-def userspage_number(request: Request, user: User = need("users.manage")):
+def users_page(request: Request, user: User = need("users.manage")):
     return render(
         request,
         "users.html",
         user=user,
         people=users_store.list_users(engine_of(request)),
         roles=ROLES,
+        changes=users_store.user_trail(engine_of(request)),
     )
 
 
@@ -31,8 +33,13 @@ def users_add(
     password: str = Form(""),
     user: User = need("users.manage"),
 ):
-    added = users_store.add_user(engine_of(request), username, role, password)
-    flash(request, f"User {added.username} ({added.role}) added.")
+    added = users_store.add_user(engine_of(request), username, role, password, actor=user.username)
+    flash(
+        request,
+        N_("User %(name)s (%(role)s) added."),
+        name=added.username,
+        role=tr(request, LABELS[added.role]),
+    )
     return see_other("/users")
 
 
@@ -40,10 +47,13 @@ def users_add(
 def users_role(
     request: Request, username: str, role: str = Form(""), user: User = need("users.manage")
 ):
-    if username == user.username:
-        raise UnusableInputError("you cannot change your own role; ask another supervisor")
-    users_store.set_role(engine_of(request), username, role)
-    flash(request, f"{username} is now {role}.")
+    users_store.set_role(engine_of(request), username, role, actor=user.username)
+    flash(
+        request,
+        N_("%(name)s is now %(role)s."),
+        name=username,
+        role=tr(request, LABELS.get(role, role)),
+    )
     return see_other("/users")
 
 
@@ -51,10 +61,11 @@ def users_role(
 def users_active(
     request: Request, username: str, active: str = Form(""), user: User = need("users.manage")
 ):
-    if username == user.username:
-        raise UnusableInputError("you cannot deactivate yourself")
-    users_store.set_active(engine_of(request), username, active == "1")
-    flash(request, f"{username} {'reactivated' if active == '1' else 'deactivated'}.")
+    users_store.set_active(engine_of(request), username, active == "1", actor=user.username)
+    if active == "1":
+        flash(request, N_("%(name)s reactivated."), name=username)
+    else:
+        flash(request, N_("%(name)s deactivated."), name=username)
     return see_other("/users")
 
 
@@ -62,6 +73,6 @@ def users_active(
 def users_password(
     request: Request, username: str, password: str = Form(""), user: User = need("users.manage")
 ):
-    users_store.set_password(engine_of(request), username, password)
-    flash(request, f"Password of {username} changed.")
+    users_store.set_password(engine_of(request), username, password, actor=user.username)
+    flash(request, N_("Password of %(name)s changed."), name=username)
     return see_other("/users")

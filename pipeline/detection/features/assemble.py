@@ -1,0 +1,258 @@
+"""``compute_features``: the steps of the feature computation, in order.
+
+Load the registry and peer groups; find the baseline window (from the cache when it is there);
+build the grid over the baseline and the range; learn the usual levels; put them on the hours in
+view; add the hour and day features; add the transaction-level signals a slice of transactions
+at a time; turn the signals into the model's features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from pipeline.detection.features.baseline import baseline_window, slot_usuals
+from pipeline.detection.features.baseline_cache import baseline_path, read_baseline, write_baseline
+from pipeline.detection.features.config import (
+    CAP,
+    FEATURES,
+    HORIZONS,
+    SCALE_DEFAULTS,
+    SLOT_COLUMNS,
+    FeatureConfig,
+)
+from pipeline.detection.features.day_signals import day_signals
+from pipeline.detection.features.grid import context_grid, hour_floor_utc, local_labels
+from pipeline.detection.features.hour_signals import damp_of, hour_signals
+from pipeline.detection.features.loading import (
+    data_span,
+    load_points,
+    load_transactions,
+    operator_usuals,
+)
+from pipeline.detection.features.operator_signals import (
+    CASH_SHORT_COLUMNS,
+    operator_cash_shortfall,
+)
+from pipeline.detection.features.peers import peer_groups
+from pipeline.detection.features.transaction_signals import transaction_signals
+from pipeline.reference.calendar import Calendar
+
+# What the operators' cash shortfall reads of each hour in view.
+SHORTFALL_HOUR_COLUMNS = [
+    "point_id",
+    "hour_start",
+    "local_date",
+    "is_open",
+    "cash_amount",
+    "expected_rev",
+    "usual_cash",
+    "point_ticket",
+    "s_rev",
+]
+TRANSACTION_LEAD = pd.Timedelta(days=3)  # each slice also reads this much before it
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    """The usual levels a run judges its hours against."""
+
+    slots: pd.DataFrame  # per (point, hour-of-week)
+    scales: pd.DataFrame  # per point
+    op_usual: pd.DataFrame  # per (point, operator)
+
+
+def compute_features(
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    *,
+    config: FeatureConfig | None = None,
+    calendar: Calendar | None = None,
+    span: tuple[datetime, datetime] | None = None,
+    cache_dir: Path | None = None,
+) -> pd.DataFrame:
+    """Features of every point-hour in [start, end) that was open or traded.
+
+    Columns: point_id, hour_start (UTC), the FEATURES, and the numbers the reasons quote (usual
+    and recorded revenue, counts, ticket, cash share, void share, peer ratio, operators, ...).
+    With ``cache_dir`` the usual levels of a baseline window are kept on disk (numpy .npz, no
+    pickle), keyed by the window and a fingerprint of its data, so the hourly runs of a day read
+    only the last few days of aggregates.
+    """
+    config = config or FeatureConfig()
+    calendar = calendar or Calendar()
+    start_ts, end_ts = hour_floor_utc(start), hour_floor_utc(end)
+    if end_ts <= start_ts:
+        return pd.DataFrame(columns=["point_id", "hour_start", *FEATURES])
+    pts = load_points(engine)
+    if pts.empty:
+        return pd.DataFrame(columns=["point_id", "hour_start", *FEATURES])
+    pts["peer_group"] = peer_groups(pts, config.min_peers)
+    span = span if span is not None else data_span(engine)
+    window = baseline_window(span, end_ts.to_pydatetime(), config.baseline_weeks)
+    cache_path = baseline_path(engine, Path(cache_dir), *window, config) if cache_dir else None
+    cached = read_baseline(cache_path, pts) if cache_path is not None else None
+    # A week before the range so the day-level rolling windows are complete.
+    range_begin = start_ts - pd.Timedelta(days=max(HORIZONS))
+    if cached is None:
+        load_begin = min(hour_floor_utc(window[0]), range_begin)
+        load_end = max(hour_floor_utc(window[1]), end_ts)
+    else:
+        load_begin, load_end = range_begin, end_ts
+    grid = context_grid(engine, pts, load_begin, load_end, calendar)
+    if cached is None:
+        baseline = _learn_baseline(engine, grid, pts, window, config, cache_path)
+    else:
+        baseline = _Baseline(*cached)
+    # Rows the features are needed for: the range plus the week before it (for the day horizons).
+    frame = _with_usual_levels(grid, pts, baseline, range_begin, end_ts, config)
+    frame = hour_signals(frame, config)
+    frame = day_signals(frame, baseline.slots, baseline.scales, config)
+    scored = _scored_hours(frame, start_ts)
+    signals = _transaction_signals_by_slice(engine, frame, pts, baseline, config, start_ts, end_ts)
+    scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
+    return _finish(_transaction_features(scored, config))
+
+
+def _learn_baseline(
+    engine: Engine,
+    grid: pd.DataFrame,
+    pts: pd.DataFrame,
+    window: tuple[datetime, datetime],
+    config: FeatureConfig,
+    cache_path: Path | None,
+) -> _Baseline:
+    """Usual levels from the grid's baseline hours and the operators' usual shares from SQL;
+    kept at ``cache_path`` when there is one."""
+    base_begin, base_end = window
+    in_base = (grid["hour_start"] >= base_begin) & (grid["hour_start"] < base_end)
+    # A point's hours before its first recorded sale are not "usual zero": it was not there yet.
+    active = grid["txn_count"] + grid["void_count"] + grid["refund_count"] > 0
+    first_seen = grid.loc[active].groupby("pos")["hour_start"].min()
+    started = grid["hour_start"] >= grid["pos"].map(first_seen)
+    history = grid[in_base & started & ~grid["suppressed"] & grid["holiday"].isna()]
+    slots, scales = slot_usuals(history, pts, config)
+    del history
+    op_usual = operator_usuals(engine, base_begin, base_end)
+    if cache_path is not None:
+        write_baseline(cache_path, pts, slots, scales, op_usual)
+    return _Baseline(slots, scales, op_usual)
+
+
+def _with_usual_levels(
+    grid: pd.DataFrame,
+    pts: pd.DataFrame,
+    baseline: _Baseline,
+    begin: pd.Timestamp,
+    end: pd.Timestamp,
+    config: FeatureConfig,
+) -> pd.DataFrame:
+    """The grid's hours in [begin, end) with their slot's usual levels and the point's scales."""
+    frame = grid[(grid["hour_start"] >= begin) & (grid["hour_start"] < end)]
+    frame = frame.merge(
+        baseline.slots[list(SLOT_COLUMNS)],
+        on=["pos", "how"],
+        how="left",
+    )
+    frame = frame.join(baseline.scales, on="pos")
+    frame = frame.fillna(SCALE_DEFAULTS)
+    for column in ("usual_rev", "usual_cnt"):
+        frame[column] = frame[column].fillna(0.0)
+    frame["cold"] = frame["cold"].fillna(False).astype(bool) | (
+        frame["history_days"] < config.cold_days
+    )
+    frame["point_id"] = pts["point_id"].to_numpy()[frame["pos"].to_numpy()]
+    frame["timezone"] = pts["timezone"].to_numpy()[frame["pos"].to_numpy()]
+    return frame
+
+
+def _scored_hours(frame: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
+    """The hours of the range that get a row: open, or with any transaction."""
+    all_n = frame["txn_count"] + frame["void_count"] + frame["refund_count"]
+    return frame[(frame["hour_start"] >= start) & (frame["is_open"] | (all_n > 0))].copy()
+
+
+def _transaction_signals_by_slice(
+    engine: Engine,
+    frame: pd.DataFrame,
+    pts: pd.DataFrame,
+    baseline: _Baseline,
+    config: FeatureConfig,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> pd.DataFrame:
+    """The transaction-level signals of [start, end), a slice of transactions at a time: that
+    bounds memory on long ranges; each slice also reads the days before it so day-level
+    operator and payer signals see whole local days."""
+    hours = frame[SHORTFALL_HOUR_COLUMNS].assign(local_hour=frame["how"] % 24)
+    # Small registries read a month of transactions at once (fewer passes), big ones a week.
+    slice_days = 28 if len(pts) <= 100 else 7
+    lead = TRANSACTION_LEAD
+    parts = []
+    carried = None  # the last days of the previous slice: read once, used twice
+    for a, b in _slices(start, end, pd.Timedelta(days=slice_days)):
+        if carried is None:
+            txns = load_transactions(engine, (a - lead).to_pydatetime(), b.to_pydatetime())
+        else:
+            fresh = load_transactions(engine, a.to_pydatetime(), b.to_pydatetime())
+            txns = pd.concat([carried, fresh], ignore_index=True)
+        carried = txns[txns["occurred_at"] >= b - lead]
+        part = transaction_signals(txns, pts, baseline.scales, baseline.op_usual, config)
+        if not part.empty:
+            shift = operator_cash_shortfall(
+                txns, hours[(hours["hour_start"] >= a - lead) & (hours["hour_start"] < b)]
+            )
+            part = part.merge(shift, on=["point_id", "hour_start"], how="outer")
+            part = part[(part["hour_start"] >= a) & (part["hour_start"] < b)]
+        parts.append(part)
+    signals = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else transaction_signals(pd.DataFrame(), pts, baseline.scales, baseline.op_usual, config)
+    )
+    for column in CASH_SHORT_COLUMNS:
+        if column not in signals:
+            signals[column] = np.nan
+    # An empty signal frame (no transactions in the range) has untyped columns.
+    signals["hour_start"] = pd.to_datetime(signals["hour_start"], utc=True)
+    signals["point_id"] = signals["point_id"].astype(frame["point_id"].dtype)
+    return signals
+
+
+def _slices(begin: pd.Timestamp, end: pd.Timestamp, size: pd.Timedelta):
+    cursor = begin
+    while cursor < end:
+        yield cursor, min(cursor + size, end)
+        cursor += size
+
+
+def _transaction_features(scored: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
+    """The model's transaction-level features from the merged signals (0 where none)."""
+    tiny = scored["tiny_n"].fillna(0)
+    expected_tiny = 0.05 * scored["txn_count"] + 1
+    scored["tiny_excess"] = np.clip((tiny - expected_tiny) / np.sqrt(expected_tiny), 0, CAP)
+    scored["payer_repeat"] = scored["payer_top"].fillna(0).astype(float).clip(0, CAP)
+    scored["op_cash_drop"] = scored["op_cash_z"].fillna(0).astype(float)
+    scored["op_cash_short"] = scored["op_short_z"].fillna(0).astype(float) * damp_of(scored, config)
+    # Sale counts from the transactions beat amount shares for cash (skimming drops whole sales).
+    scored["cash_drop"] = scored["cash_count_z"].fillna(0).astype(float)
+    scored["op_void_excess"] = scored["op_void_z"].fillna(0).astype(float)
+    scored["void_shift_end"] = scored["shift_end_z"].fillna(0).astype(float)
+    scored["cash_refund_noncash"] = scored["cash_refund_z"].fillna(0).astype(float)
+    return scored
+
+
+def _finish(scored: pd.DataFrame) -> pd.DataFrame:
+    """Every feature a float, the local hour-of-week label, one row per point-hour in order."""
+    for name in FEATURES:
+        scored[name] = scored[name].astype(float).fillna(0.0)
+    scored["local_time"] = local_labels(scored)
+    return (
+        scored.drop(columns=["pos"]).sort_values(["point_id", "hour_start"]).reset_index(drop=True)
+    )

@@ -1,0 +1,136 @@
+"""The point x hour grid: every hour a point should be trading or did trade.
+
+Hours with no transactions do not exist in ``hour_aggregates``; the full grid is built here so a
+silent device shows up as an hour with zero sales where sales were usual. Each row carries the
+point's local hour-of-week and local date, whether the registry says it is open, the special day
+it falls on and whether it is kept out of the usual level (closures, confirmed leakage).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from pipeline.detection.features.config import WEEKDAYS
+from pipeline.detection.features.loading import confirmed_windows, load_hour_aggregates
+from pipeline.intake.aggregate import AGGREGATE_COLUMNS as AGG_COLUMNS
+from pipeline.reference.calendar import Calendar
+from pipeline.reference.points import open_hours_matrix
+from pipeline.reference.suppressions import suppression_windows
+
+
+def hour_floor_utc(moment: datetime) -> pd.Timestamp:
+    """``core.times.floor_hour`` as a pandas Timestamp: it keeps the resolution of what it is
+    given, and the grid's hour column inherits it (a stdlib round trip would change it)."""
+    return pd.Timestamp(moment).tz_convert("UTC").floor("h")
+
+
+def build_grid(
+    aggregates: pd.DataFrame, pts: pd.DataFrame, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Every point x every UTC hour of [start, end), with aggregates (zero where none), the point's
+    local hour-of-week, local date and whether the registry says it is open."""
+    hours = pd.date_range(hour_floor_utc(start), hour_floor_utc(end), freq="h", inclusive="left")
+    n_points, n_hours = len(pts), len(hours)
+    open_matrix = open_hours_matrix(pts["open_hours"])
+    is_open = np.zeros((n_points, n_hours), dtype=bool)
+    how = np.zeros((n_points, n_hours), dtype=np.int16)
+    local_date = np.zeros((n_points, n_hours), dtype="datetime64[D]")
+    for tz, index in pts.groupby("timezone").indices.items():
+        local = hours.tz_convert(tz)
+        local_hour = local.hour.to_numpy()
+        is_open[index] = open_matrix[index][:, local_hour]
+        how[index] = local.dayofweek.to_numpy() * 24 + local_hour
+        local_date[index] = local.tz_localize(None).normalize().to_numpy().astype("datetime64[D]")
+    grid = pd.DataFrame(
+        {
+            "pos": np.repeat(np.arange(n_points, dtype=np.int32), n_hours),
+            "hour_start": np.tile(hours.to_numpy(), n_points),
+            "is_open": is_open.ravel(),
+            "how": how.ravel(),
+            "local_date": local_date.ravel(),
+        }
+    )
+    grid["hour_start"] = (
+        grid["hour_start"].dt.tz_localize("UTC")
+        if grid["hour_start"].dt.tz is None
+        else grid["hour_start"]
+    )
+    values = {name: np.zeros(n_points * n_hours, dtype=np.float64) for name in AGG_COLUMNS}
+    if not aggregates.empty and n_hours:
+        position = pd.Series(np.arange(n_points), index=pts["point_id"])
+        point_pos = aggregates["point_id"].map(position)
+        hour_pos = (aggregates["hour_start"] - hours[0]) // pd.Timedelta(hours=1)
+        keep = point_pos.notna() & (hour_pos >= 0) & (hour_pos < n_hours)
+        flat = (
+            point_pos[keep].astype(np.int64) * n_hours + hour_pos[keep].astype(np.int64)
+        ).to_numpy()
+        for name in AGG_COLUMNS:
+            values[name][flat] = aggregates.loc[keep, name].to_numpy(dtype=np.float64)
+    for name in AGG_COLUMNS:
+        grid[name] = values[name]
+    return grid
+
+
+def window_mask(
+    grid: pd.DataFrame, pts: pd.DataFrame, windows: pd.DataFrame, begin: str, finish: str
+) -> np.ndarray:
+    """Rows of ``grid`` whose hour overlaps one of ``windows`` (point_id, begin, finish) of their point."""
+    mask = np.zeros(len(grid), dtype=bool)
+    if windows.empty:
+        return mask
+    position = dict(zip(pts["point_id"], range(len(pts)), strict=True))
+    hour_end = grid["hour_start"] + pd.Timedelta(hours=1)
+    for window in windows.itertuples(index=False):
+        pos = position.get(window.point_id)
+        if pos is None:
+            continue
+        mask |= (
+            (grid["pos"].to_numpy() == pos)
+            & (grid["hour_start"] < getattr(window, finish)).to_numpy()
+            & (hour_end > getattr(window, begin)).to_numpy()
+        )
+    return mask
+
+
+def context_grid(
+    engine: Engine, pts: pd.DataFrame, begin: pd.Timestamp, end: pd.Timestamp, calendar: Calendar
+) -> pd.DataFrame:
+    """The grid over [begin, end) with peer groups, special days and suppressed/confirmed hours."""
+    aggregates = load_hour_aggregates(engine, begin.to_pydatetime(), end.to_pydatetime())
+    grid = build_grid(aggregates, pts, begin, end)
+    del aggregates
+    grid["revenue_type"] = pts["revenue_type"].to_numpy()[grid["pos"].to_numpy()]
+    grid["peer_group"] = pts["peer_group"].to_numpy()[grid["pos"].to_numpy()]
+    special = calendar.special_days(range(begin.year - 1, end.year + 2))
+    if special:
+        names = pd.Series(list(special.values()), index=pd.to_datetime(list(special.keys())))
+        names.index = names.index.to_numpy().astype("datetime64[D]")
+        grid["holiday"] = grid["local_date"].map(names)
+    else:
+        grid["holiday"] = np.nan
+    # Closures/maintenance (kind-less suppressions) and confirmed leakage are not "usual".
+    suppressed = suppression_windows(engine, begin.to_pydatetime(), end.to_pydatetime())
+    suppressed = suppressed[suppressed["kind"].isna()]
+    excluded = window_mask(grid, pts, suppressed, "starts_at", "ends_at")
+    confirmed = confirmed_windows(engine, begin.to_pydatetime(), end.to_pydatetime())
+    grid["suppressed"] = excluded | window_mask(grid, pts, confirmed, "start_at", "end_at")
+    return grid
+
+
+HOUR_OF_WEEK_LABELS = np.array(
+    [f"{WEEKDAYS[d]} {h:02d}:00" for d in range(7) for h in range(24)], dtype=object
+)
+
+
+def local_labels(frame: pd.DataFrame) -> pd.Series:
+    """ "Tue 10:00" in the point's own timezone."""
+    labels = pd.Series("", index=frame.index, dtype="object")
+    for tz, index in frame.groupby("timezone").indices.items():
+        local = frame["hour_start"].iloc[index].dt.tz_convert(tz)
+        slot = local.dt.dayofweek.to_numpy() * 24 + local.dt.hour.to_numpy()
+        labels.iloc[index] = HOUR_OF_WEEK_LABELS[slot]
+    return labels

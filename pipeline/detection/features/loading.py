@@ -1,0 +1,176 @@
+"""Reading what detection needs from the store: the registry, hour aggregates, transactions,
+operators' usual shares, confirmed cases and the span of the data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Engine, String, and_, case, func, select, type_coerce
+
+from pipeline.core.times import DEFAULT_TIMEZONE
+from pipeline.intake.aggregate import AGGREGATE_COLUMNS as AGG_COLUMNS
+from pipeline.reference.points import known_points
+from pipeline.store.schema import cases, hour_aggregates, points, transactions, transactions_between
+
+OP_USUAL_VALUES = (
+    "paid_n",
+    "cash_n",
+    "op_usual_cash",
+    "op_usual_cash_n",
+    "op_usual_void",
+    "op_usual_cash_refund",
+)
+
+
+def utc_times(values) -> pd.Series:
+    """Times read with type_coerce(…, String) as an aware UTC Series: SQLite gives naive UTC
+    strings, PostgreSQL aware datetimes (vectorised; ``core.times.to_utc`` is its scalar twin)."""
+    return pd.to_datetime(pd.Series(values), utc=True, format="mixed")
+
+
+def _read_frame(engine: Engine, query, columns: list[str]) -> pd.DataFrame:
+    """The rows of ``query`` as a frame, fetched in one call and built column by column: pandas
+    inferring each column from row tuples (PostgreSQL's datetime objects especially) and a
+    fetch per row took longer than the query."""
+    with engine.connect() as connection:
+        rows = connection.execute(query).fetchall()
+    if not rows:
+        return pd.DataFrame([], columns=columns)
+    return pd.DataFrame(
+        dict(zip(columns, map(list, zip(*rows, strict=True)), strict=True)), columns=columns
+    )
+
+
+def load_points(engine: Engine) -> pd.DataFrame:
+    """The registry as a frame, in point_id order, each point with its timezone."""
+    registry = known_points(engine)
+    rows = [registry[point_id] for point_id in sorted(registry)]
+    frame = pd.DataFrame(rows, columns=[c.name for c in points.columns])
+    frame["timezone"] = frame["timezone"].fillna(DEFAULT_TIMEZONE).replace("", DEFAULT_TIMEZONE)
+    return frame.reset_index(drop=True)
+
+
+def load_hour_aggregates(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """hour_aggregates rows in [start, end)."""
+    columns = [
+        hour_aggregates.c.point_id,
+        type_coerce(hour_aggregates.c.hour_start, String).label("hour_start"),
+    ]
+    columns += [hour_aggregates.c[name] for name in AGG_COLUMNS]
+    query = select(*columns).where(
+        and_(hour_aggregates.c.hour_start >= start, hour_aggregates.c.hour_start < end)
+    )
+    frame = _read_frame(engine, query, ["point_id", "hour_start", *AGG_COLUMNS])
+    frame["hour_start"] = utc_times(frame["hour_start"])
+    return frame
+
+
+def load_transactions(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """The transactions of [start, end), only the columns detection reads."""
+    t = transactions.c
+    query = select(
+        t.point_id,
+        type_coerce(t.occurred_at, String).label("occurred_at"),
+        t.amount,
+        t.payment_method,
+        t.status,
+        t.operator_id,
+        t.payer_ref,
+    ).where(transactions_between(start, end))
+    frame = _read_frame(
+        engine,
+        query,
+        [
+            "point_id",
+            "occurred_at",
+            "amount",
+            "payment_method",
+            "status",
+            "operator_id",
+            "payer_ref",
+        ],
+    )
+    frame["occurred_at"] = utc_times(frame["occurred_at"])
+    frame["amount"] = frame["amount"].astype("int64")
+    return frame
+
+
+def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Each (point, operator)'s cash share (of amounts and of sales) and void+refund share over
+    [start, end), in SQL; operator None collects sales without an operator."""
+    t = transactions.c
+    paid = t.status == "paid"
+    query = (
+        select(
+            t.point_id,
+            t.operator_id,
+            func.sum(case((paid, 1), else_=0)).label("paid_n"),
+            func.sum(case((paid, t.amount), else_=0)).label("paid_rp"),
+            func.sum(case((and_(paid, t.payment_method == "cash"), t.amount), else_=0)).label(
+                "cash_rp"
+            ),
+            func.sum(case((paid, 0), else_=1)).label("void_n"),
+            func.sum(case((and_(paid, t.payment_method == "cash"), 1), else_=0)).label("cash_n"),
+            func.sum(
+                case((and_(t.status == "refund", t.payment_method == "cash"), 1), else_=0)
+            ).label("cash_refund_n"),
+        )
+        .where(transactions_between(start, end))
+        .group_by(t.point_id, t.operator_id)
+    )
+    frame = _read_frame(
+        engine,
+        query,
+        [
+            "point_id",
+            "operator_id",
+            "paid_n",
+            "paid_rp",
+            "cash_rp",
+            "void_n",
+            "cash_n",
+            "cash_refund_n",
+        ],
+    )
+    for column in ("paid_n", "paid_rp", "cash_rp", "void_n", "cash_n", "cash_refund_n"):
+        frame[column] = pd.to_numeric(frame[column]).astype("float64")
+    frame["op_usual_cash"] = frame["cash_rp"] / frame["paid_rp"].where(frame["paid_rp"] > 0)
+    frame["op_usual_void"] = frame["void_n"] / (frame["paid_n"] + frame["void_n"]).where(
+        lambda s: s > 0
+    )
+    frame["op_usual_cash_n"] = frame["cash_n"] / frame["paid_n"].where(frame["paid_n"] > 0)
+    # Cash refunds per paid sale, shrunk towards one in a thousand: most operators have none.
+    frame["op_usual_cash_refund"] = (frame["cash_refund_n"] + 0.5) / (frame["paid_n"] + 500.0)
+    return frame[["point_id", "operator_id", *OP_USUAL_VALUES]]
+
+
+def confirmed_windows(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Confirmed leakage cases overlapping [start, end): kept out of the usual level."""
+    query = select(cases.c.point_id, cases.c.start_at, cases.c.end_at).where(
+        and_(cases.c.status == "confirmed", cases.c.start_at < end, cases.c.end_at > start)
+    )
+    with engine.connect() as connection:
+        rows = [r._asdict() for r in connection.execute(query)]
+    frame = pd.DataFrame(rows, columns=["point_id", "start_at", "end_at"])
+    for column in ("start_at", "end_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def data_span(engine: Engine) -> tuple[datetime, datetime] | None:
+    """First hour and end of the last hour with aggregates, or None when there are none."""
+    # Two scalar subqueries, not min() and max() in one select: SQLite answers a lone min or max
+    # from the hour_start index but scans the whole table for the pair.
+    hour_start = hour_aggregates.c.hour_start
+    with engine.connect() as connection:
+        first, last = connection.execute(
+            select(
+                type_coerce(select(func.min(hour_start)).scalar_subquery(), String),
+                type_coerce(select(func.max(hour_start)).scalar_subquery(), String),
+            )
+        ).one()
+    if first is None:
+        return None
+    first, last = utc_times([first, last])
+    return first.to_pydatetime(), (last + pd.Timedelta(hours=1)).to_pydatetime()

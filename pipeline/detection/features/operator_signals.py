@@ -1,0 +1,290 @@
+"""Per-operator signals: one operator's cash or void share against that operator's own usual
+(in the hour, or over their day), voids crowded into the end of their shift, cash refunds of
+sales paid without cash, and the cash of their hours falling short day after day. These name an
+operator, which is what an auditor acts on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from pipeline.detection.features.config import CAP
+from pipeline.detection.features.noise_units import (
+    binomial_excess,
+    binomial_shortfall,
+    poisson_shortfall,
+)
+from pipeline.detection.features.rolling import rolling_sum
+
+KEYS = ["point_id", "hour_start"]
+SHARE_SUMS = ["paid", "paid_rp", "cash_rp", "void", "cash_n", "sales_n"]
+SHIFT_END_MINUTES = 45  # "the end of the shift": the last 45 minutes of an operator's working span
+SHIFT_END_COLUMNS = ("shift_end_z", "shift_end_id", "shift_end_k", "shift_end_n", "shift_end_p")
+CASH_REFUND_COLUMNS = ("cash_refund_z", "cash_refund_id", "cash_refund_k", "cash_refund_rp")
+CASH_SHORT_COLUMNS = (
+    "op_short_z",
+    "op_short_id",
+    "op_short_obs",
+    "op_short_exp",
+    "op_short_days",
+)
+
+
+def operator_share_signals(ops: pd.DataFrame, op_usual: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per point-hour, the operator whose cash share (and the one whose void share) is furthest
+    from their own usual, in the hour or over their day, whichever says more."""
+    usual = op_usual.set_index(["point_id", "operator_id"])
+    hour = ops.groupby([*KEYS, "operator_id"])[SHARE_SUMS].sum().reset_index()
+    day = ops.groupby(["point_id", "local_date", "operator_id"])[SHARE_SUMS].sum().reset_index()
+    for frame, min_trials in ((hour, 8), (day, 5)):
+        _share_z(frame, usual, min_trials)
+    # The day-level evidence of an operator reaches the hours that operator worked that day.
+    hour = hour.merge(
+        ops[["point_id", "hour_start", "operator_id", "local_date"]].drop_duplicates(),
+        on=["point_id", "hour_start", "operator_id"],
+        how="left",
+    ).merge(
+        day[
+            [
+                "point_id",
+                "local_date",
+                "operator_id",
+                "cash_z",
+                "void_z",
+                "cash_share",
+                "void_share",
+            ]
+        ],
+        on=["point_id", "local_date", "operator_id"],
+        how="left",
+        suffixes=("", "_day"),
+    )
+    use_day_cash = hour["cash_z_day"] > hour["cash_z"]
+    hour["best_cash_z"] = np.where(use_day_cash, hour["cash_z_day"], hour["cash_z"])
+    hour["best_cash_share"] = np.where(use_day_cash, hour["cash_share_day"], hour["cash_share"])
+    use_day_void = hour["void_z_day"] > hour["void_z"]
+    hour["best_void_z"] = np.where(use_day_void, hour["void_z_day"], hour["void_z"])
+    hour["best_void_share"] = np.where(use_day_void, hour["void_share_day"], hour["void_share"])
+    top_cash = hour.sort_values("best_cash_z").groupby(KEYS).tail(1).set_index(KEYS)
+    top_void = hour.sort_values("best_void_z").groupby(KEYS).tail(1).set_index(KEYS)
+    return {
+        "op_cash_z": top_cash["best_cash_z"],
+        "op_cash_id": top_cash["operator_id"],
+        "op_cash_share": top_cash["best_cash_share"],
+        "op_cash_usual": top_cash["cash_usual"],
+        "op_void_z": top_void["best_void_z"],
+        "op_void_id": top_void["operator_id"],
+        "op_void_share": top_void["best_void_share"],
+        "op_void_usual": top_void["void_usual"],
+    }
+
+
+def _share_z(frame: pd.DataFrame, usual: pd.DataFrame, min_trials: int) -> None:
+    """Add each row's cash and void share, the operator's usual ones and their one-sided z
+    (cash from sale counts, needing ``min_trials`` sales; voids needing three) to ``frame``."""
+    joined = usual.reindex(pd.MultiIndex.from_frame(frame[["point_id", "operator_id"]]))
+    p_cash = joined["op_usual_cash"].to_numpy()
+    p_void = joined["op_usual_void"].fillna(0.02).clip(lower=0.01).to_numpy()
+    share = frame["cash_rp"] / frame["paid_rp"].where(frame["paid_rp"] > 0)
+    frame["cash_share"] = share
+    frame["cash_usual"] = p_cash
+    p_count = joined["op_usual_cash_n"].to_numpy()
+    frame["cash_z"] = binomial_shortfall(
+        frame["cash_n"], frame["sales_n"], p_count, min_trials=min_trials
+    )
+    total = frame["paid"] + frame["void"]
+    vshare = frame["void"] / total.where(total > 0)
+    frame["void_share"] = vshare
+    frame["void_usual"] = p_void
+    frame["void_z"] = np.where(
+        frame["void"] >= 3, binomial_excess(frame["void"], total, p_void), 0.0
+    )
+
+
+def _no_rows(columns) -> pd.DataFrame:
+    index = pd.MultiIndex.from_arrays([[], []], names=["point_id", "hour_start"])
+    return pd.DataFrame(columns=list(columns), index=index)
+
+
+def _top_per_hour(rows: pd.DataFrame, z: str, columns: dict[str, str]) -> pd.DataFrame:
+    """Per point-hour, the operator row with the strongest ``z``, renamed by ``columns``."""
+    keys = ["point_id", "hour_start"]
+    top = rows.sort_values(z).groupby(keys).tail(1).set_index(keys)
+    return top[list(columns)].rename(columns=columns)
+
+
+def void_shift_end(ops: pd.DataFrame) -> pd.DataFrame:
+    """Voids and refunds an operator crowded into the last ``SHIFT_END_MINUTES`` of that day's
+    working span (first to last transaction of theirs that local day), against the share of the
+    same operator's paid sales that fell in that window the same day: voids spread like ordinary
+    trade land there in that proportion; voiding sales late in the shift (after the payer has
+    gone, keeping the cash) crowds them in. Binomial upper tail, one-sided, needs 3 voids in the
+    window. The evidence reaches the hours of the window, where the voids are."""
+    day_keys = ["point_id", "operator_id", "local_date"]
+    # The keys hashed once, then both spans grouped by the integer day.
+    worked = ops.groupby(day_keys, sort=False).ngroup()
+    span_end = ops["occurred_at"].groupby(worked).transform("max")
+    span_start = ops["occurred_at"].groupby(worked).transform("min")
+    # A window of at most a third of the span, so a two-hour stint is not "all shift end".
+    window = ((span_end - span_start) / 3).clip(upper=pd.Timedelta(minutes=SHIFT_END_MINUTES))
+    tail = ops["occurred_at"] > span_end - window
+    parts = ops.assign(
+        tail_void=(tail & (ops["void"] == 1)).astype(np.int64),
+        tail_paid=(tail & (ops["paid"] == 1)).astype(np.int64),
+    )
+    day = parts.groupby(day_keys)[["void", "paid", "tail_void", "tail_paid"]].sum()
+    # Share of the day's sales in the window; at least one sale's worth, so a window that holds
+    # only the voids is not "0% expected".
+    share = (day["tail_paid"].clip(lower=1) / day["paid"].clip(lower=1)).clip(upper=1)
+    day["shift_end_p"] = share
+    day["shift_end_z"] = np.where(
+        day["tail_void"] >= 3,
+        binomial_excess(day["tail_void"], day["void"], share),
+        0.0,
+    )
+    day = day.reset_index()
+    hours = parts.loc[tail & (parts["void"] == 1), ["point_id", "hour_start", *day_keys[1:]]]
+    hours = hours.drop_duplicates().merge(day, on=day_keys)
+    if hours.empty:
+        return _no_rows(SHIFT_END_COLUMNS)
+    return _top_per_hour(
+        hours,
+        "shift_end_z",
+        {
+            "shift_end_z": "shift_end_z",
+            "operator_id": "shift_end_id",
+            "tail_void": "shift_end_k",
+            "void": "shift_end_n",
+            "shift_end_p": "shift_end_p",
+        },
+    )
+
+
+def cash_refund_noncash(txns: pd.DataFrame, ops: pd.DataFrame, op_usual: pd.DataFrame):
+    """Cash refunds of sales that were paid without cash. Feeds carry no link from a refund to
+    its sale, so the definition is the simplest one that can be checked: a refund paid out in
+    cash whose amount equals a QRIS/card/transfer/e-wallet sale of the same point earlier the
+    same local day. Per operator and day, their count against what that operator's usual rate
+    of cash refunds (per paid sale, from the baseline) predicts for the day's sales: Poisson
+    upper tail, needs 2 such refunds. The evidence reaches the hours of those refunds."""
+    refunds = ops[(ops["status"] == "refund") & (ops["payment_method"] == "cash")]
+    if refunds.empty:
+        return _no_rows(CASH_REFUND_COLUMNS)
+    noncash = txns[(txns["status"] == "paid") & (txns["payment_method"] != "cash")]
+    first_sale = (
+        noncash.groupby(["point_id", "local_date", "amount"])["occurred_at"]
+        .min()
+        .rename("first_noncash")
+        .reset_index()
+    )
+    refunds = refunds.merge(first_sale, on=["point_id", "local_date", "amount"], how="left")
+    matched = refunds[refunds["first_noncash"] <= refunds["occurred_at"]]
+    if matched.empty:
+        return _no_rows(CASH_REFUND_COLUMNS)
+    day_keys = ["point_id", "operator_id", "local_date"]
+    day = matched.groupby(day_keys).agg(
+        cash_refund_k=("amount", "size"), cash_refund_rp=("amount", "sum")
+    )
+    sales = ops.groupby(day_keys)["paid"].sum().reindex(day.index).fillna(0)
+    rate = (
+        op_usual.set_index(["point_id", "operator_id"])["op_usual_cash_refund"]
+        .reindex(
+            pd.MultiIndex.from_arrays(
+                [day.index.get_level_values(0), day.index.get_level_values(1)]
+            )
+        )
+        .fillna(0.001)
+        .to_numpy()
+    )
+    expected = np.maximum(rate * sales.to_numpy(), 0.05)
+    tail = stats.poisson.sf(day["cash_refund_k"].to_numpy() - 1, expected)
+    z = np.clip(np.nan_to_num(stats.norm.isf(np.clip(tail, 1e-300, 1.0)), nan=0.0), 0, CAP)
+    day["cash_refund_z"] = np.where(day["cash_refund_k"] >= 2, z, 0.0)
+    day = day.reset_index()
+    hours = (
+        matched[["point_id", "hour_start", *day_keys[1:]]].drop_duplicates().merge(day, on=day_keys)
+    )
+    return _top_per_hour(
+        hours,
+        "cash_refund_z",
+        {
+            "cash_refund_z": "cash_refund_z",
+            "operator_id": "cash_refund_id",
+            "cash_refund_k": "cash_refund_k",
+            "cash_refund_rp": "cash_refund_rp",
+        },
+    )
+
+
+def operator_cash_shortfall(txns: pd.DataFrame, hours: pd.DataFrame) -> pd.DataFrame:
+    """Cash recorded in the hours an operator ran the point vs the cash those hours usually bring
+    (usual revenue x peers x usual cash share), per local day and over the operator's last three
+    and five working days: skimming on one shift shows as that operator's cash falling short day
+    after day while the point's other hours look normal."""
+    columns = [*KEYS, *CASH_SHORT_COLUMNS]
+    ops = txns[
+        (txns["status"] == "paid") & txns["operator_id"].notna() & (txns["operator_id"] != "")
+    ]
+    if ops.empty or hours.empty:
+        return pd.DataFrame(columns=columns)
+    work = _hours_by_shift_operator(ops, hours)
+    daily = _shortest_cash_run(_daily_cash(work))
+    out = work[[*KEYS, "operator_id", "local_date"]].merge(
+        daily.drop(columns=["obs", "exp", "unit", "s"]),
+        on=["point_id", "operator_id", "local_date"],
+        how="left",
+    )
+    out = out.rename(columns={"operator_id": "op_short_id"})
+    return out[columns]
+
+
+def _hours_by_shift_operator(ops: pd.DataFrame, hours: pd.DataFrame) -> pd.DataFrame:
+    """The open hours, each with the operator of its shift: whoever usually records most sales
+    at that local hour of the day, so the hours of a shift where nothing was recorded still
+    count."""
+    ops = ops.assign(hour_start=ops["occurred_at"].dt.floor("h"))
+    ops = ops.merge(hours[[*KEYS, "local_hour"]], on=KEYS, how="inner")
+    shift = ops.groupby(["point_id", "local_hour", "operator_id"]).size().rename("n").reset_index()
+    shift = shift.sort_values("n").groupby(["point_id", "local_hour"]).tail(1)
+    work = hours[hours["is_open"]].merge(
+        shift[["point_id", "local_hour", "operator_id"]], on=["point_id", "local_hour"], how="inner"
+    )
+    work["expected_cash"] = work["expected_rev"] * work["usual_cash"].fillna(0)
+    return work
+
+
+def _daily_cash(work: pd.DataFrame) -> pd.DataFrame:
+    """Per operator and local day: cash recorded (obs) and usually expected (exp) in their hours."""
+    return (
+        work.groupby(["point_id", "operator_id", "local_date"])
+        .agg(
+            obs=("cash_amount", "sum"),
+            exp=("expected_cash", "sum"),
+            unit=("point_ticket", "first"),
+            s=("s_rev", "first"),
+        )
+        .reset_index()
+        .sort_values(["point_id", "operator_id", "local_date"])
+    )
+
+
+def _shortest_cash_run(daily: pd.DataFrame) -> pd.DataFrame:
+    """``daily`` with the strongest shortfall of the day, or of the last 3 or 5 working days
+    when the day itself is short, and the figures it quotes."""
+    unit = daily["unit"].fillna(1.0).clip(lower=1)
+    dispersion = daily["s"].fillna(2.0)
+    z1 = poisson_shortfall(daily["obs"] / unit, daily["exp"] / unit, dispersion)
+    rolled = rolling_sum(daily, ["point_id", "operator_id"], ["obs", "exp"], 3)
+    z3 = poisson_shortfall(rolled["obs"] / unit, rolled["exp"] / unit, dispersion)
+    rolled5 = rolling_sum(daily, ["point_id", "operator_id"], ["obs", "exp"], 5)
+    z5 = poisson_shortfall(rolled5["obs"] / unit, rolled5["exp"] / unit, dispersion)
+    # The longer views count only while the day itself is short.
+    down = z1 > 1.0
+    use5 = down & (z5 > np.maximum(z1, z3))
+    use3 = down & ~use5 & (z3 > z1)
+    daily["op_short_z"] = np.select([use5, use3], [z5, z3], z1)
+    daily["op_short_obs"] = np.select([use5, use3], [rolled5["obs"], rolled["obs"]], daily["obs"])
+    daily["op_short_exp"] = np.select([use5, use3], [rolled5["exp"], rolled["exp"]], daily["exp"])
+    daily["op_short_days"] = np.select([use5, use3], [5, 3], 1)
+    return daily
