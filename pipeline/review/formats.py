@@ -164,6 +164,7 @@ def dashboard_texts(figures: dict, lang: str) -> dict:
             else _("no comparison")
         ),
         "measures": {m: label(m, lang) for m in SHORTFALL_MEASURES},
+        "measure_order": list(SHORTFALL_MEASURES),  # JSON objects lose their order in tojson
         "revenue_types": {r["name"]: label(r["name"], lang) for r in figures["by_revenue_type"]},
     }
 

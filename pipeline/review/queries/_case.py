@@ -383,8 +383,16 @@ def reconciliation_view(case) -> dict | None:
             for c in ("recorded", "declared", "tax_on_recorded", "tax_due_declared", "deposited")
             if rows[0][c] is not None
         )
-    for row in rows:  # the bars of one period are drawn against its largest figure
-        row["scale"] = max([1] + [row[c] for c in columns if isinstance(row.get(c), int | float)])
+    # The bars of one period: sales against sales, money paid against money owed, each group
+    # drawn against its own largest figure (a tax bar beside a sales bar would mean nothing).
+    groups = (("recorded", "declared"), ("tax_on_recorded", "tax_due_declared", "deposited"))
+    if days:
+        groups = (("recorded", "handed_in"),)
+    for row in rows:
+        row["scales"] = {}
+        for group in groups:
+            top = max([1] + [row[c] for c in group if isinstance(row.get(c), int | float)])
+            row["scales"].update(dict.fromkeys(group, top))
     return {
         "measure": shortfall_measure(case.origin, case.kind, case.operators),
         "no_return": case.kind == "declared_below_recorded"

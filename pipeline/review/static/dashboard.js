@@ -9,12 +9,14 @@
   var words = JSON.parse(document.getElementById("ui-text").textContent);
   var charts = window.dashboardCharts = {};
 
-  function measures(id, byMeasure, labels, lines) {
+  function measures(id, byMeasure, labels, lines, d) {
     // Each measure on its own: lost sales and lost tax are different money, never one sum.
     var el = document.getElementById(id);
     if (!el) return;
     el.textContent = "";
-    var keys = Object.keys(byMeasure || {});
+    var keys = (d.text.measure_order || Object.keys(byMeasure || {})).filter(function (m) {
+      return byMeasure && byMeasure[m];  // measures with money missing; "Rp 0" says nothing
+    });
     if (!keys.length) { el.textContent = "–"; return; }
     keys.forEach(function (m, i) {
       if (i) el.appendChild(lines ? document.createElement("br") : document.createTextNode("; "));
@@ -89,9 +91,9 @@
     text("d-last-week", rp(d.last_week_same_time));
     text("d-last-week-total", rp(d.last_week_total));
     text("d-open", num(d.open_cases));
-    measures("d-open-rp", d.open_shortfall_by_measure, d.text.measures, true);
+    measures("d-open-rp", d.open_shortfall_by_measure, d.text.measures, true, d);
     text("d-field", num(d.field_check_cases));
-    measures("d-confirmed-rp", d.confirmed_shortfall_30d_by_measure, d.text.measures, false);
+    measures("d-confirmed-rp", d.confirmed_shortfall_30d_by_measure, d.text.measures, false, d);
     fillTable("t-type", d.by_revenue_type, function (r) { return (d.text.revenue_types || {})[r.name] || r.name; });
     fillTable("t-district", d.by_district, function (r) { return r.name; });
     var minutes = d.minute.today.map(function (_, i) { return d.day_start + 60 * i; });
