@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := postgres,web,airflow,dev
 
-.PHONY: install chromium demo test test-fast lint format bench serve up down migration clean
+.PHONY: install chromium demo test test-fast lint format bench serve up down migration clean airflow-check
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: install
 
 serve: install
 	$(BIN)/eincome serve
+
+# The DAGs under a real Airflow 3 on 127.0.0.1 (PostgreSQL metadata DB; LocalExecutor, then
+# Celery with Redis): scheduled, manual and backfill runs checked against the CLI. ~20 minutes.
+airflow-check: install
+	$(BIN)/python scripts/airflow_check.py
 
 up:
 	docker compose up -d --build

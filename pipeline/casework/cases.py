@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, text, update
 
 from pipeline.casework.case_store import ACTED_ON, drop_cases, open_case, rewrite_case
 from pipeline.core.times import DEFAULT_TIMEZONE
@@ -27,6 +27,8 @@ from pipeline.store.schema import anomalies, cases
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 MAX_GAP = timedelta(hours=18)  # closed hours (a night) between flags do not split a case
 MARGIN = timedelta(days=2)
+# PostgreSQL advisory-lock key taken by every transaction that rebuilds detector cases ("einc").
+CASE_REBUILD_LOCK = 0x65696E63
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ def record_flags(
     flags = drop_suppressed(engine, flags, start, end)
     suppressed = before - len(flags)
     with engine.begin() as connection:
+        _take_case_rebuild_lock(connection)
         preserved = _preserved_cases(connection, start - MARGIN, end + MARGIN)
         inside = _inside(flags, preserved) if not flags.empty else pd.Series(dtype=bool)
         kept_decided = int(inside.sum()) if len(inside) else 0
@@ -208,6 +211,17 @@ def record_flags(
     return RecordResult(
         anomalies=len(flags), suppressed=suppressed, kept_decided=kept_decided, cases_open=opened
     )
+
+
+def _take_case_rebuild_lock(connection: Connection) -> None:
+    """Make case rebuilds take turns. A rebuild reads, relinks and deletes every case within
+    MARGIN of its range, so two scoring runs of nearby hours (parallel runs of an Airflow
+    backfill) lock overlapping anomaly and case rows in different orders, and PostgreSQL
+    killed one as a deadlock. A transaction-scoped advisory lock serialises only this write
+    phase (features and scores are still computed in parallel); SQLite serialises writers
+    on its own."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CASE_REBUILD_LOCK})
 
 
 def _rebuild_cases(

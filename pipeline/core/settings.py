@@ -98,6 +98,12 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Reconciliation tolerances file (JSON/YAML); empty: defaults (`eincome recon config`).",
     ),
+    Setting(
+        "airflow_db_url",
+        "EINCOME_AIRFLOW_DB_URL",
+        "",
+        "Airflow's metadata database (SQLAlchemy URL, read-only user) for the ops page's DAG runs; empty: not shown.",
+    ),
 )
 
 
@@ -116,6 +122,7 @@ class Settings:
     session_hours: int = 12
     language: str = "id"
     recon_config: str = ""
+    airflow_db_url: str = field(default="", repr=False)  # may hold a password
 
     @property
     def database_url(self) -> str:
