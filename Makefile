@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := postgres,web,airflow,dev
 
-.PHONY: install chromium demo test test-fast lint format bench serve up down migration clean airflow-check
+.PHONY: install chromium demo test test-fast test-ingest-property lint format bench serve up down migration clean airflow-check
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
+
+# The ingest property test with many more and longer random feeds than `make test` runs.
+test-ingest-property: install
+	EINCOME_PROPERTY_EXAMPLES=300 EINCOME_PROPERTY_LINES=400 EINCOME_PROPERTY_RANDOM=1 \
+		$(BIN)/python -m pytest -n 2 tests/intake/test_ingest_property.py
 
 lint: install
 	$(BIN)/ruff check pipeline dags tests

@@ -13,15 +13,14 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
-log = logging.getLogger(__name__)
+from pipeline.detection.rhythm import RETRAIN_WEEKS
 
-# Training window of the weekly retrain: long enough to see every hour of the week several times.
-RETRAIN_WEEKS = 8
 # A fresh deployment's hourly detect trains its first model itself once this much history is in
 # (every hour of a week seen once); before that it fails saying so.
 FIRST_MODEL_MIN_DAYS = 7
 # Libraries whose INFO lines are noise in a task log (Great Expectations logs ~200 per pull).
 QUIET_LOGGERS = ("great_expectations",)
+log = logging.getLogger(__name__)
 
 
 def default_args(
@@ -291,7 +290,8 @@ def score_interval(start: datetime, end: datetime) -> dict[str, Any]:
 
     with _no_retry_on_unusable_input():
         runtime = _runtime()
-        trained = _first_model(runtime.engine, runtime.models_dir, _utc(end))
+        # Point-in-time: the first model learns only from before the hour it scores.
+        trained = _first_model(runtime.engine, runtime.models_dir, _utc(start))
         result = _plain(score_range(runtime.engine, runtime.models_dir, _utc(start), _utc(end)))
     if trained:
         result["trained_first_model"] = trained
@@ -299,7 +299,7 @@ def score_interval(start: datetime, end: datetime) -> dict[str, Any]:
 
 
 def _first_model(engine, models_dir, end: datetime) -> str | None:
-    """A fresh deployment has no model: train one on the history there is once it covers
+    """A fresh deployment has no model: train one on the history before ``end`` once it covers
     FIRST_MODEL_MIN_DAYS, else fail saying what to do. Returns the version trained, if any."""
     from pipeline.core.errors import UnusableInputError
     from pipeline.detection.backfill import fitting_model, train_model
@@ -324,19 +324,21 @@ def _first_model(engine, models_dir, end: datetime) -> str | None:
 
 @_task_call
 def retrain(end: datetime, weeks: int = RETRAIN_WEEKS) -> str:
-    """Fit a new model version on the ``weeks`` before ``end``; earlier versions are kept."""
+    """Fit a new model version on the ``weeks`` before ``end``; earlier versions are kept.
+    A backfill walking forward fits the same window at the same moments (``rhythm``)."""
     from pipeline.detection.backfill import train_model
     from pipeline.detection.features import data_span
+    from pipeline.detection.rhythm import training_window
 
     end = _utc(end)
     with _no_retry_on_unusable_input():
         runtime = _runtime()
-        start = end - timedelta(weeks=weeks)
         # A young deployment has less history than the window: train on what there is
         # (train_model does not accept a window starting before the first aggregates).
         span = data_span(runtime.engine)
+        start = end - timedelta(weeks=weeks)
         if span is not None:
-            start = max(start, span[0])
+            start, end = training_window(end, span[0], weeks)
         return str(train_model(runtime.engine, runtime.models_dir, start, end))
 
 

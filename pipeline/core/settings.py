@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from pipeline.core.errors import UnusableInputError
@@ -54,6 +55,12 @@ SETTINGS: tuple[Setting, ...] = (
         "EINCOME_FUTURE_TOLERANCE_MINUTES",
         "10",
         "A transaction time further than this in the future is quarantined.",
+    ),
+    Setting(
+        "earliest_date",
+        "EINCOME_EARLIEST_DATE",
+        "2000-01-01",
+        "A transaction time before this date (UTC, YYYY-MM-DD) is quarantined: a lost clock says 1970.",
     ),
     Setting(
         "secret_key",
@@ -115,6 +122,7 @@ class Settings:
     sources_file: Path = Path("sources.yml")
     chunk_rows: int = 200_000
     future_tolerance_minutes: int = 10
+    earliest_date: str = "2000-01-01"
     secret_key: str = field(default="", repr=False)
     false_alarm_days: int = 30
     secure_cookies: int = 0
@@ -123,6 +131,11 @@ class Settings:
     language: str = "id"
     recon_config: str = ""
     airflow_db_url: str = field(default="", repr=False)  # may hold a password
+
+    @property
+    def earliest_time(self) -> datetime:
+        """``earliest_date`` as the UTC midnight it starts (checked in ``from_env``)."""
+        return datetime.combine(date.fromisoformat(self.earliest_date), time(), tzinfo=UTC)
 
     @property
     def database_url(self) -> str:
@@ -150,4 +163,11 @@ class Settings:
             else:
                 values[setting.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            date.fromisoformat(str(values["earliest_date"]))
+        except ValueError:
+            raise UnusableInputError(
+                f"setting EINCOME_EARLIEST_DATE={values['earliest_date']!r} is not a date "
+                "(YYYY-MM-DD)"
+            ) from None
         return cls(**values)

@@ -36,3 +36,29 @@ def test_a_killed_ingest_batch_left_running_is_listed_with_the_failed_ones(engin
             )
     failed = pipeline_health(engine, now=now + timedelta(minutes=1))["failed"]
     assert [(b.source_ref, b.status) for b in failed] == [("killed.csv", "running")]
+
+
+def test_the_ops_page_settles_a_batch_whose_ingest_process_is_gone(engine):
+    """Regression (issue 14/15): a killed ingest's batch stayed `running` until someone ran
+    another ingest. Looking at the ops page marks it failed, and it is listed with the reason."""
+    import subprocess
+    import sys
+
+    from pipeline.intake import ingest as ingest_module
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = ingest_module._this_owner().split(" ")[0]
+    with engine.begin() as connection:
+        connection.execute(
+            insert(ingest_batches).values(
+                source="landing:kota",
+                source_ref="killed.csv",
+                started_at=datetime.now(UTC) - timedelta(minutes=5),
+                status="running",
+                owner=f"{host} {dead.pid} 1",
+            )
+        )
+    failed = pipeline_health(engine)["failed"]
+    assert [(b.source_ref, b.status) for b in failed] == [("killed.csv", "failed")]
+    assert failed[0].message

@@ -18,13 +18,26 @@ import pandas as pd
 from pipeline.detection.features.config import SHRINK_SALES, FeatureConfig
 
 
+def usual_window(
+    span: tuple[datetime, datetime] | None, as_of: datetime, weeks: int
+) -> tuple[datetime, datetime]:
+    """The point-in-time baseline: the ``weeks`` before ``as_of`` (the retrain moment the scored
+    hours fall after), or from the first data when there is less history. Never anything at or
+    after ``as_of``: the hours being scored and the weeks after them are not "usual"."""
+    end = pd.Timestamp(as_of).tz_convert("UTC").to_pydatetime()
+    begin = end - timedelta(weeks=weeks)
+    if span is not None:
+        begin = min(max(begin, span[0]), end)
+    return begin, end
+
+
 def baseline_window(
     span: tuple[datetime, datetime] | None, end: datetime, weeks: int
 ) -> tuple[datetime, datetime]:
-    """The window the usual level is learnt from: ``weeks`` ending at the UTC midnight at or before
-    ``end`` (so every hourly run of a day shares one baseline, and today never judges itself),
-    moved forward into later data when it would start before the first data, so the early history
-    of a backfill still has a baseline."""
+    """The hindsight baseline (``backfill(hindsight=True)`` and feature tests only): ``weeks``
+    ending at the UTC midnight at or before ``end``, moved forward into later data when it would
+    start before the first data. A range scored this way is judged against itself and the weeks
+    after it; every live score uses ``usual_window``."""
     length = timedelta(weeks=weeks)
     end = pd.Timestamp(end).tz_convert("UTC").floor("D").to_pydatetime()
     begin = end - length
@@ -217,11 +230,14 @@ def _usual_days(work: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
     usual_day = pd.DataFrame(
         {"rev": _trimmed_mean(by_weekday["rev"]), "cnt": _trimmed_mean(by_weekday["cnt"])}
     )
+    # A short history (a point-in-time baseline near the start of the data) may have no complete
+    # day of some weekday: that weekday's usual day is unknown (NaN), not an error.
+    weekdays = set(usual_day.index.get_level_values("weekday")) if len(usual_day) else set()
     for weekday in range(7):
         for measure in ("rev", "cnt"):
             column = (
                 usual_day[measure].xs(weekday, level="weekday")
-                if len(usual_day)
+                if weekday in weekdays
                 else pd.Series(dtype=float)
             )
             scales[f"day_{measure}_{weekday}"] = column.reindex(scales.index)

@@ -25,6 +25,11 @@ STALE_RUNNING = timedelta(hours=1)
 def pipeline_health(engine: Engine, *, limit: int = 50, now: datetime | None = None) -> dict:
     """Last good batch per source, failed (or stale running) batches, batches with quarantined
     rows, failures."""
+    from pipeline.intake.ingest import recover_abandoned_batches
+
+    # Looking is enough to settle batches a killed ingest left "running" (their process is
+    # gone): they are marked failed and listed below like any other failure.
+    recover_abandoned_batches(engine, now=now)
     stale_before = (now or datetime.now(UTC)) - STALE_RUNNING
     b = ingest_batches
     with engine.connect() as connection:
@@ -63,7 +68,7 @@ def pipeline_health(engine: Engine, *, limit: int = 50, now: datetime | None = N
             select(b)
             .where(
                 or_(
-                    b.c.status.in_(("failed", "rejected")),
+                    b.c.status.in_(("failed", "rejected", "partial")),
                     and_(b.c.status == "running", b.c.started_at < stale_before),
                 )
             )
