@@ -13,6 +13,13 @@ commands = typer.Typer()
 users_app = typer.Typer(help="Review-app users and their roles.", no_args_is_help=True)
 
 
+def _gettext(language: str):
+    # Imported here: the review package needs the web extra, and `eincome --help` must not.
+    from pipeline.review.i18n import translations
+
+    return translations(language).gettext
+
+
 @commands.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
@@ -22,11 +29,15 @@ def serve(
     from pipeline.review import serve as serve_app
 
     rt = runtime()
+    _ = _gettext(rt.settings.language)
     if not rt.settings.secret_key:
         typer.echo(
-            "note: EINCOME_SECRET_KEY is not set; sessions end when the server restarts", err=True
+            _("note: EINCOME_SECRET_KEY is not set; sessions end when the server restarts"),
+            err=True,
         )
-    typer.echo(f"eincome review app on http://{host}:{port}/  (Ctrl+C to stop)")
+    typer.echo(
+        _("eincome review app on %(url)s  (Ctrl+C to stop)") % {"url": f"http://{host}:{port}/"}
+    )
     serve_app(rt.engine, rt.settings, host=host, port=port)
 
 
@@ -43,12 +54,19 @@ def users_add(
     users_store.check_role(role)
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    user = users_store.add_user(runtime().engine, name, role, password, actor="command line")
-    typer.echo(f"user {user.username} added with role {user.role}")
+    rt = runtime()
+    user = users_store.add_user(rt.engine, name, role, password, actor="command line")
+    _ = _gettext(rt.settings.language)
+    typer.echo(
+        _("user %(name)s added with role %(role)s") % {"name": user.username, "role": user.role}
+    )
 
 
 @users_app.command("list")
 def users_list() -> None:
     """List review-app users and their roles."""
-    for user in users_store.list_users(runtime().engine):
-        typer.echo(f"{user.username}\t{user.role}\t{'active' if user.active else 'inactive'}")
+    rt = runtime()
+    _ = _gettext(rt.settings.language)
+    for user in users_store.list_users(rt.engine):
+        state = _("active") if user.active else _("inactive")
+        typer.echo(f"{user.username}\t{user.role}\t{state}")

@@ -95,31 +95,14 @@ def evaluate_cmd(
     """Run the real pipeline on simulated feeds and measure detection against the labels."""
     from rich.console import Console
 
-    from pipeline.core.errors import UnusableInputError
-    from pipeline.testbed.evaluation import REPORT_SEEDS, TUNE_SEEDS, evaluate, seed_use, to_json
+    from pipeline.testbed.evaluation import evaluate, seed_use, to_json
 
-    first_day = None
-    if start:
-        from datetime import date, datetime
-
-        from pipeline.testbed.simulator import JAKARTA
-
-        try:
-            first_day = datetime.combine(date.fromisoformat(start), datetime.min.time(), JAKARTA)
-        except ValueError:
-            raise UnusableInputError(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
-    if first_seed is not None:
-        chosen = list(range(first_seed, first_seed + (seeds or 3)))
-    elif seed_set in ("report", "tune"):
-        named = REPORT_SEEDS if seed_set == "report" else TUNE_SEEDS
-        chosen = list(named[: seeds or len(named)])
-    else:
-        raise UnusableInputError(f"--seed-set {seed_set!r} is not 'report' or 'tune'")
+    chosen = _chosen_seeds(seed_set, seeds, first_seed)
     report = evaluate(
         chosen,
         points=points,
         weeks=weeks,
-        start=first_day,
+        start=_first_day(start),
         keep=keep,
         scenario=scenario,
         in_sample=in_sample,
@@ -146,6 +129,33 @@ def evaluate_cmd(
     console.print(_books_table(report))
     for name, met in report["mean"]["targets"].items():
         console.print(f"{'[green]met[/]    ' if met else '[red]not met[/]'}  {name}")
+
+
+def _first_day(start: str | None):
+    """--start as the midnight in Jakarta that begins that day (None: the simulator's default)."""
+    if not start:
+        return None
+    from datetime import date, datetime
+
+    from pipeline.core.errors import UnusableInputError
+    from pipeline.testbed.simulator import JAKARTA
+
+    try:
+        return datetime.combine(date.fromisoformat(start), datetime.min.time(), JAKARTA)
+    except ValueError:
+        raise UnusableInputError(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _chosen_seeds(seed_set: str, seeds: int | None, first_seed: int | None) -> list[int]:
+    from pipeline.core.errors import UnusableInputError
+    from pipeline.testbed.evaluation import REPORT_SEEDS, TUNE_SEEDS
+
+    if first_seed is not None:
+        return list(range(first_seed, first_seed + (seeds or 3)))
+    if seed_set not in ("report", "tune"):
+        raise UnusableInputError(f"--seed-set {seed_set!r} is not 'report' or 'tune'")
+    named = REPORT_SEEDS if seed_set == "report" else TUNE_SEEDS
+    return list(named[: seeds or len(named)])
 
 
 def _detection_table(report: dict, points: int, weeks: int):

@@ -93,6 +93,13 @@ SETTINGS: tuple[Setting, ...] = (
         "A review-app sign-in ends this many hours after it began, however busy.",
     ),
     Setting(
+        "language",
+        "EINCOME_LANGUAGE",
+        "id",
+        "Language of the review commands' messages: id (Bahasa Indonesia) or en; the web app "
+        "follows each reader's own choice.",
+    ),
+    Setting(
         "recon_config",
         "EINCOME_RECON_CONFIG",
         "",
@@ -121,6 +128,7 @@ class Settings:
     secure_cookies: int = 0
     session_idle_minutes: int = 60
     session_hours: int = 12
+    language: str = "id"
     recon_config: str = ""
     airflow_db_url: str = field(default="", repr=False)  # may hold a password
 

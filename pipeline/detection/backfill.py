@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -37,15 +37,14 @@ from pipeline.detection.rhythm import (
     moments,
     training_window,
 )
+from pipeline.intake.sources.watermarks import get_watermark, set_watermark
 from pipeline.reference.calendar import Calendar
 from pipeline.store.schema import (
     detector_models,
     hour_aggregates,
-    source_watermarks,
     transactions,
     transactions_between,
 )
-from pipeline.store.upsert import upsert
 
 CHUNK = timedelta(weeks=8)  # aggregation (and hindsight scoring) chunk
 MAX_TRAINING_ROWS = 300_000
@@ -479,26 +478,13 @@ def _progress_key(start: datetime, end: datetime, hindsight: bool) -> str:
 
 
 def _read_progress(engine: Engine, key: str) -> dict:
-    with engine.connect() as connection:
-        row = connection.execute(
-            select(source_watermarks.c.cursor).where(source_watermarks.c.source == key)
-        ).first()
-    return json.loads(row.cursor) if row else {}
+    # A resumable run's progress is a cursor like a pull source's, kept by the same owner.
+    cursor = get_watermark(engine, key)
+    return json.loads(cursor) if cursor else {}
 
 
 def _write_progress(engine: Engine, key: str, state: dict) -> None:
-    with engine.begin() as connection:
-        upsert(
-            connection,
-            source_watermarks,
-            [
-                {
-                    "source": key,
-                    "cursor": json.dumps(state, sort_keys=True),
-                    "updated_at": datetime.now(UTC),
-                }
-            ],
-        )
+    set_watermark(engine, key, json.dumps(state, sort_keys=True))
 
 
 def backfill(

@@ -21,7 +21,23 @@ from pipeline.casework.sessions import SessionLimits
 from pipeline.casework.users import LoginThrottle, NotAllowed
 from pipeline.core.errors import NotFoundError, UnusableInputError
 from pipeline.core.settings import Settings
-from pipeline.review.deps import HERE, CSRFRefused, LoginRequired, render, templates
+from pipeline.review.deps import (
+    HERE,
+    CSRFRefused,
+    LoginRequired,
+    language,
+    render,
+    templates,
+    tr,
+)
+from pipeline.review.i18n import (
+    LANG_COOKIE,
+    LANG_COOKIE_DAYS,
+    LANGUAGES,
+    N_,
+    TranslatableInputError,
+    TranslatableNotFound,
+)
 from pipeline.review.routes import ROUTERS
 
 SESSION_COOKIE = "eincome_session"
@@ -80,6 +96,14 @@ class NoCookieOnErrors:
         await self.app(scope, receive, send_without_cookie)
 
 
+def _said(request: Request, exc: Exception) -> str:
+    # The app's own refusals carry a msgid; a domain message is looked up whole (a fixed
+    # sentence may be in the catalog) and otherwise shown as the domain wrote it.
+    if isinstance(exc, TranslatableInputError | TranslatableNotFound):
+        return exc.translated(language(request))
+    return tr(request, str(exc))
+
+
 def _install_error_pages(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):
@@ -92,25 +116,28 @@ def _install_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(NotAllowed)
     async def not_allowed(request: Request, exc: NotAllowed):
-        return _error_page(request, 403, "Not allowed", str(exc))
+        return _error_page(request, 403, tr(request, "Not allowed"), tr(request, str(exc)))
 
     @app.exception_handler(CSRFRefused)
     async def csrf_refused(request: Request, exc: CSRFRefused):
         return _error_page(
             request,
             403,
-            "Form refused",
-            "This form is missing its security token or comes from an old session. "
-            "Go back, reload the page and submit again.",
+            tr(request, "Form refused"),
+            tr(
+                request,
+                "This form is missing its security token or comes from an old session. "
+                "Go back, reload the page and submit again.",
+            ),
         )
 
     @app.exception_handler(NotFoundError)
     async def not_found(request: Request, exc: NotFoundError):
-        return _error_page(request, 404, "Not found", str(exc))
+        return _error_page(request, 404, tr(request, "Not found"), _said(request, exc))
 
     @app.exception_handler(UnusableInputError)
     async def unusable(request: Request, exc: UnusableInputError):
-        return _error_page(request, 400, "Cannot do that", str(exc))
+        return _error_page(request, 400, tr(request, "Cannot do that"), _said(request, exc))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
@@ -118,13 +145,26 @@ def _install_error_pages(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg')}"
             for e in exc.errors()
         )
-        return _error_page(request, 400, "Cannot do that", f"the request is not usable: {problems}")
+        return _error_page(
+            request,
+            400,
+            tr(request, "Cannot do that"),
+            tr(request, "the request is not usable: %(problems)s", problems=problems),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        titles = {404: "Not found", 405: "Not allowed here"}
+        titles = {404: N_("Not found"), 405: N_("Not allowed here")}
+        details = {
+            404: N_("There is no page at this address."),
+            405: N_("This address does not take this kind of request."),
+        }
+        detail = details.get(exc.status_code, str(exc.detail))
         return _error_page(
-            request, exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail)
+            request,
+            exc.status_code,
+            tr(request, titles.get(exc.status_code, N_("Error"))),
+            tr(request, detail),
         )
 
     @app.exception_handler(Exception)
@@ -133,9 +173,12 @@ def _install_error_pages(app: FastAPI) -> None:
         return _error_page(
             request,
             500,
-            "Something went wrong",
-            "The server could not finish this request. It has been logged; "
-            "please tell the operations team what you were doing.",
+            tr(request, "Something went wrong"),
+            tr(
+                request,
+                "The server could not finish this request. It has been logged; "
+                "please tell the operations team what you were doing.",
+            ),
         )
 
 
@@ -149,6 +192,22 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app.state.session_limits = SessionLimits.of(
         idle_minutes=settings.session_idle_minutes, hours=settings.session_hours
     )
+
+    @app.middleware("http")
+    async def remember_language(request: Request, call_next):
+        # ?lang= switches the language and the cookie keeps the choice for the next pages.
+        response = await call_next(request)
+        chosen = request.query_params.get("lang")
+        if chosen in LANGUAGES and chosen != request.cookies.get(LANG_COOKIE):
+            response.set_cookie(
+                LANG_COOKIE,
+                chosen,
+                max_age=LANG_COOKIE_DAYS * 86400,
+                samesite="lax",
+                secure=bool(settings.secure_cookies),
+                httponly=True,
+            )
+        return response
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

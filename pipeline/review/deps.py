@@ -11,20 +11,27 @@ import functools
 import hmac
 import json
 import secrets
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from urllib.parse import urlencode
 
+import jinja2
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
 from pipeline.casework import sessions
-from pipeline.casework.audit import STATUS_LABELS
 from pipeline.casework.users import User, get_user
-from pipeline.core.money import rupiah, rupiah_short
-from pipeline.core.times import DEFAULT_TIMEZONE
+from pipeline.core.leakage_kinds import shortfall_measure
+from pipeline.review import formats, i18n
+from pipeline.review.i18n import (
+    LANG_COOKIE,
+    LANGUAGES,
+    choose_language,
+    current_language,
+    translations,
+)
+from pipeline.review.labels import label
 from pipeline.review.queries import page_number
 
 __all__ = ["page_number"]  # re-exported for the routes: one page rule, the queries' own
@@ -42,15 +49,22 @@ class CSRFRefused(Exception):
     """A form arrived without the token of this session."""
 
 
-# ----------------------------------------------------------------------------- template filters
+# ----------------------------------------------------------------------------- language, filters
 
 
-def local_time(
-    moment: datetime | None, tz_name: str | None = None, fmt: str = "%Y-%m-%d %H:%M"
-) -> str:
-    if moment is None:
-        return "–"
-    return moment.astimezone(ZoneInfo(tz_name or DEFAULT_TIMEZONE)).strftime(fmt)
+def language(request: Request) -> str:
+    """The language of this request (``?lang=``, the language cookie, else Indonesian)."""
+    return choose_language(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE))
+
+
+def tr(request: Request, message: str, **params) -> str:
+    """``message`` (a msgid with ``%(name)s`` parameters) in the language of ``request``."""
+    text = translations(language(request)).gettext(message)
+    return text % params if params else text
+
+
+def _lang() -> str:
+    return current_language.get()
 
 
 def _from_json(text: str | None):
@@ -63,11 +77,34 @@ def _from_json(text: str | None):
 @functools.cache
 def templates() -> Jinja2Templates:
     # One environment per process: templates compile once, however many apps are made (tests).
-    env = Jinja2Templates(directory=str(HERE / "templates"))
-    env.env.filters["rp"] = rupiah
-    env.env.filters["rp_short"] = rupiah_short
-    env.env.filters["local"] = local_time
-    env.env.filters["fromjson"] = _from_json
+    # The gettext callables and the filters read the page's language from a context variable
+    # that ``render`` sets, so one environment serves every language.
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+        autoescape=True,
+        extensions=[i18n.JINJA_EXTENSIONS],
+    )
+    environment.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
+    env = Jinja2Templates(env=environment)
+    env.env.filters.update(
+        {
+            "rp": formats.money,
+            "rp_short": formats.money_short,
+            "num": formats.number,
+            "pct": formats.percent,
+            "spct": formats.signed_percent,
+            "zone": formats.zone_name,
+            "local": lambda moment, tz=None, seconds=False: formats.local_datetime(
+                moment, tz, _lang(), seconds=seconds
+            ),
+            "day": lambda day, weekday=False: formats.day_text(day, _lang(), weekday=weekday),
+            "span": lambda start, end, tz=None: formats.span_text(start, end, tz, _lang()),
+            "label": lambda code: label(code, _lang()),
+            "measure": lambda case: shortfall_measure(case.origin, case.kind, case.operators),
+            "references": lambda refs, tz=None: formats.reference_lines(refs, tz, _lang()),
+            "fromjson": _from_json,
+        }
+    )
     return env
 
 
@@ -146,8 +183,9 @@ def engine_of(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def flash(request: Request, message: str, kind: str = "ok") -> None:
-    request.session.setdefault("flash", []).append([kind, message])
+def flash(request: Request, message: str, kind: str = "ok", **params) -> None:
+    """Queue ``message`` (a msgid) for the next page, said in this request's language."""
+    request.session.setdefault("flash", []).append([kind, tr(request, message, **params)])
 
 
 # ----------------------------------------------------------------------------- responses
@@ -156,7 +194,8 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
 def render(
     request: Request, template: str, status_code: int = 200, *, error_page: bool = False, **context
 ) -> HTMLResponse:
-    """Render a page with what every page needs: the user, the CSRF token, pending messages.
+    """Render a page with what every page needs: the user, the CSRF token, pending messages,
+    and the page's language (``<html lang>``, the switch link, the gettext of its templates).
 
     An ``error_page`` leaves the session alone (no new token, pending messages stay for the next
     page): its response never sets the cookie, see ``app.py``.
@@ -167,18 +206,30 @@ def render(
     else:
         token = csrf_token(request)
         messages = request.session.pop("flash", []) if "flash" in request.session else []
-    return request.app.state.templates.TemplateResponse(
-        request,
-        template,
-        {
-            "user": user,
-            "csrf": token,
-            "messages": messages,
-            "status_labels": STATUS_LABELS,
-            **context,
-        },
-        status_code=status_code,
-    )
+    lang = language(request)
+    other = "en" if lang == "id" else "id"
+    # The language link keeps the page's own query (filters, page number) and swaps lang.
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    switch_url = request.url.path + "?" + urlencode([*query, ("lang", other)])
+    lang_token = current_language.set(lang)
+    try:  # TemplateResponse renders at once, inside this language
+        return request.app.state.templates.TemplateResponse(
+            request,
+            template,
+            {
+                "user": user,
+                "csrf": token,
+                "messages": messages,
+                "lang": lang,
+                "other_lang": other,
+                "other_lang_name": LANGUAGES[other],
+                "lang_switch_url": switch_url,
+                **context,
+            },
+            status_code=status_code,
+        )
+    finally:
+        current_language.reset(lang_token)
 
 
 def see_other(url: str) -> RedirectResponse:

@@ -33,14 +33,16 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _largest_open_case(engine: Engine) -> int:
-    """The open case with the largest shortfall, preferring one with transactions to show and
-    three weeks of history before it (so the chart has its usual band)."""
+def _largest_open_case(engine: Engine, origin: str = "detector") -> int:
+    """The open case of ``origin`` with the largest shortfall (shortfalls of one origin measure
+    the same thing), preferring one with transactions to show and three weeks of history before
+    it (so the chart has its usual band)."""
     with engine.connect() as connection:
         first = connection.execute(select(func.min(hour_aggregates.c.hour_start))).scalar()
         query = (
             select(cases.c.case_id, cases.c.point_id, cases.c.start_at, cases.c.end_at)
             .where(cases.c.status == "open")
+            .where(cases.c.origin == origin)
             .order_by(cases.c.shortfall_rp.desc(), cases.c.case_id)
             .limit(20)
         )
@@ -68,7 +70,8 @@ def _largest_open_case(engine: Engine) -> int:
 def take(
     engine: Engine, settings: Settings, out_dir: Path, *, chromium: str = "/usr/bin/chromium"
 ) -> list[Path]:
-    """Save case.png and dashboard.png of this database's app into ``out_dir``."""
+    """Save case.png, recon.png (a reconciliation case, when there is one) and dashboard.png of
+    this database's app into ``out_dir``."""
     import uvicorn
     from playwright.sync_api import sync_playwright
 
@@ -77,6 +80,10 @@ def take(
 
     ensure_demo_users(engine)
     case_id = _largest_open_case(engine)
+    try:
+        recon_id = _largest_open_case(engine, "reconciliation")
+    except UnusableInputError:
+        recon_id = None
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -95,17 +102,23 @@ def take(
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            for name, path, login, viewport, scale in (
+            shots = [
                 ("case.png", f"/cases/{case_id}", "demo", {"width": 1280, "height": 900}, 1),
                 ("dashboard.png", "/dashboard", "leader", {"width": 390, "height": 844}, 2),
-            ):
+            ]
+            if recon_id is not None:
+                shots.insert(
+                    1,
+                    ("recon.png", f"/cases/{recon_id}", "demo", {"width": 1280, "height": 900}, 1),
+                )
+            for name, path, login, viewport, scale in shots:
                 context = browser.new_context(viewport=viewport, device_scale_factor=scale)
                 page = context.new_page()
                 page.goto(base + path)
                 page.fill("input[name=username]", login)
                 page.fill("input[name=password]", login)
                 page.click("button[type=submit]")
-                page.wait_for_selector("canvas")
+                page.wait_for_selector("canvas, #recon")
                 page.wait_for_timeout(300)  # let the charts finish their first paint
                 page.screenshot(path=str(out_dir / name), full_page=True)
                 saved.append(out_dir / name)

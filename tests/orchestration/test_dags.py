@@ -500,7 +500,9 @@ def test_ops_page_shows_the_last_runs_of_each_dag_from_the_metadata_database(air
     manual = [r for r in view.runs["eincome_detect"] if r.interval_start is None]
     assert manual and all(r.run_type == "manual" for r in manual)
     page = _ops_page(url)
-    assert 'id="dag-runs"' in page and "eincome_ingest" in page and "(manual, none)" in page
+    assert (
+        'id="dag-runs"' in page and "eincome_ingest" in page and "(manual, tidak ada)" in page
+    )  # Indonesian by default
 
 
 def _ops_page(airflow_db_url: str) -> str:

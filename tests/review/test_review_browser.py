@@ -66,7 +66,8 @@ def served(tmp_path_factory):
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", world
+    long_case = _add_seven_day_case(engine, world)
+    yield f"http://127.0.0.1:{port}", world, long_case
     server.should_exit = True
     thread.join(timeout=10)
     engine.dispose()
@@ -82,6 +83,77 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def _add_seven_day_case(engine, world) -> int:
+    """A detector case over seven days at the parking lot: flags 06:00-21:00 local each day,
+    the nights between them closed (as group_runs joins them), shortfalls summing to the case's."""
+    from datetime import UTC, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import insert
+
+    from pipeline.store.schema import anomalies, cases
+
+    tz = ZoneInfo("Asia/Jakarta")
+    first_day = world.today - timedelta(days=40)
+    hours = [
+        datetime.combine(first_day + timedelta(days=d), time(h), tzinfo=tz).astimezone(UTC)
+        for d in range(7)
+        for h in (6, 9, 12, 15, 18, 21)
+    ]
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        case_id = connection.execute(
+            insert(cases).values(
+                origin="detector",
+                point_id="PKR-001",
+                start_at=hours[0],
+                end_at=hours[-1] + timedelta(hours=1),
+                kind="under_reporting",
+                score=0.8,
+                severity="high",
+                reasons="42 flagged hours, suspected under reporting",
+                shortfall_rp=42 * 25_000,
+                status="open",
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]
+        connection.execute(
+            insert(anomalies),
+            [
+                dict(
+                    point_id="PKR-001",
+                    hour_start=h,
+                    score=0.8,
+                    severity="high",
+                    kind="under_reporting",
+                    reasons="revenue below usual",
+                    shortfall_rp=25_000,
+                    model_version="iforest-test",
+                    case_id=case_id,
+                    scored_at=now,
+                )
+                for h in hours
+            ],
+        )
+    return case_id
+
+
+def _assert_axis_labels_fit(page, holder_id: str) -> None:
+    """Every y-axis tick label is narrower than the axis uPlot gave it (no ':00,0 jt')."""
+    fit = page.evaluate(
+        """(id) => {
+          const chart = id === 'case-chart' ? window.caseChart : window.dashboardCharts[id];
+          const axis = chart.axes[1];
+          const ctx = chart.ctx; ctx.font = axis.font[0];
+          const widest = Math.max(...axis._values.map(v => ctx.measureText(String(v)).width)) / devicePixelRatio;
+          return {widest: widest, size: axis._size, labels: axis._values};
+        }""",
+        holder_id,
+    )
+    assert fit["labels"] and fit["widest"] < fit["size"], fit
 
 
 def _watch_errors(page) -> list[str]:
@@ -111,7 +183,7 @@ def _screenshot(page, name: str) -> None:
 
 
 def test_auditor_reads_the_chart_and_decides_a_case(served, browser):
-    base, world = served
+    base, world, _ = served
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors = _watch_errors(page)
@@ -142,9 +214,9 @@ def test_auditor_reads_the_chart_and_decides_a_case(served, browser):
     page.fill("#decide-form textarea[name=note]", "Voids by op-7 match the missing tickets")
     page.click("#decide-form button[type=submit]")
     page.wait_for_load_state("load")
-    assert page.inner_text("#case-status") == "confirmed leakage"
+    assert page.inner_text("#case-status") == "kebocoran terbukti"
     trail = page.inner_text("#audit-trail tbody")
-    assert "demo" in trail and "decide" in trail and "Voids by op-7" in trail
+    assert "demo" in trail and "keputusan" in trail and "Voids by op-7" in trail
     assert page.locator("#decide-form").count() == 0, "a decided case offers no decide form"
     _screenshot(page, "case.png")
     assert errors == []
@@ -152,7 +224,7 @@ def test_auditor_reads_the_chart_and_decides_a_case(served, browser):
 
 
 def test_leader_dashboard_fits_a_phone_and_refreshes(served, browser):
-    base, world = served
+    base, world, _ = served
     context = browser.new_context(
         viewport={"width": 390, "height": 844},
         device_scale_factor=2,
@@ -171,11 +243,20 @@ def test_leader_dashboard_fits_a_phone_and_refreshes(served, browser):
     )
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a phone"
     # No data "today" in the seeded world: the latest full day is shown, and the page says so.
-    assert world.day.isoformat() in page.inner_text("#d-day")
+    assert f"{world.day.day} " in page.inner_text("#d-day")  # "Sen, 30 Nov 2026"
+    assert str(world.day.year) in page.inner_text("#d-day")
     assert page.inner_text("#d-today").replace("\u00a0", " ") == rupiah(world.day_total_rp)
-    assert page.inner_text("#d-open") == "2"  # the seeded open cases (one was decided just now)
-    assert "Kota" in page.inner_text("#t-district") and "parking" in page.inner_text("#t-type")
-    assert page.locator("nav >> text=Cases").count() == 0, "a viewer gets no case queue"
+    # the seeded open cases and the seven-day one (less the main case once the auditor test
+    # has decided it)
+    assert page.inner_text("#d-open") in ("3", "4")
+    assert "Kota" in page.inner_text("#t-district") and "parkir" in page.inner_text("#t-type")
+    assert page.locator("nav >> text=Kasus").count() == 0, "a viewer gets no case queue"
+    _assert_axis_labels_fit(page, "chart-hour")
+    page.locator("#chart-hour .u-over").scroll_into_view_if_needed()
+    box = page.locator("#chart-hour .u-over").bounding_box()
+    page.touchscreen.tap(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
+    page.wait_for_selector("#chart-hour .chart-tip:not([hidden])", timeout=3000)
+    assert "Rp" in page.inner_text("#chart-hour .chart-tip")
 
     first = page.get_attribute("#dashboard", "data-updated")
     page.wait_for_function(
@@ -186,8 +267,65 @@ def test_leader_dashboard_fits_a_phone_and_refreshes(served, browser):
     context.close()
 
 
+def test_the_app_speaks_indonesian_and_switches_to_english(served, browser):
+    base, world, _ = served
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = _watch_errors(page)
+    page.goto(base + "/login")
+    assert page.get_attribute("html", "lang") == "id"
+    assert page.inner_text("h1") == "Masuk" and page.locator("text=Kata sandi").count() == 1
+    page.click("#lang-switch")
+    page.wait_for_load_state("load")
+    assert page.get_attribute("html", "lang") == "en" and page.inner_text("h1") == "Sign in"
+    page.goto(base + "/login")  # the cookie keeps the choice
+    assert page.get_attribute("html", "lang") == "en"
+    page.click("#lang-switch")
+    page.wait_for_load_state("load")
+    assert page.get_attribute("html", "lang") == "id"
+    assert errors == []
+    context.close()
+
+
+def test_a_seven_day_case_shows_both_dates_and_a_breakdown_that_sums(served, browser):
+    base, world, long_case = served
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = _watch_errors(page)
+    _sign_in(page, base, f"/cases/{long_case}", "demo", "demo")
+    page.wait_for_selector("#case-chart canvas")
+    span = page.inner_text("#case-span")
+    from datetime import timedelta
+
+    first, last = world.today - timedelta(days=40), world.today - timedelta(days=34)
+    assert span.count(str(first.year)) >= 1 and f"{first.day} " in span and f"{last.day} " in span
+    assert "06.00" in span and "22.00" in span and "WIB" in span, span
+    # seven days of flags: summed per day, and the days add up to the headline
+    assert page.get_attribute("#breakdown", "data-per") == "day"
+    cells = page.eval_on_selector_all(
+        "#breakdown tbody td.shortfall", "tds => tds.map(td => Number(td.dataset.rp))"
+    )
+    headline = int(page.get_attribute("#case-shortfall", "data-rp"))
+    assert len(cells) == 7 and sum(cells) == headline == 42 * 25_000
+    assert page.inner_text("#breakdown-total").replace("\u00a0", " ") == rupiah(headline)
+    # closed night hours inside the span are not shaded as flagged
+    assert page.get_attribute("#case-chart", "data-flagged") == "42"
+    _assert_axis_labels_fit(page, "case-chart")
+    page.locator("#case-chart .u-over").scroll_into_view_if_needed()
+    box = page.locator("#case-chart .u-over").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector("#case-chart .chart-tip:not([hidden])")
+    assert "Rp" in page.inner_text("#case-chart .chart-tip")
+    # the queue shows the span with both dates too
+    page.goto(base + "/cases?status=&sort=shortfall")
+    row = page.locator(f"tr:has(a[href='/cases/{long_case}'])").first.inner_text()
+    assert f"{first.day} " in row and f"{last.day} " in row, row
+    assert errors == []
+    context.close()
+
+
 def test_sign_out_ends_a_copied_cookie(served, browser):
-    base, _ = served
+    base, _, _ = served
     mine = browser.new_context()
     page = mine.new_page()
     _sign_in(page, base, "/cases", "supervisor", "supervisor")
@@ -210,7 +348,7 @@ def test_sign_out_ends_a_copied_cookie(served, browser):
 
 def test_a_strangers_wrong_passwords_do_not_lock_out_the_user(served, browser):
     # Last in the module: the failures slow this address (127.0.0.1) for a while afterwards.
-    base, _ = served
+    base, _, _ = served
     stranger = browser.new_context()
     page = stranger.new_page()
     for _ in range(5):
@@ -219,7 +357,7 @@ def test_a_strangers_wrong_passwords_do_not_lock_out_the_user(served, browser):
         page.fill("input[name=password]", "a wrong guess")
         page.click("button[type=submit]")
         page.wait_for_load_state("load")
-        assert "Wrong username or password" in page.inner_text("main")
+        assert "Nama pengguna atau kata sandi salah" in page.inner_text("main")
     stranger.close()
 
     user = browser.new_context()

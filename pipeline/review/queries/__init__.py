@@ -7,14 +7,16 @@ area; this package is their public face.
 
 from pipeline.review.queries._case import (
     BAND_WEEKS,
+    Breakdown,
     TransactionPage,
+    case_breakdown,
     case_chart,
-    case_days,
     case_hours,
     case_transactions,
     case_transactions_for_export,
     case_workers,
     get_case,
+    reconciliation_view,
 )
 from pipeline.review.queries._dashboard import dashboard
 from pipeline.review.queries._health import batch_quarantine, pipeline_health
@@ -25,6 +27,7 @@ from pipeline.review.queries._queue import (
     QueuePage,
     case_queue,
     filter_choices,
+    latest_decisions,
     queue_rows_for_export,
 )
 from pipeline.review.queries._region import (
@@ -32,6 +35,7 @@ from pipeline.review.queries._region import (
     PAGE_SIZE,
     local_midnight,
     page_number,
+    parse_day_param,
     region_tz,
 )
 
@@ -43,10 +47,11 @@ __all__ = [
     "SORTS",
     "QueueFilter",
     "QueuePage",
+    "Breakdown",
     "TransactionPage",
     "batch_quarantine",
     "case_chart",
-    "case_days",
+    "case_breakdown",
     "case_hours",
     "case_queue",
     "case_transactions",
@@ -55,9 +60,12 @@ __all__ = [
     "dashboard",
     "filter_choices",
     "get_case",
+    "latest_decisions",
     "local_midnight",
     "page_number",
+    "parse_day_param",
     "pipeline_health",
     "queue_rows_for_export",
+    "reconciliation_view",
     "region_tz",
 ]

@@ -3,6 +3,7 @@ its transactions, and who it may be assigned to."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -12,8 +13,9 @@ from sqlalchemy import Engine, func, select
 
 from pipeline.casework.audit import confirmed_leakage_windows
 from pipeline.casework.users import CASE_WORKER_ROLES
-from pipeline.core.errors import NotFoundError
+from pipeline.core.leakage_kinds import shortfall_measure
 from pipeline.core.times import DEFAULT_TIMEZONE, HOUR, floor_hour
+from pipeline.review.i18n import TranslatableNotFound
 from pipeline.review.queries._region import WEEK, local_midnight
 from pipeline.store.schema import (
     MAX_ROW_ID,
@@ -48,7 +50,7 @@ def get_case(engine: Engine, case_id: int):
         with engine.connect() as connection:
             row = connection.execute(query).first()
     if row is None:
-        raise NotFoundError(f"case {case_id} does not exist")
+        raise TranslatableNotFound("case %(case_id)s does not exist", case_id=case_id)
     return row
 
 
@@ -95,11 +97,14 @@ def case_chart(engine: Engine, case, *, days_before: int = 3, days_after: int = 
             .where(hour_aggregates.c.hour_start < window_end)
         ).all()
         flagged_rows = connection.execute(
-            select(anomalies.c.hour_start, anomalies.c.score)
+            select(anomalies.c.hour_start, anomalies.c.case_id, anomalies.c.shortfall_rp)
             .where(anomalies.c.point_id == case.point_id)
             .where(anomalies.c.hour_start >= window_start)
             .where(anomalies.c.hour_start < window_end)
         ).all()
+    # Only the hours the detector flagged for this case are this case's: a case's span also
+    # covers the closed night hours between its flags, and those were never flagged.
+    own = {r.hour_start: int(r.shortfall_rp) for r in flagged_rows if r.case_id == case.case_id}
     gross = {r.hour_start: int(r.gross_paid) for r in rows}
     confirmed = [
         (w.start_at, w.end_at)
@@ -116,7 +121,7 @@ def case_chart(engine: Engine, case, *, days_before: int = 3, days_after: int = 
             and not any(a <= hour < b for a, b in confirmed)
         )
 
-    out = {"t": [], "actual": [], "q1": [], "median": [], "q3": [], "flagged": []}
+    out = {"t": [], "actual": [], "q1": [], "median": [], "q3": [], "flagged": [], "expected": []}
     hour = window_start
     while hour < window_end:
         band = _quartiles(
@@ -133,12 +138,13 @@ def case_chart(engine: Engine, case, *, days_before: int = 3, days_after: int = 
         )
         for key, value in zip(("q1", "median", "q3"), band or (None, None, None), strict=True):
             out[key].append(None if value is None else round(value))
-        out["flagged"].append(1 if case.start_at <= hour < case.end_at else 0)
+        out["flagged"].append(1 if hour in own else 0)
+        # The detector's expectation for a flagged hour: recorded plus its estimated shortfall,
+        # the same figure as the breakdown table's (``case_breakdown``).
+        out["expected"].append(gross.get(hour, 0) + own[hour] if hour in own else None)
         hour += HOUR
     out["other_flags"] = [
-        int(r.hour_start.timestamp())
-        for r in flagged_rows
-        if not (case.start_at <= r.hour_start < case.end_at)
+        int(r.hour_start.timestamp()) for r in flagged_rows if r.case_id != case.case_id
     ]
     out["tz"] = str(tz)
     out["case_span"] = [int(case.start_at.timestamp()), int(case.end_at.timestamp())]
@@ -146,7 +152,8 @@ def case_chart(engine: Engine, case, *, days_before: int = 3, days_after: int = 
 
 
 def case_hours(engine: Engine, case, chart: dict) -> list[dict]:
-    """The flagged hours one by one: revenue, usual median, voids, refunds, cash share."""
+    """The hours of the case's span one by one: revenue, the prior weeks' median, voids, refunds,
+    cash share, and whether the detector flagged the hour (closed hours in a span are not)."""
     with engine.connect() as connection:
         rows = connection.execute(
             select(hour_aggregates)
@@ -156,6 +163,7 @@ def case_hours(engine: Engine, case, chart: dict) -> list[dict]:
         ).all()
     by_hour = {r.hour_start: r for r in rows}
     median_at = dict(zip(chart["t"], chart["median"], strict=True))
+    flagged_at = dict(zip(chart["t"], chart["flagged"], strict=True))
     out = []
     hour = floor_hour(case.start_at)
     while hour < case.end_at and len(out) < 24 * 31:
@@ -165,7 +173,8 @@ def case_hours(engine: Engine, case, chart: dict) -> list[dict]:
             {
                 "hour_start": hour,
                 "gross_paid": gross_paid,
-                "usual": median_at.get(int(hour.timestamp())),
+                "median": median_at.get(int(hour.timestamp())),
+                "flagged": bool(flagged_at.get(int(hour.timestamp()))),
                 "txn_count": row.txn_count if row else 0,
                 "void_count": row.void_count if row else 0,
                 "void_amount": int(row.void_amount) if row else 0,
@@ -179,19 +188,93 @@ def case_hours(engine: Engine, case, chart: dict) -> list[dict]:
     return out
 
 
-def case_days(hours: list[dict], tz_name: str | None) -> list[dict]:
-    """The case's hours summed per local day: how a reconciliation gap of weeks is read."""
-    tz = ZoneInfo(tz_name or DEFAULT_TIMEZONE)
-    days: dict[date, dict] = {}
-    for h in hours:
-        day = days.setdefault(
-            h["hour_start"].astimezone(tz).date(),
-            {"gross_paid": 0, "usual": 0, "txn_count": 0, "void_count": 0, "refund_count": 0},
+_COUNTS = ("txn_count", "void_count", "void_amount", "refund_count", "refund_amount")
+
+
+@dataclass
+class Breakdown:
+    """A detector case's shortfall hour by hour (or day by day), summing to its headline.
+
+    ``rows`` carry ``recorded`` (paid revenue of the hour), ``shortfall`` (the detector's
+    estimate for that hour, as stored with the flag) and ``expected`` = recorded + shortfall: the
+    one "usual" of the case page, used by the table, the chart and the detector's reason.
+    ``unattributed`` is what the headline holds beyond its hours (0 unless a case was edited by
+    hand or written by an older version), shown as its own row so the table still sums.
+    """
+
+    measure: str
+    per: str  # "hour" or "day"
+    rows: list[dict]
+    recorded: int
+    expected: int
+    shortfall: int
+    unattributed: int
+
+
+def case_breakdown(engine: Engine, case, *, max_hour_rows: int = 24) -> Breakdown:
+    """The flagged hours of a detector case with their shortfalls; a case with more flagged
+    hours than ``max_hour_rows`` is summed per local day."""
+    with engine.connect() as connection:
+        flags = connection.execute(
+            select(anomalies.c.hour_start, anomalies.c.kind, anomalies.c.shortfall_rp)
+            .where(anomalies.c.case_id == case.case_id)
+            .order_by(anomalies.c.hour_start)
+        ).all()
+        aggregates = {
+            r.hour_start: r
+            for r in connection.execute(
+                select(hour_aggregates)
+                .where(hour_aggregates.c.point_id == case.point_id)
+                .where(hour_aggregates.c.hour_start >= case.start_at)
+                .where(hour_aggregates.c.hour_start < case.end_at)
+            )
+        }
+    rows = []
+    for f in flags:
+        agg = aggregates.get(f.hour_start)
+        recorded = int(agg.gross_paid) if agg else 0
+        rows.append(
+            {
+                "hour_start": f.hour_start,
+                "kind": f.kind,
+                "hours": 1,
+                "recorded": recorded,
+                "shortfall": int(f.shortfall_rp),
+                "expected": recorded + int(f.shortfall_rp),
+                "txn_count": agg.txn_count if agg else 0,
+                "void_count": agg.void_count if agg else 0,
+                "void_amount": int(agg.void_amount) if agg else 0,
+                "refund_count": agg.refund_count if agg else 0,
+                "refund_amount": int(agg.refund_amount) if agg else 0,
+                "cash_share": (agg.cash_amount / recorded) if agg and recorded else None,
+                "operators": agg.operators if agg else 0,
+            }
         )
-        for key in ("gross_paid", "txn_count", "void_count", "refund_count"):
-            day[key] += h[key]
-        day["usual"] += h["usual"] or 0
-    return [{"day": d, **v} for d, v in sorted(days.items())]
+    per = "hour"
+    if len(rows) > max_hour_rows:
+        tz = ZoneInfo(case.timezone or DEFAULT_TIMEZONE)
+        days: dict[date, dict] = {}
+        for r in rows:
+            day = days.setdefault(
+                r["hour_start"].astimezone(tz).date(),
+                {"hours": 0, "recorded": 0, "shortfall": 0, "expected": 0, "kinds": set()}
+                | dict.fromkeys(_COUNTS, 0),
+            )
+            for key in ("hours", "recorded", "shortfall", "expected", *_COUNTS):
+                day[key] += r[key]
+            day["kinds"].add(r["kind"])
+        rows = [{"day": d, **v, "kinds": sorted(v["kinds"])} for d, v in sorted(days.items())]
+        per = "day"
+    shortfall = sum(r["shortfall"] for r in rows)
+    return Breakdown(
+        measure=shortfall_measure(case.origin, case.kind, case.operators),
+        per=per,
+        rows=rows,
+        recorded=sum(r["recorded"] for r in rows),
+        expected=sum(r["expected"] for r in rows),
+        shortfall=shortfall,
+        unattributed=int(case.shortfall_rp) - shortfall,
+    )
 
 
 def _txn_query(case):
@@ -254,3 +337,78 @@ def case_transactions_for_export(engine: Engine, case, *, limit: int = 200_000) 
             .order_by(transactions.c.occurred_at, transactions.c.txn_id)
             .limit(limit)
         ).all()
+
+
+def reconciliation_view(case) -> dict | None:
+    """A reconciliation case's figures side by side, period by period (None for a detector
+    case). Sales figures (recorded, declared) and money figures (tax due, deposited, cash
+    handed in) are kept in their own columns: they are different amounts and never compared
+    as if they were one."""
+    if case.origin != "reconciliation":
+        return None
+    try:
+        details = json.loads(case.details or "{}")
+    except ValueError:
+        details = {}
+    if not isinstance(details, dict):
+        details = {}
+    refs = details.get("refs") if isinstance(details.get("refs"), dict) else {}
+    figures = refs.get("figures") if isinstance(refs.get("figures"), dict) else {}
+    period = details.get("period") if isinstance(details.get("period"), dict) else {}
+    days = details.get("days") if isinstance(details.get("days"), dict) else {}
+    rows = []
+    if days:  # a collector's days: cash recorded against cash handed in, day by day
+        for day, v in sorted(days.items()):
+            rows.append(
+                {
+                    "day": _iso_day(day),
+                    "recorded": v.get("recorded"),
+                    "handed_in": v.get("deposited"),
+                }
+            )
+        columns = ("recorded", "handed_in")
+    else:
+        rows.append(
+            {
+                "day": None,
+                "recorded": details.get("recorded_rp"),
+                "declared": details.get("declared_rp"),
+                "tax_on_recorded": figures.get("tax_on_recorded"),
+                "tax_due_declared": figures.get("tax_due_declared"),
+                "deposited": details.get("deposited_rp"),
+            }
+        )
+        columns = tuple(
+            c
+            for c in ("recorded", "declared", "tax_on_recorded", "tax_due_declared", "deposited")
+            if rows[0][c] is not None
+        )
+    # The bars of one period: sales against sales, money paid against money owed, each group
+    # drawn against its own largest figure (a tax bar beside a sales bar would mean nothing).
+    groups = (("recorded", "declared"), ("tax_on_recorded", "tax_due_declared", "deposited"))
+    if days:
+        groups = (("recorded", "handed_in"),)
+    for row in rows:
+        row["scales"] = {}
+        for group in groups:
+            top = max([1] + [row[c] for c in group if isinstance(row.get(c), int | float)])
+            row["scales"].update(dict.fromkeys(group, top))
+    return {
+        "measure": shortfall_measure(case.origin, case.kind, case.operators),
+        "no_return": case.kind == "declared_below_recorded"
+        and details.get("declared_rp") is None
+        and "recorded_rp" in details,
+        "columns": columns,
+        "rows": rows,
+        "difference_rp": details.get("difference_rp"),
+        "period": (_iso_day(period.get("from")), _iso_day(period.get("to"))),
+        "refs": refs,
+        "figures": figures,
+    }
+
+
+def _iso_day(value) -> date | None:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        return None

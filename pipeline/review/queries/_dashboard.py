@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, func, select
 
+from pipeline.review.queries._queue import shortfall_totals
 from pipeline.review.queries._region import WEEK, local_midnight, region_tz
 from pipeline.store.schema import cases, minute_aggregates, points
 
@@ -101,26 +102,24 @@ def _minute_rows(connection: Connection, begin: datetime, end: datetime) -> list
 
 
 def _case_totals(connection: Connection, day_start: datetime) -> dict:
-    """Open and field-check cases now, and cases confirmed in the 30 days before ``day_start``."""
-    open_count, open_rp = connection.execute(
-        select(func.count(), func.coalesce(func.sum(cases.c.shortfall_rp), 0)).where(
-            cases.c.status == "open"
-        )
-    ).one()
+    """Open and field-check cases now, and cases confirmed in the 30 days before ``day_start``;
+    shortfalls per measure (``core.leakage_kinds.SHORTFALL_MEASURES``), never added across."""
+    open_by = shortfall_totals(connection, select(cases).where(cases.c.status == "open"))
     field_count = connection.execute(
         select(func.count()).where(cases.c.status == "field_check")
     ).scalar()
-    confirmed_count, confirmed_rp = connection.execute(
-        select(func.count(), func.coalesce(func.sum(cases.c.shortfall_rp), 0))
+    confirmed_by = shortfall_totals(
+        connection,
+        select(cases)
         .where(cases.c.status == "confirmed")
-        .where(cases.c.start_at >= day_start - 30 * timedelta(days=1))
-    ).one()
+        .where(cases.c.start_at >= day_start - 30 * timedelta(days=1)),
+    )
     return {
-        "open_cases": int(open_count),
-        "open_shortfall_rp": int(open_rp),
+        "open_cases": sum(n for n, _ in open_by.values()),
+        "open_shortfall_by_measure": {m: rp for m, (_, rp) in open_by.items()},
         "field_check_cases": int(field_count),
-        "confirmed_cases_30d": int(confirmed_count),
-        "confirmed_shortfall_30d_rp": int(confirmed_rp),
+        "confirmed_cases_30d": sum(n for n, _ in confirmed_by.values()),
+        "confirmed_shortfall_30d_by_measure": {m: rp for m, (_, rp) in confirmed_by.items()},
     }
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, and_, func, or_, select
 
-from pipeline.core.errors import NotFoundError
+from pipeline.review.i18n import TranslatableNotFound
 from pipeline.review.queries._region import PAGE_SIZE
 from pipeline.store.schema import (
     MAX_ROW_ID,
@@ -96,13 +96,13 @@ def pipeline_health(engine: Engine, *, limit: int = 50, now: datetime | None = N
 def batch_quarantine(engine: Engine, batch_id: int, page: int = 1, *, page_size: int = PAGE_SIZE):
     """One batch and one page of its quarantined rows (reasons and the raw row as received)."""
     if not 0 < batch_id <= MAX_ROW_ID:
-        raise NotFoundError(f"batch {batch_id} does not exist")
+        raise TranslatableNotFound("batch %(batch_id)s does not exist", batch_id=batch_id)
     with engine.connect() as connection:
         batch = connection.execute(
             select(ingest_batches).where(ingest_batches.c.batch_id == batch_id)
         ).first()
         if batch is None:
-            raise NotFoundError(f"batch {batch_id} does not exist")
+            raise TranslatableNotFound("batch %(batch_id)s does not exist", batch_id=batch_id)
         total = connection.execute(
             select(func.count()).where(quarantine.c.batch_id == batch_id)
         ).scalar()

@@ -9,11 +9,17 @@ from urllib.parse import urlencode
 from sqlalchemy import Engine, func, select
 
 from pipeline.casework.audit import STATUS_LABELS
-from pipeline.core.errors import UnusableInputError
-from pipeline.core.times import parse_day
+from pipeline.core.leakage_kinds import SHORTFALL_MEASURES, shortfall_measure
 from pipeline.reference.points import REVENUE_TYPES
-from pipeline.review.queries._region import PAGE_SIZE, local_midnight, page_number, region_tz
-from pipeline.store.schema import cases, points
+from pipeline.review.i18n import TranslatableInputError
+from pipeline.review.queries._region import (
+    PAGE_SIZE,
+    local_midnight,
+    page_number,
+    parse_day_param,
+    region_tz,
+)
+from pipeline.store.schema import case_events, cases, points
 
 SEVERITIES = ("high", "medium", "low")
 SORTS = {
@@ -24,12 +30,17 @@ SORTS = {
 
 
 def _parse_date(value: str, name: str) -> date | None:
-    return parse_day(value, f"filter {name}")
+    return parse_day_param(value, f"filter {name}")
 
 
 def _choice(value: str, allowed, name: str) -> str:
     if value and value not in allowed:
-        raise UnusableInputError(f"filter {name}={value!r} is not one of {', '.join(allowed)}")
+        raise TranslatableInputError(
+            "filter %(name)s=%(value)r is not one of %(allowed)s",
+            name=name,
+            value=value,
+            allowed=", ".join(allowed),
+        )
     return value
 
 
@@ -137,25 +148,47 @@ def _ordered(query, sort: str, dialect: str):
 class QueuePage:
     rows: list
     total: int
-    total_shortfall_rp: int
+    # measure -> (cases, rupiah), in SHORTFALL_MEASURES order: amounts of different measures
+    # (lost sales, undeclared tax, undeposited tax, cash not handed in) are never added up.
+    shortfall_by_measure: dict[str, tuple[int, int]]
     page: int
     pages: int
 
 
+def shortfall_totals(connection, query) -> dict[str, tuple[int, int]]:
+    """(cases, summed shortfall) per ``shortfall_measure`` of the cases ``query`` selects."""
+    base = query.subquery()
+    rows = connection.execute(
+        select(
+            base.c.origin,
+            base.c.kind,
+            base.c.operators.is_not(None),
+            func.count(),
+            func.coalesce(func.sum(base.c.shortfall_rp), 0),
+        ).group_by(base.c.origin, base.c.kind, base.c.operators.is_not(None))
+    ).all()
+    totals: dict[str, list[int]] = {}
+    for origin, kind, has_collector, count, rp in rows:
+        measure = shortfall_measure(origin, kind, "collector" if has_collector else None)
+        cell = totals.setdefault(measure, [0, 0])
+        cell[0] += int(count)
+        cell[1] += int(rp)
+    return {m: (totals[m][0], totals[m][1]) for m in SHORTFALL_MEASURES if m in totals}
+
+
 def case_queue(engine: Engine, flt: QueueFilter, *, page_size: int = PAGE_SIZE) -> QueuePage:
-    """One page of the filtered queue, with the count and summed shortfall of every match."""
-    base = _queue_query(flt).subquery()
+    """One page of the filtered queue, with the count of every match and their shortfalls
+    summed per measure."""
     with engine.connect() as connection:
-        total, shortfall = connection.execute(
-            select(func.count(), func.coalesce(func.sum(base.c.shortfall_rp), 0))
-        ).one()
+        by_measure = shortfall_totals(connection, _queue_query(flt))
+        total = sum(count for count, _ in by_measure.values())
         rows = connection.execute(
             _ordered(_queue_query(flt), flt.sort, engine.dialect.name)
             .limit(page_size)
             .offset((flt.page - 1) * page_size)
         ).all()
     pages = max(1, -(-total // page_size))
-    return QueuePage(rows, total, int(shortfall), flt.page, pages)
+    return QueuePage(rows, total, by_measure, flt.page, pages)
 
 
 def queue_rows_for_export(engine: Engine, flt: QueueFilter, *, limit: int = 100_000) -> list:
@@ -164,6 +197,31 @@ def queue_rows_for_export(engine: Engine, flt: QueueFilter, *, limit: int = 100_
         return connection.execute(
             _ordered(_queue_query(flt), flt.sort, engine.dialect.name).limit(limit)
         ).all()
+
+
+def latest_decisions(engine: Engine, case_ids) -> dict[int, object]:
+    """The latest decision event (actor, at, note) of each of ``case_ids`` that has one."""
+    ids = sorted({int(i) for i in case_ids})
+    if not ids:
+        return {}
+    latest = (
+        select(func.max(case_events.c.event_id).label("event_id"))
+        .where(case_events.c.action == "decide")
+        .group_by(case_events.c.case_id)
+        .subquery()
+    )
+    out = {}
+    with engine.connect() as connection:
+        for chunk in range(0, len(ids), 1000):
+            rows = connection.execute(
+                select(
+                    case_events.c.case_id, case_events.c.actor, case_events.c.at, case_events.c.note
+                )
+                .join(latest, latest.c.event_id == case_events.c.event_id)
+                .where(case_events.c.case_id.in_(ids[chunk : chunk + 1000]))
+            ).all()
+            out.update({r.case_id: r for r in rows})
+    return out
 
 
 def filter_choices(engine: Engine) -> dict:

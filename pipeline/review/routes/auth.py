@@ -17,6 +17,7 @@ from pipeline.review.deps import (
     render,
     see_other,
     start_session,
+    tr,
 )
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
@@ -53,7 +54,7 @@ async def login(
                 "login.html",
                 429,
                 next=_safe_next(next),
-                error="Too many attempts at once; try again in a few seconds.",
+                error=tr(request, "Too many attempts at once; try again in a few seconds."),
                 username=username,
             )
             response.headers["Retry-After"] = str(max(1, round(wait)))
@@ -70,7 +71,7 @@ async def login(
             "login.html",
             401,
             next=_safe_next(next),
-            error="Wrong username or password.",
+            error=tr(request, "Wrong username or password."),
             username=username,
         )
     throttle.succeeded(username)

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Form, Request
 
 from pipeline.casework import audit
 from pipeline.casework.users import User
-from pipeline.core.errors import UnusableInputError
 from pipeline.review import exports, queries
 from pipeline.review.deps import (
     CSV,
@@ -17,11 +16,15 @@ from pipeline.review.deps import (
     download,
     engine_of,
     flash,
+    language,
     need,
     page_number,
     render,
     see_other,
+    tr,
 )
+from pipeline.review.formats import zone_name
+from pipeline.review.i18n import N_, TranslatableInputError
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
@@ -41,29 +44,40 @@ def case_queue(request: Request, user: User = need("cases.view")):
 
 @router.get("/cases/export.{fmt}")
 def case_queue_export(request: Request, fmt: str, user: User = need("cases.export")):
+    engine = engine_of(request)
     flt = queries.QueueFilter.from_params(request.query_params)
-    table = exports.queue_table(queries.queue_rows_for_export(engine_of(request), flt))
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    rows = queries.queue_rows_for_export(engine, flt)
+    lang = language(request)
+    table = exports.queue_table(
+        rows, queries.latest_decisions(engine, [r.case_id for r in rows]), lang
+    )
+    name = tr(request, "cases") + "-" + _local_stamp()
     if fmt == "csv":
-        return download(exports.to_csv(table), f"cases-{stamp}.csv", CSV)
+        return download(exports.to_csv(table), f"{name}.csv", CSV)
     if fmt == "xlsx":
-        return download(exports.to_xlsx({"Cases": table}), f"cases-{stamp}.xlsx", XLSX)
-    raise UnusableInputError(f"export format {fmt!r} is not csv or xlsx")
+        return download(exports.to_xlsx({tr(request, "Cases"): table}), f"{name}.xlsx", XLSX)
+    raise TranslatableInputError("export format %(fmt)r is not csv or xlsx", fmt=fmt)
+
+
+def _local_stamp() -> str:
+    # File names in the regency's time, as the pages show it, with the zone named.
+    zone = queries.region_tz()
+    return datetime.now(UTC).astimezone(zone).strftime("%Y%m%d-%H%M") + "-" + zone_name(str(zone))
 
 
 def _casepage_number(request: Request, user: User, case_id: int, page: int):
     engine = engine_of(request)
     case = queries.get_case(engine, case_id)
-    chart = queries.case_chart(engine, case)
-    hours = queries.case_hours(engine, case, chart)
+    recon = queries.reconciliation_view(case)
     return render(
         request,
         "case.html",
         user=user,
         case=case,
-        chart=chart,
-        hours=hours,
-        days=queries.case_days(hours, case.timezone) if len(hours) > 24 else None,
+        recon=recon,
+        chart=None if recon else queries.case_chart(engine, case),
+        breakdown=None if recon else queries.case_breakdown(engine, case),
+        band_weeks=queries.BAND_WEEKS,
         txns=queries.case_transactions(engine, case, page),
         trail=audit.trail(engine, case_id),
         workers=queries.case_workers(engine),
@@ -95,7 +109,12 @@ def case_decide(
         note,
         false_alarm_days=request.app.state.settings.false_alarm_days,
     )
-    flash(request, f"Case {case_id}: {audit.DECISIONS[decision]} recorded.")
+    flash(
+        request,
+        N_("Case %(case_id)s: %(decision)s recorded."),
+        case_id=case_id,
+        decision=tr(request, audit.DECISIONS[decision]),
+    )
     return see_other(f"/cases/{case_id}")
 
 
@@ -104,7 +123,7 @@ def case_reopen(
     request: Request, case_id: int, note: str = Form(""), user: User = need("cases.reopen")
 ):
     audit.reopen(engine_of(request), case_id, user, note)
-    flash(request, f"Case {case_id} reopened.")
+    flash(request, N_("Case %(case_id)s reopened."), case_id=case_id)
     return see_other(f"/cases/{case_id}")
 
 
@@ -117,7 +136,10 @@ def case_assign(
     user: User = need("cases.assign"),
 ):
     audit.assign(engine_of(request), case_id, user, assignee, note)
-    flash(request, f"Case {case_id} assigned to {assignee or 'nobody'}.")
+    if assignee:
+        flash(request, N_("Case %(case_id)s assigned to %(who)s."), case_id=case_id, who=assignee)
+    else:
+        flash(request, N_("Case %(case_id)s assigned to nobody."), case_id=case_id)
     return see_other(f"/cases/{case_id}")
 
 
@@ -126,7 +148,7 @@ def case_note(
     request: Request, case_id: int, note: str = Form(""), user: User = need("cases.decide")
 ):
     audit.add_note(engine_of(request), case_id, user, note)
-    flash(request, f"Note added to case {case_id}.")
+    flash(request, N_("Note added to case %(case_id)s."), case_id=case_id)
     return see_other(f"/cases/{case_id}")
 
 
@@ -134,14 +156,18 @@ def case_note(
 def case_export(request: Request, case_id: int, fmt: str, user: User = need("cases.export")):
     engine = engine_of(request)
     case = queries.get_case(engine, case_id)
+    recon = queries.reconciliation_view(case)
     sheets = exports.case_sheets(
         case,
-        queries.case_hours(engine, case, queries.case_chart(engine, case)),
+        None if recon else queries.case_breakdown(engine, case),
+        recon,
         queries.case_transactions_for_export(engine, case),
         audit.trail(engine, case_id),
+        language(request),
     )
+    name = tr(request, "case") + f"-{case_id}-{_local_stamp()}"
     if fmt == "csv":
-        return download(exports.sheets_to_csv(sheets), f"case-{case_id}.csv", CSV)
+        return download(exports.sheets_to_csv(sheets), f"{name}.csv", CSV)
     if fmt == "xlsx":
-        return download(exports.to_xlsx(sheets), f"case-{case_id}.xlsx", XLSX)
-    raise UnusableInputError(f"export format {fmt!r} is not csv or xlsx")
+        return download(exports.to_xlsx(sheets), f"{name}.xlsx", XLSX)
+    raise TranslatableInputError("export format %(fmt)r is not csv or xlsx", fmt=fmt)

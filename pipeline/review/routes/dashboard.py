@@ -8,15 +8,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from pipeline.casework.users import User
-from pipeline.core.times import parse_day
-from pipeline.review import queries
-from pipeline.review.deps import csrf_protect, engine_of, need, render
+from pipeline.review import formats, queries
+from pipeline.review.deps import csrf_protect, engine_of, language, need, render
+from pipeline.review.queries import parse_day_param
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
 
 def _day(value: str | None) -> date | None:
-    return parse_day(value, "day")
+    return parse_day_param(value, "day")
 
 
 @router.get("/dashboard")
@@ -26,7 +26,9 @@ def dashboard(
     refresh: int = 30,
     user: User = need("dashboard.view"),
 ):
-    figures = queries.dashboard(engine_of(request), now=datetime.now(UTC), day=_day(day))
+    figures = _with_texts(
+        request, queries.dashboard(engine_of(request), now=datetime.now(UTC), day=_day(day))
+    )
     return render(
         request,
         "dashboard.html",
@@ -39,4 +41,10 @@ def dashboard(
 
 @router.get("/api/dashboard")
 def dashboard_json(request: Request, day: str | None = None, user: User = need("dashboard.view")):
-    return JSONResponse(queries.dashboard(engine_of(request), now=datetime.now(UTC), day=_day(day)))
+    figures = queries.dashboard(engine_of(request), now=datetime.now(UTC), day=_day(day))
+    return JSONResponse(_with_texts(request, figures))
+
+
+def _with_texts(request: Request, figures: dict) -> dict:
+    # The figures stay language-free (tests and scripts read them); the page's sentences ride along.
+    return {**figures, "text": formats.dashboard_texts(figures, language(request))}

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Depends, Form, Request
 
 from pipeline.casework import users as users_store
 from pipeline.casework.users import ROLES, User
-from pipeline.review.deps import csrf_protect, engine_of, flash, need, render, see_other
+from pipeline.review.deps import csrf_protect, engine_of, flash, need, render, see_other, tr
+from pipeline.review.i18n import N_
+from pipeline.review.labels import LABELS
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
@@ -32,7 +34,12 @@ def users_add(
     user: User = need("users.manage"),
 ):
     added = users_store.add_user(engine_of(request), username, role, password, actor=user.username)
-    flash(request, f"User {added.username} ({added.role}) added.")
+    flash(
+        request,
+        N_("User %(name)s (%(role)s) added."),
+        name=added.username,
+        role=tr(request, LABELS[added.role]),
+    )
     return see_other("/users")
 
 
@@ -41,7 +48,12 @@ def users_role(
     request: Request, username: str, role: str = Form(""), user: User = need("users.manage")
 ):
     users_store.set_role(engine_of(request), username, role, actor=user.username)
-    flash(request, f"{username} is now {role}.")
+    flash(
+        request,
+        N_("%(name)s is now %(role)s."),
+        name=username,
+        role=tr(request, LABELS.get(role, role)),
+    )
     return see_other("/users")
 
 
@@ -50,7 +62,10 @@ def users_active(
     request: Request, username: str, active: str = Form(""), user: User = need("users.manage")
 ):
     users_store.set_active(engine_of(request), username, active == "1", actor=user.username)
-    flash(request, f"{username} {'reactivated' if active == '1' else 'deactivated'}.")
+    if active == "1":
+        flash(request, N_("%(name)s reactivated."), name=username)
+    else:
+        flash(request, N_("%(name)s deactivated."), name=username)
     return see_other("/users")
 
 
@@ -59,5 +74,5 @@ def users_password(
     request: Request, username: str, password: str = Form(""), user: User = need("users.manage")
 ):
     users_store.set_password(engine_of(request), username, password, actor=user.username)
-    flash(request, f"Password of {username} changed.")
+    flash(request, N_("Password of %(name)s changed."), name=username)
     return see_other("/users")

@@ -1,18 +1,13 @@
-// Case page chart: the point's hourly revenue, its usual band, the flagged hours shaded.
+// Case page chart: the point's hourly revenue, the prior weeks' range, the detector's expected
+// revenue at each flagged hour, and the flagged hours shaded (closed hours never are).
 (function () {
   "use strict";
-  var timeAxis = window.eincomeCharts.timeAxis;
+  var C = window.eincomeCharts;
   var holder = document.getElementById("case-chart");
   var source = document.getElementById("chart-data");
+  var words = JSON.parse((document.getElementById("chart-text") || { textContent: "{}" }).textContent);
   if (!holder || !source || typeof uPlot === "undefined") return;
   var d = JSON.parse(source.textContent);
-  var rp = function (v) { return v == null ? "–" : "Rp " + Math.round(v).toLocaleString("id-ID"); };
-  var short = function (v) {
-    if (v == null) return "";
-    if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1).replace(".", ",") + " jt";
-    if (Math.abs(v) >= 1e3) return (v / 1e3).toFixed(0) + " rb";
-    return String(v);
-  };
 
   function shade(u) {
     // Flagged hours of this case: a red wash over each hour; other flags at this point: a thin mark.
@@ -38,21 +33,25 @@
 
   var opts = Object.assign(size(), {
     tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), d.tz); },
+    fmtDate: C.fmtDate,
     cursor: { drag: { x: true, y: false } },
-    legend: { show: false }, // the page has its own legend; the hours table gives the figures
+    legend: { show: false }, // the page has its own legend; the tooltip gives the figures
     scales: { x: { time: true } },
     series: [
       {},
-      { label: "usual q1", stroke: "rgba(11,92,138,0.28)", width: 1, value: function (u, v) { return rp(v); } },
-      { label: "usual q3", stroke: "rgba(11,92,138,0.28)", width: 1, value: function (u, v) { return rp(v); } },
-      { label: "usual median", stroke: "#5d6675", width: 1.5, dash: [6, 4], value: function (u, v) { return rp(v); } },
-      { label: "revenue", stroke: "#0b5c8a", width: 2, value: function (u, v) { return rp(v); } },
+      { label: words.q1 || "q1", stroke: "rgba(11,92,138,0.28)", width: 1, tip: false },
+      { label: words.q3 || "q3", stroke: "rgba(11,92,138,0.28)", width: 1, tip: false },
+      { label: words.median || "median", stroke: "#5d6675", width: 1.5, dash: [6, 4] },
+      { label: words.revenue || "revenue", stroke: "#0b5c8a", width: 2 },
+      { label: words.expected || "expected", stroke: "#b42318", width: 0,
+        points: { show: true, size: 7, stroke: "#b42318", fill: "#fff" } },
     ],
     bands: [{ series: [2, 1], fill: "rgba(11,92,138,0.13)" }],
-    axes: [timeAxis, { size: 60, values: function (u, vals) { return vals.map(short); } }],
+    axes: [C.timeAxis, C.moneyAxis()],
+    plugins: [C.tooltip(d.tz, true)],
     hooks: { drawClear: [shade] },
   });
-  var data = [d.t, d.q1, d.q3, d.median, d.actual];
+  var data = [d.t, d.q1, d.q3, d.median, d.actual, d.expected];
   var chart = new uPlot(opts, data, holder);
   holder.dataset.points = String(d.actual.filter(function (v) { return v != null; }).length);
   holder.dataset.flagged = String(d.flagged.reduce(function (a, b) { return a + b; }, 0));

@@ -1,31 +1,31 @@
 // Leaders' dashboard: draws the two charts and refreshes every figure from /api/dashboard.
 (function () {
   "use strict";
-  var timeAxis = window.eincomeCharts.timeAxis;
   var root = document.getElementById("dashboard");
   if (!root) return;
   var REFRESH_MS = Number(root.dataset.refreshMs) || 30000;
-  var rp = function (v) { return v == null ? "–" : "Rp " + Math.round(v).toLocaleString("id-ID"); };
-  var pct = function (v) { return v == null ? "–" : (v > 0 ? "+" : "") + v.toFixed(1) + "%"; };
-  var short = function (v) {
-    if (v == null) return "";
-    if (Math.abs(v) >= 1e9) return (v / 1e9).toFixed(1).replace(".", ",") + " M";
-    if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1).replace(".", ",") + " jt";
-    if (Math.abs(v) >= 1e3) return (v / 1e3).toFixed(0) + " rb";
-    return String(v);
-  };
-  var rpShort = function (v) {
-    // Same as the server's rupiah_short: juta (jt), ribu (rb), miliar (M).
-    if (v == null) return "–";
-    var units = [[1e12, "T"], [1e9, "M"], [1e6, "jt"], [1e3, "rb"]];
-    for (var i = 0; i < units.length; i++) {
-      if (Math.abs(v) >= units[i][0]) {
-        return "Rp " + (v / units[i][0]).toFixed(1).replace(".", ",").replace(/,0$/, "") + " " + units[i][1];
-      }
-    }
-    return rp(v);
-  };
-  var charts = {};
+  var C = window.eincomeCharts;
+  var rp = C.rp, pct = C.pct, rpShort = C.rpShort, num = C.num;
+  var words = JSON.parse(document.getElementById("ui-text").textContent);
+  var charts = window.dashboardCharts = {};
+
+  function measures(id, byMeasure, labels, lines, d) {
+    // Each measure on its own: lost sales and lost tax are different money, never one sum.
+    var el = document.getElementById(id);
+    if (!el) return;
+    el.textContent = "";
+    var keys = (d.text.measure_order || Object.keys(byMeasure || {})).filter(function (m) {
+      return byMeasure && byMeasure[m];  // measures with money missing; "Rp 0" says nothing
+    });
+    if (!keys.length) { el.textContent = "–"; return; }
+    keys.forEach(function (m, i) {
+      if (i) el.appendChild(lines ? document.createElement("br") : document.createTextNode("; "));
+      var span = document.createElement("span");
+      span.dataset.measure = m;
+      span.textContent = (labels[m] || m) + ": " + rp(byMeasure[m]);
+      el.appendChild(span);
+    });
+  }
 
   function text(id, value) { var el = document.getElementById(id); if (el) el.textContent = value; }
 
@@ -35,7 +35,7 @@
     body.textContent = "";
     rows.forEach(function (r) {
       var tr = document.createElement("tr");
-      [label(r.name), rpShort(r.today), rpShort(r.last_week), pct(r.change)].forEach(function (v, i) {
+      [label(r), rpShort(r.today), rpShort(r.last_week), pct(r.change)].forEach(function (v, i) {
         var td = document.createElement("td");
         td.textContent = v;
         if (i === 1) td.title = rp(r.today);
@@ -56,16 +56,18 @@
     if (charts[id]) { charts[id].setData(data); return; }
     var opts = Object.assign(size(el), {
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), d.tz); },
+      fmtDate: C.fmtDate,
       scales: { x: { time: true } },
-      legend: { live: false },
+      legend: { show: false }, // the tooltip shows the values under the cursor or finger
       series: [
         {},
-        { label: "last week", stroke: "#9aa5b4", width: 1.5, fill: bars ? "rgba(154,165,180,0.35)" : undefined,
-          paths: bars ? uPlot.paths.bars({ size: [0.4, 40], align: -1 }) : undefined, value: function (u, v) { return rp(v); } },
-        { label: "today", stroke: "#0b5c8a", width: 2, fill: bars ? "rgba(11,92,138,0.7)" : undefined,
-          paths: bars ? uPlot.paths.bars({ size: [0.4, 40], align: 1 }) : undefined, value: function (u, v) { return rp(v); } },
+        { label: words.last_week, stroke: "#9aa5b4", width: 1.5, fill: bars ? "rgba(154,165,180,0.35)" : undefined,
+          paths: bars ? uPlot.paths.bars({ size: [0.4, 40], align: -1 }) : undefined },
+        { label: words.today, stroke: "#0b5c8a", width: 2, fill: bars ? "rgba(11,92,138,0.7)" : undefined,
+          paths: bars ? uPlot.paths.bars({ size: [0.4, 40], align: 1 }) : undefined },
       ],
-      axes: [timeAxis, { size: 56, values: function (u, vals) { return vals.map(short); } }],
+      axes: [C.timeAxis, C.moneyAxis()],
+      plugins: [C.tooltip(d.tz, false)],
     });
     charts[id] = new uPlot(opts, data, el);
     el.dataset.drawn = "1";
@@ -73,26 +75,27 @@
   }
 
   function render(d) {
-    text("d-day", d.weekday + " " + d.day);
-    text("d-as-of", d.as_of);
-    text("d-total-label", d.is_today ? "Today so far" : "Day total");
-    text("d-compare", d.compare_day);
+    // Every sentence comes from the server in the page's language (d.text); only placed here.
+    text("d-day", d.text.day);
+    text("d-as-of", d.text.as_of);
+    text("d-total-label", d.text.total_label);
+    text("d-compare", d.text.compare_day);
     var note = document.getElementById("d-note");
-    if (note) { note.textContent = d.note; note.hidden = !d.note; }
+    if (note) { note.textContent = d.text.note; note.hidden = !d.text.note; }
     text("d-today", rp(d.today_total));
     var change = document.getElementById("d-change");
     if (change) {
-      change.textContent = d.change == null ? "no comparison" : pct(d.change) + " vs last week";
+      change.textContent = d.text.change;
       change.className = d.change != null && d.change < 0 ? "down" : "up";
     }
     text("d-last-week", rp(d.last_week_same_time));
     text("d-last-week-total", rp(d.last_week_total));
-    text("d-open", String(d.open_cases));
-    text("d-open-rp", rp(d.open_shortfall_rp));
-    text("d-field", String(d.field_check_cases));
-    text("d-confirmed-rp", rp(d.confirmed_shortfall_30d_rp));
-    fillTable("t-type", d.by_revenue_type, function (n) { return n.replace(/_/g, " "); });
-    fillTable("t-district", d.by_district, function (n) { return n; });
+    text("d-open", num(d.open_cases));
+    measures("d-open-rp", d.open_shortfall_by_measure, d.text.measures, true, d);
+    text("d-field", num(d.field_check_cases));
+    measures("d-confirmed-rp", d.confirmed_shortfall_30d_by_measure, d.text.measures, false, d);
+    fillTable("t-type", d.by_revenue_type, function (r) { return (d.text.revenue_types || {})[r.name] || r.name; });
+    fillTable("t-district", d.by_district, function (r) { return r.name; });
     var minutes = d.minute.today.map(function (_, i) { return d.day_start + 60 * i; });
     draw("chart-minute", [minutes, d.minute.last_week, d.minute.today], d, false);
     var hours = d.hour.today.map(function (_, i) { return d.day_start + 3600 * i; });
