@@ -12,6 +12,9 @@ old in-sample way (one model and usual levels from the whole range) for a first 
 history shorter than the minimum, and for comparison; it says so in its result.
 """
 
+# long: the detection stage's tasks over time (train, score, backfill, backtest) share one set of
+# range and week helpers and the retrain rhythm; split, each would re-import the others' privates.
+
 from __future__ import annotations
 
 import json
@@ -175,6 +178,7 @@ def score_range(
     span: tuple[datetime, datetime] | None = None,
     cache_baseline: bool = True,
     hindsight: bool = False,
+    before_recording: Callable[[pd.DataFrame], object] | None = None,
 ) -> ScoreResult:
     """Score [start, end) point in time and replace its flags/cases.
 
@@ -183,49 +187,10 @@ def score_range(
     on data before it (the one the live pipeline had then); with no such model the range is
     refused. The usual levels are cached under ``models_dir/baselines``, so the hourly runs of a
     week read eight weeks of aggregates once. ``hindsight``: the old in-sample way (one model,
-    default the newest; usual levels of the weeks around the range).
+    default the newest; usual levels of the weeks around the range). ``before_recording`` is
+    shown the range's new flags (before suppressions) ahead of their recording: the re-scoring
+    of late data (``late_data``) closes there the cases they no longer hold up.
     """
-    start, end = _check_range(start, end)
-    pieces = judge_range(
-        engine,
-        models_dir,
-        start,
-        end,
-        calendar=calendar,
-        model_version=model_version,
-        span=span,
-        cache_baseline=cache_baseline,
-        hindsight=hindsight,
-    )
-    return record_judged(engine, pieces, start, end)
-
-
-@dataclass(frozen=True)
-class JudgedPiece:
-    """One piece of a range (a week, or the whole range in hindsight) scored, not yet recorded."""
-
-    start: datetime
-    end: datetime
-    model: object  # the loaded model (version, config, detector)
-    flags: pd.DataFrame  # flag_hours' rows, before suppressions
-    hours_scored: int
-    usual_until: datetime | None = None
-
-
-def judge_range(
-    engine: Engine,
-    models_dir: Path,
-    start: datetime,
-    end: datetime,
-    *,
-    calendar: Calendar | None = None,
-    model_version: str | None = None,
-    span: tuple[datetime, datetime] | None = None,
-    cache_baseline: bool = True,
-    hindsight: bool = False,
-) -> list[JudgedPiece]:
-    """What ``score_range`` would record over [start, end), computed and written nowhere: the
-    re-scoring of late data decides on its cases from these before they are recorded."""
     start, end = _check_range(start, end)
     cache_dir = Path(models_dir) / "baselines" if cache_baseline else None
     if hindsight:
@@ -239,9 +204,11 @@ def judge_range(
             span=span,
             cache_dir=cache_dir,
         )
-        return [JudgedPiece(start, end, model, flag_hours(features, model.detector), len(features))]
+        if before_recording is not None:
+            before_recording(flag_hours(features, model.detector))
+        return _score_features(engine, model, features, start, end)
     span = span if span is not None else data_span(engine)
-    pieces = []
+    weeks, results = [], []
     for a, b in _weeks(start, end):
         version = model_version or model_in_force(engine, a)
         if version is None:
@@ -251,22 +218,16 @@ def judge_range(
                 "`eincome train --end` a moment before it, or name a model with --model"
             )
         model = load_model(engine, models_dir, version)
-        pieces.append(
-            _judge_week(engine, model, a, b, calendar=calendar, span=span, cache_dir=cache_dir)
+        features, usual_until = _week_features(
+            engine, model, a, b, calendar=calendar, span=span, cache_dir=cache_dir
         )
-    return pieces
-
-
-def record_judged(
-    engine: Engine, pieces: list[JudgedPiece], start: datetime, end: datetime
-) -> ScoreResult:
-    """Record judged pieces (their flags replace the pieces' old ones; cases rebuilt)."""
-    results = []
-    for piece in pieces:
-        result = _record_piece(engine, piece)
-        results.append(ScoreResult(**{**result.__dict__, "usual_until": piece.usual_until}))
-    if len(results) == 1 and results[0].usual_until is None:
-        return ScoreResult(**{**results[0].__dict__, "start": start, "end": end})
+        if before_recording is None:  # one week's features in memory at a time
+            results.append(_scored_week(engine, model, features, usual_until, a, b))
+        else:
+            weeks.append((model, features, usual_until, a, b))
+    if before_recording is not None:
+        before_recording(pd.concat([flag_hours(w[1], w[0].detector) for w in weeks]))
+        results = [_scored_week(engine, *week) for week in weeks]
     return _combined(results, start, end)
 
 
@@ -274,32 +235,6 @@ def _weeks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     """[start, end) cut at the retrain moments inside it."""
     edges = [start, *(m for m in moments(start, end) if m > start), end]
     return list(zip(edges[:-1], edges[1:], strict=True))
-
-
-def _judge_week(
-    engine: Engine,
-    model,
-    start: datetime,
-    end: datetime,
-    *,
-    calendar: Calendar | None,
-    span: tuple[datetime, datetime] | None,
-    cache_dir: Path | None,
-) -> JudgedPiece:
-    """[start, end), inside one week, judged against the usual levels of its retrain moment."""
-    usual_until = last_moment(start)
-    features = compute_features(
-        engine,
-        start,
-        end,
-        config=model.config,
-        calendar=calendar,
-        span=span,
-        cache_dir=cache_dir,
-        baseline_end=usual_until,
-    )
-    flags = flag_hours(features, model.detector)
-    return JudgedPiece(start, end, model, flags, len(features), usual_until)
 
 
 def _score_week(
@@ -313,11 +248,40 @@ def _score_week(
     cache_dir: Path | None,
 ) -> ScoreResult:
     """Score [start, end), inside one week, against the usual levels of its retrain moment."""
-    piece = _judge_week(
+    features, usual_until = _week_features(
         engine, model, start, end, calendar=calendar, span=span, cache_dir=cache_dir
     )
-    result = _record_piece(engine, piece)
-    return ScoreResult(**{**result.__dict__, "usual_until": piece.usual_until})
+    return _scored_week(engine, model, features, usual_until, start, end)
+
+
+def _scored_week(engine: Engine, model, features, usual_until, start, end) -> ScoreResult:
+    result = _score_features(engine, model, features, start, end)
+    return ScoreResult(**{**result.__dict__, "usual_until": usual_until})
+
+
+def _week_features(
+    engine: Engine,
+    model,
+    start: datetime,
+    end: datetime,
+    *,
+    calendar: Calendar | None,
+    span: tuple[datetime, datetime] | None,
+    cache_dir: Path | None,
+) -> tuple[pd.DataFrame, datetime]:
+    """Features of [start, end), inside one week, judged by its retrain moment's usual levels."""
+    usual_until = last_moment(start)
+    features = compute_features(
+        engine,
+        start,
+        end,
+        config=model.config,
+        calendar=calendar,
+        span=span,
+        cache_dir=cache_dir,
+        baseline_end=usual_until,
+    )
+    return features, usual_until
 
 
 def _combined(results: list[ScoreResult], start: datetime, end: datetime) -> ScoreResult:
@@ -374,18 +338,12 @@ def _score_features(
     engine: Engine, model, features: pd.DataFrame, start: datetime, end: datetime
 ) -> ScoreResult:
     flags = flag_hours(features, model.detector)
-    return _record_piece(engine, JudgedPiece(start, end, model, flags, len(features)))
-
-
-def _record_piece(engine: Engine, piece: JudgedPiece) -> ScoreResult:
-    recorded = record_flags(
-        engine, piece.flags, piece.start, piece.end, model_version=piece.model.version
-    )
+    recorded = record_flags(engine, flags, start, end, model_version=model.version)
     return ScoreResult(
-        start=piece.start,
-        end=piece.end,
-        model_version=piece.model.version,
-        hours_scored=piece.hours_scored,
+        start=start,
+        end=end,
+        model_version=model.version,
+        hours_scored=len(features),
         flagged=recorded.anomalies,
         suppressed=recorded.suppressed,
         cases_open=recorded.cases_open,

@@ -4,7 +4,7 @@ A tapping box that was offline syncs its sales hours later. The hourly run had j
 from no sales ("device off"); ingest queued them (``store.rescore_queue``), and the next scoring
 run calls ``rescore_late_hours``: the local days of the queued point-hours (the day features they
 feed) and the spans of the open cases they reach are judged again, each week with the model it
-had (``backfill.judge_range``: the newest trained before it). An untouched open case none of
+had (``backfill.score_range``: the newest trained before it). An untouched open case none of
 whose hours is flagged any more is closed (``case_store.clear_case``) with the reason in its
 trail ("sales arrived late: 12 transactions at 14:05"); then the new flags are recorded as any
 scoring run records them. A case a person has acted on (``case_store.ACTED_ON``) is left as it
@@ -25,7 +25,7 @@ from pipeline.casework.case_store import acted_on_ids, clear_case
 from pipeline.casework.cases import drop_suppressed
 from pipeline.core.errors import UnusableInputError
 from pipeline.core.times import DEFAULT_TIMEZONE, local_midnight
-from pipeline.detection.backfill import judge_range, record_judged
+from pipeline.detection.backfill import score_range
 from pipeline.reference.calendar import Calendar
 from pipeline.reference.points import read_registry
 from pipeline.store.rescore_queue import RescoreRequest, pending, settle
@@ -94,59 +94,74 @@ def rescore_late_hours(
         spans.append((local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)))
     spans += [(c.start_at, c.end_at) for c in reached]
     ranges = [(a, min(b, until)) for a, b in _merged(spans) if a < until]
-    judged, skipped = [], []
+    cleared: list[int] = []
+    left: list[int] = []
+    done, skipped = [], []
+    hours = 0
+
+    def close_disproved(a: datetime, b: datetime):
+        def before_recording(flags: pd.DataFrame) -> None:
+            flags = drop_suppressed(engine, flags, a, b)
+            with engine.begin() as connection:
+                for case in reached:
+                    if a <= case.start_at and case.end_at <= b:
+                        verdict = _close_if_disproved(
+                            connection, case, flags, requests, registry, now
+                        )
+                        if verdict == "cleared":
+                            cleared.append(case.case_id)
+                        elif verdict == "left":
+                            left.append(case.case_id)
+
+        return before_recording
+
     for a, b in ranges:
         try:
-            pieces = judge_range(engine, models_dir, a, b, calendar=calendar, hindsight=hindsight)
+            result = score_range(
+                engine,
+                models_dir,
+                a,
+                b,
+                calendar=calendar,
+                hindsight=hindsight,
+                before_recording=close_disproved(a, b),
+            )
         except UnusableInputError:
             # No model was in force then (history scored in hindsight only): re-judging it
             # point in time is impossible, and failing every hourly run for it would stop the
             # live scoring; the old flags stand and the result says which range.
             skipped.append((a, b))
             continue
-        judged.append((a, b, pieces))
-    frames = [
-        drop_suppressed(engine, p.flags, p.start, p.end) for _, _, pieces in judged for p in pieces
-    ]
-    if not frames:
-        with engine.begin() as connection:
-            settle(connection, requests)
-        return LateRescoreResult(len(requests), (), 0, (), (), tuple(skipped))
-    flags = pd.concat(frames)
-    in_judged = [(a, b) for a, b, _ in judged]
-    cleared, left = [], []
-    with engine.begin() as connection:
-        for case in reached:
-            if not any(a <= case.start_at and case.end_at <= b for a, b in in_judged):
-                continue  # not wholly re-judged (past ``until``, or no model then)
-            if case.acted_on:
-                left.append(case.case_id)
-                continue
-            still = flags[
-                (flags["point_id"] == case.point_id)
-                & (flags["hour_start"] >= pd.Timestamp(case.start_at))
-                & (flags["hour_start"] < pd.Timestamp(case.end_at))
-            ]
-            if len(still):
-                continue  # some of its hours still hold: the rebuild reshapes it
-            ours = [
-                r
-                for r in requests
-                if r.point_id == case.point_id and case.start_at <= r.hour_start < case.end_at
-            ]
-            reason = late_reason(ours, _zone(registry, case.point_id))
-            if clear_case(connection, case.case_id, reason=reason, actor=ACTOR, now=now):
-                cleared.append(case.case_id)
-            else:
-                left.append(case.case_id)
-    hours = 0
-    for a, b, pieces in judged:
-        hours += record_judged(engine, pieces, a, b).hours_scored
+        hours += result.hours_scored
+        done.append((a, b))
     with engine.begin() as connection:
         settle(connection, requests)
     return LateRescoreResult(
-        len(requests), tuple(in_judged), hours, tuple(cleared), tuple(left), tuple(skipped)
+        len(requests), tuple(done), hours, tuple(cleared), tuple(left), tuple(skipped)
     )
+
+
+def _close_if_disproved(connection, case, flags, requests, registry, now) -> str:
+    """Clear ``case`` if none of its hours is among the new ``flags``: "cleared", "holds" (some
+    hour still flagged: the rebuild reshapes it) or "left" (a person has acted on it)."""
+    if case.acted_on:
+        return "left"
+    still = flags[
+        (flags["point_id"] == case.point_id)
+        & (flags["hour_start"] >= pd.Timestamp(case.start_at))
+        & (flags["hour_start"] < pd.Timestamp(case.end_at))
+    ]
+    if len(still):
+        return "holds"
+    ours = [
+        r
+        for r in requests
+        if r.point_id == case.point_id and case.start_at <= r.hour_start < case.end_at
+    ]
+    reason = late_reason(ours, _zone(registry, case.point_id))
+    if clear_case(connection, case.case_id, reason=reason, actor=ACTOR, now=now):
+        return "cleared"
+    return "left"  # a person acted on it meanwhile
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ LABELS = {
     "confirmed": N_("confirmed leakage"),
     "false_alarm": N_("false alarm"),
     "field_check": N_("needs field check"),
+    "cleared": N_("cleared by late data"),  # closed by detection.late_data
     # severities
     "high": N_("high"),
     "medium": N_("medium"),
@@ -55,6 +56,7 @@ LABELS = {
     "reopen": N_("reopened"),
     "assign": N_("assigned"),
     "note": N_("note"),
+    "clear": N_("closed by the pipeline"),
     # roles
     "auditor": N_("auditor"),
     "supervisor": N_("supervisor"),
