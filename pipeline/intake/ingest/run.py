@@ -237,30 +237,38 @@ def _store_batch(
             reaggregate_batch(connection, batch_id, batch_rows, encoder)
             del batch_rows
         timer.lap("aggregate")
-        if counts.accepted + counts.quarantined + counts.duplicates != counts.rows_read:
-            raise RuntimeError(f"batch {batch_id}: counts do not add up: {counts}")
-        status, message = "ok", None
-        if isinstance(chunks, FeedReader):
-            counts.lines_read = chunks.lines_read
-            accounted = chunks.header_lines + chunks.blank_lines + record_lines
-            if accounted != chunks.lines_read:
-                raise RuntimeError(
-                    f"batch {batch_id}: {chunks.lines_read} lines read but {accounted} "
-                    "accounted for (header, blank, records)"
-                )
-            if chunks.cut:
-                status = "partial"
-                message = (
-                    f"feed {chunks.path}: {chunks.cut}; the {counts.rows_read:,} records of its "
-                    f"first {chunks.lines_read:,} lines are stored or quarantined, the rest of "
-                    "the file is missing: send it again"
-                )
+        status, message = _verdict(batch_id, chunks, counts, record_lines)
         connection.execute(
             update(ingest_batches)
             .where(ingest_batches.c.batch_id == batch_id)
             .values(status=status, message=message, finished_at=datetime.now(UTC), **asdict(counts))
         )
     return status, message
+
+
+def _verdict(
+    batch_id: int, chunks: Iterable[FeedChunk], counts: _Counts, record_lines: int
+) -> tuple[str, str | None]:
+    """The batch's (status, message), once every record is counted. Counts that do not add up,
+    or file lines not accounted for, are a bug: raised, so the batch's transaction rolls back."""
+    if counts.accepted + counts.quarantined + counts.duplicates != counts.rows_read:
+        raise RuntimeError(f"batch {batch_id}: counts do not add up: {counts}")
+    if not isinstance(chunks, FeedReader):
+        return "ok", None
+    counts.lines_read = chunks.lines_read
+    accounted = chunks.header_lines + chunks.blank_lines + record_lines
+    if accounted != chunks.lines_read:
+        raise RuntimeError(
+            f"batch {batch_id}: {chunks.lines_read} lines read but {accounted} "
+            "accounted for (header, blank, records)"
+        )
+    if not chunks.cut:
+        return "ok", None
+    return "partial", (
+        f"feed {chunks.path}: {chunks.cut}; the {counts.rows_read:,} records of its "
+        f"first {chunks.lines_read:,} lines are stored or quarantined, the rest of "
+        "the file is missing: send it again"
+    )
 
 
 def _with_read_time(chunks: Iterable[FeedChunk]) -> Iterator[tuple[FeedChunk, float]]:
