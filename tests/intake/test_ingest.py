@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-import pipeline.intake.ingest as ingest_module
+import pipeline.intake.ingest.run as ingest_run
 from pipeline.cli import app
 from pipeline.core.errors import UnusableInputError
 from pipeline.intake.ingest import (
@@ -188,7 +188,7 @@ def test_a_crash_mid_batch_leaves_no_half_batch(engine, tmp_path, monkeypatch):
     bad = "B1,P1,2026-03-01T10:00:00+07:00,-1,cash,paid,\n"
     path = write(tmp_path, "a.csv", good_rows(300) + bad)
     chunks_done = []
-    real = ingest_module._store_chunk
+    real = ingest_run._store_chunk
 
     def crash_on_third_chunk(*args, **kwargs):
         if len(chunks_done) == 2:
@@ -196,7 +196,7 @@ def test_a_crash_mid_batch_leaves_no_half_batch(engine, tmp_path, monkeypatch):
         chunks_done.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ingest_module, "_store_chunk", crash_on_third_chunk)
+    monkeypatch.setattr(ingest_run, "_store_chunk", crash_on_third_chunk)
     with pytest.raises(BatchFailedError, match="injected"):
         ingest_file(engine, path, now=NOW, chunk_rows=100)
     assert count(engine, transactions) == 0 and count(engine, quarantine) == 0

@@ -19,9 +19,10 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
-import pipeline.intake.ingest as ingest_module
+import pipeline.intake.ingest.run as ingest_run
 from pipeline.cli import app
 from pipeline.intake.ingest import BatchFailedError, ingest_file, recover_abandoned_batches
+from pipeline.intake.ingest.batches import _this_owner
 from pipeline.store.schema import hour_aggregates, ingest_batches, quarantine, transactions
 from tests.helpers.registry import register
 
@@ -171,7 +172,7 @@ def test_a_postgres_backend_terminated_mid_batch_fails_it_cleanly_then_a_rerun_i
 
 def test_a_running_batch_is_abandoned_only_when_its_owner_is_provably_gone(engine):
     register(engine, "P1")
-    live = ingest_module._this_owner()
+    live = _this_owner()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     host = live.split(" ")[0]
@@ -246,7 +247,7 @@ def test_a_database_error_is_one_line_exit_1_and_the_other_files_still_go_in(
     second = write_feed(tmp_path / "second.csv", 10, prefix="B")
     junk = tmp_path / "junk.csv"
     junk.write_text("a,b\n1,2\n")
-    real = ingest_module._store_chunk
+    real = ingest_run._store_chunk
 
     def database_breaks_on_the_first_file(encoder, writer, prepared, counts):
         if not calls:  # the first chunk of the command is first.csv's
@@ -255,7 +256,7 @@ def test_a_database_error_is_one_line_exit_1_and_the_other_files_still_go_in(
         return real(encoder, writer, prepared, counts)
 
     calls: list[int] = []
-    monkeypatch.setattr(ingest_module, "_store_chunk", database_breaks_on_the_first_file)
+    monkeypatch.setattr(ingest_run, "_store_chunk", database_breaks_on_the_first_file)
     outcome = CliRunner().invoke(app, ["ingest", "--json", str(first), str(second), str(junk)])
     lines = [json.loads(line) for line in outcome.stdout.splitlines() if line.startswith("{")]
     assert outcome.exit_code == 1

@@ -44,11 +44,11 @@ def test_the_ops_page_settles_a_batch_whose_ingest_process_is_gone(engine):
     import subprocess
     import sys
 
-    from pipeline.intake import ingest as ingest_module
+    from pipeline.intake.ingest.batches import _this_owner
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    host = ingest_module._this_owner().split(" ")[0]
+    host = _this_owner().split(" ")[0]
     with engine.begin() as connection:
         connection.execute(
             insert(ingest_batches).values(
