@@ -232,7 +232,7 @@ def backtest_cmd(
     events: Path = typer.Option(None, help=EVENTS_HELP),
 ) -> None:
     """Replay a stored model over a past range and show what it would have flagged (no writes)."""
-    from pipeline.detection.backfill import backtest, backtest_overlap
+    from pipeline.detection.backtest import backtest, backtest_overlap
 
     rt = runtime()
     overlap = backtest_overlap(

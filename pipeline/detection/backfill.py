@@ -6,14 +6,10 @@ hours themselves or later ones. ``score_range`` scores one interval (what the ho
 with the newest model trained on data before it; ``backfill`` walks a long range forward week by
 week, fitting the model of each retrain moment where the weekly DAG has not (recording how far
 it got, so an interrupted run continues where it stopped; every week is a replacement, so nothing
-is doubled) and so gives the flags the hourly runs would have given. ``backtest`` replays a
-stored model over a past range and touches no live flag or case. ``hindsight=True`` keeps the
+is doubled) and so gives the flags the hourly runs would have given. ``hindsight=True`` keeps the
 old in-sample way (one model and usual levels from the whole range) for a first look at a
 history shorter than the minimum, and for comparison; it says so in its result.
 """
-
-# long: the detection stage's tasks over time (train, score, backfill, backtest) share one set of
-# range and week helpers and the retrain rhythm; split, each would re-import the others' privates.
 
 from __future__ import annotations
 
@@ -26,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, and_, func, select
 
-from pipeline.casework.cases import cases_from_flags, drop_suppressed, record_flags, registry
+from pipeline.casework.cases import record_flags
 from pipeline.core.errors import UnusableInputError
 from pipeline.core.times import ceil_hour, floor_hour
 from pipeline.detection.detector import LeakageDetector, explain
@@ -348,51 +344,6 @@ def _score_features(
         suppressed=recorded.suppressed,
         cases_open=recorded.cases_open,
     )
-
-
-def backtest(
-    engine: Engine,
-    models_dir: Path,
-    version: str,
-    start: datetime,
-    end: datetime,
-    *,
-    calendar: Calendar | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """What model ``version`` would have flagged over [start, end): (flagged hours, cases).
-    Usual levels point in time, week by week as live; suppressions apply as they would live;
-    nothing is written. Weeks before any data are left out. (A model trained on weeks inside
-    the range judges them in sample: ``backtest_overlap`` says how much.)"""
-    start, end = _check_range(start, end)
-    model = load_model(engine, models_dir, version)
-    span = data_span(engine)
-    frames = []
-    for a, b in _weeks(start, end):
-        usual_until = last_moment(a)
-        if span is None or usual_until <= span[0]:
-            continue
-        features = compute_features(
-            engine,
-            a,
-            b,
-            config=model.config,
-            calendar=calendar,
-            span=span,
-            baseline_end=usual_until,
-        )
-        frames.append(drop_suppressed(engine, flag_hours(features, model.detector), a, b))
-    flags = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return flags, cases_from_flags(flags, registry(engine))
-
-
-def backtest_overlap(
-    engine: Engine, models_dir: Path, version: str, start: datetime, end: datetime
-) -> timedelta:
-    """How much of [start, end) model ``version`` was trained on (zero: fully out of sample)."""
-    meta = load_model(engine, models_dir, version).meta
-    lo = max(pd.Timestamp(start), pd.Timestamp(meta["trained_from"]))
-    hi = min(pd.Timestamp(end), pd.Timestamp(meta["trained_to"]))
-    return max(timedelta(0), (hi - lo).to_pytimedelta())
 
 
 def fitting_model(engine: Engine) -> str | None:

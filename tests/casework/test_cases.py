@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from pipeline.casework.cases import list_anomalies, list_cases
-from pipeline.detection.backfill import backfill, backtest, score_range
+from pipeline.detection.backfill import backfill, score_range
+from pipeline.detection.backtest import backtest
 from pipeline.reference.suppressions import (
     add_suppression,
     load_closures,
