@@ -13,10 +13,9 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
-log = logging.getLogger(__name__)
+from pipeline.detection.rhythm import RETRAIN_WEEKS
 
-# Training window of the weekly retrain: long enough to see every hour of the week several times.
-RETRAIN_WEEKS = 8
+log = logging.getLogger(__name__)
 
 
 def default_args(
@@ -159,19 +158,21 @@ def score_interval(start: datetime, end: datetime) -> dict[str, Any]:
 
 
 def retrain(end: datetime, weeks: int = RETRAIN_WEEKS) -> str:
-    """Fit a new model version on the ``weeks`` before ``end``; earlier versions are kept."""
+    """Fit a new model version on the ``weeks`` before ``end``; earlier versions are kept.
+    A backfill walking forward fits the same window at the same moments (``rhythm``)."""
     from pipeline.detection.backfill import train_model
     from pipeline.detection.features import data_span
+    from pipeline.detection.rhythm import training_window
 
     end = _utc(end)
     with _no_retry_on_unusable_input():
         runtime = _runtime()
-        start = end - timedelta(weeks=weeks)
         # A young deployment has less history than the window: train on what there is
         # (train_model does not accept a window starting before the first aggregates).
         span = data_span(runtime.engine)
+        start = end - timedelta(weeks=weeks)
         if span is not None:
-            start = max(start, span[0])
+            start, end = training_window(end, span[0], weeks)
         return str(train_model(runtime.engine, runtime.models_dir, start, end))
 
 

@@ -100,10 +100,13 @@ def train(
 def score(
     start: str = typer.Option(..., help="Range start, ISO-8601 with offset."),
     end: str = typer.Option(..., help="Range end, exclusive."),
-    model: str = typer.Option(None, help="Model version (default: the newest)."),
+    model: str = typer.Option(
+        None, help="Model version (default: the newest trained on data before each week)."
+    ),
     events: Path = typer.Option(None, help=EVENTS_HELP),
 ) -> None:
-    """Score a range with a stored model; replaces that range's flags and open cases."""
+    """Score a range point in time (each week's usual levels and model from the weeks before
+    it); replaces that range's flags and open cases."""
     from pipeline.detection.backfill import score_range
 
     rt = runtime()
@@ -118,6 +121,7 @@ def score(
     typer.echo(
         f"model {result.model_version}: {result.hours_scored} point-hours scored, "
         f"{result.flagged} flagged, {result.suppressed} suppressed, {result.cases_open} open cases"
+        f"; usual levels from data before {result.usual_until.isoformat()}"
     )
 
 
@@ -127,8 +131,15 @@ def backfill_cmd(
     end: str = typer.Option(..., help="Range end, exclusive."),
     events: Path = typer.Option(None, help=EVENTS_HELP),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    min_history_weeks: int = typer.Option(
+        4, "--min-history-weeks", min=1, help="Score nothing before this much history."
+    ),
 ) -> None:
-    """Aggregate, train a model where none fits yet, and score a range; resumable, idempotent."""
+    """Aggregate where needed and score a range walking forward week by week, as the live
+    pipeline would have (each week's model fitted on the weeks before it, on the weekly
+    retrain's rhythm); resumable, idempotent."""
+    from datetime import timedelta
+
     from pipeline.detection.backfill import backfill
 
     rt = runtime()
@@ -139,10 +150,17 @@ def backfill_cmd(
         _when(end, "--end"),
         progress=progress,
         calendar=_calendar(events),
+        min_history=timedelta(weeks=min_history_weeks),
     )
+    if result.scored_from is not None and result.scored_from > result.start:
+        typer.echo(
+            f"not scored before {result.scored_from.isoformat()}: less than "
+            f"{min_history_weeks} week(s) of history before it"
+        )
     typer.echo(
-        f"model {result.model_version}: {result.chunks} chunk(s), {result.chunks_skipped} already done; "
-        f"{result.hours_scored} point-hours scored, {result.flagged} flagged"
+        f"{len(result.models)} model(s) ({result.trained} fitted now), the last "
+        f"{result.model_version or '-'}: {result.chunks} week(s), {result.chunks_skipped} already "
+        f"done; {result.hours_scored} point-hours scored, {result.flagged} flagged"
     )
 
 
@@ -204,9 +222,16 @@ def backtest_cmd(
     events: Path = typer.Option(None, help=EVENTS_HELP),
 ) -> None:
     """Replay a stored model over a past range and show what it would have flagged (no writes)."""
-    from pipeline.detection.backfill import backtest
+    from pipeline.detection.backfill import backtest, backtest_overlap
 
     rt = runtime()
+    overlap = backtest_overlap(
+        rt.engine, rt.models_dir, model, _when(start, "--start"), _when(end, "--end")
+    )
+    if overlap and format is OutputFormat.table:
+        typer.echo(
+            f"note: {model} was trained on {overlap} of this range, which it judges in sample"
+        )
     flags, found = backtest(
         rt.engine,
         rt.models_dir,

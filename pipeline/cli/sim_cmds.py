@@ -28,6 +28,9 @@ def simulate_cmd(
     bad_rows: bool = typer.Option(
         True, "--bad-rows/--no-bad-rows", help="Add rows validation must reject."
     ),
+    scenario: str = typer.Option(
+        "varied", "--scenario", help="'varied' (the harder regency) or 'classic' (the old one)."
+    ),
 ) -> None:
     """Write sample feeds, a point registry, leakage labels, closures and a calendar."""
     from pipeline.core.settings import Settings
@@ -45,6 +48,7 @@ def simulate_cmd(
         target_rows=target_rows,
         leakage=leakage,
         bad_rows=bad_rows,
+        scenario=scenario,
     )
     planted = ", ".join(f"{kind} {count}" for kind, count in manifest.events.items())
     typer.echo(
@@ -61,8 +65,23 @@ def _pct(value) -> str:
 
 @commands.command("evaluate")
 def evaluate_cmd(
-    seeds: int = typer.Option(3, "--seeds", help="How many seeds to run."),
-    first_seed: int = typer.Option(7, "--first-seed", help="The first seed; the rest follow it."),
+    seed_set: str = typer.Option(
+        "report",
+        "--seed-set",
+        help="'report' (seeds 101-103, never tuned on) or 'tune' (seeds 1-5).",
+    ),
+    seeds: int = typer.Option(None, "--seeds", help="How many seeds to run (default: the set's)."),
+    first_seed: int = typer.Option(
+        None, "--first-seed", help="Run other seeds: this one and the next --seeds - 1."
+    ),
+    scenario: str = typer.Option(
+        "varied", "--scenario", help="Simulator scenario: 'varied' or 'classic'."
+    ),
+    in_sample: bool = typer.Option(
+        False,
+        "--in-sample",
+        help="The old hindsight measurement: one model and usual levels from the whole range.",
+    ),
     points: int = typer.Option(40, "--points", help="Collection points per simulation."),
     weeks: int = typer.Option(8, "--weeks", help="Weeks per simulation (the first 4 are clean)."),
     start: str = typer.Option(
@@ -76,31 +95,51 @@ def evaluate_cmd(
     """Run the real pipeline on simulated feeds and measure detection against the labels."""
     from rich.console import Console
 
-    from pipeline.testbed.evaluation import evaluate, to_json
+    from pipeline.core.errors import UnusableInputError
+    from pipeline.testbed.evaluation import REPORT_SEEDS, TUNE_SEEDS, evaluate, seed_use, to_json
 
     first_day = None
     if start:
         from datetime import date, datetime
 
-        from pipeline.core.errors import UnusableInputError
         from pipeline.testbed.simulator import JAKARTA
 
         try:
             first_day = datetime.combine(date.fromisoformat(start), datetime.min.time(), JAKARTA)
         except ValueError:
             raise UnusableInputError(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
+    if first_seed is not None:
+        chosen = list(range(first_seed, first_seed + (seeds or 3)))
+    elif seed_set in ("report", "tune"):
+        named = REPORT_SEEDS if seed_set == "report" else TUNE_SEEDS
+        chosen = list(named[: seeds or len(named)])
+    else:
+        raise UnusableInputError(f"--seed-set {seed_set!r} is not 'report' or 'tune'")
     report = evaluate(
-        list(range(first_seed, first_seed + seeds)),
+        chosen,
         points=points,
         weeks=weeks,
         start=first_day,
         keep=keep,
+        scenario=scenario,
+        in_sample=in_sample,
     )
     if as_json:
         typer.echo(to_json(report))
         return
     # Wide enough for both tables even when output is piped (rich assumes 80 columns then).
     console = Console(width=max(Console().width, 120))
+    settings = report["settings"]
+    use = {
+        "report": "report seeds, never used for tuning",
+        "tune": "tuning seeds",
+        "other": "neither the tuning (1-5) nor the report (101-103) seeds",
+    }[seed_use(chosen)]
+    console.print(
+        f"seeds {', '.join(map(str, chosen))} ({use}); scenario {settings['scenario']}; "
+        f"scored {settings['scoring']}",
+        highlight=False,
+    )
     console.print(_detection_table(report, points, weeks))
     console.print(_kinds_table(report))
     _print_ingest_lines(console, report)
@@ -125,10 +164,10 @@ def _detection_table(report: dict, points: int, weeks: int):
         "FA/1k h",
         "flags h",
         "cases",
+        "per event",
         "case prec",
-        "holiday",
-        "closure",
-        "rain",
+        "high prec",
+        *QUIET_KINDS,
         "warm-up",
     )
     for column in headers:
@@ -144,7 +183,9 @@ def _detection_table(report: dict, points: int, weeks: int):
             _pct(m["false_alarms_per_1000"]),
             str(m["flagged_hours"]),
             str(m["cases"]),
+            _pct(m.get("cases_per_event")),
             _pct(m["case_precision"]),
+            _pct(m.get("high_precision")),
             *(str(m["quiet_flags"][k]) for k in QUIET_KINDS),
             str(m["warmup_flags"]),
         )
@@ -157,7 +198,9 @@ def _detection_table(report: dict, points: int, weeks: int):
         _pct(mean["false_alarms_per_1000"]),
         "",
         "",
+        _pct(mean.get("cases_per_event")),
         _pct(mean["case_precision"]),
+        _pct(mean.get("high_precision")),
         *(_pct(mean["quiet_flags"][k]) for k in QUIET_KINDS),
         "",
         style="bold",
@@ -199,7 +242,8 @@ def _print_ingest_lines(console, report: dict) -> None:
             f"seed {run['seed']}: {ingest.get('rows_read', 0):,} rows read, "
             f"{ingest.get('accepted', 0):,} accepted, {ingest.get('quarantined', 0)} quarantined, "
             f"{ingest.get('duplicates', 0)} duplicates; {run['hours_scored']:,} point-hours "
-            f"scored by {run['model_version']} in {run['seconds']} s",
+            f"scored by {run.get('models', 1)} model(s), the last {run['model_version']}, "
+            f"in {run['seconds']} s",
             highlight=False,
         )
         if run["metrics"]["missed"]:

@@ -1,9 +1,15 @@
 """Training, scoring and backfilling: the detection stage as tasks over time intervals.
 
-``score_range`` scores one interval (what the hourly DAG calls); ``backfill`` walks a long range in
-chunks (aggregate, train where no model fits yet, score), recording how far it got so an
-interrupted run continues where it stopped; every chunk is a replacement, so nothing is doubled.
-``backtest`` replays a stored model over a past range and touches no live flag or case.
+Every score is point in time (``rhythm``): the hours after a retrain moment are judged by the
+model fitted at that moment and by usual levels learnt from the weeks before it, never from the
+hours themselves or later ones. ``score_range`` scores one interval (what the hourly DAG calls)
+with the newest model trained on data before it; ``backfill`` walks a long range forward week by
+week, fitting the model of each retrain moment where the weekly DAG has not (recording how far
+it got, so an interrupted run continues where it stopped; every week is a replacement, so nothing
+is doubled) and so gives the flags the hourly runs would have given. ``backtest`` replays a
+stored model over a past range and touches no live flag or case. ``hindsight=True`` keeps the
+old in-sample way (one model and usual levels from the whole range) for a first look at a
+history shorter than the minimum, and for comparison; it says so in its result.
 """
 
 from __future__ import annotations
@@ -23,6 +29,14 @@ from pipeline.core.times import ceil_hour, floor_hour
 from pipeline.detection.detector import LeakageDetector, explain
 from pipeline.detection.features import FEATURES, FeatureConfig, compute_features, data_span
 from pipeline.detection.model_store import load_model, save_model
+from pipeline.detection.rhythm import (
+    MIN_HISTORY,
+    RETRAIN_WEEKS,
+    first_scored_moment,
+    last_moment,
+    moments,
+    training_window,
+)
 from pipeline.reference.calendar import Calendar
 from pipeline.store.schema import (
     detector_models,
@@ -33,20 +47,21 @@ from pipeline.store.schema import (
 )
 from pipeline.store.upsert import upsert
 
-CHUNK = timedelta(weeks=8)  # = the baseline window: each chunk's aggregates are read once
+CHUNK = timedelta(weeks=8)  # aggregation (and hindsight scoring) chunk
 MAX_TRAINING_ROWS = 300_000
-MAX_TRAINING_WEEKS = 8
+MAX_TRAINING_WEEKS = RETRAIN_WEEKS
 
 
 @dataclass(frozen=True)
 class ScoreResult:
     start: datetime
     end: datetime
-    model_version: str
+    model_version: str  # the last piece's model (a range over a retrain moment has two)
     hours_scored: int
     flagged: int  # point-hours recorded as anomalies
     suppressed: int
     cases_open: int
+    usual_until: datetime | None = None  # the usual levels were learnt from data before this
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,10 @@ class BackfillResult:
     chunks_skipped: int  # already done by an earlier, interrupted run
     hours_scored: int
     flagged: int
+    models: tuple[str, ...] = ()  # every model that scored a week, in order
+    trained: int = 0  # models fitted by this run (the others were the weekly DAG's or earlier)
+    scored_from: datetime | None = None  # hours before it were not scored (too little history)
+    hindsight: bool = False  # the in-sample way: for comparison, not what live runs raise
 
 
 def _check_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -93,10 +112,9 @@ def train_model(
 
     Long ranges use their last eight weeks, and at most 300,000 point-hours of them.
     """
-    version, _ = _train(
+    return _train(
         engine, models_dir, start, end, calendar=calendar, config=config, detector=detector
     )
-    return version
 
 
 def _train(
@@ -108,9 +126,8 @@ def _train(
     calendar: Calendar | None,
     config: FeatureConfig | None,
     detector: LeakageDetector | None = None,
-) -> tuple[str, tuple[datetime, pd.DataFrame]]:
-    """train_model, also handing back (features start, features) so a backfill whose range is
-    the training window scores them without computing them twice."""
+) -> str:
+    """train_model's work: features of the window judged by its own weeks, fit, store."""
     start, end = _check_range(start, end)
     config = config or FeatureConfig()
     span = data_span(engine)
@@ -118,8 +135,9 @@ def _train(
         raise UnusableInputError("no hour aggregates to train on: ingest feeds first")
     # The most recent weeks of the range: one read of aggregates, and the freshest normal.
     train_start = max(start, end - timedelta(weeks=MAX_TRAINING_WEEKS))
+    # Trained on what was known at ``end``: usual levels from the same weeks.
     features = compute_features(
-        engine, train_start, end, config=config, calendar=calendar, span=span
+        engine, train_start, end, config=config, calendar=calendar, span=span, baseline_end=end
     )
     if len(features) < 10:
         raise UnusableInputError(
@@ -134,7 +152,7 @@ def _train(
     detector = detector or LeakageDetector()
     detector.fit(sample[list(FEATURES)])
     version = save_model(engine, models_dir, detector, config, trained_from=start, trained_to=end)
-    return version, (train_start, features)
+    return version
 
 
 def flag_hours(features: pd.DataFrame, detector: LeakageDetector) -> pd.DataFrame:
@@ -157,14 +175,66 @@ def score_range(
     model_version: str | None = None,
     span: tuple[datetime, datetime] | None = None,
     cache_baseline: bool = True,
+    hindsight: bool = False,
 ) -> ScoreResult:
-    """Score [start, end) with a stored model (default the newest) and replace its flags/cases.
+    """Score [start, end) point in time and replace its flags/cases.
 
-    The usual levels of the baseline window are cached under ``models_dir/baselines`` so the
-    hourly runs of a day do not re-read eight weeks of aggregates.
+    Each week of the range (split at the retrain moments) is judged by the usual levels of the
+    weeks before its retrain moment and by ``model_version``, default the newest model trained
+    on data before it (the one the live pipeline had then); with no such model the range is
+    refused. The usual levels are cached under ``models_dir/baselines``, so the hourly runs of a
+    week read eight weeks of aggregates once. ``hindsight``: the old in-sample way (one model,
+    default the newest; usual levels of the weeks around the range).
     """
     start, end = _check_range(start, end)
-    model = load_model(engine, models_dir, model_version)
+    cache_dir = Path(models_dir) / "baselines" if cache_baseline else None
+    if hindsight:
+        model = load_model(engine, models_dir, model_version)
+        features = compute_features(
+            engine,
+            start,
+            end,
+            config=model.config,
+            calendar=calendar,
+            span=span,
+            cache_dir=cache_dir,
+        )
+        return _score_features(engine, model, features, start, end)
+    span = span if span is not None else data_span(engine)
+    results = []
+    for a, b in _weeks(start, end):
+        version = model_version or model_in_force(engine, a)
+        if version is None:
+            raise UnusableInputError(
+                f"no model was trained on data before {a.isoformat()}: scoring it with a later "
+                "one would judge it with hindsight; run `eincome backfill` over the history, "
+                "`eincome train --end` a moment before it, or name a model with --model"
+            )
+        model = load_model(engine, models_dir, version)
+        results.append(
+            _score_week(engine, model, a, b, calendar=calendar, span=span, cache_dir=cache_dir)
+        )
+    return _combined(results, start, end)
+
+
+def _weeks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut at the retrain moments inside it."""
+    edges = [start, *(m for m in moments(start, end) if m > start), end]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _score_week(
+    engine: Engine,
+    model,
+    start: datetime,
+    end: datetime,
+    *,
+    calendar: Calendar | None,
+    span: tuple[datetime, datetime] | None,
+    cache_dir: Path | None,
+) -> ScoreResult:
+    """Score [start, end), inside one week, against the usual levels of its retrain moment."""
+    usual_until = last_moment(start)
     features = compute_features(
         engine,
         start,
@@ -172,9 +242,61 @@ def score_range(
         config=model.config,
         calendar=calendar,
         span=span,
-        cache_dir=Path(models_dir) / "baselines" if cache_baseline else None,
+        cache_dir=cache_dir,
+        baseline_end=usual_until,
     )
-    return _score_features(engine, model, features, start, end)
+    result = _score_features(engine, model, features, start, end)
+    return ScoreResult(**{**result.__dict__, "usual_until": usual_until})
+
+
+def _combined(results: list[ScoreResult], start: datetime, end: datetime) -> ScoreResult:
+    return ScoreResult(
+        start=start,
+        end=end,
+        model_version=results[-1].model_version,
+        hours_scored=sum(r.hours_scored for r in results),
+        flagged=sum(r.flagged for r in results),
+        suppressed=sum(r.suppressed for r in results),
+        cases_open=results[-1].cases_open,
+        usual_until=results[-1].usual_until,
+    )
+
+
+def _fitting_rows(engine: Engine) -> list:
+    """Stored models whose feature list matches this code, newest first."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                detector_models.c.version,
+                detector_models.c.created_at,
+                detector_models.c.meta,
+            ).order_by(detector_models.c.created_at.desc(), detector_models.c.version.desc())
+        ).all()
+    fitting = []
+    for row in rows:
+        meta = json.loads(row.meta)
+        if meta.get("features") == list(FEATURES):
+            fitting.append((row.version, pd.Timestamp(meta["trained_to"]).tz_convert("UTC")))
+    return fitting
+
+
+def model_in_force(engine: Engine, at: datetime) -> str | None:
+    """The model the live pipeline had at ``at``: of those trained on data ending at or before
+    it (and matching this code's features), the one with the latest training end; the newest
+    stored of those on a tie."""
+    best = None
+    for version, trained_to in _fitting_rows(engine):
+        if trained_to <= pd.Timestamp(at) and (best is None or trained_to > best[1]):
+            best = (version, trained_to)
+    return best[0] if best else None
+
+
+def model_at_moment(engine: Engine, moment: datetime) -> str | None:
+    """A stored model fitted at the retrain ``moment`` (its training ends there), if any."""
+    for version, trained_to in _fitting_rows(engine):
+        if trained_to == pd.Timestamp(moment):
+            return version
+    return None
 
 
 def _score_features(
@@ -203,19 +325,39 @@ def backtest(
     calendar: Calendar | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What model ``version`` would have flagged over [start, end): (flagged hours, cases).
-    Suppressions apply as they would live; nothing is written."""
+    Usual levels point in time, week by week as live; suppressions apply as they would live;
+    nothing is written. Weeks before any data are left out. (A model trained on weeks inside
+    the range judges them in sample: ``backtest_overlap`` says how much.)"""
     start, end = _check_range(start, end)
     model = load_model(engine, models_dir, version)
     span = data_span(engine)
     frames = []
-    for a, b in _chunks(start, end, CHUNK):
-        flags = flag_hours(
-            compute_features(engine, a, b, config=model.config, calendar=calendar, span=span),
-            model.detector,
+    for a, b in _weeks(start, end):
+        usual_until = last_moment(a)
+        if span is None or usual_until <= span[0]:
+            continue
+        features = compute_features(
+            engine,
+            a,
+            b,
+            config=model.config,
+            calendar=calendar,
+            span=span,
+            baseline_end=usual_until,
         )
-        frames.append(drop_suppressed(engine, flags, a, b))
+        frames.append(drop_suppressed(engine, flag_hours(features, model.detector), a, b))
     flags = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return flags, cases_from_flags(flags, registry(engine))
+
+
+def backtest_overlap(
+    engine: Engine, models_dir: Path, version: str, start: datetime, end: datetime
+) -> timedelta:
+    """How much of [start, end) model ``version`` was trained on (zero: fully out of sample)."""
+    meta = load_model(engine, models_dir, version).meta
+    lo = max(pd.Timestamp(start), pd.Timestamp(meta["trained_from"]))
+    hi = min(pd.Timestamp(end), pd.Timestamp(meta["trained_to"]))
+    return max(timedelta(0), (hi - lo).to_pytimedelta())
 
 
 def fitting_model(engine: Engine) -> str | None:
@@ -253,8 +395,9 @@ def aggregates_current(engine: Engine, start: datetime, end: datetime) -> bool:
     return (int(stored[0]), int(stored[1])) == (int(aggregated[0]), int(aggregated[1]))
 
 
-def _progress_key(start: datetime, end: datetime) -> str:
-    return f"backfill:{start.isoformat()}/{end.isoformat()}"
+def _progress_key(start: datetime, end: datetime, hindsight: bool) -> str:
+    # The walk-forward keeps its own record: a hindsight run's chunks are not its weeks.
+    return f"backfill{':hindsight' if hindsight else ''}:{start.isoformat()}/{end.isoformat()}"
 
 
 def _read_progress(engine: Engine, key: str) -> dict:
@@ -290,22 +433,31 @@ def backfill(
     calendar: Calendar | None = None,
     chunk: timedelta = CHUNK,
     aggregate: Callable[[Engine, datetime, datetime], object] | None = None,
+    hindsight: bool = False,
+    min_history: timedelta = MIN_HISTORY,
 ) -> BackfillResult:
-    """Aggregate, train where no model fits yet, and score [start, end) chunk by chunk.
+    """Aggregate where needed, then score [start, end) walking forward as the live pipeline did.
 
     A chunk is aggregated (``aggregate``, default the ingest stage's recomputation) only where
     its stored aggregates do not account for its transactions (``aggregates_current``): feeds
-    that went through ingest are aggregated already.
-    Progress is recorded after each chunk (in ``source_watermarks`` under ``backfill:<range>``);
-    a rerun of the same range continues after the last finished chunk, and rerunning a finished
-    range rescores nothing twice: each chunk replaces its own flags and open cases.
+    that went through ingest are aggregated already. Then week by week (the retrain rhythm):
+    the week's model is the one fitted at its retrain moment on the weeks before (the weekly
+    DAG's when it exists, else fitted now on the same window), its usual levels are those of
+    the weeks before that moment, and the week's flags and open cases are replaced. Nothing is
+    scored before the first retrain moment with ``min_history`` of data behind it: the result's
+    ``scored_from`` says where scoring began.
+    Progress is recorded after each step (in ``source_watermarks`` under ``backfill:<range>``);
+    a rerun of the same range continues after the last finished week.
+    ``hindsight``: the old in-sample way, for comparison and for histories shorter than
+    ``min_history``: one model fitted on the range's last eight weeks (unless one fits already),
+    usual levels from the weeks around each chunk.
     """
     start, end = _check_range(start, end)
     if aggregate is None:
         from pipeline.intake.aggregate import (
             aggregate_range as aggregate,  # the ingest stage's recomputation
         )
-    key = _progress_key(start, end)
+    key = _progress_key(start, end, hindsight)
     state = _read_progress(engine, key)
     chunks = _chunks(start, end, chunk)
     bar = None
@@ -314,10 +466,9 @@ def backfill(
 
         bar = Progress()
         bar.start()
-        task = bar.add_task("backfill", total=2 * len(chunks))
     try:
+        task = bar.add_task("aggregate", total=len(chunks)) if bar else None
         done_agg = pd.Timestamp(state["aggregated_to"]) if "aggregated_to" in state else None
-        skipped = 0
         for a, b in chunks:
             if done_agg is None or pd.Timestamp(b) > done_agg:
                 if not aggregates_current(engine, a, b):
@@ -326,44 +477,115 @@ def backfill(
                 _write_progress(engine, key, state)
             if bar:
                 bar.advance(task)
-        version = state.get("model") or fitting_model(engine)
-        trained = None  # the training window's features, when they are the one chunk's
-        if version is None:
-            version, (train_start, train_features) = _train(
-                engine, models_dir, start, end, calendar=calendar, config=None
+        if hindsight:
+            return _backfill_in_hindsight(
+                engine, models_dir, start, end, chunks, state, key, calendar, bar
             )
-            if len(chunks) == 1 and train_start == chunks[0][0]:
-                trained = train_features
-            # Otherwise they are let go here: eight weeks of a thousand points' features is
-            # over a gigabyte, held through the whole scoring loop on top of each chunk's own.
-            del train_features
-        state["model"] = version
-        _write_progress(engine, key, state)
-        model = load_model(engine, models_dir, version)
-        span = data_span(engine)
-        done_score = pd.Timestamp(state["scored_to"]) if "scored_to" in state else None
-        hours = flagged = 0
-        for a, b in chunks:
-            if done_score is not None and pd.Timestamp(b) <= done_score:
-                skipped += 1
-            else:
-                if trained is not None:
-                    features, trained = trained, None  # the training window is this chunk
-                else:
-                    features = compute_features(
-                        engine, a, b, config=model.config, calendar=calendar, span=span
-                    )
-                result = _score_features(engine, model, features, a, b)
-                del features  # not alive while the next chunk's are built
-                hours += result.hours_scored
-                flagged += result.flagged
-                state["scored_to"] = b.isoformat()
-                _write_progress(engine, key, state)
-            if bar:
-                bar.advance(task)
+        return _walk_forward(engine, models_dir, start, end, state, key, calendar, bar, min_history)
     finally:
         if bar:
             bar.stop()
+
+
+def _walk_forward(
+    engine: Engine,
+    models_dir: Path,
+    start: datetime,
+    end: datetime,
+    state: dict,
+    key: str,
+    calendar: Calendar | None,
+    bar,
+    min_history: timedelta,
+) -> BackfillResult:
+    """The weeks of [start, end) scored as the live pipeline would have scored them."""
+    span = data_span(engine)
+    if span is None:
+        raise UnusableInputError("no hour aggregates to score: ingest feeds first")
+    first = first_scored_moment(span[0], end, min_history)
+    scored_from = max(start, first) if first is not None else end
+    weeks = _weeks(scored_from, end) if scored_from < end else []
+    task = bar.add_task("score (walk-forward)", total=len(weeks)) if bar else None
+    done = pd.Timestamp(state["scored_to"]) if "scored_to" in state else None
+    models: list[str] = list(state.get("models", []))
+    trained = skipped = hours = flagged = 0
+    loaded: dict[str, object] = {}
+    for a, b in weeks:
+        if done is not None and pd.Timestamp(b) <= done:
+            skipped += 1
+        else:
+            moment = last_moment(a)
+            version = model_at_moment(engine, moment)
+            if version is None:
+                window = training_window(moment, span[0])
+                version = train_model(engine, models_dir, *window, calendar=calendar, config=None)
+                trained += 1
+            if version not in loaded:
+                loaded = {version: load_model(engine, models_dir, version)}  # one at a time
+            result = _score_week(
+                engine, loaded[version], a, b, calendar=calendar, span=span, cache_dir=None
+            )
+            hours += result.hours_scored
+            flagged += result.flagged
+            if version not in models:
+                models.append(version)
+            state.update(scored_to=b.isoformat(), models=models)
+            _write_progress(engine, key, state)
+        if bar:
+            bar.advance(task)
+    return BackfillResult(
+        start=start,
+        end=end,
+        model_version=models[-1] if models else "",
+        chunks=len(weeks),
+        chunks_skipped=skipped,
+        hours_scored=hours,
+        flagged=flagged,
+        models=tuple(models),
+        trained=trained,
+        scored_from=scored_from,
+    )
+
+
+def _backfill_in_hindsight(
+    engine: Engine,
+    models_dir: Path,
+    start: datetime,
+    end: datetime,
+    chunks: list[tuple[datetime, datetime]],
+    state: dict,
+    key: str,
+    calendar: Calendar | None,
+    bar,
+) -> BackfillResult:
+    """The old in-sample backfill: one model for the range, usual levels around each chunk."""
+    task = bar.add_task("score (hindsight)", total=len(chunks)) if bar else None
+    version = state.get("model") or fitting_model(engine)
+    trained = 0
+    if version is None:
+        version = train_model(engine, models_dir, start, end, calendar=calendar, config=None)
+        trained = 1
+    state["model"] = version
+    _write_progress(engine, key, state)
+    model = load_model(engine, models_dir, version)
+    span = data_span(engine)
+    done = pd.Timestamp(state["scored_to"]) if "scored_to" in state else None
+    skipped = hours = flagged = 0
+    for a, b in chunks:
+        if done is not None and pd.Timestamp(b) <= done:
+            skipped += 1
+        else:
+            features = compute_features(
+                engine, a, b, config=model.config, calendar=calendar, span=span
+            )
+            result = _score_features(engine, model, features, a, b)
+            del features  # not alive while the next chunk's are built
+            hours += result.hours_scored
+            flagged += result.flagged
+            state["scored_to"] = b.isoformat()
+            _write_progress(engine, key, state)
+        if bar:
+            bar.advance(task)
     return BackfillResult(
         start=start,
         end=end,
@@ -372,4 +594,8 @@ def backfill(
         chunks_skipped=skipped,
         hours_scored=hours,
         flagged=flagged,
+        models=(version,),
+        trained=trained,
+        scored_from=start,
+        hindsight=True,
     )

@@ -90,7 +90,7 @@ def _scored_world(url, tmp_path):
     assert load_closures(engine, closures) == 1
     assert load_closures(engine, closures) == 0  # loading the file again adds nothing
     models = tmp_path / "models"
-    backfill(engine, models, START, END, aggregate=_already_aggregated)
+    backfill(engine, models, START, END, aggregate=_already_aggregated, hindsight=True)
     try:
         yield engine, models
     finally:
@@ -145,7 +145,7 @@ def test_decided_case_survives_rescoring(scored):
         )
     # Rescore everything: the decision stays attached and nothing is duplicated. (The confirmed
     # hours now stay out of the usual level, so other open cases may shift a little.)
-    score_range(engine, models, START, END)
+    score_range(engine, models, START, END, hindsight=True)
     after = list_cases(engine)
     decided = after[after["case_id"] == case_id]
     assert decided["status"].tolist() == ["confirmed"]
@@ -156,7 +156,7 @@ def test_decided_case_survives_rescoring(scored):
     for _, rows in after.sort_values("start_at").groupby("point_id"):
         assert (rows["start_at"].iloc[1:].to_numpy() >= rows["end_at"].iloc[:-1].to_numpy()).all()
     # A second rescore of the same range changes nothing: open cases are replaced in place.
-    score_range(engine, models, START, END)
+    score_range(engine, models, START, END, hindsight=True)
     again = list_cases(engine)
     columns = ["case_id", "point_id", "start_at", "end_at", "kind", "status", "shortfall_rp"]
     pd.testing.assert_frame_equal(
@@ -222,7 +222,7 @@ def test_rescoring_an_unflagged_world_removes_stale_open_flags(sqlite_url, tmp_p
     hidden = in_window(txns, point, start, end)
     load_world(engine, pts, txns[~hidden])
     models = tmp_path / "models"
-    backfill(engine, models, START, END, aggregate=_already_aggregated)
+    backfill(engine, models, START, END, aggregate=_already_aggregated, hindsight=True)
     assert not _case_of(list_cases(engine), point, start, end).empty
     # The late rows arrive (re-aggregated the way ingest would), and the range is rescored.
     from pipeline.store.schema import hour_aggregates
@@ -236,7 +236,7 @@ def test_rescoring_an_unflagged_world_removes_stale_open_flags(sqlite_url, tmp_p
     rows = [{k: (int(v) if isinstance(v, np.integer) else v) for k, v in r.items()} for r in rows]
     with engine.begin() as connection:
         upsert(connection, hour_aggregates, rows)
-    score_range(engine, models, START, END)
+    score_range(engine, models, START, END, hindsight=True)
     assert _case_of(list_cases(engine), point, start, end).empty
     hits = list_anomalies(engine)
     assert hits[

@@ -112,7 +112,9 @@ def world(tmp_path_factory):
     add_suppression(engine, point_id="P04", starts_at=s, ends_at=e, reason="market renovation")
     end = START + pd.Timedelta(days=DAYS)
     # load_world wrote the hour aggregates already; backfill trains (no model yet) and scores.
-    result = backfill(engine, folder / "models", START, end, aggregate=_aggregated_already)
+    result = backfill(
+        engine, folder / "models", START, end, aggregate=_aggregated_already, hindsight=True
+    )
     yield (
         engine,
         folder / "models",

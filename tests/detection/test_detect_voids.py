@@ -82,7 +82,7 @@ def world(tmp_path_factory):
     txns = _plant(make_transactions(pts, days=DAYS, seed=4), rng)
     load_world(engine, pts, txns)
     end = START + pd.Timedelta(days=DAYS)
-    backfill(engine, folder / "models", START, end, aggregate=_aggregated_already)
+    backfill(engine, folder / "models", START, end, aggregate=_aggregated_already, hindsight=True)
     yield engine, list_anomalies(engine)
     engine.dispose()
 

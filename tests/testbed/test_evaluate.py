@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 
 from pipeline.testbed.evaluation import (
+    REPORT_SEEDS,
+    TUNE_SEEDS,
     SeedRun,
     case_metrics,
     event_recall,
@@ -14,6 +16,7 @@ from pipeline.testbed.evaluation import (
     quiet_flags,
     recall_by_kind,
     score,
+    seed_use,
     summarise,
 )
 
@@ -99,7 +102,13 @@ def test_quiet_flags_count_holiday_closure_and_rain_hours_that_are_not_leakage()
         ("A", "2026-01-16 03:00"),  # one rain flag
         ("C", "2026-01-15 03:00"),  # C has no holiday label in this set: not counted
     )
-    assert quiet_flags(LABELS, flags) == {"holiday": 3, "closure": 1, "rain": 0 + 1}
+    assert quiet_flags(LABELS, flags) == {
+        "holiday": 3,
+        "closure": 1,
+        "rain": 0 + 1,
+        "dip": 0,
+        "regional": 0,
+    }
 
 
 def test_a_holiday_flag_inside_a_leakage_window_is_a_true_flag_not_a_holiday_flag():
@@ -140,6 +149,17 @@ def test_cases_are_true_when_they_touch_padded_leakage_and_cover_events_exactly(
     assert figures["cases"] == 3
     assert figures["true_cases"] == 2  # A right after its window (pad), B inside
     assert figures["case_recall"] == pytest.approx(1 / 3)  # only B's event overlapped exactly
+    assert figures["cases_per_event"] == pytest.approx(3 / 3)
+    assert figures["high_cases"] == 0 and figures["high_precision"] is None
+    # Of two high-severity cases one is on leakage: an auditor's top of queue is half wrong.
+    figures = case_metrics(LABELS, cases.assign(severity=["high", "high", "low"]))
+    assert figures["high_cases"] == 2 and figures["high_precision"] == pytest.approx(0.5)
+
+
+def test_report_and_tuning_seeds_never_mix():
+    assert not set(REPORT_SEEDS) & set(TUNE_SEEDS)
+    assert seed_use(list(REPORT_SEEDS)) == "report" and seed_use([1, 2]) == "tune"
+    assert seed_use([5, 101]) == "other"
 
 
 def test_score_cuts_to_the_window_and_reports_warmup_flags():

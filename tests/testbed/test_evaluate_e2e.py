@@ -9,10 +9,12 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 
-# Measured on main at 23:12 UTC: recall 5/6 (the market's under-reporting missed), precision
-# 0.91, no quiet flags. The floor leaves one event of slack; raise it as detection improves,
-# never lower it to pass.
-FLOOR_RECALL = 4 / 6
+# Measured in sample (hindsight) on main: recall 5/6, precision 0.91. Out of sample (the
+# walk-forward backfill, issue 13) the same regency gives recall 3/6 (device off, under-reporting
+# and split transactions missed: the first week scored after four weeks of history), precision
+# 0.88. The floor is that measurement, without slack: raise it as detection improves, never
+# lower it to pass.
+FLOOR_RECALL = 3 / 6
 FLOOR_PRECISION = 0.6
 
 
@@ -20,6 +22,7 @@ FLOOR_PRECISION = 0.6
 def test_real_pipeline_on_a_small_regency_meets_a_quality_floor(tmp_path):
     # 6 weeks from Monday 2025-11-17 end on 2025-12-28: Christmas falls in the scored 2 weeks.
     args = ["evaluate", "--seeds", "1", "--first-seed", "11", "--points", "12", "--weeks", "6"]
+    args += ["--scenario", "classic"]  # one event of each kind; out of sample (walk-forward)
     result = CliRunner().invoke(
         app, [*args, "--start", "2025-11-17", "--keep", str(tmp_path), "--json"]
     )

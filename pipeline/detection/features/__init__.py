@@ -16,7 +16,7 @@ usual levels), ``peers``, ``noise_units`` (the one-sided z yardsticks), ``hour_s
 """
 
 from pipeline.detection.features.assemble import compute_features
-from pipeline.detection.features.baseline import baseline_window, slot_usuals
+from pipeline.detection.features.baseline import baseline_window, slot_usuals, usual_window
 from pipeline.detection.features.config import (
     CAP,
     FEATURES,
@@ -37,6 +37,7 @@ from pipeline.detection.features.loading import (
     load_points,
     load_transactions,
     operator_usuals,
+    unusual_case_windows,
 )
 from pipeline.detection.features.noise_units import (
     binomial_excess,
@@ -79,4 +80,6 @@ __all__ = [
     "poisson_shortfall",
     "poisson_surplus",
     "slot_usuals",
+    "unusual_case_windows",
+    "usual_window",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from pipeline.detection.features.baseline import baseline_window, slot_usuals
+from pipeline.detection.features.baseline import baseline_window, slot_usuals, usual_window
 from pipeline.detection.features.baseline_cache import baseline_path, read_baseline, write_baseline
 from pipeline.detection.features.change_points import LEVEL_SHIFT_DAYS
 from pipeline.detection.features.config import (
@@ -77,8 +77,13 @@ def compute_features(
     calendar: Calendar | None = None,
     span: tuple[datetime, datetime] | None = None,
     cache_dir: Path | None = None,
+    baseline_end: datetime | None = None,
 ) -> pd.DataFrame:
     """Features of every point-hour in [start, end) that was open or traded.
+
+    ``baseline_end``: the usual levels are learnt from the weeks before it (point in time: every
+    score passes the retrain moment its hours fall after); without it, the hindsight window of
+    ``baseline_window`` (feature tests, ``backfill(hindsight=True)``).
 
     Columns: point_id, hour_start (UTC), the FEATURES, and the numbers the reasons quote (usual
     and recorded revenue, counts, ticket, cash share, void share, peer ratio, operators, ...).
@@ -96,7 +101,11 @@ def compute_features(
         return pd.DataFrame(columns=["point_id", "hour_start", *FEATURES])
     pts["peer_group"] = peer_groups(pts, config.min_peers)
     span = span if span is not None else data_span(engine)
-    window = baseline_window(span, end_ts.to_pydatetime(), config.baseline_weeks)
+    window = (
+        usual_window(span, baseline_end, config.baseline_weeks)
+        if baseline_end is not None
+        else baseline_window(span, end_ts.to_pydatetime(), config.baseline_weeks)
+    )
     cache_path = baseline_path(engine, Path(cache_dir), *window, config) if cache_dir else None
     cached = read_baseline(cache_path, pts) if cache_path is not None else None
     # Days before the range so the day-level rolling windows and the level-shift CUSUM are

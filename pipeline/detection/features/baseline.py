@@ -18,13 +18,26 @@ import pandas as pd
 from pipeline.detection.features.config import SHRINK_SALES, FeatureConfig
 
 
+def usual_window(
+    span: tuple[datetime, datetime] | None, as_of: datetime, weeks: int
+) -> tuple[datetime, datetime]:
+    """The point-in-time baseline: the ``weeks`` before ``as_of`` (the retrain moment the scored
+    hours fall after), or from the first data when there is less history. Never anything at or
+    after ``as_of``: the hours being scored and the weeks after them are not "usual"."""
+    end = pd.Timestamp(as_of).tz_convert("UTC").to_pydatetime()
+    begin = end - timedelta(weeks=weeks)
+    if span is not None:
+        begin = min(max(begin, span[0]), end)
+    return begin, end
+
+
 def baseline_window(
     span: tuple[datetime, datetime] | None, end: datetime, weeks: int
 ) -> tuple[datetime, datetime]:
-    """The window the usual level is learnt from: ``weeks`` ending at the UTC midnight at or before
-    ``end`` (so every hourly run of a day shares one baseline, and today never judges itself),
-    moved forward into later data when it would start before the first data, so the early history
-    of a backfill still has a baseline."""
+    """The hindsight baseline (``backfill(hindsight=True)`` and feature tests only): ``weeks``
+    ending at the UTC midnight at or before ``end``, moved forward into later data when it would
+    start before the first data. A range scored this way is judged against itself and the weeks
+    after it; every live score uses ``usual_window``."""
     length = timedelta(weeks=weeks)
     end = pd.Timestamp(end).tz_convert("UTC").floor("D").to_pydatetime()
     begin = end - length

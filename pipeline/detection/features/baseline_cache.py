@@ -15,8 +15,8 @@ import pandas as pd
 from sqlalchemy import Engine, String, and_, func, select, type_coerce
 
 from pipeline.detection.features.config import SLOT_COLUMNS, FeatureConfig
-from pipeline.detection.features.loading import OP_USUAL_VALUES
-from pipeline.store.schema import cases, hour_aggregates, points, suppressions
+from pipeline.detection.features.loading import OP_USUAL_VALUES, unusual_case_windows
+from pipeline.store.schema import hour_aggregates, points, suppressions
 
 
 def baseline_path(
@@ -35,19 +35,23 @@ def baseline_path(
         windows = connection.execute(
             select(func.count()).select_from(suppressions).where(suppressions.c.kind.is_(None))
         ).scalar_one()
-        confirmed = connection.execute(
-            select(func.count()).select_from(cases).where(cases.c.status == "confirmed")
-        ).scalar_one()
         registry = connection.execute(
             select(func.count(), type_coerce(func.max(points.c.updated_at), String))
         ).one()
+    # The case hours kept out of the window (confirmed, or waiting for a decision), clipped to
+    # it: a case opening or growing after the window leaves its baseline as it was.
+    unusual = unusual_case_windows(engine, begin, end)
+    left_out = [
+        [row.point_id, max(row.start_at, begin).isoformat(), min(row.end_at, end).isoformat()]
+        for row in unusual.itertuples(index=False)
+    ]
     key = json.dumps(
         [
             begin.isoformat(),
             end.isoformat(),
             int(count),
             windows,
-            confirmed,
+            left_out,
             list(registry),
             sorted(asdict(config).items()),
         ],

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from pipeline.detection.features.config import WEEKDAYS
-from pipeline.detection.features.loading import confirmed_windows, load_hour_aggregates
+from pipeline.detection.features.loading import load_hour_aggregates, unusual_case_windows
 from pipeline.intake.aggregate import AGGREGATE_COLUMNS as AGG_COLUMNS
 from pipeline.reference.calendar import Calendar
 from pipeline.reference.points import open_hours_matrix
@@ -112,12 +112,13 @@ def context_grid(
         grid["holiday"] = grid["local_date"].map(names)
     else:
         grid["holiday"] = np.nan
-    # Closures/maintenance (kind-less suppressions) and confirmed leakage are not "usual".
+    # Closures/maintenance (kind-less suppressions), confirmed leakage and cases still waiting
+    # for a decision are not "usual".
     suppressed = suppression_windows(engine, begin.to_pydatetime(), end.to_pydatetime())
     suppressed = suppressed[suppressed["kind"].isna()]
     excluded = window_mask(grid, pts, suppressed, "starts_at", "ends_at")
-    confirmed = confirmed_windows(engine, begin.to_pydatetime(), end.to_pydatetime())
-    grid["suppressed"] = excluded | window_mask(grid, pts, confirmed, "start_at", "end_at")
+    unusual = unusual_case_windows(engine, begin.to_pydatetime(), end.to_pydatetime())
+    grid["suppressed"] = excluded | window_mask(grid, pts, unusual, "start_at", "end_at")
     return grid
 
 

@@ -158,6 +158,31 @@ def confirmed_windows(engine: Engine, start: datetime, end: datetime) -> pd.Data
     return frame
 
 
+# Case statuses still waiting for an auditor's decision (casework.audit.DECIDABLE).
+UNDECIDED = ("open", "field_check")
+
+
+def unusual_case_windows(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Cases whose hours are kept out of the usual level, overlapping [start, end): confirmed
+    leakage, and detector cases no auditor has decided yet (an open case of a drop that goes on
+    must not teach the baseline that the drop is usual; once dismissed as a false alarm its hours
+    count again)."""
+    c = cases.c
+    query = select(c.point_id, c.start_at, c.end_at).where(
+        and_(
+            (c.status == "confirmed") | ((c.origin == "detector") & c.status.in_(UNDECIDED)),
+            c.start_at < end,
+            c.end_at > start,
+        )
+    )
+    with engine.connect() as connection:
+        rows = [r._asdict() for r in connection.execute(query)]
+    frame = pd.DataFrame(rows, columns=["point_id", "start_at", "end_at"])
+    for column in ("start_at", "end_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame.sort_values(["point_id", "start_at", "end_at"], ignore_index=True)
+
+
 def data_span(engine: Engine) -> tuple[datetime, datetime] | None:
     """First hour and end of the last hour with aggregates, or None when there are none."""
     # Two scalar subqueries, not min() and max() in one select: SQLite answers a lone min or max

@@ -22,7 +22,7 @@ The parts, in the order a run uses them: ``profiles`` (what the regency looks li
 
 from pipeline.core.leakage_kinds import LEAKAGE_KINDS
 from pipeline.intake.feeds import FEED_COLUMNS
-from pipeline.testbed.simulator.profiles import DEFAULT_START, JAKARTA, QUIET_KINDS
+from pipeline.testbed.simulator.profiles import DEFAULT_START, JAKARTA, QUIET_KINDS, SCENARIOS
 from pipeline.testbed.simulator.run import Manifest, read_labels, simulate
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "JAKARTA",
     "LEAKAGE_KINDS",
     "QUIET_KINDS",
+    "SCENARIOS",
     "Manifest",
     "read_labels",
     "simulate",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.testbed.simulator.points import shift_bounds, shift_of
+from pipeline.testbed.simulator.points import operator_slot, shift_bounds, shift_of_operator
 from pipeline.testbed.simulator.profiles import CASH, HOURLY, PAID, QRIS, REFUND, TYPES, VOID
 from pipeline.testbed.simulator.regency import _Simulation
 
@@ -25,6 +25,7 @@ class _Planter:
         self.rng, self.pts, self.days, self.t0 = sim.rng, sim.pts, sim.days, sim.t0
         self.clean_days, self.leakage = sim.clean_days, sim.leakage
         self.busy_days, self.day_ok, self.label = sim.busy_days, sim.day_ok, sim.label
+        self.varied, self.calendar = sim.varied, sim.calendar
         self.source = frame
 
     def plant(self) -> pd.DataFrame:
@@ -55,20 +56,34 @@ class _Planter:
                 p = self._pick_point(kind)
                 if p is not None:
                     planter(p)
+        if self.leakage and self.varied:
+            self.planting = "under_reporting"
+            for planter in (self._sustained_under_reporting, self._drifting_under_reporting):
+                p = self._pick_point("under_reporting", prefer="restaurant_tax")
+                if p is not None:
+                    planter(p)
         out = pd.DataFrame(self.frame)[~self.drop]
         if self.extra:
             out = pd.concat([out, *self.extra], ignore_index=True)
         return out
 
-    def _pick_point(self, kind: str) -> int | None:
+    def _pick_point(self, kind: str, prefer: str | None = None) -> int | None:
         """A point with enough trade that the pattern is observable, not already used nearby.
 
         Leakage at a point with one sale a day is real but invisible to any detector; planting
-        it there would measure the data, not the detector. Points are drawn by size among the
-        upper half.
+        it there would measure the data, not the detector. Classic: points are drawn by size
+        among the upper 60%. Varied: among every point (tiny ones too, where a day or a week is
+        the horizon that can show it), still weighted by the square root of size; ``prefer``
+        narrows to one revenue type when it has a free point.
         """
         pts = self.pts
-        eligible = pts.daily >= np.quantile(pts.daily, 0.4)
+        eligible = (
+            np.ones(len(pts.ids), dtype=bool)
+            if self.varied
+            else pts.daily >= np.quantile(pts.daily, 0.4)
+        )
+        if prefer is not None and (eligible & (pts.types == TYPES.index(prefer))).any():
+            eligible &= pts.types == TYPES.index(prefer)
         if kind == "cash_skimming":
             eligible &= np.isin(
                 pts.types, [TYPES.index(t) for t in ("parking", "market", "restaurant_tax")]
@@ -163,22 +178,36 @@ class _Planter:
         lo, hi = shift_bounds(self.pts, p, shift)
         return shift, lo, hi
 
-    def _cash_skimming(self, p: int) -> None:
-        length = int(self.rng.integers(3, 7))
-        day = self._pick_days(p, length)
+    def _operator_days(self, p: int, day: int, length: int) -> tuple[int, list]:
+        """The operator on the busiest shift of ``day`` and, for each day of the event, the local
+        (day, start hour, end hour) of the shift that operator works then (rotating points move
+        them to another shift each week)."""
         shift, lo, hi = self._operator_shift(p)
-        operator = self.pts.operators[self.pts.op_offset[p] + shift]
+        slot = int(operator_slot(self.pts, np.array([p]), np.array([lo]), np.array([day]))[0])
+        windows = []
+        for d in range(day, min(self.days, day + length)):
+            lo, hi = shift_bounds(self.pts, p, shift_of_operator(self.pts, p, slot, d))
+            windows.append((d, lo, hi))
+        return self.pts.op_offset[p] + slot, windows
+
+    def _cash_skimming(self, p: int) -> None:
+        # Varied: short skimming, 3-4 days in one operator's shifts (an independent generator
+        # had it twice, and the detector missed both).
+        length = int(self.rng.integers(3, 5) if self.varied else self.rng.integers(3, 7))
+        day = self._pick_days(p, length)
+        op_index, windows = self._operator_days(p, day, length)
+        operator = self.pts.operators[op_index]
         share = float(self.rng.uniform(0.55, 0.85))
         frame = self.frame
-        for d in range(day, min(self.days, day + length)):
+        for d, lo, hi in windows:
             rows = self._rows(p, self._day_s(d, lo), self._day_s(d, hi))
             cash = rows[(frame["method"][rows] == CASH) & (frame["status"][rows] == PAID)]
             self.drop[cash[self.rng.random(len(cash)) < share]] = True
-        last = min(self.days, day + length) - 1
+        (first, lo, _), (last, _, hi) = windows[0], windows[-1]
         self.label(
             p,
             "cash_skimming",
-            day * 24 + lo,
+            first * 24 + lo,
             last * 24 + hi,
             operator=operator,
             note=f"{share:.0%} of cash sales unrecorded on {operator}'s shift",
@@ -187,15 +216,14 @@ class _Planter:
     def _void_abuse(self, p: int) -> None:
         length = int(self.rng.integers(3, 8))
         day = self._pick_days(p, length)
-        shift, lo, hi = self._operator_shift(p)
-        op_index = self.pts.op_offset[p] + shift
+        op_index, windows = self._operator_days(p, day, length)
         operator = self.pts.operators[op_index]
         share = float(self.rng.uniform(0.15, 0.3))
         frame, rng = self.frame, self.rng
         status, t = frame["status"], frame["t"]
         method, amount = frame["method"], frame["amount"]
         refunds = []
-        for d in range(day, min(self.days, day + length)):
+        for d, lo, hi in windows:
             rows = self._rows(p, self._day_s(d, lo), self._day_s(d, hi))
             paid = rows[status[rows] == PAID]
             # The sale was rung up and paid; the operator voids it late in the shift and keeps
@@ -224,11 +252,11 @@ class _Planter:
                     )
                 )
         self.extra += refunds
-        last = min(self.days, day + length) - 1
+        (first, lo, _), (last, _, hi) = windows[0], windows[-1]
         self.label(
             p,
             "void_abuse",
-            day * 24 + lo,
+            first * 24 + lo,
             last * 24 + hi,
             operator=operator,
             note=f"{share:.0%} of {operator}'s sales voided near shift end; "
@@ -267,7 +295,9 @@ class _Planter:
             n = int(rng.integers(15, 41))
             t = self._day_s(day, begin) + np.sort(rng.integers(0, 20 * 60, n))
             local_hour = ((t - self.t0) % 86400) / 3600.0
-            op = self.pts.op_offset[p] + shift_of(self.pts, np.full(n, p), local_hour)
+            op = self.pts.op_offset[p] + operator_slot(
+                self.pts, np.full(n, p), local_hour, np.full(n, day)
+            )
             frames.append(
                 pd.DataFrame(
                     {
@@ -291,3 +321,63 @@ class _Planter:
             day * 24 + hi,
             note=f"{bursts} bursts of tiny QRIS payments from one payer",
         )
+
+    def _sustained_under_reporting(self, p: int) -> None:
+        """About a third of sales unrecorded every day to the end of the data, from the first
+        public holiday of the scored weeks (or a day of the first scored week when there is
+        none): the leakage that costs most, and the one that starts where "usual" is damped."""
+        first = self.start_day_of_scored_holiday()
+        day = (
+            first
+            if first is not None
+            else int(self.rng.integers(self.clean_days, self.clean_days + 7))
+        )
+        day = min(day, self.days - 1)
+        self.busy_days.setdefault(p, set()).update(range(day, self.days))
+        share = float(self.rng.uniform(0.25, 0.4))
+        rows = self._rows(p, self._day_s(day, 0), self._day_s(self.days, 0))
+        paid = rows[self.frame["status"][rows] == PAID]
+        self.drop[paid[self.rng.random(len(paid)) < share]] = True
+        self.label(
+            p,
+            "under_reporting",
+            day * 24 + self.pts.open_[p],
+            (self.days - 1) * 24 + self.pts.close[p],
+            note=f"{share:.0%} of sales not tapped from day {day} to the end"
+            + (" (began on a public holiday)" if first is not None else ""),
+        )
+
+    def _drifting_under_reporting(self, p: int) -> None:
+        """Under-reporting that creeps in: from nothing to 40-60% of sales over the scored weeks,
+        to the end (each day only a little worse than the one before)."""
+        day = int(self.rng.integers(self.clean_days, self.clean_days + 4))
+        if self.busy_days.get(p, set()).intersection(range(day, self.days)):
+            return
+        self.busy_days.setdefault(p, set()).update(range(day, self.days))
+        top = float(self.rng.uniform(0.4, 0.6))
+        rows = self._rows(p, self._day_s(day, 0), self._day_s(self.days, 0))
+        paid = rows[self.frame["status"][rows] == PAID]
+        span = max(1.0, (self.days - day) * 86400.0)
+        share = top * (self.frame["t"][paid] - self._day_s(day, 0)) / span
+        self.drop[paid[self.rng.random(len(paid)) < share]] = True
+        self.label(
+            p,
+            "under_reporting",
+            day * 24 + self.pts.open_[p],
+            (self.days - 1) * 24 + self.pts.close[p],
+            note=f"under-reporting creeping from 0% to {top:.0%} of sales from day {day}",
+        )
+
+    def start_day_of_scored_holiday(self) -> int | None:
+        """The first public holiday's day number in the scored weeks, if any."""
+        first = self.calendar_days("holiday")
+        return next((d for d in first if d >= self.clean_days), None)
+
+    def calendar_days(self, kind: str) -> list[int]:
+        start = pd.Timestamp(self.t0, unit="s", tz="UTC")
+        days = []
+        for row in self.calendar:
+            if row["kind"] == kind:
+                begin = pd.Timestamp(row["starts_at"]).tz_convert("UTC")
+                days.append(int((begin - start) // pd.Timedelta(days=1)))
+        return sorted(days)

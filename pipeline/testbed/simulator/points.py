@@ -10,13 +10,18 @@ from pipeline.core.times import DEFAULT_TIMEZONE
 from pipeline.testbed.simulator.profiles import (
     DAILY_MEDIAN,
     DISTRICTS,
+    DRIFT_SIGMA,
     OPEN_HOURS,
     OPERATOR_NAMES,
     PLACES,
     PREFIX,
+    ROTATING_SHARE,
     SIZE_SIGMA,
+    TINY_DAILY,
+    TINY_SHARE,
     TYPE_SHARE,
     TYPES,
+    VARIED_SIZE_SIGMA,
     VENUES,
     WORDS,
 )
@@ -35,10 +40,20 @@ class Points:
     op_offset: np.ndarray  # first global operator index
     operators: np.ndarray  # global operator ids
     ticket_level: np.ndarray
+    # The varied scenario's: operators rotating through the shifts week by week, and an
+    # ordinary trend over the run (a fraction, e.g. -0.1 = trade ends 10% lower); none in classic.
+    rotates: np.ndarray | None = None
+    drift: np.ndarray | None = None
 
 
-def make_points(rng: np.random.Generator, n: int, volume: float) -> tuple[Points, list[dict]]:
-    """``n`` points drawn from ``rng``: their arrays and their registry rows (``points.csv``)."""
+def make_points(
+    rng: np.random.Generator, n: int, volume: float, *, varied: bool = False
+) -> tuple[Points, list[dict]]:
+    """``n`` points drawn from ``rng``: their arrays and their registry rows (``points.csv``).
+
+    ``varied`` (drawn after everything the classic scenario draws, so classic stays as it was):
+    wider sizes with a few tiny points, rotating shifts at about half the points, a slow drift.
+    """
     types = rng.choice(len(TYPES), size=n, p=TYPE_SHARE)
     # Every type at least once when there is room for it, so each pattern has a home.
     if n >= len(TYPES):
@@ -80,20 +95,33 @@ def make_points(rng: np.random.Generator, n: int, volume: float) -> tuple[Points
             }
         )
     ticket_level = np.where(np.isin(types, [0, 1]), 1.0, rng.lognormal(0.0, 0.25, n))
-    return (
-        Points(
-            np.array(ids),
-            types,
-            daily,
-            open_,
-            close,
-            shifts,
-            op_offset,
-            np.array(operators),
-            ticket_level,
-        ),
-        registry,
+    pts = Points(
+        np.array(ids),
+        types,
+        daily,
+        open_,
+        close,
+        shifts,
+        op_offset,
+        np.array(operators),
+        ticket_level,
     )
+    if varied:
+        _vary(rng, pts, volume)
+    return pts, registry
+
+
+def _vary(rng: np.random.Generator, pts: Points, volume: float) -> None:
+    """Sizes far apart (tiny points with about a sale an hour among them), rotating shifts and an
+    ordinary slow drift of trade: what an independent generator had and the classic one lacked."""
+    n = len(pts.ids)
+    pts.daily = np.clip(pts.daily * rng.lognormal(0.0, VARIED_SIZE_SIGMA, n), 0.5, 5000.0)
+    tiny = rng.random(n) < TINY_SHARE
+    if n >= 8 and not tiny.any():
+        tiny[rng.integers(n)] = True
+    pts.daily[tiny] = rng.uniform(*TINY_DAILY, int(tiny.sum())) * volume
+    pts.rotates = (rng.random(n) < ROTATING_SHARE) & (pts.shifts > 1)
+    pts.drift = np.clip(rng.normal(0.0, DRIFT_SIGMA, n), -0.25, 0.25)
 
 
 def _boundaries(pts: Points, p) -> tuple[np.ndarray, np.ndarray]:
@@ -110,6 +138,22 @@ def shift_of(pts: Points, p: np.ndarray, hour_of_day: np.ndarray) -> np.ndarray:
     """Which shift (0..shifts-1) covers a local fractional hour at point p."""
     second, third = _boundaries(pts, p)
     return (hour_of_day >= second).astype(np.int64) + (hour_of_day >= third)
+
+
+def operator_slot(pts: Points, p: np.ndarray, hour_of_day: np.ndarray, day: np.ndarray):
+    """Which of point p's operators (0..shifts-1) works at a local fractional hour of a day:
+    the shift's own, or at a rotating point the next one along each week."""
+    shift = shift_of(pts, p, hour_of_day)
+    if pts.rotates is None:
+        return shift
+    return np.where(pts.rotates[p], (shift + day // 7) % pts.shifts[p], shift)
+
+
+def shift_of_operator(pts: Points, p: int, slot: int, day: int) -> int:
+    """The shift operator ``slot`` of point p works on ``day`` (the inverse of operator_slot)."""
+    if pts.rotates is None or not pts.rotates[p]:
+        return slot
+    return int((slot - day // 7) % pts.shifts[p])
 
 
 def shift_bounds(pts: Points, p: int, shift: int) -> tuple[int, int]:

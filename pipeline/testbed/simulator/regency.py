@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.reference.calendar import public_holidays
-from pipeline.testbed.simulator.points import make_points, shift_of
+from pipeline.testbed.simulator.points import make_points, operator_slot
 from pipeline.testbed.simulator.profiles import (
     CASH,
     CLOSURE_REASONS,
@@ -44,13 +44,16 @@ def _iso_local(seconds: int) -> str:
 class _Simulation:
     """One run: arrays of transactions plus the bookkeeping of what was planted."""
 
-    def __init__(self, *, points, days, seed, start, leakage, volume, target_rows=None):
+    def __init__(
+        self, *, points, days, seed, start, leakage, volume, target_rows=None, scenario="varied"
+    ):
         self.rng = np.random.default_rng(seed)
+        self.varied = scenario == "varied"
         self.days = days
         self.start_local = start
         self.t0 = int(start.timestamp())  # local midnight of day 0, as a UTC epoch second
         self.weekday0 = start.weekday()
-        self.pts, self.registry = make_points(self.rng, points, volume)
+        self.pts, self.registry = make_points(self.rng, points, volume, varied=self.varied)
         if target_rows:
             # Expected rows = each point's daily level x its type's mean weekday factor x days.
             weekly = np.array([np.mean(WEEKLY[t]) for t in TYPES])[self.pts.types]
@@ -73,7 +76,54 @@ class _Simulation:
         self._plan_holidays(factor, type_names)
         self._plan_rain(factor, type_names)
         self._plan_closures(factor)
+        if self.varied:
+            self._plan_drift(factor)
+            self._plan_regional_day(factor, type_names)
+            self._plan_local_dips(factor)
         return factor
+
+    def _plan_drift(self, factor: np.ndarray) -> None:
+        """Each point's slow ordinary trend (not leakage): up or down by ``drift`` over the run."""
+        ramp = np.arange(self.days * 24) / (self.days * 24)
+        factor *= 1.0 + self.pts.drift[:, None] * ramp[None, :]
+
+    def _plan_regional_day(self, factor: np.ndarray, type_names: np.ndarray) -> None:
+        """A local day off the calendar does not know (a regional event, a bank holiday of the
+        regency): every parking and market point closed or nearly so, in the scored weeks. Not in
+        calendar.csv nor closures.csv; the peers being closed too is the only evidence."""
+        scored = np.arange(self.clean_days, self.days)
+        candidates = scored[self.day_ok[scored]]
+        if not len(candidates):
+            return
+        day = int(self.rng.choice(candidates))
+        self.day_ok[day] = False
+        affected = np.flatnonzero(np.isin(type_names, ["parking", "market"]))
+        level = self.rng.uniform(0.0, 0.1, len(affected))
+        for p, share in zip(affected.tolist(), level.tolist(), strict=True):
+            factor[p, day * 24 : (day + 1) * 24] *= share
+            self.label(
+                p, "regional", day * 24, (day + 1) * 24, note="regional day off, not in calendar"
+            )
+
+    def _plan_local_dips(self, factor: np.ndarray) -> None:
+        """A few hours at 50-80% of normal at one point (a local shower, a road dug up): ordinary
+        noise that must not become a case."""
+        n_points = len(self.pts.ids)
+        scored = np.arange(self.clean_days, self.days)
+        candidates = scored[self.day_ok[scored]]
+        if not len(candidates):
+            return
+        for _ in range(max(2, n_points // 6)):
+            p = int(self.rng.integers(n_points))
+            day = int(self.rng.choice(candidates))
+            open_, close = int(self.pts.open_[p]), int(self.pts.close[p])
+            length = int(self.rng.integers(2, 6))
+            begin = int(self.rng.integers(open_, max(open_ + 1, close - length)))
+            share = float(self.rng.uniform(0.5, 0.8))
+            lo, hi = day * 24 + begin, day * 24 + min(close, begin + length)
+            factor[p, lo:hi] *= share
+            self.label(p, "dip", lo, hi, note=f"local dip to {share:.0%} for {hi - lo} hours")
+            self.busy_days.setdefault(p, set()).add(day)
 
     def _plan_holidays(self, factor: np.ndarray, type_names: np.ndarray) -> None:
         n_points = len(self.pts.ids)
@@ -223,7 +273,7 @@ class _Simulation:
         status[v < VOID_RATE + REFUND_RATE] = REFUND
         status[v < VOID_RATE] = VOID
         local_hour = ((t - self.t0) % 86400) / 3600.0
-        op = pts.op_offset[p] + shift_of(pts, p, local_hour)
+        op = pts.op_offset[p] + operator_slot(pts, p, local_hour, (t - self.t0) // 86400)
         # Regular customers: each point draws most non-cash payers from its own part of a pool.
         pool = max(2000, 60 * len(pts.ids))
         payer = (

@@ -11,7 +11,7 @@ import pandas as pd
 from pipeline.core.errors import UnusableInputError
 from pipeline.core.leakage_kinds import LEAKAGE_KINDS
 from pipeline.testbed.simulator.planting import _Planter
-from pipeline.testbed.simulator.profiles import DEFAULT_START, JAKARTA
+from pipeline.testbed.simulator.profiles import DEFAULT_START, JAKARTA, SCENARIOS
 from pipeline.testbed.simulator.regency import _Simulation
 from pipeline.testbed.simulator.writer import _Writer, write_feeds, write_tables
 
@@ -34,6 +34,7 @@ class Manifest:
     transactions: int  # clean rows written (all statuses), bad rows excluded
     bad_rows: dict[str, int] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)  # label kind -> events planted
+    scenario: str = "varied"
 
     @property
     def rows(self) -> int:
@@ -54,6 +55,7 @@ def simulate(
     split: str = "day",
     volume: float = 1.0,
     target_rows: int | None = None,
+    scenario: str = "varied",
 ) -> Manifest:
     """Write a simulated regency into ``out_dir`` and return what was written.
 
@@ -62,10 +64,18 @@ def simulate(
     ``volume`` scales every point's trade (at 1.0 a point averages ~110 transactions a day);
     ``target_rows`` instead scales it so the feeds hold about that many rows (within a few %),
     e.g. 1,000 points x 365 days x ``target_rows=5_000_000`` for a benchmark. Deterministic
-    for a seed.
+    for a seed. ``scenario`` "varied" (default) adds what an independent generator had: sizes
+    far apart with tiny points, rotating shifts, slow drifts, local dips at single points, a
+    regional day off the calendar does not know, short skimming, and under-reporting that runs
+    to the end of the data (one from a public holiday, one creeping in); "classic" writes
+    exactly what the simulator wrote before them.
     """
     days = days if days is not None else weeks * 7
     _check_arguments(start, points, days, split, volume)
+    if scenario not in SCENARIOS:
+        raise UnusableInputError(
+            f"simulate scenario {scenario!r} is not one of {', '.join(SCENARIOS)}"
+        )
     local = start.astimezone(JAKARTA)
     start_local = datetime(local.year, local.month, local.day, tzinfo=JAKARTA)
 
@@ -83,6 +93,7 @@ def simulate(
         leakage=leakage,
         volume=volume,
         target_rows=target_rows,
+        scenario=scenario,
     )
     factor = sim.plan_calendar()
     frame = _Planter(sim, sim.generate(factor)).plant()
@@ -105,6 +116,7 @@ def simulate(
         transactions=len(writer),
         bad_rows=bad_counts,
         events=_event_counts(sim),
+        scenario=scenario,
     )
 
 
@@ -127,10 +139,13 @@ def _event_counts(sim: _Simulation) -> dict[str, int]:
     """Label kind -> events planted (a holiday or a rain spell counts once, not per point)."""
     events: dict[str, int] = {}
     for row in sim.labels:
-        if row["kind"] in LEAKAGE_KINDS or row["kind"] == "closure":
+        if row["kind"] in LEAKAGE_KINDS or row["kind"] in ("closure", "dip"):
             events[row["kind"]] = events.get(row["kind"], 0) + 1
     events["holiday"] = sum(1 for c in sim.calendar if c["kind"] == "holiday")
     events["rain"] = sum(1 for c in sim.calendar if c["kind"] == "rain")
+    regional = {row["start_utc"] for row in sim.labels if row["kind"] == "regional"}
+    if regional:
+        events["regional"] = len(regional)
     return events
 
 
