@@ -28,24 +28,25 @@ def day_frame(rel, *, usual_cnt: float = 300.0, usual_rev: float = 1_500_000.0) 
     )
 
 
-def _shift(frame, phi=0.1, damp=None):
-    damp = np.ones(len(frame)) if damp is None else damp
-    return level_shift(frame, pd.Series(phi, index=frame.index), damp)
+def _shift(frame, phi=0.1, weight=None):
+    weight = np.ones(len(frame)) if weight is None else weight
+    return level_shift(frame, pd.Series(phi, index=frame.index), weight)
 
 
 def test_a_sustained_drop_starting_on_a_holiday_is_raised_within_three_days_and_stays():
     rng = np.random.default_rng(1)
     rel = 1 + rng.normal(0, 0.08, DAYS)
-    start = 14  # a holiday: its evidence is damped
+    start = 14  # a holiday: no evidence either way
     rel[start:] *= 0.67
-    damp = np.ones(DAYS)
-    damp[start] = 0.6
-    out = _shift(day_frame(rel), damp=damp)
+    weight = np.ones(DAYS)
+    weight[start] = 0.0
+    out = _shift(day_frame(rel), weight=weight)
     assert (out["level_shift"].iloc[:start] < 3).all()
     raised = np.flatnonzero(out["level_shift"].to_numpy() >= 3)
     assert raised.min() <= start + 2  # within 1-3 days of the first day
     # and it does not fade as the drop goes on: every later day still raised
     assert (out["level_shift"].iloc[start + 2 :] >= 3).all()
+    assert out["level_shift"].iloc[start] == 0  # nothing flagged on the holiday itself
     last = out.iloc[-1]
     assert last["shift_days"] >= 10
     assert last["shift_exp"] - last["shift_rev"] > 0.25 * last["shift_exp"]

@@ -27,14 +27,17 @@ from pipeline.detection.features.rolling import rolling_min
 SHIFT = 0.3  # the drop the CUSUM is tuned to: a third of a day's revenue missing
 LEVEL_SHIFT_DAYS = 14  # the CUSUM's window: the longest run of days it sums
 CARRIED = 1.0  # log-likelihood ratio the days before today must already have gathered
+DECIDE = 6.0  # the log-likelihood ratio (about 400 to 1 for "a third lower") that reads as 3 noise units
 
 
-def level_shift(day: pd.DataFrame, phi_day: pd.Series, damp: np.ndarray) -> pd.DataFrame:
+def level_shift(day: pd.DataFrame, phi_day: pd.Series, weight: np.ndarray) -> pd.DataFrame:
     """Per (point, local day) row of ``day`` (sorted by pos, local_date; ``rel`` the day's revenue
     / (usual x peers), ``usual_cnt``, ``rev``, ``expected``): the CUSUM in noise units
-    (``level_shift``, sqrt of twice the log-likelihood ratio, 0 on days that do not look
+    (``level_shift``, 3 x sqrt(log-likelihood ratio / ``DECIDE``), 0 on days that do not look
     shifted themselves or are the first such day), the days the shift has run (``shift_days``) and its recorded and
-    expected revenue over them (``shift_rev``, ``shift_exp``)."""
+    expected revenue over them (``shift_rev``, ``shift_exp``). ``weight`` is what each day's
+    evidence counts for (0 on holidays and regional events: trade moves differently then, so
+    such a day neither starts, feeds nor ends a shift)."""
     # A day's spread: its own day-to-day spread, or the Poisson spread of its usual sales when
     # that is larger (a small point's day is mostly counting noise).
     sigma = np.sqrt(np.maximum(phi_day**2, 1.0 / day["usual_cnt"].clip(lower=1.0))).clip(lower=0.05)
@@ -43,7 +46,7 @@ def level_shift(day: pd.DataFrame, phi_day: pd.Series, damp: np.ndarray) -> pd.D
     # counts for at most 1.5 noise units in favour of "usual").
     z = ((1.0 - day["rel"]) / sigma).clip(lower=-1.5)
     increment = (r * z - r**2 / 2).where(day["rel"].notna(), 0.0)
-    increment = np.where(increment > 0, increment * damp, increment)
+    increment = increment.to_numpy() * weight
     work = pd.DataFrame({"pos": day["pos"].to_numpy(), "cusum": increment}, index=day.index)
     work["cusum"] = work.groupby("pos")["cusum"].cumsum()
     first = work["pos"] != work["pos"].shift()
@@ -58,7 +61,7 @@ def level_shift(day: pd.DataFrame, phi_day: pd.Series, damp: np.ndarray) -> pd.D
     carried = statistic.groupby(work["pos"]).shift(1).where(~first, 0.0).fillna(0.0)
     shifted = (increment > 0) & (carried >= CARRIED)
     out = pd.DataFrame(index=day.index)
-    out["level_shift"] = np.clip(np.sqrt(2.0 * statistic.where(shifted, 0.0)), 0, CAP)
+    out["level_shift"] = np.clip(3.0 * np.sqrt(statistic.where(shifted, 0.0) / DECIDE), 0, CAP)
     out["shift_days"] = days
     for name, column in (("shift_rev", "rev"), ("shift_exp", "expected")):
         total = day[column].fillna(0.0).groupby(day["pos"]).cumsum().to_numpy()

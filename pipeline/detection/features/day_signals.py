@@ -39,9 +39,7 @@ def day_signals(
     day = _usual_whole_days(day, frame, slots, scales)
     day = _horizon_drops(day, scales)
     day = day.join(
-        level_shift(
-            day, day["pos"].map(scales["phi_day"]).fillna(0.15), _day_damp(day, frame, config)
-        )
+        level_shift(day, day["pos"].map(scales["phi_day"]).fillna(0.15), _ordinary_days(day, frame))
     )
     day = day.rename(columns={"rev": "day_rev", "usual": "day_usual"})
     frame = frame.merge(
@@ -56,12 +54,12 @@ def day_signals(
     return frame
 
 
-def _day_damp(day: pd.DataFrame, frame: pd.DataFrame, config: FeatureConfig) -> np.ndarray:
-    """Each day's evidence weight: the run's holiday damping on a holiday or regional event."""
+def _ordinary_days(day: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """Per day row, 1 on an ordinary day and 0 on a holiday or regional event."""
     special = frame["holiday"].notna().groupby([frame["pos"], frame["local_date"]]).any()
     keys = pd.MultiIndex.from_frame(day[["pos", "local_date"]])
     on_holiday = special.reindex(keys).fillna(False).to_numpy(dtype=bool)
-    return np.where(on_holiday, config.holiday_damping, 1.0)
+    return np.where(on_holiday, 0.0, 1.0)
 
 
 def _day_totals(frame: pd.DataFrame) -> pd.DataFrame:
