@@ -26,8 +26,8 @@ from sqlalchemy import Connection, Engine, select, update
 
 from pipeline.casework.case_store import change_state
 from pipeline.casework.users import CASE_WORKER_ROLES, User
-from pipeline.core.errors import UnusableInputError
-from pipeline.store.schema import case_events, cases, suppressions, users
+from pipeline.core.errors import NotFoundError, UnusableInputError
+from pipeline.store.schema import MAX_ROW_ID, case_events, cases, suppressions, users
 
 DECISIONS = {
     "confirmed": "confirmed leakage",
@@ -68,9 +68,11 @@ def _note(note: str | None, *, required: bool, what: str) -> str:
 
 
 def _load(connection: Connection, case_id: int):
-    row = connection.execute(select(cases).where(cases.c.case_id == case_id)).first()
+    row = None
+    if 0 < case_id <= MAX_ROW_ID:
+        row = connection.execute(select(cases).where(cases.c.case_id == case_id)).first()
     if row is None:
-        raise UnusableInputError(f"case {case_id} does not exist")
+        raise NotFoundError(f"case {case_id} does not exist")
     return row
 
 

@@ -4,19 +4,27 @@ Roles: ``auditor`` works cases; ``supervisor`` does everything an auditor does p
 decided cases and managing users; ``ops`` watches pipeline health; ``viewer`` (a leader) sees
 the revenue dashboard only. Every right is named in ``RIGHTS`` so the app and the workflow in
 ``pipeline.casework.audit`` check the same table.
+
+This module is the one writer of ``users`` and of ``user_events``: every change to a user
+(created, role, password, deactivated, reactivated) appends one event naming who did it, in the
+same transaction as the change; migration 0005 makes the database refuse to rewrite that trail.
+A password, role or activation change also ends the user's sessions (``casework.sessions``).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
-from pipeline.core.errors import UnusableInputError
-from pipeline.store.schema import users
+from pipeline.casework import sessions
+from pipeline.core.errors import NotFoundError, UnusableInputError
+from pipeline.store.schema import user_events, users
 
 ROLES = ("auditor", "supervisor", "ops", "viewer")
 
@@ -104,7 +112,13 @@ def check_password(password: str) -> str:
 
 
 def add_user(
-    engine: Engine, username: str, role: str, password: str, *, now: datetime | None = None
+    engine: Engine,
+    username: str,
+    role: str,
+    password: str,
+    *,
+    actor: str,
+    now: datetime | None = None,
 ) -> User:
     """Create a user; refuses a taken username, an unknown role or a short password."""
     name = check_username(username)
@@ -112,11 +126,13 @@ def add_user(
     check_password(password)
     if get_user(engine, name) is not None:
         raise UnusableInputError(f"user {name!r} already exists")
-    _insert(engine, name, role, password, now or datetime.now(UTC))
+    _insert(engine, name, role, password, actor, now or datetime.now(UTC))
     return User(name, role)
 
 
-def _insert(engine: Engine, username: str, role: str, password: str, now: datetime) -> None:
+def _insert(
+    engine: Engine, username: str, role: str, password: str, actor: str, now: datetime
+) -> None:
     with engine.begin() as connection:
         connection.execute(
             users.insert().values(
@@ -127,6 +143,28 @@ def _insert(engine: Engine, username: str, role: str, password: str, now: dateti
                 created_at=now,
             )
         )
+        _record(connection, now, actor, username, "created", None, {"role": role})
+
+
+def _record(
+    connection: Connection,
+    now: datetime,
+    actor: str,
+    username: str,
+    action: str,
+    before: dict | None,
+    after: dict | None,
+) -> None:
+    connection.execute(
+        user_events.insert().values(
+            at=now,
+            actor=actor,
+            username=username,
+            action=action,
+            before=json.dumps(before) if before is not None else None,
+            after=json.dumps(after) if after is not None else None,
+        )
+    )
 
 
 def get_user(engine: Engine, username: str) -> User | None:
@@ -177,54 +215,193 @@ def authenticate(engine: Engine, username: str, password: str) -> User | None:
     return User(row.username, row.role, True)
 
 
-def set_password(engine: Engine, username: str, password: str) -> None:
-    check_password(password)
-    _update(engine, username, password_hash=_hasher().hash(password))
+@dataclass(frozen=True)
+class UserEvent:
+    at: datetime
+    actor: str
+    username: str
+    action: str  # created | role | password | deactivated | reactivated
+    before: dict | None
+    after: dict | None
 
 
-def set_role(engine: Engine, username: str, role: str) -> None:
-    _update(engine, username, role=check_role(role))
-
-
-def set_active(engine: Engine, username: str, active: bool) -> None:
-    """Deactivate (or reactivate) a user; rows are kept because the audit trail names them."""
-    _update(engine, username, active=1 if active else 0)
-
-
-def _update(engine: Engine, username: str, **values) -> None:
-    with engine.begin() as connection:
-        result = connection.execute(
-            update(users).where(users.c.username == username.strip().lower()).values(**values)
+def user_trail(engine: Engine, *, limit: int = 200) -> list[UserEvent]:
+    """The newest changes to users first (at most ``limit``)."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(user_events)
+            .order_by(user_events.c.at.desc(), user_events.c.event_id.desc())
+            .limit(limit)
+        ).all()
+    return [
+        UserEvent(
+            r.at,
+            r.actor,
+            r.username,
+            r.action,
+            json.loads(r.before) if r.before else None,
+            json.loads(r.after) if r.after else None,
         )
-    if result.rowcount == 0:
-        raise UnusableInputError(f"user {username!r} does not exist")
+        for r in rows
+    ]
+
+
+def set_password(
+    engine: Engine, username: str, password: str, *, actor: str, now: datetime | None = None
+) -> None:
+    """A new password; ends the user's sessions (a reset locks out whoever held the old one)."""
+    check_password(password)
+    _change(
+        engine,
+        username,
+        actor,
+        now,
+        action="password",
+        values={"password_hash": _hasher().hash(password)},
+        shown=lambda row: None,  # the trail says a reset happened, never what the hash was
+    )
+
+
+def set_role(
+    engine: Engine, username: str, role: str, *, actor: str, now: datetime | None = None
+) -> None:
+    """Change a user's role (never one's own); ends that user's sessions."""
+    check_role(role)
+    _refuse_self(username, actor, "change your own role; ask another supervisor")
+    _change(
+        engine,
+        username,
+        actor,
+        now,
+        action="role",
+        values={"role": role},
+        shown=lambda row: {"role": row.role},
+    )
+
+
+def set_active(
+    engine: Engine, username: str, active: bool, *, actor: str, now: datetime | None = None
+) -> None:
+    """Deactivate (or reactivate) a user, never oneself; rows are kept because trails name them.
+
+    Both end the user's sessions, so reactivating never revives a cookie from before.
+    """
+    _refuse_self(username, actor, "deactivate yourself" if not active else "reactivate yourself")
+    _change(
+        engine,
+        username,
+        actor,
+        now,
+        action="reactivated" if active else "deactivated",
+        values={"active": 1 if active else 0},
+        shown=lambda row: {"active": bool(row.active)},
+    )
+
+
+def _refuse_self(username: str, actor: str, what: str) -> None:
+    # Names are compared normalised: "Supervisor" and "supervisor " are the same person.
+    if username.strip().lower() == actor.strip().lower():
+        raise UnusableInputError(f"you cannot {what}")
+
+
+def _change(engine: Engine, username: str, actor: str, now, *, action, values, shown) -> None:
+    name = username.strip().lower()
+    now = now or datetime.now(UTC)
+    with engine.begin() as connection:
+        before = connection.execute(select(users).where(users.c.username == name)).first()
+        if before is None:
+            raise NotFoundError(f"user {username!r} does not exist")
+        connection.execute(update(users).where(users.c.username == name).values(**values))
+        after = connection.execute(select(users).where(users.c.username == name)).one()
+        _record(connection, now, actor, name, action, shown(before), shown(after))
+        sessions.end_all(connection, name, now, action)
 
 
 class LoginThrottle:
-    """Slows password guessing: after ``max_failures`` wrong passwords for one username within
-    ``window``, further attempts for it are refused until the window has passed.
+    """Slows password guessing without locking anyone out.
 
-    Kept in memory, per process: a restart forgets it, which is acceptable for a brake on guessing.
+    Wrong passwords are counted per client address and per username over ``window``. After
+    ``free`` of them, each further attempt on that key waits ``base`` seconds, doubling per
+    failure, capped at ``cap``: a guesser gets a few tries a minute, while the real user, whose
+    right password is never refused, waits at most ``cap`` seconds (and only for the username's
+    count when signing in from another address). A client trying many usernames is slowed by its
+    address's count; one trying one username from many addresses, by the username's. Attempts
+    that would wait while ``max_waiting`` others from the same address already do are refused
+    at once ("try again in a few seconds"), so parallel requests do not dodge the delay.
+
+    Kept in memory, per process: a restart forgets it, which is acceptable for a brake.
     """
 
-    def __init__(self, *, max_failures: int = 5, window: timedelta = timedelta(minutes=15)):
-        self.max_failures = max_failures
+    def __init__(
+        self,
+        *,
+        free: int = 3,
+        base: float = 0.25,
+        cap: float = 4.0,
+        window: timedelta = timedelta(minutes=15),
+        max_keys: int = 10_000,
+        max_waiting: int = 3,
+    ):
+        self.free = free
+        self.base = base
+        self.cap = cap
         self.window = window
-        self._failures: dict[str, list[datetime]] = {}
+        self.max_keys = max_keys
+        self.max_waiting = max_waiting
+        self._failures: dict[str, deque[datetime]] = {}
+        self._waiting: dict[str, int] = {}
 
-    def _recent(self, username: str, now: datetime) -> list[datetime]:
-        recent = [t for t in self._failures.get(username, []) if now - t < self.window]
-        self._failures[username] = recent
-        return recent
+    @staticmethod
+    def _keys(address: str, username: str) -> tuple[str, str]:
+        return f"address:{address}", f"user:{username.strip().lower()}"
 
-    def locked(self, username: str, now: datetime) -> bool:
-        return len(self._recent(username.strip().lower(), now)) >= self.max_failures
+    def _count(self, key: str, now: datetime) -> int:
+        failures = self._failures.get(key)
+        if not failures:
+            return 0
+        while failures and now - failures[0] >= self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[key]
+        return len(failures)
 
-    def failed(self, username: str, now: datetime) -> None:
-        self._recent(username.strip().lower(), now).append(now)
+    def _delay(self, count: int) -> float:
+        if count < self.free:
+            return 0.0
+        exponent = min(count - self.free, 32)  # 2**32 * base is past any cap already
+        return min(self.cap, self.base * 2**exponent)
+
+    def delay(self, address: str, username: str, now: datetime) -> float:
+        """Seconds the next attempt from ``address`` for ``username`` waits before it is checked."""
+        return max(self._delay(self._count(key, now)) for key in self._keys(address, username))
+
+    def failed(self, address: str, username: str, now: datetime) -> None:
+        """Count a wrong password against the address and the username."""
+        if len(self._failures) >= self.max_keys:  # a flood of made-up names must not eat memory
+            for key in list(self._failures):
+                self._count(key, now)
+        for key in self._keys(address, username):
+            self._failures.setdefault(key, deque()).append(now)
 
     def succeeded(self, username: str) -> None:
-        self._failures.pop(username.strip().lower(), None)
+        """The right password: that username's count starts again (its address's does not, or a
+        guesser with one account of their own could wipe their slate between guesses)."""
+        self._failures.pop(self._keys("", username)[1], None)
+
+    def enter(self, address: str) -> bool:
+        """Start waiting out a delay for ``address``; False when ``max_waiting`` of its attempts
+        already wait (parallel guesses must not dodge the delay). Pair with ``leave``."""
+        if self._waiting.get(address, 0) >= self.max_waiting:
+            return False
+        self._waiting[address] = self._waiting.get(address, 0) + 1
+        return True
+
+    def leave(self, address: str) -> None:
+        left = self._waiting.get(address, 1) - 1
+        if left > 0:
+            self._waiting[address] = left
+        else:
+            self._waiting.pop(address, None)
 
 
 DEMO_USERS = (
@@ -243,5 +420,5 @@ def ensure_demo_users(engine: Engine) -> list[tuple[str, str, str]]:
     now = datetime.now(UTC)
     for username, role, password in DEMO_USERS:
         if get_user(engine, username) is None:
-            _insert(engine, username, role, password, now)
+            _insert(engine, username, role, password, "demo", now)
     return list(DEMO_USERS)

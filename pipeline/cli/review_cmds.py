@@ -43,7 +43,7 @@ def users_add(
     users_store.check_role(role)
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    user = users_store.add_user(runtime().engine, name, role, password)
+    user = users_store.add_user(runtime().engine, name, role, password, actor="command line")
     typer.echo(f"user {user.username} added with role {user.role}")
 
 

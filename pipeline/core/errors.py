@@ -8,3 +8,7 @@ class UnusableInputError(Exception):
     ``feed week3.csv line 1042: amount "-5000" is negative``. The CLI prints it as one line
     and exits non-zero; the web app shows it on an error page.
     """
+
+
+class NotFoundError(UnusableInputError):
+    """The thing a person asked for (a case, a batch, a user) does not exist: a 404 in the app."""

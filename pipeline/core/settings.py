@@ -74,6 +74,18 @@ SETTINGS: tuple[Setting, ...] = (
         "1: the review-app session cookie is sent over HTTPS only (set it when served behind TLS).",
     ),
     Setting(
+        "session_idle_minutes",
+        "EINCOME_SESSION_IDLE_MINUTES",
+        "60",
+        "A review-app sign-in unused this many minutes ends (each request renews it).",
+    ),
+    Setting(
+        "session_hours",
+        "EINCOME_SESSION_HOURS",
+        "12",
+        "A review-app sign-in ends this many hours after it began, however busy.",
+    ),
+    Setting(
         "recon_config",
         "EINCOME_RECON_CONFIG",
         "",
@@ -93,6 +105,8 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     false_alarm_days: int = 30
     secure_cookies: int = 0
+    session_idle_minutes: int = 60
+    session_hours: int = 12
     recon_config: str = ""
 
     @property

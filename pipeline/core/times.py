@@ -33,3 +33,27 @@ def local_midnight(day: date, zone: str | ZoneInfo) -> datetime:
     """The UTC instant a local calendar ``day`` begins in ``zone`` (a name or a ZoneInfo)."""
     tz = ZoneInfo(zone) if isinstance(zone, str) else zone
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+# Calendar days a person may ask about: wide enough for any revenue record, narrow enough that a
+# day's neighbours (a week before, the day after, local midnight in UTC) are dates too.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+
+
+def parse_day(text: str | None, where: str) -> date | None:
+    """A YYYY-MM-DD day between FIRST_DAY and LAST_DAY (None when empty); ``where`` names the
+    parameter in the message of the UnusableInputError raised otherwise."""
+    from pipeline.core.errors import UnusableInputError
+
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise UnusableInputError(f"{where}={text[:40]!r} is not a date (YYYY-MM-DD)") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise UnusableInputError(
+            f"{where}={text!r} is outside {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}"
+        )
+    return day

@@ -17,23 +17,67 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from pipeline.casework.sessions import SessionLimits
 from pipeline.casework.users import LoginThrottle, NotAllowed
-from pipeline.core.errors import UnusableInputError
+from pipeline.core.errors import NotFoundError, UnusableInputError
 from pipeline.core.settings import Settings
 from pipeline.review.deps import HERE, CSRFRefused, LoginRequired, render, templates
 from pipeline.review.routes import ROUTERS
 
 SESSION_COOKIE = "eincome_session"
-SESSION_HOURS = 10  # one working day
 log = logging.getLogger("eincome.review")
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def _error_page(request: Request, status_code: int, title: str, message: str) -> HTMLResponse:
     try:
-        return render(request, "error.html", status_code, title=title, message=message)
+        response = render(
+            request, "error.html", status_code, error_page=True, title=title, message=message
+        )
     except Exception:  # the error page itself must never fail into a stack trace
         log.exception("error page failed")
-        return HTMLResponse(f"<h1>{status_code}</h1>", status_code=status_code)
+        response = HTMLResponse(f"<h1>{status_code}</h1>", status_code=status_code)
+    # A 500 is answered outside the middleware stack: it gets the headers here.
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+class NoCookieOnErrors:
+    """Drops the session cookie from every 4xx/5xx response.
+
+    A cross-site POST arrives without the cookie (SameSite=lax); its refusal page would otherwise
+    set a fresh anonymous session over the real one and sign the user out. No error page has a
+    session change worth keeping.
+    """
+
+    def __init__(self, app, cookie: str):
+        self.app = app
+        self.prefix = f"{cookie}=".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_cookie(message):
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                message["headers"] = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if not (name.lower() == b"set-cookie" and value.startswith(self.prefix))
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_without_cookie)
 
 
 def _install_error_pages(app: FastAPI) -> None:
@@ -59,6 +103,10 @@ def _install_error_pages(app: FastAPI) -> None:
             "This form is missing its security token or comes from an old session. "
             "Go back, reload the page and submit again.",
         )
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, exc: NotFoundError):
+        return _error_page(request, 404, "Not found", str(exc))
 
     @app.exception_handler(UnusableInputError)
     async def unusable(request: Request, exc: UnusableInputError):
@@ -98,29 +146,30 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.templates = templates()
     app.state.login_throttle = LoginThrottle()
+    app.state.session_limits = SessionLimits.of(
+        idle_minutes=settings.session_idle_minutes, hours=settings.session_hours
+    )
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
         response = await call_next(request)
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-        )
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers.update(SECURITY_HEADERS)
         if request.url.path != "/static" and not request.url.path.startswith("/static/"):
             response.headers["Cache-Control"] = "no-store"
         return response
 
     # An empty key means a random one per start: everyone signs in again after a restart.
+    # The cookie only names a server-side session (``casework.sessions``), which enforces the
+    # idle and absolute limits; its own max-age is the absolute one, a backstop.
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key or secrets.token_urlsafe(32),
         session_cookie=SESSION_COOKIE,
-        max_age=SESSION_HOURS * 3600,
+        max_age=settings.session_hours * 3600,
         same_site="lax",
         https_only=bool(settings.secure_cookies),  # on when served behind TLS
     )
+    app.add_middleware(NoCookieOnErrors, cookie=SESSION_COOKIE)  # outside the session layer
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for router in ROUTERS:
         app.include_router(router)

@@ -20,11 +20,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
+from pipeline.casework import sessions
 from pipeline.casework.audit import STATUS_LABELS
 from pipeline.casework.users import User, get_user
-from pipeline.core.errors import UnusableInputError
 from pipeline.core.money import rupiah, rupiah_short
 from pipeline.core.times import DEFAULT_TIMEZONE
+from pipeline.review.queries import page_number
+
+__all__ = ["page_number"]  # re-exported for the routes: one page rule, the queries' own
 
 HERE = Path(__file__).parent
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -91,11 +94,39 @@ async def csrf_protect(request: Request) -> None:
         raise CSRFRefused()
 
 
+def start_session(request: Request, username: str) -> None:
+    """Sign ``username`` in: a fresh cookie session (new CSRF token too) naming a new server-side
+    session; nothing carried over from before."""
+    request.session.clear()
+    request.session["sid"] = sessions.start(request.app.state.engine, username)
+    csrf_token(request)  # made now, so pages that follow need not re-set the cookie
+
+
+def end_session(request: Request) -> None:
+    """Sign out: the server-side session ends, so a copy of the cookie is worth nothing."""
+    sessions.end(request.app.state.engine, request.session.get("sid"))
+    request.session.clear()
+
+
+def _signed_in(request: Request) -> User | None:
+    # Checked once per request (the route's dependency and the page's header both ask).
+    if not hasattr(request.state, "user"):
+        user = None
+        token = request.session.get("sid")
+        username = sessions.check(request.app.state.engine, token, request.app.state.session_limits)
+        if username:
+            user = get_user(request.app.state.engine, username)
+        elif "sid" in request.session:
+            request.session.clear()  # ended or expired: drop its CSRF token and messages too
+        request.state.user = user if user is not None and user.active else None
+    return request.state.user
+
+
 def current_user(request: Request) -> User:
-    """The signed-in, still active user (re-read each request so a deactivation bites at once)."""
-    username = request.session.get("user")
-    user = get_user(request.app.state.engine, username) if username else None
-    if user is None or not user.active:
+    """The signed-in, still active user of a live session (checked on every request, so a
+    sign-out, a password reset, a role change or a deactivation bites at once)."""
+    user = _signed_in(request)
+    if user is None:
         raise LoginRequired()
     return user
 
@@ -122,19 +153,26 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
 # ----------------------------------------------------------------------------- responses
 
 
-def render(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
-    """Render a page with what every page needs: the user, the CSRF token, pending messages."""
-    username = request.session.get("user")
-    user = context.pop("user", None) or (
-        get_user(request.app.state.engine, username) if username else None
-    )
-    messages = request.session.pop("flash", []) if "flash" in request.session else []
+def render(
+    request: Request, template: str, status_code: int = 200, *, error_page: bool = False, **context
+) -> HTMLResponse:
+    """Render a page with what every page needs: the user, the CSRF token, pending messages.
+
+    An ``error_page`` leaves the session alone (no new token, pending messages stay for the next
+    page): its response never sets the cookie, see ``app.py``.
+    """
+    user = context.pop("user", None) or _signed_in(request)
+    if error_page:
+        token, messages = request.session.get("csrf", ""), []
+    else:
+        token = csrf_token(request)
+        messages = request.session.pop("flash", []) if "flash" in request.session else []
     return request.app.state.templates.TemplateResponse(
         request,
         template,
         {
             "user": user,
-            "csrf": csrf_token(request),
+            "csrf": token,
             "messages": messages,
             "status_labels": STATUS_LABELS,
             **context,
@@ -153,12 +191,3 @@ def download(body: bytes, filename: str, media_type: str) -> Response:
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-
-
-def page_number(value: str | None) -> int:
-    """The ``page`` query parameter: absent means 1; anything but a positive integer is refused."""
-    if not value:
-        return 1
-    if not value.isdigit() or int(value) < 1:
-        raise UnusableInputError(f"page={value!r} is not a page number")
-    return int(value)

@@ -54,6 +54,10 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Integer keys are 32-bit on PostgreSQL: an id past this names no row (and must not reach SQL,
+# where it would overflow the parameter instead of finding nothing).
+MAX_ROW_ID = 2**31 - 1
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -262,6 +266,36 @@ users = Table(
     Column("role", String(16), nullable=False),  # auditor | supervisor | ops | viewer
     Column("active", Integer, nullable=False, default=1),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Review-app sign-ins the server can end: the cookie carries a random token, only its SHA-256 is
+# kept here, so a copy of this table signs no one in. Written by ``casework.sessions`` alone.
+review_sessions = Table(
+    "review_sessions",
+    metadata,
+    Column("session_id", String(64), primary_key=True),  # sha256 hex of the cookie's token
+    Column("username", String(64), ForeignKey("users.username"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("end_reason", String(32)),  # signed out | password | role | deactivated | idle | expired
+    Index("ix_review_sessions_username", "username"),
+)
+
+# Append-only trail of every change to users (who did what to whom); triggers refuse rewrites.
+user_events = Table(
+    "user_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("username", String(64), nullable=False),
+    Column(
+        "action", String(32), nullable=False
+    ),  # created | role | password | deactivated | reactivated
+    Column("before", Text),
+    Column("after", Text),
+    Index("ix_user_events_username", "username"),
 )
 
 # Announced closures, maintenance windows, and auditor false alarms: no cases raised inside.

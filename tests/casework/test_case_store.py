@@ -148,7 +148,7 @@ def test_noted_open_detector_case_survives_rescoring_with_its_note(engine, detec
 
 
 def test_assigned_open_detector_case_survives_rescoring(engine, detector_case):
-    add_user(engine, "budi", "auditor", "a-long-password")
+    add_user(engine, "budi", "auditor", "a-long-password", actor="test")
     audit.assign(engine, detector_case, User("sri", "supervisor"), "budi", "please look")
     before = _row(engine, detector_case)
     _score(engine, 3, 0.9)

@@ -462,7 +462,7 @@ def test_assigned_open_case_is_neither_rewritten_nor_cleared(engine):
     restaurant(books).tax_return("R1", "2026-03", 10_000_000, 1_000_000)
     reconcile(engine, *MARCH, as_of=AFTER_DUE)
     (case,) = _cases(engine)
-    add_user(engine, "budi", "auditor", "a-long-password")
+    add_user(engine, "budi", "auditor", "a-long-password", actor="test")
     audit.assign(engine, case["case_id"], User("sri", "supervisor"), "budi")
     before = _row(engine, case["case_id"])
     books.bank(DUE, 1_000_000, point_id="R1", reference="SSPD R1 2026-03")

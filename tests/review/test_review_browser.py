@@ -184,3 +184,48 @@ def test_leader_dashboard_fits_a_phone_and_refreshes(served, browser):
     _screenshot(page, "dashboard.png")
     assert errors == []
     context.close()
+
+
+def test_sign_out_ends_a_copied_cookie(served, browser):
+    base, _ = served
+    mine = browser.new_context()
+    page = mine.new_page()
+    _sign_in(page, base, "/cases", "supervisor", "supervisor")
+    assert page.url.endswith("/cases")
+    copied = browser.new_context()
+    copied.add_cookies(mine.cookies())
+    thief = copied.new_page()
+    thief.goto(base + "/cases")
+    assert thief.url.endswith("/cases"), "the copy works while the session lives"
+
+    page.click("form.logout button[type=submit]")
+    page.wait_for_load_state("load")
+    assert "/login" in page.url
+    thief.goto(base + "/cases")
+    assert "/login" in thief.url, "a cookie copied before sign-out must not work after it"
+    assert thief.locator("input[name=password]").count() == 1
+    mine.close()
+    copied.close()
+
+
+def test_a_strangers_wrong_passwords_do_not_lock_out_the_user(served, browser):
+    # Last in the module: the failures slow this address (127.0.0.1) for a while afterwards.
+    base, _ = served
+    stranger = browser.new_context()
+    page = stranger.new_page()
+    for _ in range(5):
+        page.goto(base + "/login")
+        page.fill("input[name=username]", "DEMO")
+        page.fill("input[name=password]", "a wrong guess")
+        page.click("button[type=submit]")
+        page.wait_for_load_state("load")
+        assert "Wrong username or password" in page.inner_text("main")
+    stranger.close()
+
+    user = browser.new_context()
+    page = user.new_page()
+    started = time.monotonic()
+    _sign_in(page, base, "/cases", "demo", "demo")
+    assert page.url.endswith("/cases"), "the right password is taken, only a little later"
+    assert time.monotonic() - started < 6  # one capped delay (4 s) at most
+    user.close()

@@ -8,6 +8,8 @@ import csv
 import io
 import re
 import shutil
+import time
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,44 +19,65 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from pipeline.casework import audit
-from pipeline.casework.users import LoginThrottle, User, add_user, ensure_demo_users, set_active
+from pipeline.casework.users import (
+    LoginThrottle,
+    User,
+    add_user,
+    ensure_demo_users,
+    get_user,
+    set_active,
+)
 from pipeline.core.settings import Settings
 from pipeline.review import create_app
 from pipeline.review.app import SESSION_COOKIE
 from pipeline.review.exports import QUEUE_COLUMNS
+from pipeline.review.queries import QueueFilter
 from pipeline.store import connect
-from pipeline.store.schema import case_events, cases, suppressions
+from pipeline.store.schema import case_events, cases, review_sessions, suppressions
 from tests.helpers.review_seed import seed
 
-PASSWORDS = {"demo": "demo", "supervisor": "supervisor", "ops": "ops", "leader": "leader"}
+PASSWORDS = {"demo": "demo", "supervisor": "supervisor", "ops": "ops", "leader": "leader",
+             "alice": "alice-password"}  # fmt: skip
 ROLE_USER = {"auditor": "demo", "supervisor": "supervisor", "ops": "ops", "viewer": "leader"}
 
 
 @pytest.fixture(scope="module")
 def template_db(tmp_path_factory):
-    """Seed once; every test gets its own copy of the file (a copy is much cheaper than a seed)."""
+    """Seed once; every test gets its own copy of the file (a copy is much cheaper than a seed).
+
+    Each role signs in once here, through the form: the copies hold those server-side sessions,
+    so a test reuses its role's cookie and spares an argon2 hash.
+    """
     path = tmp_path_factory.mktemp("review-template") / "eincome.db"
     engine = connect(f"sqlite:///{path}")
     world = seed(engine, extra_cases=55)
     ensure_demo_users(engine)
-    add_user(engine, "alice", "auditor", "alice-password")
+    add_user(engine, "alice", "auditor", "alice-password", actor="test")
+    app = create_app(engine, SETTINGS)
+    cookies = {role: sign_in(app, name).cookies[SESSION_COOKIE] for role, name in ROLE_USER.items()}
     engine.dispose()  # closes the last connection, so SQLite folds the WAL into the file
-    return path, world
+    return path, world, cookies
+
+
+SETTINGS = Settings(secret_key="test-key", false_alarm_days=7)
 
 
 @pytest.fixture
 def site(template_db, tmp_path):
-    path, world = template_db
+    path, world, cookies = template_db
     copy = tmp_path / "eincome.db"
     shutil.copy(path, copy)
     engine = connect(f"sqlite:///{copy}")
-    app = create_app(engine, Settings(secret_key="test-key", false_alarm_days=7))
+    app = create_app(engine, SETTINGS)
+    app.state.role_cookies = cookies
     yield app, engine, world
     engine.dispose()
 
 
-def client_for(app) -> TestClient:
-    return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
+def client_for(app, address: str = "testclient") -> TestClient:
+    return TestClient(
+        app, raise_server_exceptions=False, follow_redirects=False, client=(address, 50000)
+    )
 
 
 def csrf_from(client: TestClient, path: str) -> str:
@@ -65,34 +88,25 @@ def csrf_from(client: TestClient, path: str) -> str:
     return found.group(1)
 
 
-def sign_in(app, username: str) -> TestClient:
-    client = client_for(app)
+def try_password(client: TestClient, username: str, password: str):
     token = csrf_from(client, "/login")
-    response = client.post(
-        "/login",
-        data={"username": username, "password": PASSWORDS[username], "csrf_token": token},
+    return client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
     )
+
+
+def sign_in(app, username: str, address: str = "testclient") -> TestClient:
+    client = client_for(app, address)
+    response = try_password(client, username, PASSWORDS[username])
     assert response.status_code == 303, response.text
     return client
 
 
-_signed_cookies: dict[str, str] = {}
-
-
 def as_role(app, role: str) -> tuple[TestClient, str]:
-    """A signed-in client for ``role`` and a valid CSRF token of its session.
-
-    Each role signs in through the form once; later tests reuse its signed session cookie
-    (same key, same users in every copy of the database), sparing an argon2 hash per test.
-    """
-    if role in _signed_cookies:
-        client = client_for(app)
-        client.cookies.set(SESSION_COOKIE, _signed_cookies[role])
-    else:
-        client = sign_in(app, ROLE_USER[role])
-    token = csrf_from(client, "/dashboard")
-    _signed_cookies[role] = client.cookies[SESSION_COOKIE]
-    return client, token
+    """A signed-in client for ``role`` (its session made in ``template_db``) and its CSRF token."""
+    client = client_for(app)
+    client.cookies.set(SESSION_COOKIE, app.state.role_cookies[role])
+    return client, csrf_from(client, "/dashboard")
 
 
 def case_state(engine, case_id: int) -> tuple[str, str | None, int]:
@@ -172,36 +186,6 @@ def test_wrong_password_is_refused(site):
     assert client.get("/cases").status_code == 303
 
 
-def test_repeated_wrong_passwords_lock_the_username(site):
-    app, _, _ = site
-    app.state.login_throttle = LoginThrottle(max_failures=2)
-    client = client_for(app)
-    token = csrf_from(client, "/login")
-    for _ in range(2):
-        response = client.post(
-            "/login", data={"username": "demo", "password": "guess", "csrf_token": token}
-        )
-        assert response.status_code == 401
-    response = client.post(
-        "/login", data={"username": "DEMO", "password": "demo", "csrf_token": token}
-    )
-    assert response.status_code == 429 and "Too many wrong passwords" in response.text
-    assert client.get("/cases").status_code == 303
-
-
-def test_login_throttle_forgets_after_its_window():
-    throttle = LoginThrottle(max_failures=2, window=timedelta(minutes=15))
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    throttle.failed("demo", start)
-    throttle.failed("demo", start + timedelta(minutes=1))
-    assert throttle.locked("demo", start + timedelta(minutes=2))
-    assert not throttle.locked("other", start + timedelta(minutes=2))
-    assert not throttle.locked("demo", start + timedelta(minutes=17))
-    throttle.failed("demo", start + timedelta(minutes=20))
-    throttle.succeeded("demo")
-    assert not throttle.locked("demo", start + timedelta(minutes=21))
-
-
 def test_login_redirect_stays_on_this_site(site):
     app, _, _ = site
     client = client_for(app)
@@ -222,7 +206,7 @@ def test_deactivated_user_is_signed_out_at_once(site):
     app, engine, _ = site
     client, _ = as_role(app, "auditor")
     assert client.get("/cases").status_code == 200
-    set_active(engine, "demo", False)
+    set_active(engine, "demo", False, actor="supervisor")
     assert client.get("/cases").status_code == 303
 
 
@@ -232,6 +216,164 @@ def test_logout_ends_the_session(site):
     token = csrf_from(client, "/cases")
     assert client.post("/logout", data={"csrf_token": token}).status_code == 303
     assert client.get("/cases").status_code == 303
+
+
+def _copy_of(app, client: TestClient) -> TestClient:
+    thief = client_for(app, "10.0.0.66")
+    thief.cookies.set(SESSION_COOKIE, client.cookies[SESSION_COOKIE])
+    return thief
+
+
+def test_sign_out_ends_a_copied_cookie(site):
+    app, engine, world = site
+    client = sign_in(app, "demo")
+    thief = _copy_of(app, client)
+    stolen_token = csrf_from(thief, f"/cases/{world.case_id}")  # the copy works before sign-out
+    assert (
+        client.post("/logout", data={"csrf_token": csrf_from(client, "/cases")}).status_code == 303
+    )
+    stolen = thief.cookies[SESSION_COOKIE]
+    assert thief.get("/cases").headers["location"].startswith("/login")
+    thief.cookies.set(SESSION_COOKIE, stolen)  # a thief ignores the server clearing the cookie
+    response = thief.post(
+        f"/cases/{world.case_id}/note", data={"note": "as demo", "csrf_token": stolen_token}
+    )
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    assert case_state(engine, world.case_id) == ("open", None, 0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [("password", {"password": "a-new-password"}), ("role", {"role": "ops"}),
+     ("active", {"active": "0"})],
+    ids=["password reset", "role change", "deactivation"],
+)  # fmt: skip
+def test_a_change_to_a_user_ends_their_sessions(site, change):
+    app, _, _ = site
+    alice = sign_in(app, "alice")
+    assert alice.get("/dashboard").status_code == 200
+    supervisor, token = as_role(app, "supervisor")
+    action, form = change
+    response = supervisor.post(f"/users/alice/{action}", data={**form, "csrf_token": token})
+    assert response.status_code == 303, response.text
+    assert alice.get("/dashboard").headers["location"].startswith("/login")
+    assert supervisor.get("/users").status_code == 200, "the supervisor's own session lives on"
+
+
+def test_reactivation_never_revives_an_old_cookie(site):
+    app, _, _ = site
+    alice = sign_in(app, "alice")
+    supervisor, token = as_role(app, "supervisor")
+    for active in ("0", "1"):
+        supervisor.post("/users/alice/active", data={"active": active, "csrf_token": token})
+    assert alice.get("/dashboard").headers["location"].startswith("/login")
+    assert sign_in(app, "alice").get("/dashboard").status_code == 200, "a new sign-in works"
+
+
+def _age_sessions(engine, **ages: timedelta) -> None:
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            update(review_sessions)
+            .where(review_sessions.c.username == "alice")
+            .values(**{column: now - age for column, age in ages.items()})
+        )
+
+
+def test_sessions_end_when_idle_and_at_their_absolute_limit(site):
+    app, engine, _ = site
+    alice = sign_in(app, "alice")
+    _age_sessions(engine, last_seen_at=timedelta(minutes=45))  # idle limit 60 min: renewed
+    assert alice.get("/dashboard").status_code == 200
+    with engine.connect() as connection:
+        seen = connection.execute(select(review_sessions.c.last_seen_at)
+                                  .where(review_sessions.c.username == "alice")).scalar()  # fmt: skip
+    assert datetime.now(UTC) - seen < timedelta(minutes=1)
+    _age_sessions(engine, created_at=timedelta(hours=12), last_seen_at=timedelta(minutes=1))
+    assert alice.get("/dashboard").headers["location"].startswith("/login"), "absolute limit"
+    alice = sign_in(app, "alice")
+    _age_sessions(engine, last_seen_at=timedelta(minutes=61))
+    assert alice.get("/dashboard").headers["location"].startswith("/login"), "idle limit"
+
+
+def test_sign_in_cookie_lasts_the_absolute_limit_and_is_not_renewed_by_pages(site):
+    app, _, _ = site
+    client = client_for(app)
+    response = try_password(client, "alice", "alice-password")
+    assert "max-age=43200" in response.headers["set-cookie"].lower()  # session_hours=12
+    assert "set-cookie" not in client.get("/dashboard").headers
+
+
+def test_a_refused_cross_site_post_sets_no_cookie(site):
+    """The browser sends no cookie with a cross-site POST (SameSite=lax): the refusal page must
+    not answer with a fresh session cookie, which would sign the real user out."""
+    app, _, world = site
+    client, _ = as_role(app, "auditor")
+    cross_site = client_for(app)
+    response = cross_site.post(f"/cases/{world.case_id}/decide", data={"decision": "confirmed"})
+    assert response.status_code == 403 and "set-cookie" not in response.headers
+    response = client.post(f"/cases/{world.case_id}/decide", data={"decision": "confirmed"})
+    assert response.status_code == 403 and "set-cookie" not in response.headers
+    assert client.get("/cases").status_code == 200, "still signed in"
+    for path in ("/no/such/page", "/cases/999999"):
+        assert "set-cookie" not in client_for(app).get(path).headers
+
+
+def test_a_strangers_wrong_passwords_do_not_lock_out_the_user(site):
+    app, _, _ = site
+    app.state.login_throttle = LoginThrottle(base=0.05, cap=0.4)
+    stranger = client_for(app, "10.0.0.66")
+    for _ in range(5):
+        assert try_password(stranger, "DEMO", "guess").status_code == 401
+    started = time.monotonic()
+    real = sign_in(app, "demo", address="10.0.0.7")
+    assert time.monotonic() - started < 2
+    assert real.get("/cases").status_code == 200
+    # from the stranger's own address the right password is still taken, only later
+    assert try_password(stranger, "demo", "demo").status_code == 303
+
+
+def test_a_client_trying_many_usernames_is_slowed(site):
+    app, _, _ = site
+    app.state.login_throttle = LoginThrottle(free=3, base=0.5, cap=1.0)
+    client = client_for(app, "10.0.0.99")
+    token = csrf_from(client, "/login")
+    took = []
+    for name in ["ani", "bayu", "citra", "dedi", "eka", "fajar", "gita"]:
+        started = time.monotonic()
+        response = client.post(
+            "/login", data={"username": name, "password": "guess", "csrf_token": token}
+        )
+        took.append(time.monotonic() - started)
+        assert response.status_code == 401
+    # the first tries cost one password check; then each waits, up to the cap
+    assert min(took[-2:]) >= 1.0 and min(took[-2:]) > max(took[:3]) + 0.5, took
+
+
+def test_users_page_shows_who_changed_whom(site):
+    app, _, _ = site
+    supervisor, token = as_role(app, "supervisor")
+    supervisor.post("/users/alice/role", data={"role": "supervisor", "csrf_token": token})
+    supervisor.post("/users/alice/password", data={"password": "x" * 12, "csrf_token": token})
+    trail = supervisor.get("/users").text.split('id="user-trail"')[1]
+    assert re.search(r"<td>supervisor</td><td>alice</td><td>role</td>", trail)
+    assert "role: auditor" in trail and "role: supervisor" in trail
+    assert re.search(r"<td>supervisor</td><td>alice</td><td>password</td>", trail)
+    assert "$argon2" not in trail
+
+
+@pytest.mark.parametrize("written_as", ["supervisor", "SUPERVISOR", "Supervisor"])
+def test_a_supervisor_cannot_change_their_own_role_or_access(site, written_as):
+    app, engine, _ = site
+    client, token = as_role(app, "supervisor")
+    response = client.post(
+        f"/users/{written_as}/role", data={"role": "viewer", "csrf_token": token}
+    )
+    assert response.status_code == 400 and "own role" in response.text
+    response = client.post(f"/users/{written_as}/active", data={"active": "0", "csrf_token": token})
+    assert response.status_code == 400 and "deactivate yourself" in response.text
+    assert client.get("/users").status_code == 200
+    assert get_user(engine, "supervisor").role == "supervisor"
 
 
 # ----------------------------------------------------------------------------- rights
@@ -632,7 +774,7 @@ def test_errors_show_a_page_not_a_stack_trace(site):
     missing = client.get("/no/such/page")
     assert missing.status_code == 404 and "Not found" in missing.text
     bad = client.get("/cases/999999")
-    assert bad.status_code == 400 and "case 999999 does not exist" in bad.text
+    assert bad.status_code == 404 and "case 999999 does not exist" in bad.text
     assert client.get("/dashboard?day=tomorrow").status_code == 400
 
 
@@ -680,3 +822,98 @@ def test_a_long_reconciliation_case_is_shown_day_by_day(site):
     assert "Day by day" in page and "Flagged hours" not in page
     assert page.count("<tr>\n      <td>20") >= 3  # one row per local day
     assert "Rp 9.000.000" in page and "Rp 7.750.000" in page
+
+
+# ------------------------------------------------------------------ out-of-range input
+
+ODD_IDS = ["0", "-1", "2147483648", "9" * 30, "abc", "1.5"]
+ODD_VALUES = ["0", "-1", "9" * 30, "9" * 5000, "9999-12-31", "0001-01-01", "x" * 3000, "%00", "é"]
+FORM_FIELDS = ["decision", "note", "assignee", "role", "active", "password", "username", "next"]
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy")
+
+
+def _walked_paths(app, world) -> list[tuple[str, str, str, list[str]]]:
+    """(method, path template, a valid path, its query parameters) for every route of the app
+    but sign-out."""
+    valid = {"case_id": str(world.case_id), "batch_id": "1", "fmt": "csv", "username": "alice"}
+    out = []
+    for route in app.routes:
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if method in ("GET", "POST") and route.path != "/logout":
+                params = [p.alias for p in route.dependant.query_params]
+                if route.path in ("/cases", "/cases/export.{fmt}"):  # read from the raw query
+                    params += [f.name for f in fields(QueueFilter)]
+                out.append((method, route.path, route.path.format(**valid), params))
+    return out
+
+
+def _assert_handled(response, what) -> None:
+    assert response.status_code < 500, (what, response.status_code, response.text[:300])
+    for header in SECURITY_HEADERS:
+        assert header in response.headers, (what, header)
+    if response.status_code >= 400:
+        assert "set-cookie" not in response.headers, what
+
+
+def test_every_route_answers_out_of_range_input_with_a_4xx_not_a_500(site):
+    """Every route (enumerated from the app) x odd path, query and form values, as the
+    supervisor (who holds every right): never a 500, always the security headers."""
+    app, _, world = site
+    app.state.login_throttle = LoginThrottle(cap=0)  # the walk's many wrong sign-ins
+    client, token = as_role(app, "supervisor")
+    walked = _walked_paths(app, world)
+    assert len(walked) >= 18
+    for method, template, path, params in walked:
+        odd_paths = [path]
+        for name in re.findall(r"{(\w+)}", template):
+            odd = ODD_IDS if name.endswith("_id") else ODD_VALUES[:1] + ["pdf", "A" * 300]
+            odd_paths += [template.replace(f"{{{name}}}", v) for v in odd]
+            odd_paths = [re.sub(r"{\w+}", "1", p) for p in odd_paths]
+        for odd_path in odd_paths:
+            if method == "GET":
+                _assert_handled(client.get(odd_path), odd_path)
+            else:
+                _assert_handled(client.post(odd_path, data={"csrf_token": token}), odd_path)
+        for value in ODD_VALUES:
+            if method == "GET":
+                for name in params:
+                    _assert_handled(client.get(path, params={name: value}), (path, name, value))
+            else:
+                form = {name: value for name in FORM_FIELDS}
+                _assert_handled(client.post(path, data={**form, "csrf_token": token}), path)
+        assert client.get("/users").status_code == 200, f"still signed in after {path}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/cases?date_from=9999-12-31", "/cases?date_to=9999-12-31", "/cases?date_from=0001-01-01",
+     "/cases/export.csv?date_to=9999-12-31", "/cases/export.xlsx?date_from=0001-01-01",
+     "/api/dashboard?day=9999-12-31", "/api/dashboard?day=0001-01-01",
+     "/dashboard?day=9999-12-31"],
+)  # fmt: skip
+def test_dates_out_of_range_are_refused_with_the_reason(site, path):
+    app, _, _ = site
+    client, _ = as_role(app, "supervisor")
+    response = client.get(path)
+    assert response.status_code == 400, (path, response.status_code)
+    assert "is outside" in response.text
+
+
+@pytest.mark.parametrize("path", ["/cases?page=" + "9" * 30, "/cases/{case}?page=" + "9" * 30,
+                                  "/ops/batches/1?page=99999999999"])  # fmt: skip
+def test_huge_page_numbers_are_refused_with_the_reason(site, path):
+    app, _, world = site
+    client, _ = as_role(app, "supervisor")
+    response = client.get(path.format(case=world.case_id))
+    assert response.status_code == 400 and "is not a page number" in response.text
+
+
+@pytest.mark.parametrize("path", ["/cases/99999", "/cases/99999/export.csv", "/ops/batches/99999",
+                                  "/cases/" + "9" * 30, "/ops/batches/" + "9" * 30])  # fmt: skip
+def test_a_missing_or_impossible_record_is_not_found(site, path):
+    app, _, _ = site
+    client, token = as_role(app, "supervisor")
+    response = client.get(path)
+    assert response.status_code == 404 and "does not exist" in response.text, path
+    response = client.post("/users/nobody/role", data={"role": "ops", "csrf_token": token})
+    assert response.status_code == 404 and "does not exist" in response.text

@@ -116,7 +116,7 @@ def compute_features(
         load_end = max(hour_floor_utc(window[1]), end_ts)
     else:
         load_begin, load_end = range_begin, end_ts
-    grid = context_grid(engine, pts, load_begin, load_end, calendar)
+    grid = context_grid(engine, pts, load_begin, load_end, calendar, undecided_until=start_ts)
     if cached is None:
         baseline = _learn_baseline(engine, grid, pts, window, config, cache_path)
     else:

@@ -230,11 +230,14 @@ def _usual_days(work: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
     usual_day = pd.DataFrame(
         {"rev": _trimmed_mean(by_weekday["rev"]), "cnt": _trimmed_mean(by_weekday["cnt"])}
     )
+    # A short history (a point-in-time baseline near the start of the data) may have no complete
+    # day of some weekday: that weekday's usual day is unknown (NaN), not an error.
+    weekdays = set(usual_day.index.get_level_values("weekday")) if len(usual_day) else set()
     for weekday in range(7):
         for measure in ("rev", "cnt"):
             column = (
                 usual_day[measure].xs(weekday, level="weekday")
-                if len(usual_day)
+                if weekday in weekdays
                 else pd.Series(dtype=float)
             )
             scales[f"day_{measure}_{weekday}"] = column.reindex(scales.index)

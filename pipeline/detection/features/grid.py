@@ -97,9 +97,15 @@ def window_mask(
 
 
 def context_grid(
-    engine: Engine, pts: pd.DataFrame, begin: pd.Timestamp, end: pd.Timestamp, calendar: Calendar
+    engine: Engine,
+    pts: pd.DataFrame,
+    begin: pd.Timestamp,
+    end: pd.Timestamp,
+    calendar: Calendar,
+    undecided_until: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """The grid over [begin, end) with peer groups, special days and suppressed/confirmed hours."""
+    """The grid over [begin, end) with peer groups, special days and suppressed/confirmed hours
+    (undecided cases only before ``undecided_until``, the scored range's start)."""
     aggregates = load_hour_aggregates(engine, begin.to_pydatetime(), end.to_pydatetime())
     grid = build_grid(aggregates, pts, begin, end)
     del aggregates
@@ -117,7 +123,12 @@ def context_grid(
     suppressed = suppression_windows(engine, begin.to_pydatetime(), end.to_pydatetime())
     suppressed = suppressed[suppressed["kind"].isna()]
     excluded = window_mask(grid, pts, suppressed, "starts_at", "ends_at")
-    unusual = unusual_case_windows(engine, begin.to_pydatetime(), end.to_pydatetime())
+    unusual = unusual_case_windows(
+        engine,
+        begin.to_pydatetime(),
+        end.to_pydatetime(),
+        undecided_until=undecided_until.to_pydatetime() if undecided_until is not None else None,
+    )
     grid["suppressed"] = excluded | window_mask(grid, pts, unusual, "start_at", "end_at")
     return grid
 

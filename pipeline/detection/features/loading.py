@@ -162,11 +162,14 @@ def confirmed_windows(engine: Engine, start: datetime, end: datetime) -> pd.Data
 UNDECIDED = ("open", "field_check")
 
 
-def unusual_case_windows(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+def unusual_case_windows(
+    engine: Engine, start: datetime, end: datetime, *, undecided_until: datetime | None = None
+) -> pd.DataFrame:
     """Cases whose hours are kept out of the usual level, overlapping [start, end): confirmed
     leakage, and detector cases no auditor has decided yet (an open case of a drop that goes on
     must not teach the baseline that the drop is usual; once dismissed as a false alarm its hours
-    count again)."""
+    count again). ``undecided_until`` clips the undecided ones to end there: a hindsight run's
+    baseline overlaps the range it scores, whose own open cases it is about to rebuild."""
     c = cases.c
     query = select(c.point_id, c.start_at, c.end_at).where(
         and_(
@@ -180,7 +183,19 @@ def unusual_case_windows(engine: Engine, start: datetime, end: datetime) -> pd.D
     frame = pd.DataFrame(rows, columns=["point_id", "start_at", "end_at"])
     for column in ("start_at", "end_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
+    if undecided_until is not None and not frame.empty:
+        confirmed = _confirmed_keys(engine, start, end)
+        keys = list(zip(frame["point_id"], frame["start_at"], strict=True))
+        undecided = ~pd.Series([k in confirmed for k in keys], index=frame.index)
+        limit = pd.Timestamp(undecided_until)
+        frame.loc[undecided, "end_at"] = frame.loc[undecided, "end_at"].clip(upper=limit)
+        frame = frame[frame["end_at"] > frame["start_at"]]
     return frame.sort_values(["point_id", "start_at", "end_at"], ignore_index=True)
+
+
+def _confirmed_keys(engine: Engine, start: datetime, end: datetime) -> set:
+    found = confirmed_windows(engine, start, end)
+    return set(zip(found["point_id"], found["start_at"], strict=True))
 
 
 def data_span(engine: Engine) -> tuple[datetime, datetime] | None:

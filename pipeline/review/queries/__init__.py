@@ -27,10 +27,17 @@ from pipeline.review.queries._queue import (
     filter_choices,
     queue_rows_for_export,
 )
-from pipeline.review.queries._region import PAGE_SIZE, local_midnight, region_tz
+from pipeline.review.queries._region import (
+    MAX_PAGE,
+    PAGE_SIZE,
+    local_midnight,
+    page_number,
+    region_tz,
+)
 
 __all__ = [
     "BAND_WEEKS",
+    "MAX_PAGE",
     "PAGE_SIZE",
     "SEVERITIES",
     "SORTS",
@@ -49,6 +56,7 @@ __all__ = [
     "filter_choices",
     "get_case",
     "local_midnight",
+    "page_number",
     "pipeline_health",
     "queue_rows_for_export",
     "region_tz",

@@ -12,17 +12,25 @@ from sqlalchemy import Engine, func, select
 
 from pipeline.casework.audit import confirmed_leakage_windows
 from pipeline.casework.users import CASE_WORKER_ROLES
-from pipeline.core.errors import UnusableInputError
+from pipeline.core.errors import NotFoundError
 from pipeline.core.times import DEFAULT_TIMEZONE, HOUR, floor_hour
 from pipeline.review.queries._region import WEEK, local_midnight
-from pipeline.store.schema import anomalies, cases, hour_aggregates, points, transactions, users
+from pipeline.store.schema import (
+    MAX_ROW_ID,
+    anomalies,
+    cases,
+    hour_aggregates,
+    points,
+    transactions,
+    users,
+)
 
 # Weeks of the same hour-of-week that make a point's "usual" band on the case chart.
 BAND_WEEKS = 8
 
 
 def get_case(engine: Engine, case_id: int):
-    """The case joined with its point, or UnusableInputError if there is no such case."""
+    """The case joined with its point, or NotFoundError if there is no such case."""
     query = (
         select(
             cases,
@@ -35,10 +43,12 @@ def get_case(engine: Engine, case_id: int):
         .select_from(cases.outerjoin(points, points.c.point_id == cases.c.point_id))
         .where(cases.c.case_id == case_id)
     )
-    with engine.connect() as connection:
-        row = connection.execute(query).first()
+    row = None
+    if 0 < case_id <= MAX_ROW_ID:
+        with engine.connect() as connection:
+            row = connection.execute(query).first()
     if row is None:
-        raise UnusableInputError(f"case {case_id} does not exist")
+        raise NotFoundError(f"case {case_id} does not exist")
     return row
 
 

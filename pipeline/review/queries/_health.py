@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, func, select
 
-from pipeline.core.errors import UnusableInputError
+from pipeline.core.errors import NotFoundError
 from pipeline.review.queries._region import PAGE_SIZE
-from pipeline.store.schema import ingest_batches, pipeline_failures, quarantine, source_watermarks
+from pipeline.store.schema import (
+    MAX_ROW_ID,
+    ingest_batches,
+    pipeline_failures,
+    quarantine,
+    source_watermarks,
+)
 
 
 def pipeline_health(engine: Engine, *, limit: int = 50) -> dict:
@@ -71,12 +77,14 @@ def pipeline_health(engine: Engine, *, limit: int = 50) -> dict:
 
 def batch_quarantine(engine: Engine, batch_id: int, page: int = 1, *, page_size: int = PAGE_SIZE):
     """One batch and one page of its quarantined rows (reasons and the raw row as received)."""
+    if not 0 < batch_id <= MAX_ROW_ID:
+        raise NotFoundError(f"batch {batch_id} does not exist")
     with engine.connect() as connection:
         batch = connection.execute(
             select(ingest_batches).where(ingest_batches.c.batch_id == batch_id)
         ).first()
         if batch is None:
-            raise UnusableInputError(f"batch {batch_id} does not exist")
+            raise NotFoundError(f"batch {batch_id} does not exist")
         total = connection.execute(
             select(func.count()).where(quarantine.c.batch_id == batch_id)
         ).scalar()

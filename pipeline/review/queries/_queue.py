@@ -10,8 +10,9 @@ from sqlalchemy import Engine, func, select
 
 from pipeline.casework.audit import STATUS_LABELS
 from pipeline.core.errors import UnusableInputError
+from pipeline.core.times import parse_day
 from pipeline.reference.points import REVENUE_TYPES
-from pipeline.review.queries._region import PAGE_SIZE, local_midnight, region_tz
+from pipeline.review.queries._region import PAGE_SIZE, local_midnight, page_number, region_tz
 from pipeline.store.schema import cases, points
 
 SEVERITIES = ("high", "medium", "low")
@@ -23,12 +24,7 @@ SORTS = {
 
 
 def _parse_date(value: str, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UnusableInputError(f"filter {name}={value!r} is not a date (YYYY-MM-DD)") from None
+    return parse_day(value, f"filter {name}")
 
 
 def _choice(value: str, allowed, name: str) -> str:
@@ -56,9 +52,6 @@ class QueueFilter:
         def get(name: str) -> str:
             return (params.get(name) or "").strip()
 
-        page_raw = get("page") or "1"
-        if not page_raw.isdigit() or int(page_raw) < 1:
-            raise UnusableInputError(f"page={page_raw!r} is not a page number")
         return cls(
             district=get("district"),
             revenue_type=_choice(get("revenue_type"), REVENUE_TYPES, "revenue_type"),
@@ -73,7 +66,7 @@ class QueueFilter:
             date_from=_parse_date(get("date_from"), "date_from"),
             date_to=_parse_date(get("date_to"), "date_to"),
             sort=_choice(get("sort"), SORTS, "sort") or "newest",
-            page=int(page_raw),
+            page=page_number(get("page")),
         )
 
     def params(self, **changes) -> dict[str, str]:

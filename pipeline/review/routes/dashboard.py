@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from pipeline.casework.users import User
-from pipeline.core.errors import UnusableInputError
+from pipeline.core.times import parse_day
 from pipeline.review import queries
 from pipeline.review.deps import csrf_protect, engine_of, need, render
 
@@ -16,12 +16,7 @@ router = APIRouter(dependencies=[Depends(csrf_protect)])
 
 
 def _day(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UnusableInputError(f"day={value!r} is not a date (YYYY-MM-DD)") from None
+    return parse_day(value, "day")
 
 
 @router.get("/dashboard")

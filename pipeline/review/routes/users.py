@@ -6,20 +6,20 @@ from fastapi import APIRouter, Depends, Form, Request
 
 from pipeline.casework import users as users_store
 from pipeline.casework.users import ROLES, User
-from pipeline.core.errors import UnusableInputError
 from pipeline.review.deps import csrf_protect, engine_of, flash, need, render, see_other
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
 
 @router.get("/users")
-def userspage_number(request: Request, user: User = need("users.manage")):
+def users_page(request: Request, user: User = need("users.manage")):
     return render(
         request,
         "users.html",
         user=user,
         people=users_store.list_users(engine_of(request)),
         roles=ROLES,
+        changes=users_store.user_trail(engine_of(request)),
     )
 
 
@@ -31,7 +31,7 @@ def users_add(
     password: str = Form(""),
     user: User = need("users.manage"),
 ):
-    added = users_store.add_user(engine_of(request), username, role, password)
+    added = users_store.add_user(engine_of(request), username, role, password, actor=user.username)
     flash(request, f"User {added.username} ({added.role}) added.")
     return see_other("/users")
 
@@ -40,9 +40,7 @@ def users_add(
 def users_role(
     request: Request, username: str, role: str = Form(""), user: User = need("users.manage")
 ):
-    if username == user.username:
-        raise UnusableInputError("you cannot change your own role; ask another supervisor")
-    users_store.set_role(engine_of(request), username, role)
+    users_store.set_role(engine_of(request), username, role, actor=user.username)
     flash(request, f"{username} is now {role}.")
     return see_other("/users")
 
@@ -51,9 +49,7 @@ def users_role(
 def users_active(
     request: Request, username: str, active: str = Form(""), user: User = need("users.manage")
 ):
-    if username == user.username:
-        raise UnusableInputError("you cannot deactivate yourself")
-    users_store.set_active(engine_of(request), username, active == "1")
+    users_store.set_active(engine_of(request), username, active == "1", actor=user.username)
     flash(request, f"{username} {'reactivated' if active == '1' else 'deactivated'}.")
     return see_other("/users")
 
@@ -62,6 +58,6 @@ def users_active(
 def users_password(
     request: Request, username: str, password: str = Form(""), user: User = need("users.manage")
 ):
-    users_store.set_password(engine_of(request), username, password)
+    users_store.set_password(engine_of(request), username, password, actor=user.username)
     flash(request, f"Password of {username} changed.")
     return see_other("/users")
