@@ -27,7 +27,9 @@ from pipeline.detection.features.rolling import rolling_min
 SHIFT = 0.3  # the drop the CUSUM is tuned to: a third of a day's revenue missing
 LEVEL_SHIFT_DAYS = 14  # the CUSUM's window: the longest run of days it sums
 CARRIED = 1.0  # log-likelihood ratio the days before today must already have gathered
-DECIDE = 6.0  # the log-likelihood ratio (about 400 to 1 for "a third lower") that reads as 3 noise units
+DECIDE = (
+    6.0  # the log-likelihood ratio (about 400 to 1 for "a third lower") that reads as 3 noise units
+)
 
 
 def level_shift(day: pd.DataFrame, phi_day: pd.Series, weight: np.ndarray) -> pd.DataFrame:
