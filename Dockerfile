@@ -15,5 +15,14 @@ COPY --chown=airflow:root pipeline /opt/eincome/src/pipeline
 COPY --chown=airflow:root expectations /opt/eincome/src/expectations
 # Pinning apache-airflow in the same command keeps pip from moving Airflow itself. Editable, so
 # the package finds expectations/ next to it, exactly as in a checkout.
+# The airflow extra too, so the Celery/PostgreSQL pieces are the pinned set the real-scheduler
+# check (scripts/airflow_check.py) runs, not whatever the base image had.
 RUN pip install --no-cache-dir -c /opt/eincome/src/constraints.txt \
-        "apache-airflow==${AIRFLOW_VERSION}" -e "/opt/eincome/src[postgres,web]"
+        "apache-airflow==${AIRFLOW_VERSION}" -e "/opt/eincome/src[postgres,web,airflow]"
+# The folders the compose volumes mount: made here, owned by group 0 and group-writable, so
+# whatever AIRFLOW_UID the services run as (always with group 0) can write models and data.
+USER root
+RUN mkdir -p /opt/eincome/models /opt/eincome/var /opt/eincome/config \
+    && chown -R airflow:0 /opt/eincome/models /opt/eincome/var \
+    && chmod -R g+rwXs /opt/eincome/models /opt/eincome/var
+USER airflow

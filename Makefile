@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := postgres,web,airflow,dev
 
-.PHONY: install chromium demo test test-fast lint format bench serve up down migration clean
+.PHONY: install chromium demo test test-fast test-ingest-property lint format bench serve up down migration clean airflow-check
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
+# The ingest property test with many more and longer random feeds than `make test` runs.
+test-ingest-property: install
+	EINCOME_PROPERTY_EXAMPLES=300 EINCOME_PROPERTY_LINES=400 EINCOME_PROPERTY_RANDOM=1 \
+		$(BIN)/python -m pytest -n 2 tests/intake/test_ingest_property.py
+
 lint: install
 	$(BIN)/ruff check pipeline dags tests
 	$(BIN)/ruff format --check pipeline dags tests
@@ -40,6 +45,11 @@ bench: install
 
 serve: install
 	$(BIN)/eincome serve
+
+# The DAGs under a real Airflow 3 on 127.0.0.1 (PostgreSQL metadata DB; LocalExecutor, then
+# Celery with Redis): scheduled, manual and backfill runs checked against the CLI. ~20 minutes.
+airflow-check: install
+	$(BIN)/python scripts/airflow_check.py
 
 up:
 	docker compose up -d --build

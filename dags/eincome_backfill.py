@@ -3,7 +3,9 @@
 For long ranges this is much faster than Airflow's hour-by-hour backfill of eincome_detect:
 one task aggregates, trains where no model fits yet and scores the whole range, resumably
 (a retry or a new run with the same range continues where it stopped, nothing doubled).
-Trigger with conf {"start": "2025-01-01", "end": "2026-01-01"} (end exclusive, UTC).
+Trigger with conf {"start": "2025-01-01", "end": "2026-01-01"} (end exclusive). A date alone is
+midnight in Asia/Jakarta (local days, as everywhere in eincome); a time needs its offset, as on
+the CLI: {"start": "2025-11-03T00:00+07:00", "end": "2025-11-24T00:00+07:00"}.
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ from pipeline.orchestration import default_args
         retries=1, retry_delay=timedelta(minutes=5), execution_timeout=timedelta(hours=12)
     ),
     params={
-        "start": Param(type="string", format="date", description="First day (UTC), inclusive."),
-        "end": Param(type="string", format="date", description="Last day (UTC), exclusive."),
+        "start": Param(
+            type="string",
+            description="First day (Asia/Jakarta) or ISO time with offset, inclusive.",
+        ),
+        "end": Param(
+            type="string", description="Last day (Asia/Jakarta) or ISO time with offset, exclusive."
+        ),
     },
     tags=["eincome", "backfill"],
     doc_md=__doc__,

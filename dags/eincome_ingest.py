@@ -1,8 +1,10 @@
 """Every 5 minutes: pull every configured source, then close the minute aggregates.
 
 One mapped `pull` task per source (dynamic task mapping), so a broken source fails alone and is
-recorded in pipeline_failures while the others are stored. Sources keep their own watermarks,
-so a run pulls whatever is new whatever its interval; catch-up runs would add nothing.
+recorded in pipeline_failures while the others are stored and aggregated; the round then fails
+(`every_source_pulled`), so Airflow's own alerting sees it. Sources keep their own watermarks,
+so a run pulls whatever is new whatever its interval; catch-up runs would add nothing, and the
+next round is a failed pull's retry.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, TriggerRule, dag, task
 
 from pipeline.orchestration import default_args
 
-# Emitted when a pull round is stored and aggregated; the detection DAG's upstream.
+# Emitted when a pull round is stored and aggregated, for DAGs that want to run on fresh
+# transactions. eincome_detect does not consume it: it runs per hour of data, on the clock.
 TRANSACTIONS = Asset(name="eincome_transactions", uri="eincome://db/transactions")
 
 
@@ -38,7 +41,10 @@ def eincome_ingest():
 
         return source_names()
 
-    @task(map_index_template="{{ name }}")
+    # No task retries: a source retries its own requests (max_attempts), and the next round,
+    # 5 minutes on, resumes from its watermark. Task retries with backoff held a round on a
+    # dead source for 4 minutes and delayed every healthy source's next round.
+    @task(map_index_template="{{ name }}", retries=0)
     def pull(name: str) -> dict:
         from pipeline.orchestration import pull_one
 
@@ -46,14 +52,23 @@ def eincome_ingest():
 
     # ALL_DONE: the pulls that worked are aggregated even when another source failed.
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[TRANSACTIONS])
-    def minute_aggregates(pulled, data_interval_start=None, data_interval_end=None) -> dict:
-        from pipeline.orchestration import refresh_minutes
+    def minute_aggregates(pulled, dag_run=None) -> dict:
+        from pipeline.orchestration import refresh_minutes, run_interval
 
-        summary = refresh_minutes(data_interval_start, data_interval_end)
+        summary = refresh_minutes(*run_interval(dag_run))
         summary["sources"] = [p for p in pulled if p]
         return summary
 
-    minute_aggregates(pull.expand(name=list_sources()))
+    # The leaf decides the run's state: red when any source failed, after the rest is stored.
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def every_source_pulled(names, pulled) -> dict:
+        from pipeline.orchestration import check_every_source_pulled
+
+        return check_every_source_pulled(list(names), list(pulled))
+
+    names = list_sources()
+    pulled = pull.expand(name=names)
+    minute_aggregates(pulled) >> every_source_pulled(names, pulled)
 
 
 eincome_ingest()

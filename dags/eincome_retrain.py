@@ -1,7 +1,9 @@
 """Weekly: fit a new detector version on the last weeks of hour aggregates.
 
 Every version is kept in the models folder and the detector_models table; scoring uses the
-newest, and an earlier one stays there to compare against or fall back to.
+newest, and an earlier one stays there to compare against or fall back to. The window ends at
+the run's data interval end; a manual run without a logical date (the UI's Trigger button)
+ends it at the hour it was triggered in, or at the ``end`` param when given.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from pipeline.orchestration import default_args
 
@@ -24,15 +26,22 @@ from pipeline.orchestration import default_args
     default_args=default_args(
         retries=1, retry_delay=timedelta(minutes=10), execution_timeout=timedelta(hours=2)
     ),
+    params={
+        "end": Param(
+            None,
+            type=["null", "string"],
+            description="Manual runs: end of the training window (ISO).",
+        ),
+    },
     tags=["eincome", "detect", "train"],
     doc_md=__doc__,
 )
 def eincome_retrain():
     @task
-    def train(data_interval_end=None) -> str:
-        from pipeline.orchestration import retrain
+    def train(dag_run=None, params=None) -> str:
+        from pipeline.orchestration import retrain, run_end
 
-        return retrain(data_interval_end)
+        return retrain(run_end(dag_run, (params or {}).get("end")))
 
     train()
 

@@ -1,7 +1,8 @@
 """Reconciliation: collector cash daily, tax returns monthly; every gap raised as a case.
 
 Both DAGs run per data interval (CronDataIntervalTimetable) and judge what is overdue as of the
-interval's end, never "now", so a rerun or a backfill of a past interval gives the same cases;
+interval's end, never "now", so a rerun or a backfill of a past interval gives the same cases
+(a manual run without a logical date judges as of the hour it was triggered in);
 raising cases is an upsert that never touches a case an auditor decided.
 
 * ``eincome_reconcile_daily`` (02:00 WIB): collector cash recorded vs handed in, and bank
@@ -40,12 +41,10 @@ DEFAULT_ARGS = default_args(
 )
 def eincome_reconcile_daily():
     @task
-    def reconcile_collectors_and_bank(data_interval_end=None) -> dict:
-        from pipeline.orchestration import reconcile_scheduled
+    def reconcile_collectors_and_bank(dag_run=None) -> dict:
+        from pipeline.orchestration import local_date, reconcile_scheduled, run_end
 
-        return reconcile_scheduled(
-            "daily", data_interval_end.in_timezone("Asia/Jakarta").date(), LOOKBACK_DAYS
-        )
+        return reconcile_scheduled("daily", local_date(run_end(dag_run)), LOOKBACK_DAYS)
 
     reconcile_collectors_and_bank()
 
@@ -63,10 +62,10 @@ def eincome_reconcile_daily():
 )
 def eincome_reconcile_monthly():
     @task
-    def reconcile_tax_returns(data_interval_end=None) -> dict:
-        from pipeline.orchestration import reconcile_scheduled
+    def reconcile_tax_returns(dag_run=None) -> dict:
+        from pipeline.orchestration import local_date, reconcile_scheduled, run_end
 
-        return reconcile_scheduled("monthly", data_interval_end.in_timezone("Asia/Jakarta").date())
+        return reconcile_scheduled("monthly", local_date(run_end(dag_run)))
 
     reconcile_tax_returns()
 

@@ -15,6 +15,11 @@ from typing import Any
 
 from pipeline.detection.rhythm import RETRAIN_WEEKS
 
+# A fresh deployment's hourly detect trains its first model itself once this much history is in
+# (every hour of a week seen once); before that it fails saying so.
+FIRST_MODEL_MIN_DAYS = 7
+# Libraries whose INFO lines are noise in a task log (Great Expectations logs ~200 per pull).
+QUIET_LOGGERS = ("great_expectations",)
 log = logging.getLogger(__name__)
 
 
@@ -37,11 +42,57 @@ def default_args(
 
 
 def _utc(value: datetime) -> datetime:
-    """A plain stdlib UTC datetime. Airflow hands tasks pendulum DateTimes (a datetime subclass
-    with its own timezone type); the pipeline is written and tested against stdlib ones."""
-    from datetime import UTC
+    """A plain stdlib UTC datetime (Airflow hands tasks pendulum DateTimes)."""
+    from pipeline.core.times import to_utc
 
-    return datetime.fromtimestamp(value.timestamp(), tz=UTC)
+    return to_utc(value)
+
+
+def _quiet_library_info(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not any(
+        record.name == name or record.name.startswith(name + ".") for name in QUIET_LOGGERS
+    )
+
+
+@contextmanager
+def _task_logging():
+    """What a task logs is what ops need: no library INFO chatter, no deprecation warnings.
+
+    Loading a model makes skops walk ``sys.modules``, which under Airflow touches every
+    deprecated-attribute shim and logged ~1,160 DeprecatedImportWarnings (600 KB, ~9 s) per
+    scoring task; they say nothing about eincome and are silenced for the task's call only.
+    """
+    import warnings
+
+    # A filter on the handlers, not a level on the loggers: Great Expectations sets INFO on
+    # some of its module loggers when they are imported, which may be later, inside the call.
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(_quiet_library_info)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            # Airflow's shims warn with DeprecatedImportWarning, a FutureWarning; only those
+            # raised from skops' scan are dropped (a pandas FutureWarning still shows).
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.")
+            yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(_quiet_library_info)
+
+
+def _task_call(function):
+    """A task's call, imports included, under ``_task_logging``: importing the detection stage
+    (scikit-learn, skops) already makes skops scan ``sys.modules``."""
+    import functools
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        with _task_logging():
+            return function(*args, **kwargs)
+
+    return call
 
 
 def _runtime():
@@ -92,6 +143,67 @@ def _no_retry_on_unusable_input():
         raise _fail_without_retry(exc) from None
 
 
+def run_interval(
+    dag_run: Any, requested: dict[str, Any] | None = None
+) -> tuple[datetime, datetime]:
+    """The hour a detect run works on, as (start, end) in UTC.
+
+    * ``requested`` (the run's ``start``/``end`` params) when given: the hours asked for;
+    * else the run's data interval (scheduled runs, `airflow backfill create`, and manual
+      runs given a logical date, for which Airflow infers the interval ending at it);
+    * else - a manual run from the UI's Trigger button has no logical date and so no data
+      interval in Airflow 3 - the last complete hour before the run was triggered.
+    """
+    from pipeline.core.times import HOUR, floor_hour
+
+    requested = {k: v for k, v in (requested or {}).items() if v}
+    if requested:
+        start = parse_param_time(requested.get("start") or "", "start")
+        end = parse_param_time(requested["end"], "end") if "end" in requested else start + HOUR
+        return floor_hour(start), floor_hour(end)
+    if dag_run.data_interval_start is not None and dag_run.data_interval_end is not None:
+        return _utc(dag_run.data_interval_start), _utc(dag_run.data_interval_end)
+    end = floor_hour(dag_run.run_after)
+    return end - HOUR, end
+
+
+def run_end(dag_run: Any, requested: str | None = None) -> datetime:
+    """The moment a retrain or reconcile run judges as of, in UTC: the ``requested`` param,
+    else the end of the run's data interval, else (a manual run with no logical date) the
+    hour the run was triggered in, floored."""
+    from pipeline.core.times import floor_hour
+
+    if requested:
+        return parse_param_time(requested, "end")
+    if dag_run.data_interval_end is not None:
+        return _utc(dag_run.data_interval_end)
+    return floor_hour(dag_run.run_after)
+
+
+def local_date(moment: datetime) -> date:
+    """The regency's calendar date (Asia/Jakarta) at ``moment``: the day a reconcile run is as of."""
+    from zoneinfo import ZoneInfo
+
+    from pipeline.core.times import DEFAULT_TIMEZONE
+
+    return moment.astimezone(ZoneInfo(DEFAULT_TIMEZONE)).date()
+
+
+def interval_summary(start: datetime, end: datetime) -> dict[str, str]:
+    """An interval for XCom (the next tasks read it back with ``interval_from``)."""
+    return {"start": _utc(start).isoformat(), "end": _utc(end).isoformat()}
+
+
+def interval_from(summary: dict[str, str]) -> tuple[datetime, datetime]:
+    return datetime.fromisoformat(summary["start"]), datetime.fromisoformat(summary["end"])
+
+
+def late_rows_settled(end: datetime, grace: timedelta, now: datetime) -> bool:
+    """Whether an hour ending at ``end`` has had ``grace`` for its last rows to arrive (a past
+    hour asked for by hand has, at once)."""
+    return _utc(now) >= _utc(end) + grace
+
+
 def airflow_secrets(ref) -> str:
     """Resolve a source's secret: its environment variable, or its Airflow connection."""
     import os
@@ -112,6 +224,7 @@ def airflow_secrets(ref) -> str:
     return connection.extra_dejson.get("sqlalchemy_url") or connection.get_uri()
 
 
+@_task_call
 def source_names() -> list[str]:
     """The names of the configured sources (the ingest DAG maps one pull task over them)."""
     from pipeline.intake.sources import load_sources
@@ -120,6 +233,7 @@ def source_names() -> list[str]:
         return [config.name for config in load_sources(_runtime().settings.sources_file)]
 
 
+@_task_call
 def pull_one(name: str) -> dict[str, Any]:
     """Pull one source; returns its counts (small, for XCom)."""
     from pipeline.intake.sources import find_source, load_sources, pull_source
@@ -138,6 +252,27 @@ def pull_one(name: str) -> dict[str, Any]:
     }
 
 
+@_task_call
+def check_every_source_pulled(names: list[str], pulled: list[dict | None]) -> dict[str, Any]:
+    """Fail the ingest round, after the healthy sources are stored and aggregated, when any
+    source failed: the pulls' own failures are mapped tasks, which a run's state ignores, so
+    without this the round was green and Airflow's alerting never heard of a dead source."""
+    from pipeline.core.errors import UnusableInputError
+
+    done = {p["source"] for p in pulled if p}
+    failed = [name for name in names if name not in done]
+    if failed:
+        raise _fail_without_retry(
+            UnusableInputError(
+                f"{len(failed)} of {len(names)} sources failed this round: {', '.join(failed)}"
+                " (each is recorded in pipeline_failures as eincome_ingest.pull[<source>];"
+                " the next round retries it)"
+            )
+        )
+    return {"sources": sorted(done)}
+
+
+@_task_call
 def refresh_minutes(start: datetime, end: datetime) -> dict[str, Any]:
     """Recompute minute and hour aggregates of ``[start, end)``, idempotently. Ingest already
     re-aggregates the point-hours it touched; this makes the interval's aggregates whole."""
@@ -148,15 +283,46 @@ def refresh_minutes(start: datetime, end: datetime) -> dict[str, Any]:
     return {"start": start.isoformat(), "end": end.isoformat()}
 
 
+@_task_call
 def score_interval(start: datetime, end: datetime) -> dict[str, Any]:
     """Score the point-hours of ``[start, end)`` and turn flags into cases; a rerun replaces."""
     from pipeline.detection.backfill import score_range
 
     with _no_retry_on_unusable_input():
         runtime = _runtime()
-        return _plain(score_range(runtime.engine, runtime.models_dir, _utc(start), _utc(end)))
+        # Point-in-time: the first model learns only from before the hour it scores.
+        trained = _first_model(runtime.engine, runtime.models_dir, _utc(start))
+        result = _plain(score_range(runtime.engine, runtime.models_dir, _utc(start), _utc(end)))
+    if trained:
+        result["trained_first_model"] = trained
+    return result
 
 
+def _first_model(engine, models_dir, end: datetime) -> str | None:
+    """A fresh deployment has no model: train one on the history before ``end`` once it covers
+    FIRST_MODEL_MIN_DAYS, else fail saying what to do. Returns the version trained, if any."""
+    from pipeline.core.errors import UnusableInputError
+    from pipeline.detection.backfill import fitting_model, train_model
+    from pipeline.detection.features import data_span
+
+    if fitting_model(engine) is not None:
+        return None
+    span = data_span(engine)
+    days = (min(end, span[1]) - span[0]).total_seconds() / 86400 if span else 0.0
+    if days < FIRST_MODEL_MIN_DAYS:
+        raise UnusableInputError(
+            f"no detector model yet, and {days:.1f} days of hour aggregates up to {end.isoformat()}:"
+            f" this DAG trains the first model itself once {FIRST_MODEL_MIN_DAYS} days are in;"
+            " to start sooner, load history (eincome pull / eincome backfill) and trigger"
+            " eincome_retrain"
+        )
+    start = max(span[0], end - timedelta(weeks=RETRAIN_WEEKS))
+    version = str(train_model(engine, models_dir, start, end))
+    log.info("no detector model yet: trained %s on %s..%s", version, start, end)
+    return version
+
+
+@_task_call
 def retrain(end: datetime, weeks: int = RETRAIN_WEEKS) -> str:
     """Fit a new model version on the ``weeks`` before ``end``; earlier versions are kept.
     A backfill walking forward fits the same window at the same moments (``rhythm``)."""
@@ -176,6 +342,7 @@ def retrain(end: datetime, weeks: int = RETRAIN_WEEKS) -> str:
         return str(train_model(runtime.engine, runtime.models_dir, start, end))
 
 
+@_task_call
 def bulk_backfill(start: datetime, end: datetime) -> dict[str, Any]:
     """Aggregate, train where needed and score a long range in one go (resumable)."""
     from pipeline.detection.backfill import backfill
@@ -185,6 +352,7 @@ def bulk_backfill(start: datetime, end: datetime) -> dict[str, Any]:
         return _plain(backfill(runtime.engine, runtime.models_dir, _utc(start), _utc(end)))
 
 
+@_task_call
 def reconcile_scheduled(schedule: str, as_of: date, lookback_days: int = 8) -> dict[str, Any]:
     """Reconcile the ``schedule``'s window ("daily" or "monthly") as of the local date ``as_of``,
     with the tolerances file named by the settings."""
@@ -213,15 +381,30 @@ def _plain(result: Any) -> dict[str, Any]:
 
 
 def parse_param_time(value: str, name: str) -> datetime:
-    """A DAG param as an aware datetime; a date alone means midnight UTC."""
-    from datetime import UTC
+    """A DAG param as an aware UTC datetime. A date alone means midnight in the regency's zone
+    (Asia/Jakarta): days in eincome are local days, as in the review app and the reports. A
+    time without an offset is refused, as the CLI refuses it: a guess would shift by 7 hours."""
+    from zoneinfo import ZoneInfo
 
     from pipeline.core.errors import UnusableInputError
+    from pipeline.core.times import DEFAULT_TIMEZONE
 
+    text = str(value).strip()
     try:
-        parsed = datetime.fromisoformat(str(value))
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         raise _fail_without_retry(
-            UnusableInputError(f"param {name}={value!r} is not an ISO date/time")
+            UnusableInputError(
+                f"param {name}={value!r} is not an ISO date or date-time"
+                " (e.g. 2025-11-03 or 2025-11-03T00:00+07:00)"
+            )
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        if len(text) > 10:
+            raise _fail_without_retry(
+                UnusableInputError(
+                    f"param {name}={value!r} has no UTC offset: write e.g. {text}+07:00"
+                )
+            )
+        parsed = parsed.replace(tzinfo=ZoneInfo(DEFAULT_TIMEZONE))
+    return _utc(parsed)

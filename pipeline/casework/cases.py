@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, text, update
 
 from pipeline.casework.case_store import ACTED_ON, drop_cases, open_case, rewrite_case
 from pipeline.core.money import rupiah
@@ -37,6 +37,8 @@ INCIDENT_GAP = timedelta(hours=48)  # flags of one point this close belong to on
 MARGIN = timedelta(days=2)  # >= INCIDENT_GAP: a rebuild sees every case a new flag may join
 HIGH_STAKE_RP = 1_000_000  # a case with this much at stake (and good evidence) is high
 MEDIUM_STAKE_RP = 250_000
+# PostgreSQL advisory-lock key taken by every transaction that rebuilds detector cases ("einc").
+CASE_REBUILD_LOCK = 0x65696E63
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,7 @@ def record_flags(
     flags = drop_suppressed(engine, flags, start, end)
     suppressed = before - len(flags)
     with engine.begin() as connection:
+        _take_case_rebuild_lock(connection)
         preserved = _preserved_cases(connection, start - MARGIN, end + MARGIN)
         inside = _inside(flags, preserved) if not flags.empty else pd.Series(dtype=bool)
         kept_decided = int(inside.sum()) if len(inside) else 0
@@ -244,6 +247,17 @@ def record_flags(
     return RecordResult(
         anomalies=len(flags), suppressed=suppressed, kept_decided=kept_decided, cases_open=opened
     )
+
+
+def _take_case_rebuild_lock(connection: Connection) -> None:
+    """Make case rebuilds take turns. A rebuild reads, relinks and deletes every case within
+    MARGIN of its range, so two scoring runs of nearby hours (parallel runs of an Airflow
+    backfill) lock overlapping anomaly and case rows in different orders, and PostgreSQL
+    killed one as a deadlock. A transaction-scoped advisory lock serialises only this write
+    phase (features and scores are still computed in parallel); SQLite serialises writers
+    on its own."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CASE_REBUILD_LOCK})
 
 
 def _rebuild_cases(

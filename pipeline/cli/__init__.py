@@ -60,6 +60,18 @@ def main() -> None:
     except UnusableInputError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except ModuleNotFoundError as exc:
+        extra = _extra_providing(exc.name)
+        if extra is None:
+            raise
+        # A base install (`pip install eincome`) lacks the web app's and Airflow's packages.
+        err_console.print(
+            f"[bold red]error:[/] this command needs the '{extra}' extra ({exc.name} is not "
+            f"installed): pip install 'eincome\\[{extra}]'",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
@@ -68,6 +80,27 @@ def main() -> None:
     except _click_errors() as exc:  # usage errors arrive here in non-standalone mode
         exc.show()
         sys.exit(exc.exit_code)
+
+
+# Top-level modules of each optional extra (pyproject.toml), to name the one to install.
+_EXTRA_MODULES = {
+    "web": (
+        "fastapi",
+        "uvicorn",
+        "argon2",
+        "multipart",
+        "python_multipart",
+        "itsdangerous",
+        "openpyxl",
+    ),
+    "airflow": ("airflow",),
+    "postgres": ("psycopg",),
+}
+
+
+def _extra_providing(module: str | None) -> str | None:
+    top = (module or "").split(".")[0]
+    return next((extra for extra, names in _EXTRA_MODULES.items() if top in names), None)
 
 
 def _click_errors() -> tuple[type[Exception], ...]:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from pipeline.cli.common import err_console, runtime
 from pipeline.core.errors import UnusableInputError
-from pipeline.intake.ingest import ingest_file
+from pipeline.intake.ingest import BatchFailedError, ingest_file
 
 # Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
 commands = typer.Typer()
@@ -37,12 +37,13 @@ def ingest(
 ) -> None:
     """Validate and store feed files; bad rows go to quarantine, duplicates are skipped.
 
-    Exits 0 when every file was ingested (quarantined rows are not an error) and 2 when a
-    file was not a feed at all; the other files are still ingested.
+    Exits 0 when every file was ingested (quarantined rows are not an error), 2 when a file
+    was not a feed at all or was cut short (its readable rows are stored), and 1 when a batch
+    failed for another reason (the database); the other files are still ingested.
     """
     rt = runtime()
     settings = rt.settings
-    results, failures = [], []
+    results, failures, broken = [], [], []
     for path in files:
         show_bar = (
             sys.stderr.isatty() and path.is_file() and path.stat().st_size >= _PROGRESS_MIN_BYTES
@@ -54,15 +55,19 @@ def ingest(
                 source=source,
                 chunk_rows=settings.chunk_rows,
                 future_tolerance=timedelta(minutes=settings.future_tolerance_minutes),
+                earliest=settings.earliest_time,
                 progress=show_bar,
             )
             row = result.as_dict()
-        except UnusableInputError as exc:
-            failures.append(str(exc))
+            if result.status == "partial":
+                failures.append(result.message)
+                err_console.print(f"[bold red]error:[/] {result.message}", highlight=False)
+        except (UnusableInputError, BatchFailedError) as exc:
+            (broken if isinstance(exc, BatchFailedError) else failures).append(str(exc))
             row = {
                 "file": str(path),
                 "batch_id": getattr(exc, "batch_id", None),
-                "status": "rejected",
+                "status": "failed" if isinstance(exc, BatchFailedError) else "rejected",
                 **dict.fromkeys(COUNT_KEYS, 0),
                 "message": str(exc),
             }
@@ -73,8 +78,10 @@ def ingest(
             typer.echo(json.dumps({k: row.get(k) for k in keys}))
     if not as_json:
         _print_table(results)
+    # main() runs click in non-standalone mode, where typer.Exit codes are swallowed.
+    if broken:
+        sys.exit(1)
     if failures:
-        # main() runs click in non-standalone mode, where typer.Exit codes are swallowed.
         sys.exit(2)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import typer
 
@@ -26,6 +27,7 @@ def pull(
     connection). A failing source is recorded in pipeline_failures and the others still run.
     """
     from pipeline.core.errors import UnusableInputError
+    from pipeline.intake.ingest import BatchFailedError
     from pipeline.intake.sources import env_secrets, find_source, load_sources, pull_source
     from pipeline.intake.sources.errors import SourceUnavailableError
     from pipeline.store.failures import record_failure
@@ -42,7 +44,7 @@ def pull(
     for config in configs:
         try:
             results = pull_source(rt.engine, config, secrets=secrets)
-        except (UnusableInputError, SourceUnavailableError) as exc:
+        except (UnusableInputError, SourceUnavailableError, BatchFailedError) as exc:
             record_failure(rt.engine, f"pull {config.name}", None, str(exc))
             err_console.print(f"[bold red]{config.name}: failed:[/] {exc}", highlight=False)
             failed.append(config.name)
@@ -68,4 +70,5 @@ def pull(
         if not results and not as_json:
             typer.echo(f"{config.name}: nothing new")
     if failed:
-        raise typer.Exit(1)
+        # main() runs click in non-standalone mode, where typer.Exit codes are swallowed.
+        sys.exit(1)

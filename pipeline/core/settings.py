@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from pipeline.core.errors import UnusableInputError
@@ -56,6 +57,12 @@ SETTINGS: tuple[Setting, ...] = (
         "A transaction time further than this in the future is quarantined.",
     ),
     Setting(
+        "earliest_date",
+        "EINCOME_EARLIEST_DATE",
+        "2000-01-01",
+        "A transaction time before this date (UTC, YYYY-MM-DD) is quarantined: a lost clock says 1970.",
+    ),
+    Setting(
         "secret_key",
         "EINCOME_SECRET_KEY",
         "",
@@ -91,6 +98,12 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Reconciliation tolerances file (JSON/YAML); empty: defaults (`eincome recon config`).",
     ),
+    Setting(
+        "airflow_db_url",
+        "EINCOME_AIRFLOW_DB_URL",
+        "",
+        "Airflow's metadata database (SQLAlchemy URL, read-only user) for the ops page's DAG runs; empty: not shown.",
+    ),
 )
 
 
@@ -102,12 +115,19 @@ class Settings:
     sources_file: Path = Path("sources.yml")
     chunk_rows: int = 200_000
     future_tolerance_minutes: int = 10
+    earliest_date: str = "2000-01-01"
     secret_key: str = field(default="", repr=False)
     false_alarm_days: int = 30
     secure_cookies: int = 0
     session_idle_minutes: int = 60
     session_hours: int = 12
     recon_config: str = ""
+    airflow_db_url: str = field(default="", repr=False)  # may hold a password
+
+    @property
+    def earliest_time(self) -> datetime:
+        """``earliest_date`` as the UTC midnight it starts (checked in ``from_env``)."""
+        return datetime.combine(date.fromisoformat(self.earliest_date), time(), tzinfo=UTC)
 
     @property
     def database_url(self) -> str:
@@ -135,4 +155,11 @@ class Settings:
             else:
                 values[setting.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            date.fromisoformat(str(values["earliest_date"]))
+        except ValueError:
+            raise UnusableInputError(
+                f"setting EINCOME_EARLIEST_DATE={values['earliest_date']!r} is not a date "
+                "(YYYY-MM-DD)"
+            ) from None
         return cls(**values)

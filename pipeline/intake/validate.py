@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -86,59 +87,168 @@ class ChunkValidation:
         return int(self.failed.sum())
 
 
+# Longer values are refused before the fixed-width code-point views below, which cost
+# rows x the longest value: one 10,000-character amount must not make a 8 GB array.
+_AMOUNT_MAX_CHARS = 32
+_TIME_MAX_CHARS = 64
+# Stored column widths (pipeline/store/schema.py): checked here so SQLite, which does not
+# enforce VARCHAR lengths, and PostgreSQL, which does, store and quarantine the same rows.
+FIELD_MAX_CHARS = {"txn_id": 128, "point_id": 64, "operator_id": 64, "payer_ref": 128}
+TEXT_FIELDS = (*REQUIRED_FIELDS, "operator_id", "payer_ref")
+DEFAULT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_SEPARATED = re.compile(r"[+-]?\d{1,3}([.,_ \u00a0']\d{3})+")
+
+
+def _code_points(values: pd.Series, max_chars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(code points as an (n, width) uint32 array, lengths, too_long) of the strings in
+    ``values`` (missing and over-long ones as empty)."""
+    raw = values.to_numpy(dtype=object)
+    text = np.where(pd.isna(raw), "", raw)
+    lengths = np.fromiter((len(t) for t in text), dtype=np.int64, count=len(text))
+    too_long = lengths > max_chars
+    if too_long.any():
+        text = np.where(too_long, "", text)
+        lengths = np.where(too_long, 0, lengths)
+    fixed = np.asarray(text, dtype="U") if len(text) else np.zeros(0, dtype="U1")
+    width = max(fixed.dtype.itemsize // 4, 1)
+    points = fixed.view(np.uint32).reshape(len(text), width) if len(text) else np.zeros((0, 1))
+    return points, lengths, too_long
+
+
 def _has_offset(values: pd.Series) -> np.ndarray:
-    """True where an ISO-8601 string ends in Z, +HH:MM or +HHMM (or the minus forms).
+    """True where an ISO-8601 time ends in Z, +HH:MM, +HHMM or +HH (or the minus forms).
 
     Done on a fixed-width unicode array viewed as code points: a regex over millions of
-    strings costs more than the whole time parse.
+    strings costs more than the whole time parse. The offset must come after the date
+    (position 11 or later), so the "-01" of a bare date is not taken for one.
     """
     n = len(values)
     if n == 0:
         return np.zeros(0, dtype=bool)
-    text = np.asarray(values.fillna("").to_numpy(dtype=object), dtype="U")
-    width = max(text.dtype.itemsize // 4, 1)
-    points = text.view(np.uint32).reshape(n, width)
-    lengths = np.char.str_len(text)
+    points, lengths, _ = _code_points(values, _TIME_MAX_CHARS)
+    width = points.shape[1]
     rows = np.arange(n)
 
     def at(offset: int) -> np.ndarray:
         position = lengths - offset
-        ok = position >= 0
+        ok = position >= 11
         return np.where(ok, points[rows, np.clip(position, 0, width - 1)], 0)
 
+    def digit(offset: int) -> np.ndarray:
+        code = at(offset)
+        return (code >= 48) & (code <= 57)
+
     sign = (ord("+"), ord("-"))
-    zulu = np.isin(at(1), (ord("Z"), ord("z")))
-    colon_form = np.isin(at(6), sign) & (at(3) == ord(":"))
-    compact_form = np.isin(at(5), sign) & (lengths >= 15)
-    return zulu | colon_form | compact_form
+    zulu = np.isin(at(1), (ord("Z"), ord("z"))) & (lengths >= 12)
+    colon_form = np.isin(at(6), sign) & (at(3) == ord(":")) & digit(5) & digit(4)
+    compact_form = np.isin(at(5), sign) & digit(4) & digit(3) & digit(2) & digit(1)
+    hour_form = np.isin(at(3), sign) & digit(2) & digit(1) & (at(6) == ord(":"))
+    return zulu | colon_form | compact_form | hour_form
 
 
-def _parse_amount(values: pd.Series) -> np.ndarray:
-    """Amounts as float64 rupiah; NaN where not a finite number."""
+def _parse_amount(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(amounts as float64 rupiah, NaN where not a plain decimal number; thousands-separator
+    flags). One rule for every row: optional sign, ASCII digits, optionally a point and more
+    digits. Python's float() alone would also take "5_000", full-width digits and "1e3", and
+    "1.000" (Indonesian for one thousand) would be Rp 1: a value with a thousands separator is
+    flagged instead, never guessed."""
+    n = len(values)
+    amount = np.full(n, np.nan)
+    separated = np.zeros(n, dtype=bool)
+    if n == 0:
+        return amount, separated
+    points, lengths, too_long = _code_points(values, _AMOUNT_MAX_CHARS)
+    width = points.shape[1]
+    columns = np.arange(width)
+    inside = columns[None, :] < lengths[:, None]
+    is_digit = (points >= 48) & (points <= 57)
+    is_dot = points == 46
+    is_sign = np.isin(points, (43, 45)) & (columns[None, :] == 0)
+    allowed = ~inside | is_digit | is_dot | is_sign
+    dots = (is_dot & inside).sum(axis=1)
+    digits = (is_digit & inside).sum(axis=1)
+    last = points[np.arange(n), np.clip(lengths - 1, 0, width - 1)]
+    plain = allowed.all(axis=1) & (dots <= 1) & (digits > 0) & (last != 46) & ~too_long
+    first_char = points[:, 0]
+    plain &= ~(
+        (first_char == 46) | (np.isin(first_char, (43, 45)) & (points[:, min(1, width - 1)] == 46))
+    )
     raw = values.to_numpy(dtype=object)
-    try:
-        # numpy's own string-to-float loop is about twice pandas' to_numeric; it refuses the
-        # whole array on one bad value, and then to_numeric finds which ones.
-        amount = np.array(raw, dtype=np.float64)
-    except (ValueError, TypeError):
-        parsed = pd.to_numeric(values, errors="coerce")
-        amount = np.array(parsed.to_numpy(dtype=np.float64, na_value=np.nan), copy=True)
-    amount[~np.isfinite(amount)] = np.nan  # "inf" and "nan" are not amounts
-    return amount
+    if plain.any():
+        amount[plain] = np.array(raw[plain], dtype=np.float64)
+    amount[~np.isfinite(amount)] = np.nan
+    # Not a plain number, or one whose point is followed by exactly three digits ("12.500"):
+    # is it a thousands-separated amount?
+    suspect = (~plain & pd.notna(raw)) | (plain & (dots == 1) & (lengths <= 8))
+    for i in np.flatnonzero(suspect):
+        separated[i] = bool(_SEPARATED.fullmatch(str(raw[i]).strip()))
+    amount[separated] = np.nan
+    return amount, separated
+
+
+def _field_problems(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the first field holding a NUL byte, and the first that is not valid Unicode
+    text (a lone surrogate from JSON "\\ud800"), else None. PostgreSQL refuses both; SQLite
+    would store them: checked here so both databases give the same verdict."""
+    n = len(frame)
+    nul = np.full(n, None, dtype=object)
+    broken = np.full(n, None, dtype=object)
+    for column in TEXT_FIELDS:
+        if column not in frame.columns:
+            continue
+        raw = frame[column].to_numpy(dtype=object)
+        present = np.flatnonzero(pd.notna(raw))
+        if not len(present):
+            continue
+        texts = [str(v) for v in raw[present]]
+        joined = "\n".join(texts)  # one C-level scan per column, not one per value
+        if "\x00" in joined:
+            for i, t in zip(present, texts, strict=True):
+                if "\x00" in t and nul[i] is None:
+                    nul[i] = column
+        try:
+            joined.encode("utf-8")
+        except UnicodeEncodeError:
+            for i, t in zip(present, texts, strict=True):
+                try:
+                    t.encode("utf-8")
+                except UnicodeEncodeError:
+                    if broken[i] is None:
+                        broken[i] = column
+    return nul, broken
 
 
 def prepare(
-    frame: pd.DataFrame, *, known_point_ids: set[str], now: datetime
+    frame: pd.DataFrame,
+    *,
+    known_point_ids: set[str],
+    now: datetime,
+    earliest: datetime = DEFAULT_EARLIEST,
+    nonscalar: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
-    """Parse times and amounts and look points up, vectorised.
+    """Parse times and amounts, look points up and measure the text fields, vectorised.
 
     Returns (the frame the suite checks, occurred_at as UTC datetimes, amount as float rupiah).
     """
     occurred_raw = frame["occurred_at"]
-    occurred_at = pd.to_datetime(occurred_raw, format="ISO8601", utc=True, errors="coerce")
-    occurred_at = occurred_at.where(_has_offset(occurred_raw))
-    amount = _parse_amount(frame["amount"])
+    offset = _has_offset(occurred_raw)
+    with_offset = occurred_raw.where(offset)
+    lower_z = np.fromiter(
+        (isinstance(v, str) and v.endswith("z") for v in with_offset.to_numpy(dtype=object)),
+        dtype=bool,
+        count=len(with_offset),
+    )
+    if lower_z.any():  # RFC 3339 allows "z"; pandas parses only "Z"
+        with_offset = with_offset.copy()
+        with_offset[lower_z] = [v[:-1] + "Z" for v in with_offset[lower_z]]
+    occurred_at = pd.to_datetime(
+        with_offset, format="ISO8601", utc=True, errors="coerce"
+    ).dt.as_unit("us")
+    amount, separated = _parse_amount(frame["amount"])
     minutes_ahead = (occurred_at - pd.Timestamp(now)).dt.total_seconds().to_numpy() / 60.0
+    minutes_after_earliest = (
+        occurred_at - pd.Timestamp(earliest)
+    ).dt.total_seconds().to_numpy() / 60.0
 
     checked = pd.DataFrame(
         {c: frame[c].to_numpy(dtype=object) for c in REQUIRED_FIELDS}, index=frame.index
@@ -146,13 +256,36 @@ def prepare(
     # A missing raw value is reported once ("amount is missing"), so its derived column gets a
     # harmless placeholder instead of a second, confusing "not a number" reason.
     point_present = frame["point_id"].notna().to_numpy()
-    amount_present = frame["amount"].notna().to_numpy()
+    amount_present = frame["amount"].notna().to_numpy() & ~separated
     time_present = occurred_raw.notna().to_numpy()
     registered = frame["point_id"].isin(known_point_ids).to_numpy()
     checked["point_registered"] = registered | ~point_present
     checked["amount_rp"] = np.where(amount_present, amount, 0.0)
+    checked["amount_separator"] = separated
     checked["amount_fraction"] = np.abs(np.mod(checked["amount_rp"].to_numpy(), 1.0))
     checked["occurred_at_minutes_ahead"] = np.where(time_present, minutes_ahead, 0.0)
+    parsed = ~np.isnan(minutes_after_earliest)
+    checked["occurred_at_minutes_after_earliest"] = np.where(
+        time_present & parsed, minutes_after_earliest, 0.0
+    )
+    # One expectation for every stored width: the first field too long, said in words.
+    too_long = np.full(len(frame), None, dtype=object)
+    for column, limit in FIELD_MAX_CHARS.items():
+        if column not in frame.columns:
+            continue
+        raw = frame[column].to_numpy(dtype=object)
+        lengths = np.fromiter(
+            (len(v) if isinstance(v, str) else 0 for v in raw), dtype=np.int64, count=len(raw)
+        )
+        for i in np.flatnonzero((lengths > limit) & pd.isna(too_long)):
+            too_long[i] = f"{column} is {int(lengths[i])} characters, longer than {limit}"
+    checked["too_long_field"] = too_long
+    nul, broken = _field_problems(frame)
+    checked["nul_field"] = nul
+    checked["unencodable_field"] = broken
+    checked["nonscalar_field"] = (
+        np.full(len(frame), None, dtype=object) if nonscalar is None else nonscalar
+    )
     return checked, occurred_at, amount
 
 
@@ -212,14 +345,26 @@ def validate_chunk(
     known_point_ids: Iterable[str],
     now: datetime,
     future_tolerance: timedelta,
+    earliest: datetime = DEFAULT_EARLIEST,
+    nonscalar: np.ndarray | None = None,
     suite_name: str = TRANSACTIONS_SUITE,
 ) -> ChunkValidation:
-    """Run the suite over ``frame`` (feed columns as strings) and collect every failing row."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
+    """Run the suite over ``frame`` (feed columns as strings) and collect every failing row.
+
+    ``earliest``: a time before it is quarantined (a device that lost its clock says 1970).
+    ``nonscalar``: per row, the field that held a JSON object or array (from the reader).
+    """
+    if now.tzinfo is None or earliest.tzinfo is None:
+        raise ValueError("now and earliest must be timezone-aware")
     frame = frame.reset_index(drop=True)
     known = known_point_ids if isinstance(known_point_ids, set) else set(known_point_ids)
-    checked, occurred_at, amount = prepare(frame, known_point_ids=known, now=now.astimezone(UTC))
+    checked, occurred_at, amount = prepare(
+        frame,
+        known_point_ids=known,
+        now=now.astimezone(UTC),
+        earliest=earliest.astimezone(UTC),
+        nonscalar=nonscalar,
+    )
     tolerance_minutes = future_tolerance.total_seconds() / 60.0
     parameters = {"future_tolerance_minutes": tolerance_minutes}
     failed = np.zeros(len(frame), dtype=bool)
@@ -229,9 +374,12 @@ def validate_chunk(
     for template, positions in failing_rows(checked, suite_name, parameters):
         if not raw_columns:
             raw_columns = {c: frame[c].to_numpy(dtype=object, na_value="") for c in frame.columns}
+            for c in checked.columns:  # derived values (lengths, field names) for the reasons
+                raw_columns.setdefault(c, checked[c].to_numpy(dtype=object))
         for position in positions:
             failed[position] = True
             values = _Reasons({c: column[position] for c, column in raw_columns.items()})
             values["future_tolerance_minutes"] = tolerance_text
+            values["earliest_date"] = earliest.date().isoformat()
             reasons.setdefault(position, []).append(template.format_map(values))
     return ChunkValidation(failed=failed, reasons=reasons, occurred_at=occurred_at, amount=amount)

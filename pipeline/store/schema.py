@@ -91,13 +91,19 @@ ingest_batches = Table(
     Column("sha256", String(64)),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
-    Column("status", String(16), nullable=False),  # running | ok | failed | rejected
-    Column("rows_read", BigInteger, nullable=False, default=0),
+    # running | ok | partial (a truncated archive: what it held is stored) | failed | rejected
+    Column("status", String(16), nullable=False),
+    Column("rows_read", BigInteger, nullable=False, default=0),  # records: rows + malformed lines
     Column("accepted", BigInteger, nullable=False, default=0),
     Column("quarantined", BigInteger, nullable=False, default=0),
     Column("duplicates", BigInteger, nullable=False, default=0),
     Column("message", Text),
+    # Physical lines of a file (header and blank lines included); NULL for frames (API pages).
+    Column("lines_read", BigInteger),
+    # "host pid start" of the process running the batch: a dead owner's batch is abandoned.
+    Column("owner", String(200)),
     Index("ix_ingest_batches_sha256", "sha256"),
+    Index("ix_ingest_batches_status", "status"),
 )
 
 transactions = Table(
@@ -141,14 +147,15 @@ quarantine = Table(
     metadata,
     Column("quarantine_id", Integer, primary_key=True, autoincrement=True),
     Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
-    Column(
-        "line_no", BigInteger
-    ),  # 1-based data line in the file (header excluded), or row in page
+    # The physical line of the file the record starts on (1 = the CSV header), or row in page.
+    Column("line_no", BigInteger),
     Column("point_id", String(64)),
     Column("txn_id", String(128)),
     Column("raw", Text, nullable=False),  # the row as received, JSON
     Column("reasons", Text, nullable=False),  # plain words, "; "-separated
-    Column("kind", String(16), nullable=False, default="invalid"),  # invalid | conflict
+    # invalid (a rule failed) | conflict (key stored with other content) | malformed (a line
+    # that is not a row: wrong field count, broken quoting, undecodable, NUL, cut off)
+    Column("kind", String(16), nullable=False, default="invalid"),
     Index("ix_quarantine_batch_id", "batch_id"),
 )
 

@@ -30,17 +30,17 @@ def test_every_suite_the_pipeline_names_is_a_file_in_expectations(name):
     assert load_suite(name).expectations
 
 
-def test_csv_is_read_in_chunks_with_data_line_numbers(tmp_path):
+def test_csv_is_read_in_chunks_with_the_files_line_numbers(tmp_path):
     path = tmp_path / "feed.csv"
     path.write_text(HEADER + _rows(25))
     chunks = list(read_feed(path, chunk_rows=10))
     assert [len(c) for c in chunks] == [10, 10, 5]
-    assert chunks[2].line_no.tolist() == [21, 22, 23, 24, 25]
+    assert chunks[2].line_no.tolist() == [22, 23, 24, 25, 26]  # line 1 is the header
     assert chunks[0].frame.loc[0, "amount"] == "1000"  # strings, not numbers
     assert pd.isna(chunks[0].frame.loc[0, "payer_ref"])  # optional column absent from the file
 
 
-def test_gzipped_json_lines_are_read_and_a_broken_line_is_kept_as_a_row(tmp_path):
+def test_gzipped_json_lines_are_read_and_a_broken_line_is_a_malformed_line(tmp_path):
     path = tmp_path / "feed.jsonl.gz"
     good = {
         "txn_id": "T1",
@@ -55,10 +55,12 @@ def test_gzipped_json_lines_are_read_and_a_broken_line_is_kept_as_a_row(tmp_path
             json.dumps(good) + "\n{not json\n" + json.dumps({**good, "txn_id": "T2"}) + "\n"
         )
     (chunk,) = list(read_feed(path))
-    assert chunk.frame["txn_id"].tolist()[0] == "T1" and pd.isna(chunk.frame["txn_id"][1])
+    assert chunk.frame["txn_id"].tolist() == ["T1", "T2"]
     assert chunk.frame.loc[0, "amount"] == "5000"
-    assert json.loads(chunk.raw_row(1)) == {"line": "{not json"}
-    assert chunk.line_no.tolist() == [1, 2, 3]
+    (broken,) = chunk.malformed
+    assert (broken.line_no, broken.text) == (2, "{not json")
+    assert broken.reason == "the line is not a JSON object"
+    assert chunk.line_no.tolist() == [1, 3]
 
 
 @pytest.mark.parametrize(
@@ -68,7 +70,7 @@ def test_gzipped_json_lines_are_read_and_a_broken_line_is_kept_as_a_row(tmp_path
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 20, "binary data"),
         (b"", "empty"),
         (b"   \n\n", "empty"),
-        (HEADER.encode() + b"T1,P1,2026-03-01T10:00:00+07:00,\xff\xfe,cash,paid,\n", "not UTF-8"),
+        (b"txn_id,po\xffint_id\nT1,P1\n", "not UTF-8"),
         (b'{"a": 1}\n', "missing column"),
     ],
     ids=["wrong-columns", "binary", "empty", "blank", "undecodable", "json-wrong-keys"],
@@ -145,3 +147,14 @@ def test_more_failing_rows_than_great_expectations_lists_by_default_all_come_bac
         frame, known_point_ids={"P1"}, now=NOW, future_tolerance=timedelta(minutes=10)
     )
     assert result.failed_count == n
+
+
+def test_a_header_with_repeated_other_columns_is_read_and_a_repeated_feed_column_refused(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text(HEADER.rstrip("\n") + ",note,note\n" + _rows(2).replace("\n", ",a,b\n"))
+    (chunk,) = list(read_feed(path))
+    assert len(chunk) == 2 and chunk.extra_columns == ("note", "note.1")
+    twice = tmp_path / "twice.csv"
+    twice.write_text("TXN_ID," + HEADER)
+    with pytest.raises(UnusableInputError, match="txn_id appear more than once"):
+        list(read_feed(twice))

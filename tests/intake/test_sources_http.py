@@ -199,3 +199,68 @@ def test_answer_that_is_not_the_agreed_json_names_what_was_wrong(sqlite_engine, 
     httpserver.expect_request("/v1/transactions").respond_with_json({"data": []})
     with pytest.raises(UnusableInputError, match="response has no 'items' list \\(keys: data\\)"):
         pull_http(sqlite_engine, _config(httpserver), token=TOKEN)
+
+
+def test_numeric_ids_and_a_null_stay_text_and_a_resent_page_adds_nothing(engine, httpserver):
+    # Was: ids stored as "900000.0", the null as txn_id "nan"; a resent page of 50 sales made
+    # 60 rows.
+    from tests.helpers.registry import register
+
+    register(engine, "P1")
+    items = [
+        {
+            "id": 900_000 + i,
+            "point_id": "P1",
+            "tapped_at": "2026-03-01T03:00:00Z",
+            "amount": 1000,
+            "payment_method": "cash",
+            "status": "paid",
+            "operator_id": None if i % 2 else 7,
+        }
+        for i in range(50)
+    ] + [{"id": None, "point_id": "P1", "tapped_at": "2026-03-01T03:00:00Z", "amount": 1}]
+    pages = iter([items, items])
+
+    def handler(request):
+        from werkzeug import Response
+
+        page = next(pages, [])
+        return Response(
+            json.dumps({"items": page, "next_cursor": ""}), content_type="application/json"
+        )
+
+    httpserver.expect_request("/v1/transactions").respond_with_handler(handler)
+    config = _config(httpserver, token=None)
+    (first,) = pull_http(engine, config)
+    (again,) = pull_http(engine, config)
+    assert (first.accepted, first.quarantined) == (50, 1)
+    assert (again.accepted, again.duplicates, again.quarantined) == (0, 50, 1)
+    ids = stored_txn_ids(engine)
+    assert len(ids) == 50 and "900000" in ids and "nan" not in ids
+    assert not any(i.endswith(".0") for i in ids)
+    with engine.connect() as connection:
+        from pipeline.store.schema import transactions
+
+        operators = set(connection.execute(select(transactions.c.operator_id)).scalars())
+    assert operators == {"7", None}
+
+
+def test_a_cursor_that_goes_backwards_stops_with_a_clear_error(sqlite_engine, tmp_path, httpserver):
+    # Was: the pull looped to max_pages without a word.
+    load_points(sqlite_engine, tmp_path)
+    rows = feed_rows(3)
+
+    def handler(request):
+        from werkzeug import Response
+
+        body = {
+            "items": [{**rows[0], "id": rows[0]["txn_id"], "tapped_at": rows[0]["occurred_at"]}],
+            "next_cursor": "5" if request.args.get("since") != "5" else "2",
+        }
+        return Response(json.dumps(body), content_type="application/json")
+
+    httpserver.expect_request("/v1/transactions").respond_with_handler(handler)
+    with pytest.raises(UnusableInputError, match="goes backwards"):
+        pull_http(sqlite_engine, _config(httpserver), token=TOKEN)
+    assert get_watermark(sqlite_engine, "api:tapbox") == "5"
+    assert len(httpserver.log) == 2

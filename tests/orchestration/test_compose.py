@@ -50,6 +50,13 @@ def _expand(value: str) -> str:
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
 
 
+REQUIRED_SECRETS = {
+    "AIRFLOW__CORE__FERNET_KEY": "AIRFLOW_FERNET_KEY",
+    "AIRFLOW__API__SECRET_KEY": "AIRFLOW_SECRET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "AIRFLOW_JWT_SECRET",
+}
+
+
 def test_every_service_has_an_image_or_a_build(services):
     for name, service in services.items():
         assert service.get("image") or service.get("build"), name
@@ -195,3 +202,68 @@ def test_review_app_serves_on_all_interfaces_on_port_8000(services):
     assert review["entrypoint"] == ["eincome"]
     assert review["command"][:3] == ["serve", "--host", "0.0.0.0"]
     assert "8000:8000" in review["ports"]
+
+
+def test_airflow_secrets_are_required_from_the_environment_and_shared(services):
+    """Regression: an empty Fernet key (connections stored unencrypted) and no shared
+    [api] secret_key (the UI could not fetch worker logs). Compose's ${VAR:?...} refuses to
+    start without them; every Airflow service gets the same variable."""
+    example = (ROOT / ".env.example").read_text()
+    for name in (*AIRFLOW_SERVICES, "airflow-init"):
+        env = services[name]["environment"]
+        for setting, variable in REQUIRED_SECRETS.items():
+            assert re.fullmatch(rf"\$\{{{variable}:\?[^}}]+\}}", env[setting]), (name, setting)
+    for variable in REQUIRED_SECRETS.values():
+        assert re.search(rf"^{variable}=$", example, re.M), variable
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_volumes_are_writable_by_the_user_the_services_run_as(services):
+    """Regression: the eincome-models named volume was mounted on a path the image did not
+    create, so it was root's while the services run as AIRFLOW_UID: the first training could
+    not write its model. The image makes every mounted eincome folder group-0 writable, and
+    airflow-init (as root) hands them to AIRFLOW_UID."""
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    init = services["airflow-init"]
+    assert init["user"] == "0:0"
+    init_command = " ".join(init["command"])
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["user"].endswith(":0"), name  # group 0 on every service
+        for volume in services[name]["volumes"]:
+            source, target = volume.split(":")[:2]
+            if target.startswith("/opt/eincome/") and not volume.endswith(":ro"):
+                assert re.search(rf"mkdir -p [^&]*{re.escape(target)}\b", dockerfile), target
+                assert re.search(rf"chmod -R g\+rwXs? [^&]*{re.escape(target)}\b", dockerfile)
+                assert re.search(rf"chown -R \S+ [^&]*{re.escape(target)}\b", init_command), target
+
+
+def test_every_long_running_service_has_a_healthcheck(services):
+    for name, service in services.items():
+        if service.get("restart") != "no":
+            assert "healthcheck" in service, name
+    worker = " ".join(services["airflow-worker"]["healthcheck"]["test"])
+    assert "inspect ping" in worker
+
+
+def test_pinned_celery_is_one_the_celery_provider_can_import():
+    """Regression: celery 5.7.0 dropped celery.backends.database.retry, which
+    apache-airflow-providers-celery 3.26 imports: the scheduler and worker exited at start."""
+    pins = dict(
+        line.split("==")
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line
+    )
+    major, minor = (int(x) for x in pins["celery"].split(".")[:2])
+    assert (major, minor) < (5, 6), pins["celery"]
+    assert pins["kombu"].startswith("5.5.")
+
+
+def test_a_postgresql_metadata_database_has_its_drivers():
+    """Regression: `airflow db migrate` on PostgreSQL failed with No module named 'asyncpg'
+    (Airflow 3.3 derives an async URL); the airflow extra now brings psycopg2 and asyncpg."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extra = " ".join(pyproject["project"]["optional-dependencies"]["airflow"])
+    constraints = (ROOT / "constraints.txt").read_text()
+    for package in ("asyncpg", "psycopg2-binary"):
+        assert package in extra, package
+        assert re.search(rf"^{package}==", constraints, re.M), package

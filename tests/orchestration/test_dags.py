@@ -38,7 +38,11 @@ RETRAIN_WEEK_BEFORE = "2025-11-17T02:00:00+07:00"
 RECONCILE_DAILY_LOGICAL_DATE = "2025-11-25T02:00:00+07:00"
 RECONCILE_MONTHLY_LOGICAL_DATE = "2025-12-20T03:00:00+07:00"
 DETECT_LOGICAL_DATE = "2025-11-20T06:00:00+00:00"  # the hour 05:00-06:00 UTC, midday in Jakarta
+# Local (WIB) days, as the CLI's `--start 2025-11-03T00:00+07:00`.
 BACKFILL_CONF = {"start": "2025-11-03", "end": "2025-11-24"}
+# A manual run from the UI's Trigger button: no logical date, so no data interval (Airflow 3).
+MANUAL_RUN_AFTER = "2025-11-20T06:31:00+00:00"
+EARLY_DETECT_LOGICAL_DATE = "2025-11-05T06:00:00+00:00"  # two days of history, no model yet
 
 
 API_TOKEN = "tok-from-an-airflow-connection"
@@ -143,6 +147,12 @@ def airflow_run(tmp_path_factory, request):
         },
         {
             "step": "dag",
+            "name": "detect_before_any_model",
+            "dag_id": "eincome_detect",
+            "logical_date": EARLY_DETECT_LOGICAL_DATE,
+        },
+        {
+            "step": "dag",
             "name": "retrain_week_before",
             "dag_id": "eincome_retrain",
             "logical_date": RETRAIN_WEEK_BEFORE,
@@ -164,6 +174,35 @@ def airflow_run(tmp_path_factory, request):
             "name": "detect_again",
             "dag_id": "eincome_detect",
             "logical_date": DETECT_LOGICAL_DATE,
+        },
+        {
+            "step": "dag",
+            "name": "detect_manual",
+            "dag_id": "eincome_detect",
+            "logical_date": None,
+            "run_after": MANUAL_RUN_AFTER,
+        },
+        {
+            "step": "dag",
+            "name": "detect_manual_hour_param",
+            "dag_id": "eincome_detect",
+            "logical_date": None,
+            "run_after": "2025-11-30T00:00:00+00:00",
+            "conf": {"start": "2025-11-20T12:00:00+07:00"},
+        },
+        {
+            "step": "dag",
+            "name": "retrain_manual",
+            "dag_id": "eincome_retrain",
+            "logical_date": None,
+            "run_after": "2025-11-24T03:15:00+07:00",
+        },
+        {
+            "step": "dag",
+            "name": "reconcile_daily_manual",
+            "dag_id": "eincome_reconcile_daily",
+            "logical_date": None,
+            "run_after": "2025-11-25T02:30:00+07:00",
         },
         {
             "step": "backfill_dry_run",
@@ -203,7 +242,7 @@ def airflow_run(tmp_path_factory, request):
         cwd=base,
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=600,
     )
     results = {}
     for line in completed.stdout.splitlines():
@@ -214,6 +253,16 @@ def airflow_run(tmp_path_factory, request):
     if completed.returncode != 0 or "migrate" not in results:
         pytest.fail(f"the Airflow runner failed (exit {completed.returncode}):\n{log}")
     results["_log"] = log
+    # What each step logged: its lines up to its RESULT line (stderr and stdout interleave
+    # only roughly, so this reads the stdout stream, where dag.test prints the task logs).
+    results["_segments"] = {}
+    segment: list[str] = []
+    for line in (completed.stdout).splitlines():
+        if line.startswith("RESULT "):
+            results["_segments"][json.loads(line[len("RESULT ") :])["name"]] = "\n".join(segment)
+            segment = []
+        else:
+            segment.append(line)
     # Step timings, shown with `pytest -s` (what the budget goes on).
     print({name: r.get("seconds") for name, r in results.items() if isinstance(r, dict)})
     results["_base"] = base
@@ -247,7 +296,8 @@ def test_every_dag_file_imports_cleanly_with_tags_retries_timeouts_and_failure_r
         assert dag["catchup"] is False, dag_id
         for task_id, task in dag["tasks"].items():
             where = f"{dag_id}.{task_id}"
-            assert task["retries"] >= 1, where
+            if where != "eincome_ingest.pull":  # retried by the next round, see below
+                assert task["retries"] >= 1, where
             assert task["execution_timeout"], where
             assert task["on_failure_callback"], where
     # Data-interval schedules: a run means "this interval of data", which makes native backfill work.
@@ -256,6 +306,7 @@ def test_every_dag_file_imports_cleanly_with_tags_retries_timeouts_and_failure_r
 
 def test_ingest_dag_pulls_every_source_and_a_broken_source_fails_alone(airflow_run):
     ingest = _step(airflow_run, "ingest")
+    assert ingest["state"] == "failed"  # the round is red: a source failed (see the next test)
     manifest = airflow_run["_manifest"]
     assert ingest["data_interval"] == ["2025-11-24 00:55:00+00:00", "2025-11-24 01:00:00+00:00"]
     tasks = ingest["tasks"]
@@ -264,6 +315,7 @@ def test_ingest_dag_pulls_every_source_and_a_broken_source_fails_alone(airflow_r
     assert tasks["pull[1]"] == "failed"  # broken: a config error fails at once, no retries
     assert tasks["pull[2]"] == "success"  # tapbox: token read from the Airflow connection
     assert tasks["minute_aggregates"] == "success"  # still runs for the sources that worked
+    assert tasks["every_source_pulled"] == "failed"
     pulled = ingest["returned"]["pull[0]"]
     assert pulled["batches"] == len(manifest.feeds) == 3
     assert pulled["rows_read"] == manifest.rows
@@ -273,11 +325,33 @@ def test_ingest_dag_pulls_every_source_and_a_broken_source_fails_alone(airflow_r
     assert (api["batches"], api["rows_read"], api["accepted"]) == (3, 12, 12)
     assert ingest["counts"]["transactions"] == pulled["accepted"] + api["accepted"]
     assert ingest["counts"]["minute_aggregates"] > 0
-    [(where, error)] = ingest["counts"]["failures"]
-    assert where == "eincome_ingest.pull[broken]"  # the source by name, for ops
+    failures = dict(ingest["counts"]["failures"])
+    assert set(failures) == {"eincome_ingest.pull[broken]", "eincome_ingest.every_source_pulled"}
+    error = failures["eincome_ingest.pull[broken]"]  # the source by name, for ops
     assert "landing source broken: folder" in error and "no-such-folder does not exist" in error
+    assert (
+        "1 of 3 sources failed this round: broken" in failures["eincome_ingest.every_source_pulled"]
+    )
     archived = sorted(p.name for p in (airflow_run["_base"] / "eincome" / "archive").rglob("*.csv"))
     assert archived == sorted(f.name for f in manifest.feeds)
+
+
+def test_a_failing_source_makes_the_ingest_run_fail_after_the_healthy_ones_are_stored(airflow_run):
+    """Regression: the ALL_DONE aggregate was the only leaf, so a dead source or a rejected file
+    left the run green and Airflow's alerting never saw it."""
+    ingest = _step(airflow_run, "ingest")
+    assert ingest["state"] == "failed"
+    assert ingest["tasks"]["every_source_pulled"] == "failed"
+    assert ingest["returned"]["pull[0]"]["accepted"] > 0  # stored before the run failed
+    assert ingest["counts"]["transactions"] > 0
+
+
+def test_a_pull_is_not_retried_by_airflow_so_a_dead_source_cannot_hold_the_round(airflow_run):
+    """Regression: 2 task retries with backoff held one round on a dead source for 4 minutes
+    (longer than the 5-minute schedule); the source's own attempts and the next round retry."""
+    tasks = _step(airflow_run, "integrity")["dags"]["eincome_ingest"]["tasks"]
+    assert tasks["pull"]["retries"] == 0
+    assert tasks["pull"]["execution_timeout"] <= 15 * 60
 
 
 def test_retrain_dag_fits_a_new_version_each_week_and_keeps_the_old_ones(airflow_run):
@@ -307,7 +381,77 @@ def test_backfill_dag_processes_a_range_given_as_params(airflow_run):
     backfill = _step(airflow_run, "backfill")
     assert backfill["state"] == "success"
     assert backfill["tasks"] == {"backfill": "success"}
-    assert backfill["returned"]["backfill"]
+    returned = backfill["returned"]["backfill"]
+    # Dates are local (WIB) days, the range the CLI takes as --start 2025-11-03T00:00+07:00.
+    assert (returned["start"], returned["end"]) == (
+        "2025-11-02 17:00:00+00:00",
+        "2025-11-23 17:00:00+00:00",
+    )
+
+
+def test_detect_before_any_model_fails_saying_what_to_do(airflow_run):
+    """Regression: a fresh deployment's hourly detect failed with a bare missing-model error."""
+    early = _step(airflow_run, "detect_before_any_model")
+    assert early["state"] == "failed"
+    assert early["tasks"]["score_and_cases"] == "failed"
+    [error] = [e for w, e in early["counts"]["failures"] if w == "eincome_detect.score_and_cases"]
+    assert "no detector model yet" in error and "eincome_retrain" in error
+    assert early["counts"]["detector_models"] == 0
+
+
+def test_manual_runs_without_a_logical_date_work_on_the_last_complete_hour(airflow_run):
+    """Regression: the UI's Trigger button makes runs with no logical date in Airflow 3, and
+    detect, retrain and reconcile crashed on the missing data interval (NoneType.timestamp)."""
+    manual = _step(airflow_run, "detect_manual")
+    assert manual["state"] == "success", manual["tasks"]
+    assert manual["data_interval"] == ["None", "None"]
+    scored = manual["returned"]["score_and_cases"]
+    # Triggered at 06:31 UTC: the hour 05:00-06:00, the same as the scheduled run of that hour.
+    assert (scored["start"], scored["end"]) == (
+        "2025-11-20 05:00:00+00:00",
+        "2025-11-20 06:00:00+00:00",
+    )
+    scheduled = _step(airflow_run, "detect")
+    for table in ("hour_aggregates", "anomalies", "cases"):
+        assert manual["counts"][table] == scheduled["counts"][table], table
+    retrain = _step(airflow_run, "retrain_manual")
+    assert retrain["state"] == "success" and retrain["returned"]["train"]
+    reconcile = _step(airflow_run, "reconcile_daily_manual")
+    assert reconcile["state"] == "success"
+    summary = reconcile["returned"]["reconcile_collectors_and_bank"]
+    assert summary["window"] == ["2025-11-17", "2025-11-25"]
+
+
+def test_a_manual_detect_run_scores_the_hour_named_in_its_params(airflow_run):
+    """Regression: a manual run with --logical-date 06:00 scored 07:00-08:00; the hour is now
+    named by the `start` param (with its offset), whenever the run was triggered."""
+    run = _step(airflow_run, "detect_manual_hour_param")
+    assert run["state"] == "success"
+    scored = run["returned"]["score_and_cases"]
+    assert (scored["start"], scored["end"]) == (
+        "2025-11-20 05:00:00+00:00",
+        "2025-11-20 06:00:00+00:00",
+    )
+
+
+def test_task_logs_carry_no_deprecation_warnings_or_library_info_lines(airflow_run):
+    """Regression: every model-loading task logged ~1,160 DeprecationWarnings (skops walking
+    sys.modules through Airflow's shims) and every pull ~213 Great Expectations INFO lines."""
+    segments = airflow_run["_segments"]
+    noise = {
+        name: (
+            segments[name].count("DeprecationWarning"),
+            segments[name].count("great_expectations"),
+        )
+        for name in ("ingest", "detect", "retrain")
+    }
+    lines = [
+        line
+        for name in noise
+        for line in segments[name].splitlines()
+        if "DeprecationWarning" in line or "great_expectations" in line
+    ]
+    assert noise == {name: (0, 0) for name in noise}, lines[:5]
 
 
 def test_native_backfill_of_the_detection_dag_makes_one_run_per_hour(airflow_run):
@@ -340,3 +484,48 @@ def test_reconcile_dags_judge_their_interval_and_a_rerun_raises_nothing_new(airf
         assert summary["as_of"] == "2025-12-20"
     assert again["returned"]["reconcile_tax_returns"]["cases_created"] == 0
     assert again["counts"]["cases"] == first["counts"]["cases"]
+
+
+def test_ops_page_shows_the_last_runs_of_each_dag_from_the_metadata_database(airflow_run):
+    """The ops page reads Airflow's dag_run table (EINCOME_AIRFLOW_DB_URL): here the SQLite
+    metadata database the plan's dag.test() runs wrote."""
+    from pipeline.review.airflow_runs import recent_dag_runs
+
+    url = f"sqlite:///{airflow_run['_base'] / 'airflow-home' / 'airflow.db'}"
+    view = recent_dag_runs(url, per_dag=3)
+    assert view.configured and view.error is None
+    assert set(view.runs) >= {"eincome_ingest", "eincome_detect", "eincome_retrain"}
+    assert [r.state for r in view.runs["eincome_ingest"]] == ["failed"]  # the red round
+    assert len(view.runs["eincome_detect"]) == 3  # the newest three of six
+    manual = [r for r in view.runs["eincome_detect"] if r.interval_start is None]
+    assert manual and all(r.run_type == "manual" for r in manual)
+    page = _ops_page(url)
+    assert 'id="dag-runs"' in page and "eincome_ingest" in page and "(manual, none)" in page
+
+
+def _ops_page(airflow_db_url: str) -> str:
+    """/ops as the ops user sees it, on a fresh eincome database."""
+    import re
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from pipeline.casework.users import ensure_demo_users
+    from pipeline.core.settings import Settings
+    from pipeline.review import create_app
+    from pipeline.store import connect
+
+    with tempfile.TemporaryDirectory() as folder:
+        engine = connect(f"sqlite:///{folder}/eincome.db")
+        ensure_demo_users(engine)
+        app = create_app(engine, Settings(secret_key="k", airflow_db_url=airflow_db_url))
+        client = TestClient(app, follow_redirects=False)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)[1]
+        signed_in = client.post(
+            "/login", data={"username": "ops", "password": "ops", "csrf_token": token}
+        )
+        assert signed_in.status_code == 303
+        page = client.get("/ops")
+        engine.dispose()
+    assert page.status_code == 200
+    return page.text

@@ -78,8 +78,22 @@ def page_frame(config: HttpSource, items: list[dict]):
     rows = []
     for item in items:
         item = item if isinstance(item, dict) else {}  # a non-object item: every field missing
-        rows.append({c: item.get(config.fields.get(c, c)) for c in FEED_COLUMNS})
-    return pd.DataFrame(rows, columns=list(FEED_COLUMNS))
+        # API field names as configured, matched ignoring case and surrounding spaces.
+        item = {str(k).strip().lower(): v for k, v in item.items()}
+        rows.append({c: item.get(config.fields.get(c, c).strip().lower()) for c in FEED_COLUMNS})
+    # object: values stay what the API sent. Inferred, a numeric id column with a null in it
+    # became float64, and its ids were stored as "900000.0" and the null as "nan".
+    return pd.DataFrame(rows, columns=list(FEED_COLUMNS), dtype=object)
+
+
+def _went_back(cursor: str, next_cursor: str, seen: set[str]) -> bool:
+    """True when the next cursor is one already followed, or a smaller number."""
+    if next_cursor in seen:
+        return True
+    try:
+        return int(next_cursor) < int(cursor)
+    except ValueError:
+        return False
 
 
 def pull_http(
@@ -101,6 +115,7 @@ def pull_http(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     results = []
+    seen = {cursor}
     with httpx.Client(
         headers=headers, timeout=config.timeout_seconds, transport=transport
     ) as client:
@@ -122,6 +137,13 @@ def pull_http(
                 )
             if not next_cursor or next_cursor == cursor:
                 break
+            if _went_back(cursor, next_cursor, seen):
+                raise UnusableInputError(
+                    f"source {config.name}: {config.url} answered cursor {cursor!r} with next "
+                    f"cursor {next_cursor!r}, which goes backwards; stopped (the pages before are "
+                    f"stored, the watermark stays at {cursor!r})"
+                )
+            seen.add(next_cursor)
             # Only now, with the page stored, does the source move on.
             cursor = next_cursor
             set_watermark(engine, source, cursor)

@@ -94,7 +94,8 @@ def _slice_frame(config: SqlSource, rows: list[dict]):
             if record.get(feed) is not None:
                 record[feed] = str(record[feed])
         records.append(record)
-    return pd.DataFrame(records)
+    # object: values stay as the POS returned them (an int column with a NULL is not float64).
+    return pd.DataFrame(records, dtype=object)
 
 
 def _pos_engine(config: SqlSource, url: str) -> Engine:

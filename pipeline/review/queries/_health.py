@@ -3,7 +3,9 @@ recorded failures, watermarks, and one batch's quarantined rows."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, select
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, and_, func, or_, select
 
 from pipeline.core.errors import NotFoundError
 from pipeline.review.queries._region import PAGE_SIZE
@@ -15,9 +17,20 @@ from pipeline.store.schema import (
     source_watermarks,
 )
 
+# A batch still "running" after this was left by a killed ingest (the pull task's execution
+# timeout is 15 minutes): listed with the failed ones so ops see it.
+STALE_RUNNING = timedelta(hours=1)
 
-def pipeline_health(engine: Engine, *, limit: int = 50) -> dict:
-    """Last good batch per source, failed batches, batches with quarantined rows, failures."""
+
+def pipeline_health(engine: Engine, *, limit: int = 50, now: datetime | None = None) -> dict:
+    """Last good batch per source, failed (or stale running) batches, batches with quarantined
+    rows, failures."""
+    from pipeline.intake.ingest import recover_abandoned_batches
+
+    # Looking is enough to settle batches a killed ingest left "running" (their process is
+    # gone): they are marked failed and listed below like any other failure.
+    recover_abandoned_batches(engine, now=now)
+    stale_before = (now or datetime.now(UTC)) - STALE_RUNNING
     b = ingest_batches
     with engine.connect() as connection:
         last_ok = {
@@ -53,7 +66,12 @@ def pipeline_health(engine: Engine, *, limit: int = 50) -> dict:
             )
         failed = connection.execute(
             select(b)
-            .where(b.c.status.in_(("failed", "rejected")))
+            .where(
+                or_(
+                    b.c.status.in_(("failed", "rejected", "partial")),
+                    and_(b.c.status == "running", b.c.started_at < stale_before),
+                )
+            )
             .order_by(b.c.batch_id.desc())
             .limit(limit)
         ).all()

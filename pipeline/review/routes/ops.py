@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request
 
 from pipeline.casework.users import User
 from pipeline.review import queries
+from pipeline.review.airflow_runs import recent_dag_runs
 from pipeline.review.deps import csrf_protect, engine_of, need, page_number, render
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
@@ -13,7 +14,13 @@ router = APIRouter(dependencies=[Depends(csrf_protect)])
 
 @router.get("/ops")
 def ops(request: Request, user: User = need("ops.view")):
-    return render(request, "ops.html", user=user, h=queries.pipeline_health(engine_of(request)))
+    return render(
+        request,
+        "ops.html",
+        user=user,
+        h=queries.pipeline_health(engine_of(request)),
+        scheduler=recent_dag_runs(request.app.state.settings.airflow_db_url),
+    )
 
 
 @router.get("/ops/batches/{batch_id}")
