@@ -1,4 +1,10 @@
-"""Flagged point-hours -> ``anomalies`` rows -> ``cases`` (runs of consecutive flagged hours).
+"""Flagged point-hours -> ``anomalies`` rows -> ``cases``, one per point and incident.
+
+An incident is the flagged hours of one point that belong together: consecutive hours, hours
+with only closed ones between them (a night), or hours at most ``INCIDENT_GAP`` apart, whatever
+mix of kinds they show (a device off for the afternoon inside a week of under-reporting is one
+matter for an auditor, not two). Its severity follows the rupiah at stake, tempered by the
+strength of the evidence, so the top of the queue is where the money is.
 
 Rescoring a range is a replacement, never an accumulation: flags and open cases of the range are
 rebuilt from the new scores. A case a person has acted on (``case_store.ACTED_ON``: decided,
@@ -19,6 +25,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, text, update
 
 from pipeline.casework.case_store import ACTED_ON, drop_cases, open_case, rewrite_case
+from pipeline.core.money import rupiah
 from pipeline.core.times import DEFAULT_TIMEZONE
 from pipeline.reference.points import known_points, open_hours_matrix, read_registry
 from pipeline.reference.suppressions import suppressed_mask, suppression_windows
@@ -26,7 +33,10 @@ from pipeline.store.schema import anomalies, cases
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 MAX_GAP = timedelta(hours=18)  # closed hours (a night) between flags do not split a case
-MARGIN = timedelta(days=2)
+INCIDENT_GAP = timedelta(hours=48)  # flags of one point this close belong to one incident
+MARGIN = timedelta(days=2)  # >= INCIDENT_GAP: a rebuild sees every case a new flag may join
+HIGH_STAKE_RP = 1_000_000  # a case with this much at stake (and good evidence) is high
+MEDIUM_STAKE_RP = 250_000
 # PostgreSQL advisory-lock key taken by every transaction that rebuilds detector cases ("einc").
 CASE_REBUILD_LOCK = 0x65696E63
 
@@ -55,7 +65,8 @@ def _open_lookup(pts: dict[str, dict]):
 
 
 def group_runs(flags: pd.DataFrame, pts: dict[str, dict]) -> list[pd.DataFrame]:
-    """Split flags (point_id, hour_start, ...) into runs of consecutive flagged hours per point."""
+    """Split flags (point_id, hour_start, ...) into incidents per point: flagged hours at most
+    ``INCIDENT_GAP`` apart (or with only closed hours between them) belong together."""
     if flags.empty:
         return []
     closed_between = _open_lookup(pts)
@@ -67,7 +78,7 @@ def group_runs(flags: pd.DataFrame, pts: dict[str, dict]) -> list[pd.DataFrame]:
         cut = [0]
         for i in range(1, len(hours)):
             gap = hours[i] - hours[i - 1]
-            together = gap == pd.Timedelta(hours=1) or (
+            together = gap <= INCIDENT_GAP or (
                 gap <= MAX_GAP
                 and point_id in pts
                 and closed_between(point_id, hours[i - 1], hours[i])
@@ -79,19 +90,35 @@ def group_runs(flags: pd.DataFrame, pts: dict[str, dict]) -> list[pd.DataFrame]:
     return runs
 
 
+def case_severity(stake_rp: int, evidence: str) -> str:
+    """A case's severity from the rupiah at stake and its hours' strongest evidence (their own
+    severity): high for Rp 1.000.000 or more on good evidence, or strong evidence with
+    Rp 250.000 or more; medium for Rp 250.000 or more, or strong evidence; else low."""
+    rank = SEVERITY_RANK[evidence]
+    if (stake_rp >= HIGH_STAKE_RP and rank >= 1) or (rank == 2 and stake_rp >= MEDIUM_STAKE_RP):
+        return "high"
+    if stake_rp >= MEDIUM_STAKE_RP or rank == 2:
+        return "medium"
+    return "low"
+
+
 def summarise_run(run: pd.DataFrame) -> dict:
     """The case fields of one run of flagged hours."""
     # Plain lists: a backfill summarises thousands of runs, and pandas' per-call overhead on a
     # handful of rows was most of the time of recording flags.
     kinds = run["kind"].tolist()
     scores = run["score"].to_numpy(dtype=float)
+    # The incident's kind is the pattern with the most rupiah at stake among its hours (the
+    # scores break ties): a device off for the afternoon, whose silence also pulls the rest of
+    # the day's figures down, is a device-off case.
+    stakes = run["shortfall_rp"].to_numpy(dtype=float)
     weights = Counter()
-    for kind, score in zip(kinds, scores.tolist(), strict=True):
-        weights[kind] += score
+    for kind, score, stake in zip(kinds, scores.tolist(), stakes.tolist(), strict=True):
+        weights[kind] += stake + score
     kind = weights.most_common(1)[0][0]
     # The same sort as run.sort_values("score"), so ties pick the same hour.
     top = int(np.argsort(scores, kind="quicksort")[-1])
-    severity = max(run["severity"].tolist(), key=SEVERITY_RANK.__getitem__)
+    evidence = max(run["severity"].tolist(), key=SEVERITY_RANK.__getitem__)
     operators = sorted(
         {
             o
@@ -105,15 +132,24 @@ def summarise_run(run: pd.DataFrame) -> dict:
     first, last = hour_starts.min(), hour_starts.max()
     shortfall = int(run["shortfall_rp"].sum())
     hours = len(run)
-    lead = f"{hours} flagged hour{'s' if hours > 1 else ''}, suspected {kind.replace('_', ' ')}; strongest: {run['reasons'].iloc[top]}"
     counts = Counter(kinds)
+    mix = ""
+    if len(counts) > 1:
+        listed = ", ".join(
+            f"{k.replace('_', ' ')} {n} h" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])
+        )
+        mix = f" (kinds: {listed})"
+    lead = (
+        f"{hours} flagged hour{'s' if hours > 1 else ''}, suspected {kind.replace('_', ' ')}{mix},"
+        f" {rupiah(shortfall)} at stake; strongest: {run['reasons'].iloc[top]}"
+    )
     return {
         "point_id": run["point_id"].iloc[0],
         "start_at": first.to_pydatetime(),
         "end_at": (last + pd.Timedelta(hours=1)).to_pydatetime(),
         "kind": kind,
         "score": float(scores.max()),
-        "severity": severity,
+        "severity": case_severity(shortfall, evidence),
         "reasons": lead,
         "shortfall_rp": shortfall,
         "operators": ",".join(operators) or None,
@@ -379,6 +415,7 @@ registry = known_points
 
 __all__ = [
     "RecordResult",
+    "case_severity",
     "cases_from_flags",
     "group_runs",
     "list_anomalies",

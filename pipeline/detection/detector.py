@@ -150,7 +150,7 @@ def kind_evidence(frame: pd.DataFrame) -> pd.DataFrame:
                 silent,
                 0.0,
                 np.maximum(
-                    frame[["rev_drop", "count_drop", "day_drop"]].max(axis=1),
+                    frame[["rev_drop", "count_drop", "day_drop", "level_shift"]].max(axis=1),
                     np.where(skim_like, 0.0, short),
                 ),
             ),
@@ -159,39 +159,58 @@ def kind_evidence(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+SPECIFIC_KINDS = ("split_transactions", "void_abuse", "cash_skimming", "ticket_shaving")
+
+
 def suspected_kind(frame: pd.DataFrame, min_evidence: float) -> pd.Series:
-    """The pattern each row most looks like: a specific pattern whose own signal is strong wins
-    over the generic "revenue is down" (skimmed cash and shaved tickets also lower revenue)."""
+    """The pattern each row most looks like. A silent device first; then, among the specific
+    patterns whose own signal is strong, the one with the most money at stake (thirty voided
+    Rp 85.000 sales re-rung as tiny tickets are void abuse worth Rp 2.550.000, not splitting
+    worth the few thousand the tickets fell short); a specific pattern beats the generic
+    "revenue is down" (skimmed cash and shaved tickets also lower revenue)."""
     evidence = kind_evidence(frame)
     kind = evidence.idxmax(axis=1)
-    for name in (
-        "under_reporting",
-        "ticket_shaving",
-        "cash_skimming",
-        "void_abuse",
-        "split_transactions",
-        "device_off",
-    ):
-        strong = evidence[name] >= min_evidence * (0.75 if name != "under_reporting" else 1.0)
-        kind = kind.where(~strong, name)
-    return kind
+    kind = kind.where(~(evidence["under_reporting"] >= min_evidence), "under_reporting")
+    strong = evidence[list(SPECIFIC_KINDS)] >= 0.75 * min_evidence
+    # Tickets split into tiny ones lower the average ticket: that is the splitting, not shaving.
+    strong["ticket_shaving"] &= ~strong["split_transactions"]
+    if strong.to_numpy().any():
+        stake = kind_shortfalls(frame)[list(SPECIFIC_KINDS)].where(strong)
+        # Money first, evidence to break ties (splitting often has no shortfall of its own).
+        tie = evidence[list(SPECIFIC_KINDS)].where(strong).fillna(0) * 1e-6
+        best = (stake.fillna(-1.0) + tie).idxmax(axis=1)
+        kind = kind.where(~strong.any(axis=1), best)
+    return kind.where(~(evidence["device_off"] >= 0.75 * min_evidence), "device_off")
 
 
-def _shortfall(row, kind: str) -> int:
-    expected = row.expected_rev if row.expected_rev > 0 else row.usual_rev
-    if kind == "cash_skimming" and row.usual_cash < 1 and row.gross_paid > 0:
-        # Non-cash sales looked normal: the cash that should have come with them, minus the cash recorded.
-        noncash = row.gross_paid - row.cash_amount
-        return max(
-            0,
-            int(round(noncash * row.usual_cash / max(1 - row.usual_cash, 0.05) - row.cash_amount)),
-        )
-    if kind == "void_abuse":
-        usual_void_rp = row.usual_void * row.gross_paid
-        return max(0, int(round(row.void_amount + row.refund_amount - usual_void_rp)))
-    if kind == "ticket_shaving" and row.txn_count > 0:
-        return max(0, int(round(row.txn_count * row.usual_ticket - row.gross_paid)))
-    return max(0, int(round(expected - row.gross_paid)))
+def kind_shortfalls(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per row, the whole rupiah each pattern would have cost (>= 0): the generic one is usual x
+    peers minus recorded; cash skimming the cash the normal non-cash sales imply minus the cash
+    recorded; void abuse the voided and refunded amount above usual; ticket shaving the sales
+    at the usual ticket minus recorded."""
+    expected = frame["expected_rev"].where(frame["expected_rev"] > 0, frame["usual_rev"])
+    generic = (expected - frame["gross_paid"]).clip(lower=0)
+    noncash = frame["gross_paid"] - frame["cash_amount"]
+    implied = noncash * frame["usual_cash"] / (1 - frame["usual_cash"]).clip(lower=0.05)
+    skimmed = (implied - frame["cash_amount"]).clip(lower=0)
+    skimmed = skimmed.where((frame["usual_cash"] < 1) & (frame["gross_paid"] > 0), generic)
+    voided = (
+        frame["void_amount"] + frame["refund_amount"] - frame["usual_void"] * frame["gross_paid"]
+    )
+    shaved = frame["txn_count"] * frame["usual_ticket"].fillna(0) - frame["gross_paid"]
+    shaved = shaved.where(frame["txn_count"] > 0, generic)
+    out = pd.DataFrame(
+        {
+            "device_off": generic,
+            "split_transactions": generic,
+            "void_abuse": voided.clip(lower=0),
+            "cash_skimming": skimmed,
+            "ticket_shaving": shaved.clip(lower=0),
+            "under_reporting": generic,
+        },
+        index=frame.index,
+    )
+    return out.astype(float).fillna(0.0).round()
 
 
 def _reasons(row, kind: str) -> str:
@@ -294,6 +313,13 @@ def _pattern_reasons(row, kind: str) -> list[str]:
         parts.append(
             f"payer {row.payer_ref_top} paid {row.payer_hour_n:.0f} times this hour, {row.payer_day_n:.0f} times today"
         )
+    if row.level_shift >= 3 and row.shift_exp > 0:
+        days = int(row.shift_days)
+        parts.append(
+            f"revenue {_pct(1 - row.shift_rev / row.shift_exp)} below the usual x peers"
+            f" {'today' if days <= 1 else f'every day for {days} days'}"
+            f" ({rupiah(row.shift_rev)} vs {rupiah(row.shift_exp)}, {rupiah(row.shift_exp - row.shift_rev)} short)"
+        )
     if row.day_drop >= 3 and row.day_usual > 0:
         parts.append(
             f"day so far {_pct(1 - row.day_rev / row.day_usual)} below usual ({rupiah(row.day_rev)} vs {rupiah(row.day_usual)})"
@@ -314,15 +340,31 @@ def _void_operator(row) -> str | None:
     return max(named, key=lambda pair: pair[0])[1] if named else None
 
 
+NEAR_SILENT = 0.2  # an hour below this share of its expected revenue is a device mostly off
+
+
+def local_dip(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
+    """Flagged hours that are only an hour's revenue or sales down at one point, with tickets,
+    payment mix and operators normal (the kind stayed the generic ``under_reporting``), while
+    neither the day, the last days, nor an operator's shift bears it out: a rain shower or a
+    quiet afternoon at one point, not a case on its own. An hour far below its expectation
+    (under a fifth of it: a device mostly off) is kept."""
+    corroborated = rows[["day_drop", "level_shift", "op_cash_short"]].max(axis=1) >= min_evidence
+    near_silent = rows["gross_paid"] < NEAR_SILENT * rows["expected_rev"]
+    return (rows["kind"] == "under_reporting") & ~corroborated & ~near_silent
+
+
 def explain(
     frame: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, detector: LeakageDetector
 ) -> pd.DataFrame:
     """Flag rows with score, severity, kind, reasons, shortfall_rp and operators."""
     rows = frame.loc[flagged.astype(bool)].copy()
     rows["score"] = np.asarray(scores)[flagged.astype(bool)]
+    if not rows.empty:
+        rows["kind"] = suspected_kind(rows, detector.min_evidence)
+        rows = rows[~local_dip(rows, detector.min_evidence)]
     if rows.empty:
         return rows.assign(kind=[], severity=[], reasons=[], shortfall_rp=[], operators=[])
-    rows["kind"] = suspected_kind(rows, detector.min_evidence)
     evidence = rows[list(FEATURES)].max(axis=1)
     rows["severity"] = np.select(
         [
@@ -332,10 +374,12 @@ def explain(
         ["high", "medium"],
         "low",
     )
-    reasons, shortfalls, operators = [], [], []
+    stakes = kind_shortfalls(rows)
+    column = stakes.columns.get_indexer(rows["kind"])
+    shortfalls = stakes.to_numpy()[np.arange(len(rows)), column].astype(np.int64)
+    reasons, operators = [], []
     for row in rows.itertuples(index=False):
         reasons.append(_reasons(row, row.kind))
-        shortfalls.append(_shortfall(row, row.kind))
         if (
             row.kind == "cash_skimming"
             and row.op_cash_drop >= 3

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from pipeline.detection.features.baseline import baseline_window, slot_usuals, usual_window
 from pipeline.detection.features.baseline_cache import baseline_path, read_baseline, write_baseline
+from pipeline.detection.features.change_points import LEVEL_SHIFT_DAYS
 from pipeline.detection.features.config import (
     CAP,
     FEATURES,
@@ -107,8 +108,9 @@ def compute_features(
     )
     cache_path = baseline_path(engine, Path(cache_dir), *window, config) if cache_dir else None
     cached = read_baseline(cache_path, pts) if cache_path is not None else None
-    # A week before the range so the day-level rolling windows are complete.
-    range_begin = start_ts - pd.Timedelta(days=max(HORIZONS))
+    # Days before the range so the day-level rolling windows and the level-shift CUSUM are
+    # complete.
+    range_begin = start_ts - pd.Timedelta(days=max(*HORIZONS, LEVEL_SHIFT_DAYS))
     if cached is None:
         load_begin = min(hour_floor_utc(window[0]), range_begin)
         load_end = max(hour_floor_utc(window[1]), end_ts)

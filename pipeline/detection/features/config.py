@@ -21,6 +21,7 @@ FEATURES = (
     "payer_repeat",  # one payer paying the point again and again
     "day_drop",  # the day's (3, 7 days') revenue below usual x peers (slow under-reporting)
     "ticket_day_drop",  # the day's (3, 7 days') average ticket below usual (ticket shaving)
+    "level_shift",  # the day's revenue vs usual x peers has shifted down and stayed (CUSUM)
     "silence",  # a run of open hours without a single sale where sales were expected
 )
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

@@ -8,12 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.detection.features.change_points import level_shift
 from pipeline.detection.features.config import CAP, HORIZONS, FeatureConfig
 from pipeline.detection.features.hour_signals import damp_of, expected_open
 from pipeline.detection.features.peers import peer_median
 from pipeline.detection.features.rolling import rolling_sum
 
-DAY_SUMS = ["rev", "usual", "usual_cnt", "cnt", "at_usual_ticket"]
+CLOSED_PEERS = 0.2  # peers at under this share of their usual day: closed, not a yardstick
+DAY_SUMS = ["rev", "usual", "usual_cnt", "cnt", "at_usual_ticket", "any_n"]
 DAY_COLUMNS = [
     "day_rev",
     "day_usual",
@@ -22,6 +24,10 @@ DAY_COLUMNS = [
     "day_ticket_ratio",
     "day_drop",
     "ticket_day_drop",
+    "level_shift",
+    "shift_days",
+    "shift_rev",
+    "shift_exp",
 ]
 
 
@@ -32,17 +38,28 @@ def day_signals(
     day = _day_totals(frame)
     day = _usual_whole_days(day, frame, slots, scales)
     day = _horizon_drops(day, scales)
+    day = day.join(
+        level_shift(day, day["pos"].map(scales["phi_day"]).fillna(0.15), _ordinary_days(day, frame))
+    )
     day = day.rename(columns={"rev": "day_rev", "usual": "day_usual"})
     frame = frame.merge(
         day[["pos", "local_date", *DAY_COLUMNS]], on=["pos", "local_date"], how="left"
     )
     expected = expected_open(frame)
-    for column in ("day_drop", "ticket_day_drop"):
+    for column in ("day_drop", "ticket_day_drop", "level_shift"):
         frame[column] = frame[column].where(expected, 0).fillna(0)
     damp = damp_of(frame, config)
     frame["day_drop"] = frame["day_drop"] * damp
     frame["ticket_day_drop"] = frame["ticket_day_drop"] * damp
     return frame
+
+
+def _ordinary_days(day: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """Per day row, 1 on an ordinary day and 0 on a holiday or regional event."""
+    special = frame["holiday"].notna().groupby([frame["pos"], frame["local_date"]]).any()
+    keys = pd.MultiIndex.from_frame(day[["pos", "local_date"]])
+    on_holiday = special.reindex(keys).fillna(False).to_numpy(dtype=bool)
+    return np.where(on_holiday, 0.0, 1.0)
 
 
 def _day_totals(frame: pd.DataFrame) -> pd.DataFrame:
@@ -58,6 +75,7 @@ def _day_totals(frame: pd.DataFrame) -> pd.DataFrame:
                 "usual": frame["usual_rev"].where(expected, 0),
                 "usual_cnt": frame["usual_cnt"].where(expected, 0),
                 "cnt": cnt,
+                "any_n": frame["txn_count"] + frame["void_count"] + frame["refund_count"],
                 # What these sales would have come to at the usual ticket of each hour.
                 "at_usual_ticket": (cnt * frame["usual_ticket"]).fillna(0),
                 "peer_group": frame["peer_group"],
@@ -115,6 +133,13 @@ def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
         z_ticket[h] = ((ticket / peer_t - 1) / sd_t).fillna(0)
         if h == 1:
             day["day_ratio"], day["day_peer"], day["day_ticket_ratio"] = ratio, peer, ticket
+            # What the level-shift CUSUM reads: the day against usual x peers.
+            # Days before the point's first transaction in view are no evidence: it was not
+            # there yet (or the data starts later).
+            started = day.groupby("pos")["any_n"].cumsum() > 0
+            # ... nor are days the peers were closed too (a holiday the calendar does not know).
+            day["rel"] = (ratio / peer).where(started & (peer >= CLOSED_PEERS))
+            day["expected"] = rolled["usual"] * peer
     day["day_drop"] = _sustained_drop(z_rev)
     day["ticket_day_drop"] = _sustained_drop(z_ticket)
     return day

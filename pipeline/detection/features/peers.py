@@ -6,6 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+SILENT_PEER_SHARE = 0.5  # this share of the peers' usual sales silent too: a closure, not a device
+SILENT_PEER_MASS = 3.0  # ... and those silent peers usually make this many sales an hour
+
 
 def peer_groups(pts: pd.DataFrame, min_peers: int) -> np.ndarray:
     """Each point's peer group: type + district when it has enough points, else the type
@@ -18,25 +21,56 @@ def peer_groups(pts: pd.DataFrame, min_peers: int) -> np.ndarray:
     )
 
 
+def _hour_groups(frame: pd.DataFrame, key: str | None) -> pd.Series:
+    """One integer per (group, hour) (-1 where the row has no group): the same groups as
+    grouping by the text and time columns, several times faster to hash."""
+    hour, hours = pd.factorize(frame["hour_start"])
+    if key is None:
+        return pd.Series(hour, index=frame.index)
+    codes = pd.factorize(frame[key])[0].astype(np.int64)
+    return pd.Series(np.where(codes >= 0, codes * len(hours) + hour, -1), index=frame.index)
+
+
 def peer_median(
     frame: pd.DataFrame, values: pd.Series, valid: pd.Series, min_count: int
 ) -> pd.Series:
     """Median of ``values`` over the row's peers in the same hour (district group, else type group,
-    else all points); NaN when too few peers had a usual level."""
+    else all points); where even all points have fewer than ``min_count`` valid values (a
+    registry of two or three points), the mean of the *other* points' values, so two points
+    closed together on a day the calendar does not know read as peers closed, not as a loss.
+    NaN when no other point had a usual level."""
     result = pd.Series(np.nan, index=frame.index)
     masked = values.where(valid)
-    # Grouped by one integer per (group, hour): the same groups as grouping by the text and
-    # time columns, several times faster to hash.
-    hour, hours = pd.factorize(frame["hour_start"])
     for key in ("peer_group", "revenue_type", None):
-        if key is None:
-            group = hour
-        else:
-            codes = pd.factorize(frame[key])[0].astype(np.int64)
-            group = np.where(codes >= 0, codes * len(hours) + hour, -1)
-        by = pd.Series(group, index=frame.index)
-        grouped = masked.groupby(by.where(by >= 0) if (group < 0).any() else by)
+        by = _hour_groups(frame, key)
+        grouped = masked.groupby(by.where(by >= 0) if (by < 0).any() else by)
         median = grouped.transform("median")
         count = grouped.transform("count")
         result = result.fillna(median.where(count >= min_count))
+    if result.isna().any():
+        by = _hour_groups(frame, None)
+        total = masked.fillna(0).groupby(by).transform("sum")
+        count = masked.groupby(by).transform("count")
+        own = masked.notna()
+        others = count - own.astype(int)
+        others_mean = (total - masked.fillna(0)) / others.where(others > 0)
+        result = result.fillna(others_mean)
     return result
+
+
+def peers_silent(frame: pd.DataFrame, silent: pd.Series, usual_cnt: pd.Series) -> pd.Series:
+    """True where the *other* points that usually trade this hour (the peer group, else the type
+    regency-wide, else every point) were mostly silent too: at least half of their usual sales
+    fell in points that recorded nothing, and that silence is itself no chance (those points
+    usually make 3 or more sales an hour between them). A holiday or a local closure the
+    calendar does not know: the peers are the evidence."""
+    result = pd.Series(np.nan, index=frame.index)
+    weight = usual_cnt.fillna(0.0).clip(lower=0.0)
+    silent_weight = weight.where(silent, 0.0)
+    for key in ("peer_group", "revenue_type", None):
+        by = _hour_groups(frame, key)
+        others = weight.groupby(by).transform("sum") - weight
+        others_silent = silent_weight.groupby(by).transform("sum") - silent_weight
+        closed = (others_silent >= SILENT_PEER_MASS) & (others_silent >= SILENT_PEER_SHARE * others)
+        result = result.fillna(closed.astype(float).where((by >= 0) & (others > 0)))
+    return result.fillna(0.0) > 0.5

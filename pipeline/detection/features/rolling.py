@@ -28,3 +28,11 @@ def rolling_sum(frame: pd.DataFrame, by: list[str], columns: list[str], rows: in
     group_starts = (keys != keys.shift()).any(axis=1).to_numpy()
     windows = _GroupWindows(window_size=rows, group_starts=group_starts)
     return frame[columns].rolling(windows, min_periods=1).sum()
+
+
+def rolling_min(frame: pd.DataFrame, by: list[str], columns: list[str], rows: int) -> pd.DataFrame:
+    """``rolling_sum``'s windows, the minimum instead of the sum."""
+    keys = frame[by]
+    group_starts = (keys != keys.shift()).any(axis=1).to_numpy()
+    windows = _GroupWindows(window_size=rows, group_starts=group_starts)
+    return frame[columns].rolling(windows, min_periods=1).min()

@@ -1,0 +1,82 @@
+"""The level-shift CUSUM on tiny planted day series (no database): a sustained drop is raised
+within three days whatever day it starts on (a holiday included) and stays raised while it
+lasts; one bad day, ordinary noise and a small point's ordinary days are not a shift; a small
+point's lasting drop is raised once a week of its sales makes the case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.detection.features.change_points import level_shift
+
+DAYS = 28
+
+
+def day_frame(rel, *, usual_cnt: float = 300.0, usual_rev: float = 1_500_000.0) -> pd.DataFrame:
+    """One point's days: ``rel`` the day's revenue over usual x peers."""
+    rel = np.asarray(rel, dtype=float)
+    return pd.DataFrame(
+        {
+            "pos": 0,
+            "local_date": pd.date_range("2026-03-01", periods=len(rel), freq="D").date,
+            "rel": rel,
+            "usual_cnt": usual_cnt,
+            "rev": rel * usual_rev,
+            "expected": usual_rev,
+        }
+    )
+
+
+def _shift(frame, phi=0.1, weight=None):
+    weight = np.ones(len(frame)) if weight is None else weight
+    return level_shift(frame, pd.Series(phi, index=frame.index), weight)
+
+
+def test_a_sustained_drop_starting_on_a_holiday_is_raised_within_three_days_and_stays():
+    rng = np.random.default_rng(1)
+    rel = 1 + rng.normal(0, 0.08, DAYS)
+    start = 14  # a holiday: no evidence either way
+    rel[start:] *= 0.67
+    weight = np.ones(DAYS)
+    weight[start] = 0.0
+    out = _shift(day_frame(rel), weight=weight)
+    assert (out["level_shift"].iloc[:start] < 3).all()
+    raised = np.flatnonzero(out["level_shift"].to_numpy() >= 3)
+    assert raised.min() <= start + 2  # within 1-3 days of the first day
+    # and it does not fade as the drop goes on: every later day still raised
+    assert (out["level_shift"].iloc[start + 2 :] >= 3).all()
+    assert out["level_shift"].iloc[start] == 0  # nothing flagged on the holiday itself
+    last = out.iloc[-1]
+    assert last["shift_days"] >= 10
+    assert last["shift_exp"] - last["shift_rev"] > 0.25 * last["shift_exp"]
+
+
+def test_one_bad_day_is_not_a_level_shift():
+    rel = np.ones(DAYS)
+    rel[20] = 0.55  # a device off for the afternoon
+    assert (_shift(day_frame(rel))["level_shift"] == 0).all()
+
+
+def test_ordinary_noise_is_not_a_level_shift():
+    rng = np.random.default_rng(7)
+    rel = 1 + rng.normal(0, 0.1, 200)
+    assert (_shift(day_frame(rel))["level_shift"] < 3).all()
+
+
+def test_a_small_points_ordinary_days_are_not_a_shift_and_its_week_of_40pct_drop_is():
+    """About one sale an hour (14 a day): a day is mostly counting noise, a week is not."""
+    rng = np.random.default_rng(3)
+    usual = 14.0
+    counts = rng.poisson(usual, 120).astype(float)
+    counts[-7:] = rng.poisson(usual * 0.6, 7)
+    rel = counts / usual
+    out = _shift(day_frame(rel, usual_cnt=usual, usual_rev=usual * 5000), phi=0.3)
+    assert (out["level_shift"].iloc[:-7] < 3).all()
+    assert out["level_shift"].iloc[-7:].max() >= 3
+
+
+def test_days_without_a_yardstick_add_nothing():
+    rel = np.full(DAYS, np.nan)
+    out = _shift(day_frame(rel))
+    assert (out["level_shift"] == 0).all() and (out["shift_days"] == 0).all()
