@@ -35,7 +35,9 @@ def test_hourly_detect_clears_a_device_off_case_whose_sales_synced_late(tmp_path
     runtime = runtime_from_env()
     engine = runtime.engine
     pts = make_points(6)
-    txns = make_transactions(pts, days=DAYS, seed=8, scale=0.9)
+    # A world where the silent afternoon is an incident of its own: with seed 8 a later flag the
+    # same day joins its case (one case per incident), which late sales then reshape, not clear.
+    txns = make_transactions(pts, days=DAYS, seed=5, scale=0.9)
     missing = in_window(txns, *SILENT)
     load_world(engine, pts, txns[~missing])
     backfill(
