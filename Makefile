@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := postgres,web,airflow,dev
 
-.PHONY: install chromium demo test test-fast test-ingest-property lint format bench serve up down migration clean airflow-check
+.PHONY: install chromium demo test test-fast test-ingest-property lint format bench serve up down migration clean airflow-check base-install-check
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,3 +65,7 @@ migration: install
 
 clean:
 	rm -rf $(VENV) var
+
+# A plain `pip install eincome` (no extras) in a fresh venv: points, ingest, backfill, anomalies, cases.
+base-install-check:
+	bash scripts/base_install_check.sh
