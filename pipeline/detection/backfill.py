@@ -191,14 +191,8 @@ def score_range(
     cache_dir = Path(models_dir) / "baselines" if cache_baseline else None
     if hindsight:
         model = load_model(engine, models_dir, model_version)
-        features = compute_features(
-            engine,
-            start,
-            end,
-            config=model.config,
-            calendar=calendar,
-            span=span,
-            cache_dir=cache_dir,
+        features = _model_features(
+            engine, model, start, end, calendar=calendar, span=span, cache_dir=cache_dir
         )
         if before_recording is not None:
             before_recording(flag_hours(features, model.detector))
@@ -267,17 +261,23 @@ def _week_features(
 ) -> tuple[pd.DataFrame, datetime]:
     """Features of [start, end), inside one week, judged by its retrain moment's usual levels."""
     usual_until = last_moment(start)
-    features = compute_features(
+    features = _model_features(
         engine,
+        model,
         start,
         end,
-        config=model.config,
         calendar=calendar,
         span=span,
         cache_dir=cache_dir,
         baseline_end=usual_until,
     )
     return features, usual_until
+
+
+def _model_features(engine: Engine, model, start: datetime, end: datetime, **options):
+    """``compute_features`` with the model's own feature config: the one call every score makes
+    (``baseline_end`` given: point in time; left out: the hindsight way)."""
+    return compute_features(engine, start, end, config=model.config, **options)
 
 
 def _combined(results: list[ScoreResult], start: datetime, end: datetime) -> ScoreResult:
@@ -548,9 +548,7 @@ def _backfill_in_hindsight(
         if done is not None and pd.Timestamp(b) <= done:
             skipped += 1
         else:
-            features = compute_features(
-                engine, a, b, config=model.config, calendar=calendar, span=span
-            )
+            features = _model_features(engine, model, a, b, calendar=calendar, span=span)
             result = _score_features(engine, model, features, a, b)
             del features  # not alive while the next chunk's are built
             hours += result.hours_scored
