@@ -14,6 +14,7 @@ E="$work/venv/bin/eincome"
 if "$work/venv/bin/python" -c "import fastapi" 2>/dev/null; then
     echo "base install check: fastapi came with the base install" >&2; exit 1
 fi
+"$work/venv/bin/python" -c "from pipeline.store.bulk import adbc_available; assert adbc_available(), 'pyarrow/ADBC missing from the base install'"
 "$E" simulate --out "$work/sim" --points 12 --weeks 6 >/dev/null
 "$E" points load "$work/sim/points.csv"
 "$E" ingest --json "$work"/sim/feeds/* > "$work/ingest.json"

@@ -1,20 +1,46 @@
 """Bulk writes for the hot paths (ingest, aggregation): one round trip per chunk, not per row.
 
-SQLite gets ``executemany`` of pre-formatted tuples inside the caller's transaction; PostgreSQL
-gets ``COPY ... FROM STDIN`` of CSV text. Times are passed as text in the exact form each backend stores:
-SQLite keeps SQLAlchemy's naive-UTC ``YYYY-MM-DD HH:MM:SS.ffffff`` (so range comparisons with
-values SQLAlchemy binds compare like with like); PostgreSQL gets ISO-8601 with ``+00``.
+The fast path is Arrow + ADBC (``format_rows`` builds a ``pyarrow.Table`` from the columns, no
+Python objects per row): the rows are bulk-ingested by ADBC into a *stage* outside the caller's
+transaction - on PostgreSQL an UNLOGGED table filled by COPY in binary (adbc-driver-postgresql),
+on SQLite a scratch database file (adbc-driver-sqlite, journal off) - and then moved into the
+target with one ``INSERT ... SELECT`` on the caller's SQLAlchemy connection, inside its
+transaction. So the batch stays one transaction (a crash leaves only a scratch stage, never half
+a batch), SQLAlchemy stays the schema and query layer, and the ADBC connection is made from the
+same engine's URL. Why staged and not ADBC into the target directly: ADBC cannot join the
+SQLAlchemy connection's transaction (its own session on PostgreSQL, its own connection to the
+file on SQLite, where there is one writer at a time).
+
+SQLite can attach only ``SQLITE_MAX_ATTACHED`` (10) databases to a connection, and an attached
+stage that was read stays attached (locked) until the transaction ends: a transaction gets
+``SQLITE_STAGE_SLOTS`` staged writes, then falls back to the classic path.
+
+The classic path (no ADBC, another database, or the slots used up): SQLite gets ``executemany``
+of tuples inside the caller's transaction; PostgreSQL gets ``COPY ... FROM STDIN`` of CSV text.
+Times are given as ``datetime64[us]`` arrays (naive UTC) and stored in the exact form each
+backend stores: SQLite keeps SQLAlchemy's naive-UTC ``YYYY-MM-DD HH:MM:SS.ffffff`` text (so range
+comparisons with values SQLAlchemy binds compare like with like); PostgreSQL gets TIMESTAMPTZ.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
+
+SQLITE_STAGE_SLOTS = 7  # of SQLite's 10 attachable databases; the rest left for callers
+_STAGE_PREFIX = "eincome_stage_"
+# Stage names carry the host and process, so a sweep drops only stages of processes it can see.
+_HOST = uuid.uuid5(uuid.NAMESPACE_DNS, socket.gethostname()).hex[:6]
 
 
 def utc_text(micros: np.ndarray, dialect: str) -> list[str]:
@@ -30,9 +56,36 @@ def utc_text(micros: np.ndarray, dialect: str) -> list[str]:
     return formatted[inverse.reshape(-1)].tolist()
 
 
+def adbc_available() -> bool:
+    """Whether pyarrow and the ADBC drivers are importable (they are core dependencies; a
+    trimmed install without them still ingests, on the classic path)."""
+    try:
+        import adbc_driver_postgresql.dbapi  # noqa: F401
+        import adbc_driver_sqlite.dbapi  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# The Arrow + ADBC path is taken when its packages are there; tests switch it off to pin the
+# classic path (a trimmed install's).
+ARROW_WRITES = adbc_available()
+
+
+def uses_arrow(connection: Connection) -> bool:
+    """Whether bulk writes on ``connection`` take the Arrow + ADBC path."""
+    if not ARROW_WRITES or connection.dialect.name not in ("sqlite", "postgresql"):
+        return False
+    if connection.dialect.name == "sqlite":
+        return _sqlite_file(connection) is not None
+    return True
+
+
 @dataclass(frozen=True)
 class BulkRows:
-    """Rows formatted for one backend's bulk write: tuples for SQLite, CSV text for PostgreSQL.
+    """Rows formatted for one backend's bulk write: a ``pyarrow.Table`` on the ADBC path, else
+    tuples for SQLite and CSV text for PostgreSQL.
 
     Formatting is pure Python/pandas work and writing is mostly the database's, so a caller can
     format the next block on a worker thread while this one is written (see ``prefetched``).
@@ -40,18 +93,28 @@ class BulkRows:
 
     columns: tuple[str, ...]
     count: int
-    payload: list[tuple] | str
+    payload: list[tuple] | str | object  # object: a pyarrow.Table
 
 
-def format_rows(dialect: str, columns: Mapping[str, Sequence]) -> BulkRows:
-    """Rows given column-wise (name -> equal-length list, None for NULL) in ``dialect``'s bulk form.
+def format_rows(dialect: str, columns: Mapping[str, Sequence], *, arrow: bool = False) -> BulkRows:
+    """Rows given column-wise (name -> equal-length list or array, None for NULL; times as
+    ``datetime64[us]`` naive UTC) in ``dialect``'s bulk form; ``arrow``: as a pyarrow Table for
+    the ADBC path (see ``uses_arrow``).
 
-    PostgreSQL gets CSV text formatted by pandas in C rather than row by row in Python; an
-    unquoted empty field is NULL in COPY's CSV format, so stored text columns must not hold empty
-    strings (feeds read an empty field as missing).
+    PostgreSQL's classic form is CSV text formatted by pandas in C rather than row by row in
+    Python; an unquoted empty field is NULL in COPY's CSV format, so stored text columns must
+    not hold empty strings (feeds read an empty field as missing).
     """
     names = tuple(columns)
     count = len(columns[names[0]]) if names else 0
+    if arrow:
+        return BulkRows(names, count, _arrow_table(dialect, columns))
+    columns = {
+        name: utc_text(values.astype("datetime64[us]").view(np.int64), dialect)
+        if _is_time(values)
+        else values
+        for name, values in columns.items()
+    }
     if dialect == "postgresql":
         import pandas as pd
 
@@ -61,11 +124,17 @@ def format_rows(dialect: str, columns: Mapping[str, Sequence]) -> BulkRows:
     return BulkRows(names, count, records)
 
 
-def copy_rows(connection: Connection, table: str, rows: BulkRows) -> None:
-    """Append formatted rows to ``table`` (SQLite: executemany; PostgreSQL: COPY) inside the
-    caller's transaction. A constraint violation raises SQLAlchemy's ``IntegrityError`` on both."""
+def copy_rows(connection: Connection, table: str, rows: BulkRows, *, keep_slots: int = 0) -> None:
+    """Append formatted rows to ``table`` inside the caller's transaction (Arrow: staged by
+    ADBC, then INSERT ... SELECT; classic: SQLite executemany, PostgreSQL COPY csv). A constraint
+    violation raises SQLAlchemy's ``IntegrityError`` on every path. ``keep_slots``: SQLite stage
+    slots to leave for later writes of the transaction (else this write goes the classic way)."""
     if not rows.count:
         return
+    if not isinstance(rows.payload, (list, str)):
+        if _stage_and_insert(connection, table, rows.columns, [rows.payload], keep_slots):
+            return
+        rows = _classic(connection.dialect.name, rows)
     quoted = ", ".join(rows.columns)
     if connection.dialect.name == "postgresql":
         import psycopg
@@ -86,9 +155,210 @@ def copy_rows(connection: Connection, table: str, rows: BulkRows) -> None:
     )
 
 
+def copy_many(connection: Connection, table: str, parts: Iterable[BulkRows]) -> None:
+    """Append several formatted parts (all of one form) to ``table``: on the Arrow path one
+    stage takes them all and one INSERT ... SELECT moves them, so memory holds one part."""
+    iterator = iter(parts)
+    first = next((part for part in iterator if part.count), None)
+    if first is None:
+        return
+    if isinstance(first.payload, (list, str)):
+        copy_rows(connection, table, first)
+        for part in iterator:
+            copy_rows(connection, table, part)
+        return
+    tables = (part.payload for part in _chain(first, iterator) if part.count)
+    if not _stage_and_insert(connection, table, first.columns, tables, 0):
+        for part in _chain(first, iterator):
+            copy_rows(connection, table, _classic(connection.dialect.name, part))
+
+
+def _chain(first, rest: Iterator) -> Iterator:
+    yield first
+    yield from rest
+
+
 def copy_columns(connection: Connection, table: str, columns: Mapping[str, Sequence]) -> None:
     """``format_rows`` then ``copy_rows``, for writers with nothing to overlap."""
-    copy_rows(connection, table, format_rows(connection.dialect.name, columns))
+    arrow = uses_arrow(connection)
+    copy_rows(connection, table, format_rows(connection.dialect.name, columns, arrow=arrow))
+
+
+# --- the Arrow + ADBC path ----------------------------------------------------------------
+
+
+def _is_time(values) -> bool:
+    return isinstance(values, np.ndarray) and values.dtype.kind == "M"
+
+
+def _arrow_table(dialect: str, columns: Mapping[str, Sequence]):
+    import pyarrow as pa
+
+    arrays = {}
+    for name, values in columns.items():
+        if _is_time(values):
+            micros = values.astype("datetime64[us]").view(np.int64)
+            if dialect == "sqlite":
+                arrays[name] = pa.array(utc_text(micros, dialect), pa.string())
+            else:
+                arrays[name] = pa.array(micros, pa.timestamp("us", tz="UTC"))
+        elif isinstance(values, np.ndarray) and values.dtype.kind in "iub":
+            arrays[name] = pa.array(values.astype(np.int64))
+        elif isinstance(values, (pa.Array, pa.ChunkedArray)):
+            arrays[name] = values
+        else:
+            array = pa.array(_as_list(values), from_pandas=True)
+            if pa.types.is_null(array.type):
+                array = array.cast(pa.string())  # an all-NULL text column
+            arrays[name] = array
+    return pa.table(arrays)
+
+
+def _classic(dialect: str, rows: BulkRows) -> BulkRows:
+    """An Arrow BulkRows in the classic form (no stage slot left on this transaction)."""
+    table = rows.payload
+    columns = {}
+    for name in rows.columns:
+        column = table.column(name)
+        columns[name] = column.to_pylist()
+    return format_rows(dialect, columns)
+
+
+def adbc_uri(connection: Connection) -> str:
+    """The libpq URI of the SQLAlchemy connection's PostgreSQL database (password kept)."""
+    url = connection.engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def _sqlite_file(connection: Connection) -> str | None:
+    database = connection.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+_PG_TYPES = {"int64": "BIGINT", "string": "TEXT", "large_string": "TEXT", "bool": "BOOLEAN"}
+
+
+def _pg_type(arrow_type) -> str:
+    if str(arrow_type).startswith("timestamp"):
+        return "TIMESTAMPTZ"
+    return _PG_TYPES[str(arrow_type)]
+
+
+def _stage_and_insert(
+    connection: Connection, table: str, columns: Sequence[str], tables: Iterable, keep_slots: int
+) -> bool:
+    """Stage the Arrow ``tables`` by ADBC and move them into ``table`` in the caller's
+    transaction; False when no stage can be used here (the caller then writes the classic
+    way; ``tables`` is then untouched)."""
+    names = ", ".join(columns)
+    stage = None
+    if connection.dialect.name == "postgresql":
+        stage = source = _pg_stage(connection, tables)
+    else:
+        source = _sqlite_stage(connection, tables, keep_slots)
+        if source is None:
+            return False
+    savepoint = connection.begin_nested()
+    try:
+        connection.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM {source}")
+    except IntegrityError:
+        savepoint.rollback()
+        if stage:
+            connection.exec_driver_sql(f"DROP TABLE {stage}")
+        raise
+    savepoint.commit()
+    if stage:
+        # Dropped in the caller's transaction: gone on commit; after a crash it is left over
+        # for ``drop_stale_stages``.
+        connection.exec_driver_sql(f"DROP TABLE {stage}")
+    return True
+
+
+def _pg_stage(connection: Connection, tables: Iterable) -> str:
+    """An UNLOGGED table filled by ADBC's binary COPY, committed on ADBC's own session."""
+    import adbc_driver_postgresql.dbapi as adbc_pg
+
+    stage = f"{_STAGE_PREFIX}{_HOST}_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    with adbc_pg.connect(adbc_uri(connection)) as adbc, adbc.cursor() as cursor:
+        for number, table in enumerate(tables):
+            if not number:
+                fields = ", ".join(f"{f.name} {_pg_type(f.type)}" for f in table.schema)
+                cursor.execute(f"CREATE UNLOGGED TABLE {stage} ({fields})")
+            cursor.adbc_ingest(stage, table, mode="append")
+        adbc.commit()
+    return stage
+
+
+def _sqlite_stage(connection: Connection, tables: Iterable, keep_slots: int) -> str | None:
+    """A scratch SQLite file filled by ADBC and attached to ``connection``; None when this
+    transaction has no stage slot to spare. Detached and deleted by ``release_stages``."""
+    import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+    attached = connection.info.setdefault("eincome_stages", [])
+    if len(attached) + keep_slots >= SQLITE_STAGE_SLOTS:
+        return None
+    folder = Path(_sqlite_file(connection)).parent
+    handle, path = tempfile.mkstemp(prefix=".eincome-stage-", suffix=".db", dir=folder)
+    os.close(handle)
+    try:
+        with adbc_sqlite.connect(path, autocommit=True) as adbc, adbc.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode=OFF")  # a scratch file: nothing to recover
+            cursor.execute("PRAGMA synchronous=OFF")
+            cursor.execute("BEGIN")
+            for table in tables:
+                cursor.adbc_ingest("rows", table, mode="create_append")
+            cursor.execute("COMMIT")
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+    alias = f"eincome_stage{len(attached)}"
+    connection.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (path,))
+    attached.append((alias, path))
+    return f"{alias}.rows"
+
+
+def release_stages(connection: Connection) -> None:
+    """SQLite: detach and delete the stages this connection attached; call it outside a
+    transaction (after the batch committed or rolled back)."""
+    attached = connection.info.pop("eincome_stages", [])
+    for alias, path in attached:
+        try:
+            connection.exec_driver_sql(f"DETACH DATABASE {alias}")
+        finally:
+            Path(path).unlink(missing_ok=True)
+    if attached:
+        connection.commit()
+
+
+def drop_stale_stages(connection: Connection) -> list[str]:
+    """PostgreSQL: drop the stage tables of processes that are gone (a killed batch's stages
+    were dropped in its transaction, which never committed); returns their names."""
+    if connection.dialect.name != "postgresql":
+        return []
+    names = connection.exec_driver_sql(
+        "SELECT tablename FROM pg_tables WHERE tablename LIKE 'eincome\\_stage\\_%%'"
+    ).scalars()
+    dropped = []
+    for name in names.all():
+        host, _, rest = name[len(_STAGE_PREFIX) :].partition("_")
+        pid = rest.split("_")[0]
+        if host == _HOST and pid.isdigit() and not _alive(int(pid)):
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+            dropped.append(name)
+    connection.commit()
+    return dropped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 _COPY_BLOCK = 8 << 20  # characters per COPY write: bounded buffers, few round trips

@@ -47,7 +47,12 @@ def frame_chunk(frame: pd.DataFrame, *, source_ref: str) -> FeedChunk:
             if values.dtype == object:
                 structured = values.map(lambda v: isinstance(v, (dict, list))).to_numpy(bool)
                 nonscalar[structured & pd.isna(nonscalar)] = column
-            text = values.map(_as_text)
+            # Built as object, never inferred: with pyarrow installed pandas 3 would infer an
+            # Arrow-backed str column, which refuses a lone surrogate the validator must see.
+            text = pd.Series(
+                np.array([_as_text(v) for v in values.to_numpy(dtype=object)], dtype=object),
+                dtype=object,
+            )
         out[column] = text.astype(object)
     line_no = np.arange(1, len(frame) + 1, dtype=np.int64)
     return FeedChunk(

@@ -35,9 +35,7 @@ from pipeline.intake.ingest.chunks import _Counts, _prepare_chunk, _PreparedChun
 from pipeline.intake.ingest.writer import _TransactionWriter
 from pipeline.intake.late_rows import queue_late_hours
 from pipeline.intake.validate import DEFAULT_EARLIEST
-from pipeline.store.bulk import (
-    prefetched,
-)
+from pipeline.store.bulk import drop_stale_stages, prefetched, release_stages
 from pipeline.store.schema import ingest_batches, points, quarantine
 
 
@@ -141,6 +139,7 @@ def _run_batch(
     try:
         recover_abandoned_batches(engine)
         connection = engine.connect()
+        drop_stale_stages(connection)
     except SQLAlchemyError as exc:
         raise BatchFailedError(f"{source_ref}: cannot start the batch: {_one_line(exc)}") from None
     batch_id = None
@@ -164,6 +163,10 @@ def _run_batch(
             _close_batch(engine, batch_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        try:
+            release_stages(connection)
+        except SQLAlchemyError:
+            pass  # the connection is broken; it is closed below, its stages with it
         if batch_id is not None:
             _release_batch_lock(connection, batch_id)
         _wait_for_writers(connection, timedelta(seconds=30))  # the pool's usual wait again

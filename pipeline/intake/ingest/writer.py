@@ -13,11 +13,13 @@ from pipeline.store.bulk import (
     copy_rows,
     format_rows,
     nullable,
-    utc_text,
+    uses_arrow,
 )
 
 CONTENT_FIELDS = ("occurred_at", "amount", "payment_method", "status", "operator_id", "payer_ref")
 STAGE_COLUMNS = ("pos", "point_id", "txn_id", *CONTENT_FIELDS)
+_TEXT = ("point_id", "txn_id", "payment_method", "status")
+_OPTIONAL = ("operator_id", "payer_ref")
 
 
 # --- writing transactions: a bulk append, or staged and compared when keys are already stored ---
@@ -37,6 +39,7 @@ class _TransactionWriter:
         self.batch_id = batch_id
         self.dialect = connection.dialect.name
         time_type = "TEXT" if self.dialect == "sqlite" else "TIMESTAMPTZ"
+        self.arrow = uses_arrow(connection)
         connection.exec_driver_sql("DROP TABLE IF EXISTS ingest_stage")
         connection.exec_driver_sql(
             "CREATE TEMP TABLE ingest_stage (pos BIGINT NOT NULL, point_id TEXT NOT NULL, "
@@ -46,30 +49,36 @@ class _TransactionWriter:
         # On SQLite the batch's transaction is already open (BEGIN IMMEDIATE), so the
         # savepoints of ``append`` nest in it rather than starting (and committing) their own.
 
-    def _columns(self, rows: pd.DataFrame) -> dict[str, list]:
+    def _columns(self, rows: pd.DataFrame) -> dict[str, list | np.ndarray]:
+        if self.arrow:  # column arrays straight to Arrow: no Python list per column
+            text = {c: rows[c].to_numpy(dtype=object) for c in _TEXT}
+            optional = {c: rows[c].to_numpy(dtype=object, na_value=None) for c in _OPTIONAL}
+        else:
+            text = {c: rows[c].tolist() for c in _TEXT}
+            optional = {c: nullable(rows[c]) for c in _OPTIONAL}
         return {
-            "point_id": rows["point_id"].tolist(),
-            "txn_id": rows["txn_id"].tolist(),
-            "occurred_at": utc_text(rows["occurred_at"].to_numpy().astype(np.int64), self.dialect),
-            "amount": rows["amount"].tolist(),
-            "payment_method": rows["payment_method"].tolist(),
-            "status": rows["status"].tolist(),
-            "operator_id": nullable(rows["operator_id"]),
-            "payer_ref": nullable(rows["payer_ref"]),
+            "point_id": text["point_id"],
+            "txn_id": text["txn_id"],
+            "occurred_at": rows["occurred_at"].to_numpy().astype("datetime64[us]"),
+            "amount": rows["amount"].to_numpy(dtype=np.int64),
+            "payment_method": text["payment_method"],
+            "status": text["status"],
+            **optional,
         }
 
     def format_new(self, rows: pd.DataFrame) -> BulkRows:
         """``rows`` as ``append`` writes them; touches no database, so any thread may call it."""
         columns = self._columns(rows)
-        columns["batch_id"] = [self.batch_id] * len(rows)
-        return format_rows(self.dialect, columns)
+        columns["batch_id"] = np.full(len(rows), self.batch_id, dtype=np.int64)
+        return format_rows(self.dialect, columns, arrow=self.arrow)
 
     def append(self, formatted: BulkRows) -> bool:
         """Store the rows in one bulk write if none of their keys is stored yet; else write
         nothing and return False."""
         savepoint = self.connection.begin_nested()
         try:
-            copy_rows(self.connection, "transactions", formatted)
+            # Two SQLite stage slots stay for the aggregates, the larger writes.
+            copy_rows(self.connection, "transactions", formatted, keep_slots=2)
         except IntegrityError:
             savepoint.rollback()
             return False
@@ -80,7 +89,9 @@ class _TransactionWriter:
         """Put ``rows`` in the stage (replacing what was there)."""
         self.connection.exec_driver_sql("DELETE FROM ingest_stage")
         copy_columns(
-            self.connection, "ingest_stage", {"pos": rows["pos"].tolist(), **self._columns(rows)}
+            self.connection,
+            "ingest_stage",
+            {"pos": rows["pos"].to_numpy(dtype=np.int64), **self._columns(rows)},
         )
 
     def classify_against_stored(self) -> tuple[set[int], list[tuple[int, dict]]]:
