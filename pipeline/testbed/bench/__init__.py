@@ -5,13 +5,17 @@
 Generates one simulator feed of the given size, then runs each stage in its own subprocess (so
 its peak RSS is its own) on SQLite and/or PostgreSQL:
 
-- floor: bare CSV parse, and parse + minute/hour aggregation in pandas (nothing stored);
+- floor: the bare CSV parse by Arrow's CSV reader (``parse``), the project's own feed reader
+  (``reader``: every line accounted for), and parse + minute/hour sums in Arrow (``floor``,
+  nothing stored: every other figure's ratio is to it);
 - parse + validate (Great Expectations on every chunk), nothing stored;
 - ingest end to end (parse, validate, dedupe, store, minute + hour aggregates), with the
   seconds of each stage inside it;
-- store: the rows bulk-written into the real ``transactions`` table and nothing else, only the
-  writes timed (the database's own floor for this schema); bare: the same into a table with no
-  key or index (the least any writer of these rows pays);
+- store: the rows bulk-written by the fastest path known - ADBC's bulk ingest of Arrow columns
+  straight into the table (PostgreSQL: COPY in binary; SQLite: adbc-driver-sqlite) - into the
+  real ``transactions`` table and nothing else, only the writes timed (the database's own floor
+  for this schema); bare: the same into a table with no key or index (the least any writer of
+  these rows pays);
 - naive: pandas ``read_csv`` + ``to_sql`` into a bare table;
 - backfill (aggregate + train + score) from the stored data, and one hourly scoring run,
   through the detection lane's ``pipeline.detection.backfill``.

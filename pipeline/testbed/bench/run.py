@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> dict:
         save()  # a long run can be read, or stopped, half way
         return result
 
-    for stage in ("parse", "floor", "validate"):
+    for stage in ("parse", "reader", "floor", "validate"):
         record(stage, "-", common)
     databases = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     detection = _has_detection() and not args.skip_detection and not args.quick
