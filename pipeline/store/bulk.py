@@ -266,7 +266,10 @@ def _stage_and_insert(
     except IntegrityError:
         savepoint.rollback()
         if stage:
-            connection.exec_driver_sql(f"DROP TABLE {stage}")
+            # On ADBC's session, not in the caller's transaction: the caller may roll back
+            # further (a failed append's own savepoint), which would undo a DROP made here. The
+            # savepoint's rollback released this session's lock on the stage.
+            _drop_pg_stage(connection, stage)
         raise
     savepoint.commit()
     if stage:
@@ -289,6 +292,14 @@ def _pg_stage(connection: Connection, tables: Iterable) -> str:
             cursor.adbc_ingest(stage, table, mode="append")
         adbc.commit()
     return stage
+
+
+def _drop_pg_stage(connection: Connection, stage: str) -> None:
+    import adbc_driver_postgresql.dbapi as adbc_pg
+
+    with adbc_pg.connect(adbc_uri(connection)) as adbc, adbc.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {stage}")
+        adbc.commit()
 
 
 def _sqlite_stage(connection: Connection, tables: Iterable, keep_slots: int) -> str | None:

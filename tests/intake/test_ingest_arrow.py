@@ -28,7 +28,7 @@ def feed(path, n: int, *, prefix: str = "T"):
             f"{prefix}{i},P{i % 4},2026-03-01T{i // 3600 % 10:02d}:{i // 60 % 60:02d}:"
             f"{i % 60:02d}+07:00,{amount},{'cash' if i % 2 else 'qris'},{status},op{i % 5},{payer}\n"
         )
-    lines.append(f"{prefix}0,P0,2026-03-01T00:00:00+07:00,1000,cash,paid,op0,\n")  # conflict
+    lines.append(f"{prefix}1,P1,2026-03-01T00:00:01+07:00,999,cash,paid,op1,\n")  # conflict
     lines.append("broken,line\n")
     path.write_text("".join(lines))
     return path
@@ -116,3 +116,28 @@ def test_a_line_longer_than_arrows_block_is_read_whole():
     long_value = "x" * (5 << 20)
     frame = _text_frame(f"a,{long_value}\nb,c\n".encode(), ["txn_id", "note"])
     assert frame["note"].tolist() == [long_value, "c"]
+
+
+def test_an_in_memory_batch_of_dicts_or_an_arrow_table_ingests_with_lineage(engine):
+    import pyarrow as pa
+
+    from pipeline.intake.ingest import ingest_rows
+
+    register(engine, "P1")
+    rows = [
+        {
+            "txn_id": f"R{i}",
+            "point_id": "P1",
+            "occurred_at": "2026-03-01T10:00:00+07:00",
+            "amount": 1000 if i else -1,
+            "payment_method": "cash",
+            "status": "paid",
+        }
+        for i in range(4)
+    ]
+    first = ingest_rows(engine, rows, source="push:test", source_ref="request 1", now=NOW)
+    assert (first.accepted, first.quarantined, first.rows_read) == (3, 1, 4)
+    again = ingest_rows(
+        engine, pa.Table.from_pylist(rows), source="push:test", source_ref="request 2", now=NOW
+    )
+    assert (again.accepted, again.duplicates, again.quarantined) == (0, 3, 1)

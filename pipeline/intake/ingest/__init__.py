@@ -18,7 +18,7 @@ from pipeline.intake.ingest.batches import (
     BatchResult,
     recover_abandoned_batches,
 )
-from pipeline.intake.ingest.run import ingest_file, ingest_frame, quarantine_reasons
+from pipeline.intake.ingest.run import ingest_file, ingest_frame, ingest_rows, quarantine_reasons
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
@@ -28,6 +28,7 @@ __all__ = [
     "BatchResult",
     "ingest_file",
     "ingest_frame",
+    "ingest_rows",
     "quarantine_reasons",
     "recover_abandoned_batches",
 ]

@@ -15,10 +15,7 @@ from pipeline.intake.aggregate import Encoder
 from pipeline.intake.feeds import FeedChunk
 from pipeline.intake.ingest.writer import CONTENT_FIELDS, STAGE_COLUMNS, _TransactionWriter
 from pipeline.intake.validate import validate_chunk
-from pipeline.store.bulk import (
-    BulkRows,
-    point_time_order,
-)
+from pipeline.store.bulk import BulkRows, copy_rows, format_rows, point_time_order, uses_arrow
 from pipeline.store.schema import quarantine
 
 
@@ -188,7 +185,7 @@ def _store_chunk(
             rows = rows[~rows["pos"].isin(stored_keys)]
         writer.insert_unstored(expected=len(rows))
     if quarantine_rows:
-        writer.connection.execute(insert(quarantine), quarantine_rows)
+        _write_quarantine(writer.connection, quarantine_rows)
 
     counts.accepted += len(rows)
     counts.quarantined += len(quarantine_rows)
@@ -200,6 +197,26 @@ def _store_chunk(
         rows["status"].to_numpy(dtype=object),
         rows["payment_method"].to_numpy(dtype=object),
         rows["operator_id"].to_numpy(dtype=object),
+    )
+
+
+# Fewer quarantine rows than this go in with a plain insert: a stage costs a round trip or two
+# (and on SQLite one of a transaction's few stage slots).
+_QUARANTINE_BULK_ROWS = 1000
+_QUARANTINE_COLUMNS = ("batch_id", "line_no", "point_id", "txn_id", "raw", "reasons", "kind")
+
+
+def _write_quarantine(connection, rows: list[dict]) -> None:
+    """A chunk's quarantine rows: many by the bulk path (Arrow + ADBC where it is taken)."""
+    if len(rows) < _QUARANTINE_BULK_ROWS or not uses_arrow(connection):
+        connection.execute(insert(quarantine), rows)
+        return
+    columns = {name: [row[name] for row in rows] for name in _QUARANTINE_COLUMNS}
+    copy_rows(
+        connection,
+        quarantine.name,
+        format_rows(connection.dialect.name, columns, arrow=True),
+        keep_slots=2,
     )
 
 

@@ -108,6 +108,35 @@ def ingest_frame(
     )
 
 
+def ingest_rows(
+    engine: Engine,
+    rows,
+    *,
+    source: str,
+    source_ref: str,
+    now: datetime | None = None,
+    future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+    earliest: datetime = DEFAULT_EARLIEST,
+) -> BatchResult:
+    """Ingest an in-memory batch - a list of dicts or a ``pyarrow.Table`` in feed columns (a
+    pushed request) - as one batch, with lineage, exactly as ``ingest_frame`` does."""
+    if hasattr(rows, "column_names"):  # a pyarrow Table: values as Python objects, never typed
+        frame = pd.DataFrame(
+            {name: rows.column(name).to_pylist() for name in rows.column_names}, dtype=object
+        )
+    else:
+        frame = pd.DataFrame.from_records(list(rows)).astype(object)
+    return ingest_frame(
+        engine,
+        frame,
+        source=source,
+        source_ref=source_ref,
+        now=now,
+        future_tolerance=future_tolerance,
+        earliest=earliest,
+    )
+
+
 class _StageTimer:
     """Accumulates wall seconds per stage; ``lap`` charges the time since the last lap."""
 
