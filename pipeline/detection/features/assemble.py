@@ -18,16 +18,14 @@ from sqlalchemy import Engine
 
 from pipeline.detection.features.baseline import baseline_window, slot_usuals, usual_window
 from pipeline.detection.features.baseline_cache import baseline_path, read_baseline, write_baseline
-from pipeline.detection.features.change_points import LEVEL_SHIFT_DAYS
 from pipeline.detection.features.config import (
     CAP,
     FEATURES,
-    HORIZONS,
     SCALE_DEFAULTS,
     SLOT_COLUMNS,
     FeatureConfig,
 )
-from pipeline.detection.features.day_signals import day_signals
+from pipeline.detection.features.day_signals import DAY_LEAD, day_signals
 from pipeline.detection.features.grid import context_grid, hour_floor_utc, local_labels
 from pipeline.detection.features.hour_signals import damp_of, hour_signals
 from pipeline.detection.features.loading import (
@@ -38,6 +36,7 @@ from pipeline.detection.features.loading import (
 )
 from pipeline.detection.features.operator_signals import (
     CASH_SHORT_COLUMNS,
+    CASH_SHORT_LEAD_DAYS,
     operator_cash_shortfall,
 )
 from pipeline.detection.features.peers import peer_groups
@@ -56,7 +55,9 @@ SHORTFALL_HOUR_COLUMNS = [
     "point_ticket",
     "s_rev",
 ]
-TRANSACTION_LEAD = pd.Timedelta(days=3)  # each slice also reads this much before it
+# Each slice also reads this much before it: the operators' earlier working days (and one more
+# day, so the first of them is complete in every timezone).
+TRANSACTION_LEAD = pd.Timedelta(days=CASH_SHORT_LEAD_DAYS + 1)
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,9 @@ def compute_features(
     )
     cache_path = baseline_path(engine, Path(cache_dir), *window, config) if cache_dir else None
     cached = read_baseline(cache_path, pts) if cache_path is not None else None
-    # Days before the range so the day-level rolling windows and the level-shift CUSUM are
-    # complete.
-    range_begin = start_ts - pd.Timedelta(days=max(*HORIZONS, LEVEL_SHIFT_DAYS))
+    # Days before the range so that every scored hour's complete days (the day horizons and the
+    # level-shift CUSUM) are in view.
+    range_begin = start_ts - DAY_LEAD
     if cached is None:
         load_begin = min(hour_floor_utc(window[0]), range_begin)
         load_end = max(hour_floor_utc(window[1]), end_ts)
@@ -124,7 +125,7 @@ def compute_features(
     # Rows the features are needed for: the range plus the week before it (for the day horizons).
     frame = _with_usual_levels(grid, pts, baseline, range_begin, end_ts, config)
     frame = hour_signals(frame, config)
-    frame = day_signals(frame, baseline.slots, baseline.scales, config)
+    frame = day_signals(frame, baseline.slots, baseline.scales, config, scored_from=start_ts)
     scored = _scored_hours(frame, start_ts)
     signals = _transaction_signals_by_slice(engine, frame, pts, baseline, config, start_ts, end_ts)
     scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
@@ -199,8 +200,8 @@ def _transaction_signals_by_slice(
     end: pd.Timestamp,
 ) -> pd.DataFrame:
     """The transaction-level signals of [start, end), a slice of transactions at a time: that
-    bounds memory on long ranges; each slice also reads the days before it so day-level
-    operator and payer signals see whole local days."""
+    bounds memory on long ranges; each slice also reads the days before it (the operators'
+    earlier working days)."""
     hours = frame[SHORTFALL_HOUR_COLUMNS].assign(local_hour=frame["how"] % 24)
     # Small registries read a month of transactions at once (fewer passes), big ones a week.
     slice_days = 28 if len(pts) <= 100 else 7
@@ -214,7 +215,7 @@ def _transaction_signals_by_slice(
             fresh = load_transactions(engine, a.to_pydatetime(), b.to_pydatetime())
             txns = pd.concat([carried, fresh], ignore_index=True)
         carried = txns[txns["occurred_at"] >= b - lead]
-        part = transaction_signals(txns, pts, baseline.scales, baseline.op_usual, config)
+        part = _signals_so_far(txns, pts, baseline, config, a, b)
         if not part.empty:
             shift = operator_cash_shortfall(
                 txns, hours[(hours["hour_start"] >= a - lead) & (hours["hour_start"] < b)]
@@ -234,6 +235,45 @@ def _transaction_signals_by_slice(
     signals["hour_start"] = pd.to_datetime(signals["hour_start"], utc=True)
     signals["point_id"] = signals["point_id"].astype(frame["point_id"].dtype)
     return signals
+
+
+def _signals_so_far(
+    txns: pd.DataFrame,
+    pts: pd.DataFrame,
+    baseline: _Baseline,
+    config: FeatureConfig,
+    begin: pd.Timestamp,
+    end: pd.Timestamp,
+) -> pd.DataFrame:
+    """``transaction_signals`` of the hours in [begin, end), each as of its own end: the signals
+    that read an operator's or payer's whole day (shares over the day, the end of a working
+    span, refunds matched earlier that day) read it up to the hour, not its rest, so an hour
+    scored alone and the same hour in a backfill agree. One pass per local hour of the day: the
+    transactions of every day up to that hour, keeping that hour's rows."""
+    nothing = transaction_signals(pd.DataFrame(), pts, baseline.scales, baseline.op_usual, config)
+    if txns.empty:
+        return nothing
+    local_hour = _local_hours(txns, pts)
+    hour_start = txns["occurred_at"].dt.floor("h")
+    # The day signals read only the hour's own local day: the lead days are not needed here.
+    in_days = hour_start >= begin - pd.Timedelta(days=1)
+    scored = in_days & (hour_start >= begin) & (hour_start < end)
+    parts = []
+    for hour in np.unique(local_hour[scored]):
+        upto = txns[in_days & (local_hour <= hour)]
+        part = transaction_signals(upto, pts, baseline.scales, baseline.op_usual, config)
+        keep = part["hour_start"].isin(hour_start[scored & (local_hour == hour)].unique())
+        parts.append(part[keep])
+    return pd.concat(parts, ignore_index=True) if parts else nothing
+
+
+def _local_hours(txns: pd.DataFrame, pts: pd.DataFrame) -> np.ndarray:
+    """Each transaction's hour of the day in its point's timezone."""
+    zones = txns["point_id"].map(pts.set_index("point_id")["timezone"])
+    hours = np.zeros(len(txns), dtype=np.int16)
+    for tz, index in txns.groupby(zones).indices.items():
+        hours[index] = txns["occurred_at"].iloc[index].dt.tz_convert(tz).dt.hour.to_numpy()
+    return hours
 
 
 def _slices(begin: pd.Timestamp, end: pd.Timestamp, size: pd.Timedelta):

@@ -114,14 +114,15 @@ def void_signals(frame: pd.DataFrame) -> pd.DataFrame:
 def silence(frame: pd.DataFrame, expected_open: pd.Series) -> np.ndarray:
     """For each open hour without a single transaction, how unlikely its whole silent run is:
     consecutive silent open hours of one point pool their expected sales (a device switched off
-    for five busy hours is far less likely than one quiet hour)."""
+    for five busy hours is far less likely than one quiet hour). Point in time: an hour pools its
+    run up to itself, not the silent hours after it."""
     silent = (frame["txn_count"] == 0) & (frame["void_count"] + frame["refund_count"] == 0)
     rows = frame.loc[frame["is_open"], ["pos", "hour_start", "expected_cnt", "s_cnt"]].copy()
     rows["silent"] = silent[frame["is_open"]] & expected_open[frame["is_open"]]
     rows = rows.sort_values(["pos", "hour_start"])
     boundary = (rows["silent"] != rows["silent"].shift()) | (rows["pos"] != rows["pos"].shift())
     rows["run"] = boundary.cumsum()
-    pooled = rows.groupby("run")["expected_cnt"].transform("sum")
+    pooled = rows.groupby("run")["expected_cnt"].cumsum()
     z = poisson_shortfall(np.zeros(len(rows)), pooled, rows["s_cnt"])
     out = pd.Series(0.0, index=frame.index)
     out.loc[rows.index] = np.where(rows["silent"], z, 0.0)

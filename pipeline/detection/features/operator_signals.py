@@ -15,10 +15,15 @@ from pipeline.detection.features.noise_units import (
     binomial_shortfall,
     poisson_shortfall,
 )
-from pipeline.detection.features.rolling import rolling_sum
 
 KEYS = ["point_id", "hour_start"]
 SHARE_SUMS = ["paid", "paid_rp", "cash_rp", "void", "cash_n", "sales_n"]
+# The operator of a shift: most sales at that local hour over this many days before the hour's day.
+SHIFT_CHOICE_DAYS = 3
+# Earlier working days an operator's cash shortfall adds up: those within this many days.
+SHIFT_LOOKBACK_DAYS = 6
+# How far back the transactions and hours of a cash-shortfall computation must reach.
+CASH_SHORT_LEAD_DAYS = SHIFT_LOOKBACK_DAYS + SHIFT_CHOICE_DAYS + 1
 SHIFT_END_MINUTES = 45  # "the end of the shift": the last 45 minutes of an operator's working span
 SHIFT_END_COLUMNS = ("shift_end_z", "shift_end_id", "shift_end_k", "shift_end_n", "shift_end_p")
 CASH_REFUND_COLUMNS = ("cash_refund_z", "cash_refund_id", "cash_refund_k", "cash_refund_rp")
@@ -219,9 +224,13 @@ def cash_refund_noncash(txns: pd.DataFrame, ops: pd.DataFrame, op_usual: pd.Data
 
 def operator_cash_shortfall(txns: pd.DataFrame, hours: pd.DataFrame) -> pd.DataFrame:
     """Cash recorded in the hours an operator ran the point vs the cash those hours usually bring
-    (usual revenue x peers x usual cash share), per local day and over the operator's last three
+    (usual revenue x peers x usual cash share), over their day so far and over their last three
     and five working days: skimming on one shift shows as that operator's cash falling short day
-    after day while the point's other hours look normal."""
+    after day while the point's other hours look normal.
+
+    Point in time: an hour reads its operator's day up to its own end and their complete working
+    days of the ``SHIFT_LOOKBACK_DAYS`` before it, so an hour scored alone and the same hour in
+    a backfill get the same figures (``txns`` and ``hours`` must reach that far back)."""
     columns = [*KEYS, *CASH_SHORT_COLUMNS]
     ops = txns[
         (txns["status"] == "paid") & txns["operator_id"].notna() & (txns["operator_id"] != "")
@@ -229,26 +238,34 @@ def operator_cash_shortfall(txns: pd.DataFrame, hours: pd.DataFrame) -> pd.DataF
     if ops.empty or hours.empty:
         return pd.DataFrame(columns=columns)
     work = _hours_by_shift_operator(ops, hours)
-    daily = _shortest_cash_run(_daily_cash(work))
-    out = work[[*KEYS, "operator_id", "local_date"]].merge(
-        daily.drop(columns=["obs", "exp", "unit", "s"]),
-        on=["point_id", "operator_id", "local_date"],
-        how="left",
-    )
+    if work.empty:
+        return pd.DataFrame(columns=columns)
+    out = _shortest_cash_run(_cash_so_far(work), _earlier_days(_daily_cash(work)))
     out = out.rename(columns={"operator_id": "op_short_id"})
     return out[columns]
 
 
 def _hours_by_shift_operator(ops: pd.DataFrame, hours: pd.DataFrame) -> pd.DataFrame:
-    """The open hours, each with the operator of its shift: whoever usually records most sales
-    at that local hour of the day, so the hours of a shift where nothing was recorded still
-    count."""
+    """The open hours, each with the operator of its shift: whoever recorded most sales at that
+    local hour of the day over the ``SHIFT_CHOICE_DAYS`` days before and the hour itself, so the
+    hours of a shift where nothing was recorded still count (and nothing later decides)."""
+    ops = ops.drop(columns=["local_date"], errors="ignore")
     ops = ops.assign(hour_start=ops["occurred_at"].dt.floor("h"))
-    ops = ops.merge(hours[[*KEYS, "local_hour"]], on=KEYS, how="inner")
-    shift = ops.groupby(["point_id", "local_hour", "operator_id"]).size().rename("n").reset_index()
-    shift = shift.sort_values("n").groupby(["point_id", "local_hour"]).tail(1)
+    ops = ops.merge(hours[[*KEYS, "local_hour", "local_date"]], on=KEYS, how="inner")
+    keys = ["point_id", "local_hour", "operator_id"]
+    daily = ops.groupby([*keys, "local_date"]).size().rename("n").reset_index()
+    # Each day's sales count for that day and the SHIFT_CHOICE_DAYS after it.
+    spread = pd.concat(
+        daily.assign(local_date=daily["local_date"] + pd.Timedelta(days=lag))
+        for lag in range(SHIFT_CHOICE_DAYS + 1)
+    )
+    shift = spread.groupby([*keys, "local_date"], as_index=False)["n"].sum()
+    shift = shift.sort_values(["n", "operator_id"], kind="stable")
+    shift = shift.groupby(["point_id", "local_hour", "local_date"]).tail(1)
     work = hours[hours["is_open"]].merge(
-        shift[["point_id", "local_hour", "operator_id"]], on=["point_id", "local_hour"], how="inner"
+        shift[["point_id", "local_hour", "local_date", "operator_id"]],
+        on=["point_id", "local_hour", "local_date"],
+        how="inner",
     )
     work["expected_cash"] = work["expected_rev"] * work["usual_cash"].fillna(0)
     return work
@@ -258,33 +275,58 @@ def _daily_cash(work: pd.DataFrame) -> pd.DataFrame:
     """Per operator and local day: cash recorded (obs) and usually expected (exp) in their hours."""
     return (
         work.groupby(["point_id", "operator_id", "local_date"])
-        .agg(
-            obs=("cash_amount", "sum"),
-            exp=("expected_cash", "sum"),
-            unit=("point_ticket", "first"),
-            s=("s_rev", "first"),
-        )
+        .agg(obs=("cash_amount", "sum"), exp=("expected_cash", "sum"))
         .reset_index()
         .sort_values(["point_id", "operator_id", "local_date"])
+        .reset_index(drop=True)
     )
 
 
-def _shortest_cash_run(daily: pd.DataFrame) -> pd.DataFrame:
-    """``daily`` with the strongest shortfall of the day, or of the last 3 or 5 working days
+def _cash_so_far(work: pd.DataFrame) -> pd.DataFrame:
+    """Per hour of ``work``: its operator's cash recorded and expected that day up to its end."""
+    work = work.sort_values(["point_id", "operator_id", "hour_start"])
+    day = work.groupby(["point_id", "operator_id", "local_date"], sort=False)
+    return work[[*KEYS, "operator_id", "local_date", "point_ticket", "s_rev"]].assign(
+        obs=day["cash_amount"].cumsum(), exp=day["expected_cash"].cumsum()
+    )
+
+
+def _earlier_days(daily: pd.DataFrame) -> pd.DataFrame:
+    """Per operator and day, the sums (and count) of their last 2 and last 4 working days before
+    it within ``SHIFT_LOOKBACK_DAYS``."""
+    out = daily[["point_id", "operator_id", "local_date"]].copy()
+    group = daily["point_id"] + "\x00" + daily["operator_id"]
+    for n in (2, 4):
+        obs = np.zeros(len(daily))
+        exp = np.zeros(len(daily))
+        for lag in range(1, n + 1):
+            same = (group.shift(lag) == group) & (
+                daily["local_date"].shift(lag)
+                >= daily["local_date"] - pd.Timedelta(days=SHIFT_LOOKBACK_DAYS)
+            )
+            obs += daily["obs"].shift(lag).where(same, 0.0).to_numpy()
+            exp += daily["exp"].shift(lag).where(same, 0.0).to_numpy()
+        out[f"obs_{n}"], out[f"exp_{n}"] = obs, exp
+    return out
+
+
+def _shortest_cash_run(so_far: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
+    """Per hour, the strongest shortfall of the day so far, or of the last 3 or 5 working days
     when the day itself is short, and the figures it quotes."""
-    unit = daily["unit"].fillna(1.0).clip(lower=1)
-    dispersion = daily["s"].fillna(2.0)
-    z1 = poisson_shortfall(daily["obs"] / unit, daily["exp"] / unit, dispersion)
-    rolled = rolling_sum(daily, ["point_id", "operator_id"], ["obs", "exp"], 3)
-    z3 = poisson_shortfall(rolled["obs"] / unit, rolled["exp"] / unit, dispersion)
-    rolled5 = rolling_sum(daily, ["point_id", "operator_id"], ["obs", "exp"], 5)
-    z5 = poisson_shortfall(rolled5["obs"] / unit, rolled5["exp"] / unit, dispersion)
+    rows = so_far.merge(earlier, on=["point_id", "operator_id", "local_date"], how="left")
+    unit = rows["point_ticket"].fillna(1.0).clip(lower=1)
+    dispersion = rows["s_rev"].fillna(2.0)
+    z1 = poisson_shortfall(rows["obs"] / unit, rows["exp"] / unit, dispersion)
+    obs3, exp3 = rows["obs"] + rows["obs_2"].fillna(0), rows["exp"] + rows["exp_2"].fillna(0)
+    z3 = poisson_shortfall(obs3 / unit, exp3 / unit, dispersion)
+    obs5, exp5 = rows["obs"] + rows["obs_4"].fillna(0), rows["exp"] + rows["exp_4"].fillna(0)
+    z5 = poisson_shortfall(obs5 / unit, exp5 / unit, dispersion)
     # The longer views count only while the day itself is short.
     down = z1 > 1.0
     use5 = down & (z5 > np.maximum(z1, z3))
     use3 = down & ~use5 & (z3 > z1)
-    daily["op_short_z"] = np.select([use5, use3], [z5, z3], z1)
-    daily["op_short_obs"] = np.select([use5, use3], [rolled5["obs"], rolled["obs"]], daily["obs"])
-    daily["op_short_exp"] = np.select([use5, use3], [rolled5["exp"], rolled["exp"]], daily["exp"])
-    daily["op_short_days"] = np.select([use5, use3], [5, 3], 1)
-    return daily
+    rows["op_short_z"] = np.select([use5, use3], [z5, z3], z1)
+    rows["op_short_obs"] = np.select([use5, use3], [obs5, obs3], rows["obs"])
+    rows["op_short_exp"] = np.select([use5, use3], [exp5, exp3], rows["exp"])
+    rows["op_short_days"] = np.select([use5, use3], [5, 3], 1)
+    return rows
