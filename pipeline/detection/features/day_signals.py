@@ -185,6 +185,7 @@ def _usual_whole_days(day: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFra
     whole = slot_day.reindex(pd.MultiIndex.from_arrays([day["pos"], weekday])).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.clip(np.nan_to_num(in_view / whole, nan=1.0), 0, 1)
+    day["share"] = share
     pos = day["pos"].to_numpy()
     for measure, column in (("rev", "usual"), ("cnt", "usual_cnt")):
         table = scales[[f"day_{measure}_{w}" for w in range(7)]].to_numpy()
@@ -205,7 +206,10 @@ def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
         rolled = rolling_sum(day, ["snapshot"], DAY_SUMS, h)
         ratio = (rolled["rev"] / rolled["usual"]).where(rolled["usual"] > 0)
         peer = peer_median(peers, ratio, ratio.notna(), 3).fillna(1.0).clip(lower=0.05)
-        sd = np.sqrt(phi**2 / h + 1.5 / rolled["usual_cnt"].clip(lower=1))
+        # The days in view, today counted by the share of it so far: a morning is noisier
+        # than a whole day (its spread phi_day is a whole day's).
+        days = rolling_sum(day, ["snapshot"], ["share"], h)["share"].clip(lower=0.25)
+        sd = np.sqrt(phi**2 / days + 1.5 / rolled["usual_cnt"].clip(lower=1))
         z_rev[h] = ((ratio / peer - 1) / sd).fillna(0)
         ticket = (rolled["rev"] / rolled["at_usual_ticket"]).where(
             (rolled["cnt"] >= 3) & (rolled["at_usual_ticket"] > 0)
