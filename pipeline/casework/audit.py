@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, select, update
@@ -27,7 +27,14 @@ from sqlalchemy import Connection, Engine, select, update
 from pipeline.casework.case_store import change_state
 from pipeline.casework.users import CASE_WORKER_ROLES, User
 from pipeline.core.errors import NotFoundError, UnusableInputError
-from pipeline.store.schema import MAX_ROW_ID, case_events, cases, suppressions, users
+from pipeline.store.schema import (
+    MAX_ROW_ID,
+    case_events,
+    case_exports,
+    cases,
+    suppressions,
+    users,
+)
 
 DECISIONS = {
     "confirmed": "confirmed leakage",
@@ -78,7 +85,13 @@ def _load(connection: Connection, case_id: int):
 
 
 def _state(row) -> dict:
-    return {"status": row.status, "assignee": row.assignee}
+    state = {"status": row.status, "assignee": row.assignee}
+    # The follow-up's fields enter the trail once they are set (older events lack them).
+    if row.due_on is not None:
+        state["due_on"] = row.due_on.isoformat()
+    if row.recovered_rp is not None:
+        state["recovered_rp"] = int(row.recovered_rp)
+    return state
 
 
 def _append(connection, case_id, actor, action, before, after, note, now) -> None:
@@ -217,6 +230,182 @@ def assign(
         change_state(connection, row, now, assignee=name)
         _append(connection, case_id, actor.username, "assign", before, after, text, now)
     return after
+
+
+def set_due(
+    engine: Engine,
+    case_id: int,
+    actor: User,
+    due_on: date | None,
+    note: str = "",
+    *,
+    now: datetime | None = None,
+) -> dict:
+    """The local day an assigned, undecided case should be worked by (None clears it)."""
+    actor.require("cases.assign")
+    text = _note(note, required=False, what="a due day")
+    now = now or datetime.now(UTC)
+    with engine.begin() as connection:
+        row = _load(connection, case_id)
+        if due_on is not None and (row.assignee is None or row.status not in DECIDABLE):
+            raise UnusableInputError(
+                f"case {case_id} needs an assignee and no decision yet to get a due day"
+            )
+        if row.due_on == due_on:
+            raise UnusableInputError(f"case {case_id} already has that due day")
+        before = _state(row)
+        change_state(connection, row, now, due_on=due_on)
+        after = {k: v for k, v in before.items() if k != "due_on"}
+        if due_on is not None:
+            after["due_on"] = due_on.isoformat()
+        _append(connection, case_id, actor.username, "due", before, after, text, now)
+    return after
+
+
+def record_recovery(
+    engine: Engine,
+    case_id: int,
+    actor: User,
+    recovered_rp: int,
+    note: str,
+    *,
+    now: datetime | None = None,
+) -> dict:
+    """The rupiah recovered so far on a confirmed-leakage case (the running total, not an
+    increment: a correction is a new total with a note saying why)."""
+    actor.require("cases.decide")
+    text = _note(note, required=True, what="recording money recovered")
+    if isinstance(recovered_rp, bool) or not isinstance(recovered_rp, int) or recovered_rp < 0:
+        raise UnusableInputError(f"recovered amount {recovered_rp!r} is not whole rupiah >= 0")
+    now = now or datetime.now(UTC)
+    with engine.begin() as connection:
+        row = _load(connection, case_id)
+        if row.status != "confirmed":
+            raise UnusableInputError(
+                f"case {case_id} is not confirmed leakage; only then is money recovered"
+            )
+        if row.recovered_rp == recovered_rp:
+            raise UnusableInputError(f"case {case_id} already shows {recovered_rp} recovered")
+        before = _state(row)
+        after = {**before, "recovered_rp": recovered_rp}
+        change_state(connection, row, now, recovered_rp=recovered_rp)
+        _append(connection, case_id, actor.username, "recover", before, after, text, now)
+    return after
+
+
+def record_export(
+    engine: Engine,
+    actor: User,
+    what: str,
+    fmt: str,
+    case_ids,
+    rows: int,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Record that ``actor`` took ``case_ids`` out of the app (``what``: queue, selection,
+    case); an export changes no case, so it is kept apart from the cases' own trails."""
+    actor.require("cases.export")
+    with engine.begin() as connection:
+        return connection.execute(
+            case_exports.insert().values(
+                at=now or datetime.now(UTC),
+                actor=actor.username,
+                what=what,
+                fmt=fmt,
+                case_ids=json.dumps(sorted({int(i) for i in case_ids})),
+                rows=rows,
+            )
+        ).inserted_primary_key[0]
+
+
+MAX_BULK = 500  # cases one bulk action may touch: a page of the queue is 50
+
+
+@dataclass
+class BulkResult:
+    """What a bulk action did: the cases it changed, and why each other one was left."""
+
+    done: list[int]
+    refused: dict[int, str]
+
+
+def _each_case(case_ids, act) -> BulkResult:
+    # One transaction per case: a case someone else just decided is refused with its reason,
+    # the rest of the selection still goes through.
+    ids = sorted({int(i) for i in case_ids})
+    if not ids:
+        raise UnusableInputError("no cases selected")
+    if len(ids) > MAX_BULK:
+        raise UnusableInputError(f"{len(ids)} cases selected; at most {MAX_BULK} at once")
+    result = BulkResult([], {})
+    for case_id in ids:
+        try:
+            act(case_id)
+        except (UnusableInputError, NotFoundError) as exc:
+            result.refused[case_id] = str(exc)
+        else:
+            result.done.append(case_id)
+    return result
+
+
+def bulk_assign(
+    engine: Engine,
+    case_ids,
+    actor: User,
+    assignee: str,
+    note: str = "",
+    *,
+    due_on: date | None = None,
+    now: datetime | None = None,
+) -> BulkResult:
+    """Assign each of ``case_ids`` (and give it ``due_on``), each written to its own trail."""
+    actor.require("cases.assign")
+
+    def act(case_id: int) -> None:
+        try:
+            assign(engine, case_id, actor, assignee, note, now=now)
+        except UnusableInputError:
+            if due_on is None or _assignee_of(engine, case_id) != (
+                assignee.strip().lower() or None
+            ):
+                raise  # already assigned to this person is fine when a due day comes with it
+        if due_on is not None:
+            set_due(engine, case_id, actor, due_on, note, now=now)
+
+    return _each_case(case_ids, act)
+
+
+def _assignee_of(engine: Engine, case_id: int) -> str | None:
+    with engine.connect() as connection:
+        return _load(connection, case_id).assignee
+
+
+def bulk_false_alarm(
+    engine: Engine,
+    case_ids,
+    actor: User,
+    note: str,
+    *,
+    false_alarm_days: int,
+    now: datetime | None = None,
+) -> BulkResult:
+    """Decide each of ``case_ids`` a false alarm with one note (each suppresses its own point
+    and kind, as a single decision does)."""
+    actor.require("cases.decide")
+    _note(note, required=True, what="deciding 'false alarm'")
+    return _each_case(
+        case_ids,
+        lambda case_id: decide(
+            engine,
+            case_id,
+            actor,
+            "false_alarm",
+            note,
+            false_alarm_days=false_alarm_days,
+            now=now,
+        ),
+    )
 
 
 def add_note(

@@ -106,8 +106,9 @@ def clear_case(
 
 
 def change_state(connection: Connection, row, now: datetime, **values) -> None:
-    """An auditor's change to a case's workflow columns (status, assignee), made only if nobody
-    changed the case since ``row`` was read (two auditors, one case)."""
+    """An auditor's change to a case's workflow columns (status, assignee, and the follow-up's
+    due day and recovered rupiah), made only if nobody changed the case since ``row`` was read
+    (two auditors, one case)."""
     same_assignee = (
         cases.c.assignee.is_(None) if row.assignee is None else cases.c.assignee == row.assignee
     )

@@ -34,13 +34,15 @@ def parse_registry(path: Path) -> list[dict]:
         if missing:
             raise UnusableInputError(
                 f"point registry {path}: missing column(s) {', '.join(missing)}; "
-                f"expected {', '.join(REGISTRY_COLUMNS)}[, timezone]"
+                f"expected {', '.join(REGISTRY_COLUMNS)}[, timezone, taxpayer_id]"
             )
         rows, problems = [], []
         now = datetime.now(UTC)
         for line_no, raw in enumerate(reader, start=2):
             row = {k: (raw.get(k) or "").strip() for k in (*REGISTRY_COLUMNS, "timezone")}
             row["timezone"] = row["timezone"] or DEFAULT_TIMEZONE
+            # The taxpayer's number (NPWPD) where the point is a taxpayer; optional.
+            row["taxpayer_id"] = (raw.get("taxpayer_id") or "").strip() or None
             if not row["point_id"]:
                 problems.append(f"line {line_no}: point_id is empty")
             if row["revenue_type"] not in REVENUE_TYPES:

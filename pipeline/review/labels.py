@@ -57,6 +57,8 @@ LABELS = {
     "assign": N_("assigned"),
     "note": N_("note"),
     "clear": N_("closed by the pipeline"),
+    "due": N_("due day set"),
+    "recover": N_("money recovered"),
     # roles
     "auditor": N_("auditor"),
     "supervisor": N_("supervisor"),

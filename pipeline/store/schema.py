@@ -76,6 +76,7 @@ points = Table(
     Column("district", String(100), nullable=False),
     Column("open_hours", String(11), nullable=False),  # "HH:MM-HH:MM" local time
     Column("timezone", String(64), nullable=False, default="Asia/Jakarta"),
+    Column("taxpayer_id", String(64)),  # NPWPD of a taxpayer point (optional; inspectors search it)
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
@@ -257,6 +258,8 @@ cases = Table(
         "status", String(16), nullable=False, default="open"
     ),  # open|confirmed|false_alarm|field_check|cleared (late data, detection.late_data)
     Column("assignee", String(64)),
+    Column("due_on", Date),  # follow-up: the local day an assigned case should be worked by
+    Column("recovered_rp", BigInteger),  # confirmed leakage: rupiah recovered so far (whole)
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_cases_point_id_start_at", "point_id", "start_at"),
@@ -286,6 +289,20 @@ users = Table(
     Column("role", String(16), nullable=False),  # auditor | supervisor | ops | viewer
     Column("active", Integer, nullable=False, default=1),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Every export of cases from the review app (who took which cases out, when, in what format):
+# written by ``casework.audit`` alone; an export is not an act on a case, so it has its own table.
+case_exports = Table(
+    "case_exports",
+    metadata,
+    Column("export_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("what", String(32), nullable=False),  # queue | selection | case
+    Column("fmt", String(8), nullable=False),  # csv | xlsx
+    Column("case_ids", Text, nullable=False),  # JSON list of the exported case ids
+    Column("rows", Integer, nullable=False),
 )
 
 # Review-app sign-ins the server can end: the cookie carries a random token, only its SHA-256 is

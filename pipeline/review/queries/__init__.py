@@ -7,7 +7,11 @@ area; this package is their public face.
 
 from pipeline.review.queries._case import (
     BAND_WEEKS,
+    NO_OPERATOR,
+    PAYMENT_METHODS,
+    TXN_STATUSES,
     Breakdown,
+    TransactionFilter,
     TransactionPage,
     case_breakdown,
     case_chart,
@@ -20,6 +24,7 @@ from pipeline.review.queries._case import (
 )
 from pipeline.review.queries._dashboard import dashboard
 from pipeline.review.queries._health import batch_quarantine, pipeline_health
+from pipeline.review.queries._history import CaseHistory, case_history
 from pipeline.review.queries._queue import (
     SEVERITIES,
     SORTS,
@@ -28,6 +33,9 @@ from pipeline.review.queries._queue import (
     case_queue,
     filter_choices,
     latest_decisions,
+    local_today,
+    next_case_id,
+    point_suggestions,
     queue_rows_for_export,
 )
 from pipeline.review.queries._region import (
@@ -41,6 +49,15 @@ from pipeline.review.queries._region import (
 
 __all__ = [
     "BAND_WEEKS",
+    "NO_OPERATOR",
+    "PAYMENT_METHODS",
+    "TXN_STATUSES",
+    "CaseHistory",
+    "TransactionFilter",
+    "case_history",
+    "local_today",
+    "next_case_id",
+    "point_suggestions",
     "MAX_PAGE",
     "PAGE_SIZE",
     "SEVERITIES",

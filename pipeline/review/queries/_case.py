@@ -15,7 +15,7 @@ from pipeline.casework.audit import confirmed_leakage_windows
 from pipeline.casework.users import CASE_WORKER_ROLES
 from pipeline.core.leakage_kinds import shortfall_measure
 from pipeline.core.times import DEFAULT_TIMEZONE, HOUR, floor_hour
-from pipeline.review.i18n import TranslatableNotFound
+from pipeline.review.i18n import TranslatableInputError, TranslatableNotFound
 from pipeline.review.queries._region import WEEK, local_midnight
 from pipeline.store.schema import (
     MAX_ROW_ID,
@@ -286,20 +286,73 @@ def _txn_query(case):
     )
 
 
+TXN_STATUSES = ("paid", "void", "refund")
+PAYMENT_METHODS = ("cash", "qris", "card", "transfer", "ewallet")  # expectations/transactions.json
+NO_OPERATOR = "-"  # the operator filter's value for transactions without one
+
+
+@dataclass(frozen=True)
+class TransactionFilter:
+    """Which of a case's transactions the list shows: one status, one payment method, one
+    operator (``NO_OPERATOR`` for none); empty means any."""
+
+    status: str = ""
+    method: str = ""
+    operator: str = ""
+
+    @classmethod
+    def from_params(cls, params) -> TransactionFilter:
+        def get(name: str) -> str:
+            return (params.get(name) or "").strip()
+
+        for name, allowed in (("txn_status", TXN_STATUSES), ("method", PAYMENT_METHODS)):
+            if get(name) and get(name) not in allowed:
+                raise TranslatableInputError(
+                    "filter %(name)s=%(value)r is not one of %(allowed)s",
+                    name=name,
+                    value=get(name)[:40],
+                    allowed=", ".join(allowed),
+                )
+        return cls(get("txn_status"), get("method"), get("operator")[:64])
+
+    def params(self) -> dict[str, str]:
+        pairs = (("txn_status", self.status), ("method", self.method), ("operator", self.operator))
+        return {name: value for name, value in pairs if value}
+
+    def apply(self, query):
+        if self.status:
+            query = query.where(transactions.c.status == self.status)
+        if self.method:
+            query = query.where(transactions.c.payment_method == self.method)
+        if self.operator == NO_OPERATOR:
+            query = query.where(transactions.c.operator_id.is_(None))
+        elif self.operator:
+            query = query.where(transactions.c.operator_id == self.operator)
+        return query
+
+
 @dataclass
 class TransactionPage:
     rows: list
-    total: int
+    total: int  # transactions the filter lets through (what the pages hold)
     page: int
     pages: int
-    by_status: dict
+    by_status: dict  # over the whole span, whatever the filter
     by_operator: list
+    span_total: int = 0  # every transaction of the span
 
 
 def case_transactions(
-    engine: Engine, case, page: int = 1, *, page_size: int = 25
+    engine: Engine,
+    case,
+    page: int = 1,
+    *,
+    page_size: int = 25,
+    only: TransactionFilter | None = None,
 ) -> TransactionPage:
-    """The flagged hours' transactions (paged), with totals by status and by operator."""
+    """The span's transactions that ``only`` lets through (paged), with the whole span's totals
+    by status and by operator."""
+    only = only or TransactionFilter()
     base = _txn_query(case).subquery()
     with engine.connect() as connection:
         status_rows = connection.execute(
@@ -318,16 +371,20 @@ def case_transactions(
             .group_by(base.c.operator_id)
             .order_by(func.count().desc())
         ).all()
-        total = sum(r[1] for r in status_rows)
+        span_total = sum(r[1] for r in status_rows)
+        total = span_total
+        if only.params():
+            filtered = only.apply(_txn_query(case)).subquery()
+            total = connection.execute(select(func.count()).select_from(filtered)).scalar()
         rows = connection.execute(
-            _txn_query(case)
+            only.apply(_txn_query(case))
             .order_by(transactions.c.occurred_at, transactions.c.txn_id)
             .limit(page_size)
             .offset((page - 1) * page_size)
         ).all()
     by_status = {r[0]: {"count": r[1], "amount": int(r[2])} for r in status_rows}
     pages = max(1, -(-total // page_size))
-    return TransactionPage(rows, total, page, pages, by_status, operator_rows)
+    return TransactionPage(rows, total, page, pages, by_status, operator_rows, span_total)
 
 
 def case_transactions_for_export(engine: Engine, case, *, limit: int = 200_000) -> list:

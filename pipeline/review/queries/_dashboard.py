@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, func, select
 
+from pipeline.core.leakage_kinds import SHORTFALL_MEASURES, shortfall_measure
 from pipeline.review.queries._queue import shortfall_totals
 from pipeline.review.queries._region import WEEK, local_midnight, region_tz
 from pipeline.store.schema import cases, minute_aggregates, points
@@ -115,12 +116,39 @@ def _case_totals(connection: Connection, day_start: datetime) -> dict:
         .where(cases.c.start_at >= day_start - 30 * timedelta(days=1)),
     )
     return {
+        "found_recovered_by_measure": _found_and_recovered(connection),
         "open_cases": sum(n for n, _ in open_by.values()),
         "open_shortfall_by_measure": {m: rp for m, (_, rp) in open_by.items()},
         "field_check_cases": int(field_count),
         "confirmed_cases_30d": sum(n for n, _ in confirmed_by.values()),
         "confirmed_shortfall_30d_by_measure": {m: rp for m, (_, rp) in confirmed_by.items()},
     }
+
+
+def _found_and_recovered(connection: Connection) -> dict[str, dict[str, int]]:
+    """Every confirmed-leakage case: the rupiah found (its shortfall) against the rupiah
+    recovered so far, per measure (``SHORTFALL_MEASURES`` order), never added across measures."""
+    has_collector = cases.c.operators.is_not(None)
+    rows = connection.execute(
+        select(
+            cases.c.origin,
+            cases.c.kind,
+            has_collector,
+            func.count(),
+            func.coalesce(func.sum(cases.c.shortfall_rp), 0),
+            func.coalesce(func.sum(cases.c.recovered_rp), 0),
+        )
+        .where(cases.c.status == "confirmed")
+        .group_by(cases.c.origin, cases.c.kind, has_collector)
+    ).all()
+    totals: dict[str, dict[str, int]] = {}
+    for origin, kind, collector, count, found, recovered in rows:
+        measure = shortfall_measure(origin, kind, "collector" if collector else None)
+        cell = totals.setdefault(measure, {"cases": 0, "found": 0, "recovered": 0})
+        cell["cases"] += int(count)
+        cell["found"] += int(found)
+        cell["recovered"] += int(recovered)
+    return {m: totals[m] for m in SHORTFALL_MEASURES if m in totals}
 
 
 @dataclass

@@ -6,9 +6,9 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, exists, func, or_, select
 
-from pipeline.casework.audit import STATUS_LABELS
+from pipeline.casework.audit import DECIDABLE, STATUS_LABELS
 from pipeline.core.leakage_kinds import SHORTFALL_MEASURES, shortfall_measure
 from pipeline.reference.points import REVENUE_TYPES
 from pipeline.review.i18n import TranslatableInputError
@@ -19,9 +19,11 @@ from pipeline.review.queries._region import (
     parse_day_param,
     region_tz,
 )
-from pipeline.store.schema import case_events, cases, points
+from pipeline.store.schema import MAX_ROW_ID, case_events, cases, points, transactions
 
 SEVERITIES = ("high", "medium", "low")
+DUE_CHOICES = ("overdue",)
+MAX_SEARCH = 100  # characters of a search term: past any id, name or receipt number
 SORTS = {
     "newest": "newest day, largest shortfall first",
     "shortfall": "largest shortfall first",
@@ -46,6 +48,9 @@ def _choice(value: str, allowed, name: str) -> str:
 
 @dataclass(frozen=True)
 class QueueFilter:
+    q: str = ""  # text search: point id or name, taxpayer number, operator, receipt, case number
+    assignee: str = ""
+    due: str = ""  # "overdue": assigned, undecided cases past their due day
     district: str = ""
     revenue_type: str = ""
     point_id: str = ""
@@ -63,7 +68,15 @@ class QueueFilter:
         def get(name: str) -> str:
             return (params.get(name) or "").strip()
 
+        q = get("q")
+        if len(q) > MAX_SEARCH:
+            raise TranslatableInputError(
+                "search text is %(n)s characters long; at most %(max)s", n=len(q), max=MAX_SEARCH
+            )
         return cls(
+            q=q,
+            assignee=get("assignee").lower(),
+            due=_choice(get("due"), DUE_CHOICES, "due"),
             district=get("district"),
             revenue_type=_choice(get("revenue_type"), REVENUE_TYPES, "revenue_type"),
             point_id=get("point_id"),
@@ -95,6 +108,35 @@ class QueueFilter:
         return urlencode(self.params(**changes))
 
 
+def local_today() -> date:
+    """Today in the regency: the day a due day is compared with."""
+    return datetime.now(region_tz()).date()
+
+
+def _search(term: str):
+    """Cases a search term finds: by point id, point name, taxpayer number (NPWPD), operator or
+    collector (a part of any), by the receipt number of a transaction inside the case's span
+    (the whole number: a receipt is looked up, not browsed), or by the case number."""
+    text = term.lower()
+    found = [
+        func.lower(column).contains(text, autoescape=True)
+        for column in (cases.c.point_id, points.c.name, points.c.taxpayer_id, cases.c.operators)
+    ]
+    # Correlated on the case's point and span, so the lookup is one primary-key seek per case.
+    found.append(
+        exists().where(
+            transactions.c.point_id == cases.c.point_id,
+            transactions.c.txn_id == term,
+            transactions.c.occurred_at >= cases.c.start_at,
+            transactions.c.occurred_at < cases.c.end_at,
+        )
+    )
+    number = term.removeprefix("#")
+    if number.isdigit() and 0 < int(number) <= MAX_ROW_ID:
+        found.append(cases.c.case_id == int(number))
+    return or_(*found)
+
+
 def _queue_query(flt: QueueFilter):
     tz = region_tz()
     query = select(
@@ -104,6 +146,12 @@ def _queue_query(flt: QueueFilter):
         points.c.revenue_type,
         points.c.timezone,
     ).select_from(cases.outerjoin(points, points.c.point_id == cases.c.point_id))
+    if flt.q:
+        query = query.where(_search(flt.q))
+    if flt.assignee:
+        query = query.where(cases.c.assignee == flt.assignee)
+    if flt.due == "overdue":
+        query = query.where(cases.c.due_on < local_today(), cases.c.status.in_(DECIDABLE))
     if flt.district:
         query = query.where(points.c.district == flt.district)
     if flt.revenue_type:
@@ -114,8 +162,10 @@ def _queue_query(flt: QueueFilter):
         query = query.where(cases.c.severity == flt.severity)
     if flt.status:
         query = query.where(cases.c.status == flt.status)
+    # A case is in the date range when its span overlaps it, not only when it starts in it: a
+    # week-long device-off case or a month's reconciliation gap is found from any of its days.
     if flt.date_from:
-        query = query.where(cases.c.start_at >= local_midnight(flt.date_from, tz))
+        query = query.where(cases.c.end_at > local_midnight(flt.date_from, tz))
     if flt.date_to:
         query = query.where(cases.c.start_at < local_midnight(flt.date_to + timedelta(days=1), tz))
     return query
@@ -191,12 +241,16 @@ def case_queue(engine: Engine, flt: QueueFilter, *, page_size: int = PAGE_SIZE) 
     return QueuePage(rows, total, by_measure, flt.page, pages)
 
 
-def queue_rows_for_export(engine: Engine, flt: QueueFilter, *, limit: int = 100_000) -> list:
-    """Every row matching the filter (not paged), capped so one click cannot exhaust memory."""
+def queue_rows_for_export(
+    engine: Engine, flt: QueueFilter, *, case_ids=None, limit: int = 100_000
+) -> list:
+    """Every row matching the filter (not paged), capped so one click cannot exhaust memory;
+    with ``case_ids``, those cases only (a selection on the queue), whatever the filter."""
+    query = _queue_query(QueueFilter(status="") if case_ids is not None else flt)
+    if case_ids is not None:
+        query = query.where(cases.c.case_id.in_(sorted({int(i) for i in case_ids})))
     with engine.connect() as connection:
-        return connection.execute(
-            _ordered(_queue_query(flt), flt.sort, engine.dialect.name).limit(limit)
-        ).all()
+        return connection.execute(_ordered(query, flt.sort, engine.dialect.name).limit(limit)).all()
 
 
 def latest_decisions(engine: Engine, case_ids) -> dict[int, object]:
@@ -224,18 +278,51 @@ def latest_decisions(engine: Engine, case_ids) -> dict[int, object]:
     return out
 
 
+def next_case_id(engine: Engine, flt: QueueFilter, case_id: int, *, window: int = 500):
+    """The case after ``case_id`` in the queue ``flt`` orders, for "next case": when ``case_id``
+    has left the queue (decided, so no longer open) the first case of it; None at the end."""
+    with engine.connect() as connection:
+        ids = list(
+            connection.execute(
+                _ordered(_queue_query(flt), flt.sort, engine.dialect.name)
+                .with_only_columns(cases.c.case_id)
+                .limit(window)
+            ).scalars()
+        )
+    if case_id in ids:
+        position = ids.index(case_id)
+        return ids[position + 1] if position + 1 < len(ids) else None
+    return next((i for i in ids if i != case_id), None)
+
+
+def point_suggestions(engine: Engine, term: str, *, limit: int = 20) -> list[dict]:
+    """Points whose id, name or taxpayer number holds ``term``, for the point filter's
+    type-ahead (a registry of thousands does not fit one dropdown)."""
+    text = term.strip().lower()[:MAX_SEARCH]
+    query = select(points.c.point_id, points.c.name, points.c.district).order_by(points.c.point_id)
+    if text:
+        query = query.where(
+            or_(
+                *(
+                    func.lower(column).contains(text, autoescape=True)
+                    for column in (points.c.point_id, points.c.name, points.c.taxpayer_id)
+                )
+            )
+        )
+    with engine.connect() as connection:
+        rows = connection.execute(query.limit(limit)).all()
+    return [{"point_id": r.point_id, "name": r.name, "district": r.district} for r in rows]
+
+
 def filter_choices(engine: Engine) -> dict:
-    """Values for the queue's filter dropdowns."""
+    """Values for the queue's filter dropdowns (points are looked up as one types, not listed)."""
     with engine.connect() as connection:
         districts = connection.execute(
             select(points.c.district).distinct().order_by(points.c.district)
         ).scalars()
-        point_rows = connection.execute(
-            select(points.c.point_id, points.c.name).order_by(points.c.point_id)
-        ).all()
         return {
             "districts": list(districts),
-            "points": point_rows,
+            "due": DUE_CHOICES,
             "revenue_types": REVENUE_TYPES,
             "severities": SEVERITIES,
             "statuses": STATUS_LABELS,

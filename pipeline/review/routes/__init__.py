@@ -2,8 +2,15 @@
 ``pipeline`` (queries, audit, users, exports) and renders or redirects; shared dependencies come
 from ``pipeline.review.deps``. ``ROUTERS`` is the order ``app.py`` includes them in."""
 
-from pipeline.review.routes import auth, cases, dashboard, ops, users
+from pipeline.review.routes import auth, cases, dashboard, follow_up, ops, users
 
-ROUTERS = (auth.router, cases.router, dashboard.router, ops.router, users.router)
+ROUTERS = (
+    auth.router,
+    cases.router,
+    follow_up.router,
+    dashboard.router,
+    ops.router,
+    users.router,
+)
 
 __all__ = ["ROUTERS"]
