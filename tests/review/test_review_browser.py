@@ -367,3 +367,44 @@ def test_a_strangers_wrong_passwords_do_not_lock_out_the_user(served, browser):
     assert page.url.endswith("/cases"), "the right password is taken, only a little later"
     assert time.monotonic() - started < 6  # one capped delay (4 s) at most
     user.close()
+
+
+def test_inspector_finds_a_case_by_receipt_and_points_by_typing(served, browser):
+    base, world, _ = served
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = _watch_errors(page)
+    _sign_in(page, base, "/cases?status=", "demo", "demo")
+
+    # The point filter asks the server as one types and offers what matches.
+    page.fill("#point-filter", "")
+    page.type("#point-filter", "Induk", delay=30)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#point-list option')].map(o => o.value).join()"
+        " === 'PSR-002'"
+    )
+    offered = page.eval_on_selector_all("#point-list option", "os => os.map(o => o.value)")
+    assert offered == ["PSR-002"]
+    page.fill("#point-filter", "")
+
+    # A receipt number finds the case whose span holds it, whatever its status.
+    page.fill("#queue-search", "PKR-001-00010")
+    page.press("#queue-search", "Enter")
+    page.wait_for_load_state("load")
+    rows = page.eval_on_selector_all(
+        "table.queue tbody tr[data-case]", "rs => rs.map(r => r.dataset.case)"
+    )
+    assert rows == [str(world.case_id)]
+    _screenshot(page, "queue-search.png")
+
+    # Into the case and back: the search is still there.
+    page.click(f"table.queue a[href='/cases/{world.case_id}']")
+    page.wait_for_load_state("load")
+    page.click("#back-to-queue")
+    page.wait_for_load_state("load")
+    assert page.input_value("#queue-search") == "PKR-001-00010"
+    assert page.eval_on_selector_all(
+        "table.queue tbody tr[data-case]", "rs => rs.map(r => r.dataset.case)"
+    ) == [str(world.case_id)]
+    assert errors == []
+    context.close()
