@@ -25,6 +25,19 @@ def test_registry_loads_and_updates(engine, tmp_path):
     assert registry["PK-001"]["timezone"] == "Asia/Jakarta"  # the default
 
 
+def test_registry_keeps_an_optional_taxpayer_number(engine, tmp_path):
+    path = tmp_path / "points.csv"
+    path.write_text(
+        "point_id,name,revenue_type,district,open_hours,taxpayer_id\n"
+        "RS-002,Warung Sate,restaurant_tax,Utara,10:00-22:00, P.2.0012345.05.01 \n"
+        "PK-001,Parkir Pasar Baru,parking,Kota,06:00-22:00,\n"
+    )
+    load_registry(engine, path)
+    registry = known_points(engine)
+    assert registry["RS-002"]["taxpayer_id"] == "P.2.0012345.05.01"
+    assert registry["PK-001"]["taxpayer_id"] is None
+
+
 def test_bad_registry_names_every_problem_with_its_line(tmp_path):
     path = tmp_path / "points.csv"
     path.write_text(REGISTRY + "XX-1,X,casino,Kota,25:00-02:00,Mars/Base\n")
