@@ -75,6 +75,18 @@ def _note(note: str | None, *, required: bool, what: str) -> str:
     return text
 
 
+def load_case(connection: Connection, case_id: int):
+    """The ``cases`` row of ``case_id`` (NotFoundError if there is none)."""
+    return _load(connection, case_id)
+
+
+def append_event(connection, row, actor: str, action: str, extra: dict, note: str, now) -> None:
+    """One trail row for an act on case ``row`` that leaves its state as it is (an attachment
+    added): the state before and after, with ``extra`` in the after."""
+    state = _state(row)
+    _append(connection, row.case_id, actor, action, state, {**state, **extra}, note, now)
+
+
 def _load(connection: Connection, case_id: int):
     row = None
     if 0 < case_id <= MAX_ROW_ID:

@@ -106,6 +106,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Reconciliation tolerances file (JSON/YAML); empty: defaults (`eincome recon config`).",
     ),
     Setting(
+        "attachment_max_mb",
+        "EINCOME_ATTACHMENT_MAX_MB",
+        "10",
+        "Largest evidence file (MB) the review app accepts on a case; files live under $EINCOME_HOME/attachments.",
+    ),
+    Setting(
         "airflow_db_url",
         "EINCOME_AIRFLOW_DB_URL",
         "",
@@ -130,6 +136,7 @@ class Settings:
     session_hours: int = 12
     language: str = "id"
     recon_config: str = ""
+    attachment_max_mb: int = 10
     airflow_db_url: str = field(default="", repr=False)  # may hold a password
 
     @property

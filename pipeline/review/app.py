@@ -212,7 +212,10 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
         response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():
+            # A response that brings a stricter policy of its own (an evidence file's sandbox)
+            # keeps it.
+            response.headers.setdefault(name, value)
         if request.url.path != "/static" and not request.url.path.startswith("/static/"):
             response.headers["Cache-Control"] = "no-store"
         return response

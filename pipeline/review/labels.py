@@ -59,6 +59,7 @@ LABELS = {
     "clear": N_("closed by the pipeline"),
     "due": N_("due day set"),
     "recover": N_("money recovered"),
+    "attach": N_("evidence attached"),
     # roles
     "auditor": N_("auditor"),
     "supervisor": N_("supervisor"),

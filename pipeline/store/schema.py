@@ -305,6 +305,25 @@ case_exports = Table(
     Column("rows", Integer, nullable=False),
 )
 
+# Evidence attached to a case (a field-check photo, a Z-report, a letter): the file itself lives
+# under $EINCOME_HOME/attachments (``stored_as``, relative), named by its sha256. Written by
+# ``casework.attachments`` alone; each upload is also a row in the case's trail.
+case_attachments = Table(
+    "case_attachments",
+    metadata,
+    Column("attachment_id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, ForeignKey("cases.case_id"), nullable=False),
+    Column("filename", String(200), nullable=False),  # the uploader's name for it, made safe
+    Column("media_type", String(64), nullable=False),  # from the file's own first bytes
+    Column("size_bytes", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("stored_as", String(200), nullable=False),
+    Column("uploaded_by", String(64), nullable=False),
+    Column("uploaded_at", UTCDateTime, nullable=False),
+    Column("note", Text),
+    Index("ix_case_attachments_case_id", "case_id"),
+)
+
 # Review-app sign-ins the server can end: the cookie carries a random token, only its SHA-256 is
 # kept here, so a copy of this table signs no one in. Written by ``casework.sessions`` alone.
 review_sessions = Table(

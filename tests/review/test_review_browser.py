@@ -7,6 +7,7 @@ Set EINCOME_SCREENSHOTS=docs/screenshots to save the case page and the dashboard
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -406,5 +407,59 @@ def test_inspector_finds_a_case_by_receipt_and_points_by_typing(served, browser)
     assert page.eval_on_selector_all(
         "table.queue tbody tr[data-case]", "rs => rs.map(r => r.dataset.case)"
     ) == [str(world.case_id)]
+    assert errors == []
+    context.close()
+
+
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a5d5b3f30000000049454e44ae426082"
+)
+
+
+def test_evidence_is_attached_and_comes_back_as_a_download(served, browser, tmp_path):
+    base, world, _ = served
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors = _watch_errors(page)
+    _sign_in(page, base, f"/cases/{world.case_ids[2]}", "demo", "demo")
+    photo = tmp_path / "cek-lapangan.png"
+    photo.write_bytes(PNG_1PX)
+    page.set_input_files("#attach-form input[type=file]", str(photo))
+    page.fill("#attach-form input[name=note]", "foto papan tarif")
+    page.click("#attach-form button[type=submit]")
+    page.wait_for_load_state("load")
+    listed = page.inner_text("#evidence-list tbody")
+    assert "cek-lapangan.png" in listed and "foto papan tarif" in listed
+    with page.expect_download() as caught:
+        page.click("#evidence-list a")
+    download = caught.value
+    assert download.suggested_filename == "cek-lapangan.png"
+    assert Path(download.path()).read_bytes() == PNG_1PX
+    assert page.url.endswith(f"/cases/{world.case_ids[2]}#evidence")  # not opened in the app
+    assert errors == []
+    context.close()
+
+
+def test_the_inspection_report_prints_to_a_pdf(served, browser):
+    base, world, _ = served
+    context = browser.new_context(viewport={"width": 1000, "height": 1400})
+    page = context.new_page()
+    errors = _watch_errors(page)
+    _sign_in(page, base, f"/cases/{world.case_id}/report", "demo", "demo")
+    assert "BERITA ACARA PEMERIKSAAN" in page.inner_text("header")
+    page.emulate_media(media="print")
+    assert not page.is_visible("nav.no-print"), "the print button is not on paper"
+    # The chart is an SVG drawn on the server: it has its size before any script runs.
+    box = page.locator("#report-chart svg").bounding_box()
+    assert box and box["width"] > 500 and box["height"] > 120
+    _screenshot(page, "report.png")
+    pdf = page.pdf(format="A4", print_background=True)
+    assert pdf.startswith(b"%PDF-") and len(pdf) > 20_000
+    pages = len(re.findall(rb"/Type\s*/Page(?!s)", pdf))
+    assert 1 <= pages <= 3, pages
+    folder = os.environ.get("EINCOME_SCREENSHOTS")
+    if folder:
+        (Path(folder) / "report.pdf").write_bytes(pdf)
     assert errors == []
     context.close()

@@ -13,7 +13,6 @@ import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from pipeline.casework import audit
@@ -21,26 +20,14 @@ from pipeline.casework.users import add_user, ensure_demo_users, get_user
 from pipeline.core.errors import UnusableInputError
 from pipeline.core.settings import Settings
 from pipeline.review import create_app, queries
-from pipeline.review.app import SESSION_COOKIE
 from pipeline.store import connect
 from pipeline.store.schema import case_events, case_exports, cases, points, suppressions
+from tests.helpers.review_client import as_role, role_cookies
 from tests.helpers.review_seed import TZ, seed
 
 SETTINGS = Settings(secret_key="test-key", false_alarm_days=7)
-ROLE_USER = {"auditor": "demo", "supervisor": "supervisor", "ops": "ops", "viewer": "leader"}
-PASSWORDS = {"demo": "demo", "supervisor": "supervisor", "ops": "ops", "leader": "leader"}
 CASE_LINK = re.compile(r'<tr class="[^"]*" data-case="(\d+)">')
 NPWPD = "P.2.0012345.05.01"
-
-
-def _client(app) -> TestClient:
-    return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
-
-
-def _token(client: TestClient, path: str = "/dashboard") -> str:
-    page = client.get(path)
-    assert page.status_code == 200, (path, page.status_code)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
 
 
 def _plant_history(engine, world) -> dict:
@@ -100,16 +87,7 @@ def template_db(tmp_path_factory):
     ensure_demo_users(engine)
     add_user(engine, "alice", "auditor", "alice-password", actor="test")
     planted = _plant_history(engine, world)
-    app = create_app(engine, SETTINGS)
-    cookies = {}
-    for role, name in ROLE_USER.items():
-        client = _client(app)
-        token = _token(client, "/login")
-        response = client.post(
-            "/login", data={"username": name, "password": PASSWORDS[name], "csrf_token": token}
-        )
-        assert response.status_code == 303
-        cookies[role] = client.cookies[SESSION_COOKIE]
+    cookies = role_cookies(create_app(engine, SETTINGS))
     engine.dispose()
     return path, world, planted, cookies
 
@@ -124,12 +102,6 @@ def site(template_db, tmp_path):
     app.state.role_cookies = cookies
     yield app, engine, world, planted
     engine.dispose()
-
-
-def as_role(app, role: str) -> tuple[TestClient, str]:
-    client = _client(app)
-    client.cookies.set(SESSION_COOKIE, app.state.role_cookies[role])
-    return client, _token(client)
 
 
 def queue_ids(page: str) -> list[int]:

@@ -46,6 +46,7 @@ from pipeline.review.queries._region import (
     parse_day_param,
     region_tz,
 )
+from pipeline.review.queries._report import ReportChart, report_chart
 
 __all__ = [
     "BAND_WEEKS",
@@ -53,6 +54,8 @@ __all__ = [
     "PAYMENT_METHODS",
     "TXN_STATUSES",
     "CaseHistory",
+    "ReportChart",
+    "report_chart",
     "TransactionFilter",
     "case_history",
     "local_today",

@@ -41,6 +41,7 @@ def get_case(engine: Engine, case_id: int):
             points.c.revenue_type,
             points.c.open_hours,
             points.c.timezone,
+            points.c.taxpayer_id,
         )
         .select_from(cases.outerjoin(points, points.c.point_id == cases.c.point_id))
         .where(cases.c.case_id == case_id)

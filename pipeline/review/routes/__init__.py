@@ -2,12 +2,13 @@
 ``pipeline`` (queries, audit, users, exports) and renders or redirects; shared dependencies come
 from ``pipeline.review.deps``. ``ROUTERS`` is the order ``app.py`` includes them in."""
 
-from pipeline.review.routes import auth, cases, dashboard, follow_up, ops, users
+from pipeline.review.routes import auth, cases, dashboard, evidence, follow_up, ops, users
 
 ROUTERS = (
     auth.router,
     cases.router,
     follow_up.router,
+    evidence.router,
     dashboard.router,
     ops.router,
     users.router,

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse
 
-from pipeline.casework import audit
+from pipeline.casework import attachments, audit
 from pipeline.casework.users import User
 from pipeline.review import exports, queries
 from pipeline.review.deps import (
@@ -118,6 +118,9 @@ def _casepage_number(request: Request, user: User, case_id: int, page: int):
         payment_methods=queries.PAYMENT_METHODS,
         no_operator=queries.NO_OPERATOR,
         history=queries.case_history(engine, case),
+        evidence=attachments.attachments_of(engine, case_id),
+        evidence_types=", ".join(e.upper() for e in attachments.EXTENSIONS),
+        evidence_max_mb=request.app.state.settings.attachment_max_mb,
         queue_query=queue.query_string(),
         next_case_id=queries.next_case_id(engine, queue, case_id),
         today=queries.local_today(),
@@ -134,6 +137,30 @@ def casepage_number(
     request: Request, case_id: int, page: str | None = None, user: User = need("cases.view")
 ):
     return _casepage_number(request, user, case_id, page_number(page))
+
+
+@router.get("/cases/{case_id}/report")
+def case_report(request: Request, case_id: int, user: User = need("cases.view")):
+    """The case as a printable inspection report (berita acara pemeriksaan)."""
+    engine = engine_of(request)
+    case = queries.get_case(engine, case_id)
+    recon = queries.reconciliation_view(case)
+    chart = None if recon else queries.case_chart(engine, case)
+    return render(
+        request,
+        "report.html",
+        user=user,
+        case=case,
+        recon=recon,
+        chart=queries.report_chart(chart) if chart else None,
+        breakdown=None if recon else queries.case_breakdown(engine, case),
+        txns=queries.case_transactions(engine, case, 1, page_size=1),
+        decision=queries.latest_decisions(engine, [case_id]).get(case_id),
+        trail=audit.trail(engine, case_id),
+        evidence=attachments.attachments_of(engine, case_id),
+        printed_at=datetime.now(UTC),
+        report_number=f"BAP/{case_id}/{datetime.now(UTC).astimezone(queries.region_tz()).year}",
+    )
 
 
 @router.post("/cases/{case_id}/decide")
