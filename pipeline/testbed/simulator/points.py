@@ -92,6 +92,9 @@ def make_points(
                 "district": districts[rng.integers(len(districts))],
                 "open_hours": f"{open_[i]:02d}:00-{close[i]:02d}:00",
                 "timezone": DEFAULT_TIMEZONE,
+                # A taxpayer point's NPWPD (made up, from its position: no draw from the rng, so
+                # every seed's world stays as it was); parking and markets have none.
+                "taxpayer_id": f"P.2.{1_000_000 + i:07d}.05.01" if kind.endswith("_tax") else "",
             }
         )
     ticket_level = np.where(np.isin(types, [0, 1]), 1.0, rng.lognormal(0.0, 0.25, n))

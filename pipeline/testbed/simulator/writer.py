@@ -169,7 +169,7 @@ def write_tables(out_dir: Path, sim: _Simulation) -> tuple[Path, Path, Path, Pat
     _write_csv(
         points_csv,
         sim.registry,
-        ("point_id", "name", "revenue_type", "district", "open_hours", "timezone"),
+        ("point_id", "name", "revenue_type", "district", "open_hours", "timezone", "taxpayer_id"),
     )
     labels_csv = out_dir / "labels.csv"
     labels = sorted(sim.labels, key=lambda r: (r["start_utc"], r["point_id"], r["kind"]))
