@@ -131,7 +131,7 @@ def attachments_of(engine: Engine, case_id: int) -> list:
 def open_attachment(engine: Engine, home: Path, case_id: int, attachment_id: int):
     """(row, bytes) of one attachment of ``case_id`` (NotFound for another case's)."""
     row = None
-    if 0 < attachment_id <= MAX_ROW_ID:
+    if 0 < attachment_id <= MAX_ROW_ID and 0 < case_id <= MAX_ROW_ID:
         with engine.connect() as connection:
             row = connection.execute(
                 select(case_attachments).where(

@@ -943,7 +943,8 @@ SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referr
 def _walked_paths(app, world) -> list[tuple[str, str, str, list[str]]]:
     """(method, path template, a valid path, its query parameters) for every route of the app
     but sign-out."""
-    valid = {"case_id": str(world.case_id), "batch_id": "1", "fmt": "csv", "username": "alice"}
+    valid = {"case_id": str(world.case_id), "batch_id": "1", "fmt": "csv", "username": "alice",
+             "attachment_id": "1"}  # fmt: skip
     out = []
     for route in app.routes:
         for method in sorted(getattr(route, "methods", None) or ()):
@@ -951,6 +952,8 @@ def _walked_paths(app, world) -> list[tuple[str, str, str, list[str]]]:
                 params = [p.alias for p in route.dependant.query_params]
                 if route.path in ("/cases", "/cases/export.{fmt}"):  # read from the raw query
                     params += [f.name for f in fields(QueueFilter)]
+                if route.path == "/cases/{case_id}":  # the transaction filter, raw query too
+                    params += ["txn_status", "method", "operator"]
                 out.append((method, route.path, route.path.format(**valid), params))
     return out
 
