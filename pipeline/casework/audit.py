@@ -51,6 +51,7 @@ class CaseEvent:
     before: dict
     after: dict
     note: str
+    note_parts: str | None = None  # JSON phrases of a pipeline's note (core.phrases)
 
 
 class LeakageWindow(NamedTuple):
@@ -249,6 +250,7 @@ def trail(engine: Engine, case_id: int) -> list[CaseEvent]:
             json.loads(r.before or "{}"),
             json.loads(r.after or "{}"),
             r.note or "",
+            r.note_parts,
         )
         for r in rows
     ]

@@ -214,7 +214,8 @@ anomalies = Table(
     Column("score", Float, nullable=False),
     Column("severity", String(16), nullable=False),  # low | medium | high
     Column("kind", String(32), nullable=False),  # suspected pattern
-    Column("reasons", Text, nullable=False),
+    Column("reasons", Text, nullable=False),  # English, "; "-separated (core.phrases.english)
+    Column("reason_parts", Text),  # JSON: the same reasons as phrases; NULL before 0008
     Column("shortfall_rp", BigInteger, nullable=False),
     Column("operators", Text),  # comma-separated operator ids involved
     Column("model_version", String(64), nullable=False),
@@ -248,7 +249,8 @@ cases = Table(
     Column("kind", String(32), nullable=False),
     Column("score", Float, nullable=False),
     Column("severity", String(16), nullable=False),
-    Column("reasons", Text, nullable=False),
+    Column("reasons", Text, nullable=False),  # English, "; "-separated (core.phrases.english)
+    Column("reason_parts", Text),  # JSON: the same reasons as phrases; NULL before 0008
     Column("shortfall_rp", BigInteger, nullable=False),
     Column("operators", Text),
     Column("model_version", String(64)),
@@ -275,6 +277,7 @@ case_events = Table(
     Column("before", Text),
     Column("after", Text),
     Column("note", Text),
+    Column("note_parts", Text),  # JSON phrases of a pipeline's note (core.phrases), else NULL
     Index("ix_case_events_case_id", "case_id"),
 )
 

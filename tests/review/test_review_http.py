@@ -1027,3 +1027,40 @@ def test_a_missing_or_impossible_record_is_not_found(site, path):
     # the domain's message names the value, so it stays as written; the page is Indonesian
     assert response.status_code == 404 and "does not exist" in response.text
     assert "Tidak ditemukan" in response.text
+
+
+def test_case_reasons_and_the_queue_export_follow_the_readers_language(site):
+    """The detector's and reconciliation's reasons are phrases: Indonesian by default, English on
+    the switch, with the page's own formats (Sel 14.00, Rp 412.000)."""
+    app, engine, world = site
+    client, _ = as_role(app, "auditor")
+    reasons = client.get(f"/cases/{world.case_id}").text.split('class="reasons"')[1]
+    reasons = reasons.split("</ul>")[0]
+    assert "<li>3 jam ditandai, dugaan pelaporan kurang, Rp 412.000 dipertaruhkan</li>" in reasons
+    assert (
+        "<li>terkuat: pendapatan 65% di bawah biasanya untuk Sel 14.00 (Rp 74.000 vs Rp 211.000)"
+    ) in reasons
+    assert "operator op-7: pembatalan/pengembalian 20% vs biasanya operator itu 5%" in reasons
+    english = client.get(f"/cases/{world.case_id}?lang=en").text.split('class="reasons"')[1]
+    assert "<li>strongest: revenue 65% below the usual for Tue 14.00 (Rp 74.000 vs" in english
+    recon_id = world.case_ids[3]
+    recon = client.get(f"/cases/{recon_id}?lang=id").text.split('class="reasons"')[1]
+    assert "dilaporkan Rp 7.750.000 vs tercatat Rp 9.000.000: Rp 1.250.000 (14%)" in recon
+    exported = client.get("/cases/export.csv?lang=id").text
+    assert "3 jam ditandai, dugaan pelaporan kurang" in exported
+    assert (
+        "3 flagged hours, suspected under-reporting" in client.get("/cases/export.csv?lang=en").text
+    )
+
+
+def test_a_reason_written_before_phrases_is_shown_as_its_text(site):
+    app, engine, world = site
+    with engine.begin() as connection:
+        connection.execute(
+            cases.update()
+            .where(cases.c.case_id == world.case_id)
+            .values(reason_parts=None, reasons="old words; more old words")
+        )
+    client, _ = as_role(app, "auditor")
+    page = client.get(f"/cases/{world.case_id}").text
+    assert "<li>old words</li><li>more old words</li>" in page
