@@ -18,7 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from pipeline.casework.sessions import SessionLimits
-from pipeline.casework.users import LoginThrottle, NotAllowed
+from pipeline.casework.throttle import LoginThrottle
+from pipeline.casework.users import NotAllowed
 from pipeline.core.errors import NotFoundError, UnusableInputError
 from pipeline.core.settings import Settings
 from pipeline.review.deps import (
@@ -188,7 +189,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.settings = settings
     app.state.templates = templates()
-    app.state.login_throttle = LoginThrottle()
+    app.state.login_throttle = LoginThrottle(engine)
     app.state.session_limits = SessionLimits.of(
         idle_minutes=settings.session_idle_minutes, hours=settings.session_hours
     )

@@ -305,6 +305,17 @@ review_sessions = Table(
     Index("ix_review_sessions_username", "username"),
 )
 
+# Wrong passwords in a row per client address and per username, shared by every worker of the
+# review app (a brake, not a lockout). Written by ``casework.throttle`` alone.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(200), primary_key=True),  # "address:<ip>" | "user:<username>"
+    Column("failures", Integer, nullable=False),  # wrong passwords since the last quiet window
+    Column("last_failed_at", UTCDateTime, nullable=False),
+    Index("ix_login_failures_last_failed_at", "last_failed_at"),
+)
+
 # Append-only trail of every change to users (who did what to whom); triggers refuse rewrites.
 user_events = Table(
     "user_events",

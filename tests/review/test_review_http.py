@@ -19,8 +19,8 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from pipeline.casework import audit
+from pipeline.casework.throttle import LoginThrottle
 from pipeline.casework.users import (
-    LoginThrottle,
     User,
     add_user,
     ensure_demo_users,
@@ -321,7 +321,7 @@ def test_a_refused_cross_site_post_sets_no_cookie(site):
 
 def test_a_strangers_wrong_passwords_do_not_lock_out_the_user(site):
     app, _, _ = site
-    app.state.login_throttle = LoginThrottle(base=0.05, cap=0.4)
+    app.state.login_throttle = LoginThrottle(app.state.engine, base=0.05, cap=0.4)
     stranger = client_for(app, "10.0.0.66")
     for _ in range(5):
         assert try_password(stranger, "DEMO", "guess").status_code == 401
@@ -335,7 +335,7 @@ def test_a_strangers_wrong_passwords_do_not_lock_out_the_user(site):
 
 def test_a_client_trying_many_usernames_is_slowed(site):
     app, _, _ = site
-    app.state.login_throttle = LoginThrottle(free=3, base=0.5, cap=1.0)
+    app.state.login_throttle = LoginThrottle(app.state.engine, free=3, base=0.5, cap=1.0)
     client = client_for(app, "10.0.0.99")
     token = csrf_from(client, "/login")
     took = []
@@ -967,7 +967,9 @@ def test_every_route_answers_out_of_range_input_with_a_4xx_not_a_500(site):
     """Every route (enumerated from the app) x odd path, query and form values, as the
     supervisor (who holds every right): never a 500, always the security headers."""
     app, _, world = site
-    app.state.login_throttle = LoginThrottle(cap=0)  # the walk's many wrong sign-ins
+    app.state.login_throttle = LoginThrottle(
+        app.state.engine, cap=0
+    )  # the walk's many wrong sign-ins
     client, token = as_role(app, "supervisor")
     walked = _walked_paths(app, world)
     assert len(walked) >= 18
