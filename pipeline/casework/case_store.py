@@ -128,8 +128,9 @@ def change_state(connection: Connection, row, now: datetime, **values) -> None:
         .values(updated_at=now, **values)
     )
     if result.rowcount != 1:
-        raise UnusableInputError(
-            f"case {row.case_id} was changed by someone else meanwhile; reload it and try again"
+        raise UnusableInputError.said(
+            "case %(case)s was changed by someone else meanwhile; reload it and try again",
+            case=row.case_id,
         )
 
 

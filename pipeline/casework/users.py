@@ -89,16 +89,19 @@ def check_username(username: str) -> str:
     """The normalised (lower-case) username, or UnusableInputError naming what is wrong."""
     name = username.strip().lower()
     if not _USERNAME.match(name):
-        raise UnusableInputError(
-            f"username {username!r} is not usable: "
-            "2-64 characters of letters, digits, '.', '_' or '-'"
+        raise UnusableInputError.said(
+            "username %(username)r is not usable: 2-64 characters of letters, digits, '.', '_'"
+            " or '-'",
+            username=username,
         )
     return name
 
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise UnusableInputError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        raise UnusableInputError.said(
+            "role %(role)r is not one of %(choices)s", role=role, choices=", ".join(ROLES)
+        )
     return role
 
 
@@ -124,7 +127,7 @@ def add_user(
     check_role(role)
     check_password(password)
     if get_user(engine, name) is not None:
-        raise UnusableInputError(f"user {name!r} already exists")
+        raise UnusableInputError.said("user %(name)r already exists", name=name)
     _insert(engine, name, role, password, actor, now or datetime.now(UTC))
     return User(name, role)
 
@@ -309,7 +312,7 @@ def _change(engine: Engine, username: str, actor: str, now, *, action, values, s
     with engine.begin() as connection:
         before = connection.execute(select(users).where(users.c.username == name)).first()
         if before is None:
-            raise NotFoundError(f"user {username!r} does not exist")
+            raise NotFoundError.said("user %(name)r does not exist", name=username)
         connection.execute(update(users).where(users.c.username == name).values(**values))
         after = connection.execute(select(users).where(users.c.username == name)).one()
         _record(connection, now, actor, name, action, shown(before), shown(after))

@@ -22,7 +22,7 @@ from pipeline.cli import (
     sim_cmds,
     source_cmds,
 )
-from pipeline.cli.common import choose_language, err_console, say
+from pipeline.cli.common import choose_language, err_console, reason_of, say
 from pipeline.core.errors import UnusableInputError
 
 app = typer.Typer(
@@ -72,7 +72,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except UnusableInputError as exc:
-        _error(say("error: %(reason)s", reason=exc))
+        _error(say("error: %(reason)s", reason=reason_of(exc)))
         sys.exit(2)
     except ModuleNotFoundError as exc:
         extra = _extra_providing(exc.name)

@@ -70,6 +70,16 @@ def say(msgid: str, **params) -> str:
     return text % params if params else text
 
 
+def reason_of(error: Exception) -> str:
+    """A refusal's message in this run's language (phrased refusals; others as written)."""
+    part = getattr(error, "phrase", None)
+    if part is None:
+        return str(error)
+    from pipeline.review.formats import phrase_text
+
+    return phrase_text(part, language())
+
+
 def reasons_text(parts: str | None, text: str | None, tz_name: str | None = None) -> str:
     """A stored reason (its phrases, else its text) in this run's language."""
     from pipeline.review.formats import reason_text

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.common import err_console, runtime, say
+from pipeline.cli.common import err_console, reason_of, runtime, say
 from pipeline.core.errors import UnusableInputError
 from pipeline.intake.ingest import BatchFailedError, ingest_file
 
@@ -87,7 +87,7 @@ def ingest(
 
 def _error(reason) -> None:
     err_console.print(
-        say("error: %(reason)s", reason=reason),
+        say("error: %(reason)s", reason=reason if isinstance(reason, str) else reason_of(reason)),
         style="bold red",
         markup=False,
         highlight=False,

@@ -22,6 +22,7 @@ from pipeline.casework.throttle import LoginThrottle
 from pipeline.casework.users import NotAllowed
 from pipeline.core.errors import NotFoundError, UnusableInputError
 from pipeline.core.settings import Settings
+from pipeline.review import formats
 from pipeline.review.deps import (
     HERE,
     CSRFRefused,
@@ -102,6 +103,8 @@ def _said(request: Request, exc: Exception) -> str:
     # sentence may be in the catalog) and otherwise shown as the domain wrote it.
     if isinstance(exc, TranslatableInputError | TranslatableNotFound):
         return exc.translated(language(request))
+    if getattr(exc, "phrase", None) is not None:  # a refusal the domain phrased
+        return formats.phrase_text(exc.phrase, language(request))
     return tr(request, str(exc))
 
 

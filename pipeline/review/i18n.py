@@ -49,6 +49,7 @@ KEYWORDS = {
     # core.phrases.phrase: the detector's, reconciliation's and late data's reason parts
     "phrase": None,
     "say": None,  # pipeline.cli.common.say: what the commands print
+    "said": None,  # core.errors.UnusableInputError.said: refusals the domain phrases
 }
 JINJA_EXTENSIONS = "jinja2.ext.i18n"
 
