@@ -58,6 +58,7 @@ class CaseEvent:
     before: dict
     after: dict
     note: str
+    note_parts: str | None = None  # JSON phrases of a pipeline's note (core.phrases)
 
 
 class LeakageWindow(NamedTuple):
@@ -66,12 +67,17 @@ class LeakageWindow(NamedTuple):
     end_at: datetime  # exclusive
 
 
-def _note(note: str | None, *, required: bool, what: str) -> str:
+def _note(note: str | None, *, missing: UnusableInputError | None = None) -> str:
+    """The note, stripped; ``missing`` is raised when a note is required and there is none."""
     text = (note or "").strip()
-    if required and not text:
-        raise UnusableInputError(f"{what} needs a note saying why")
+    if missing is not None and not text:
+        raise missing
     if len(text) > MAX_NOTE:
-        raise UnusableInputError(f"note is {len(text)} characters long; at most {MAX_NOTE}")
+        raise UnusableInputError.said(
+            "note is %(length_n)s characters long; at most %(most_n)s",
+            length_n=len(text),
+            most_n=MAX_NOTE,
+        )
     return text
 
 
@@ -92,7 +98,7 @@ def _load(connection: Connection, case_id: int):
     if 0 < case_id <= MAX_ROW_ID:
         row = connection.execute(select(cases).where(cases.c.case_id == case_id)).first()
     if row is None:
-        raise NotFoundError(f"case {case_id} does not exist")
+        raise NotFoundError.said("case %(case)s does not exist", case=case_id)
     return row
 
 
@@ -136,18 +142,31 @@ def decide(
     """
     actor.require("cases.decide")
     if decision not in DECISIONS:
-        raise UnusableInputError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
-    text = _note(note, required=True, what=f"deciding {DECISIONS[decision]!r}")
+        raise UnusableInputError.said(
+            "decision %(decision)r is not one of %(choices)s",
+            decision=decision,
+            choices=", ".join(DECISIONS),
+        )
+    text = _note(
+        note,
+        missing=UnusableInputError.said(
+            "deciding %(decision_kind)s needs a note saying why", decision_kind=decision
+        ),
+    )
     now = now or datetime.now(UTC)
     with engine.begin() as connection:
         row = _load(connection, case_id)
         if row.status not in DECIDABLE:
-            raise UnusableInputError(
-                f"case {case_id} is already decided ({STATUS_LABELS.get(row.status, row.status)}); "
-                "a supervisor must reopen it first"
+            raise UnusableInputError.said(
+                "case %(case)s is already decided (%(status_kind)s); a supervisor must reopen it"
+                " first",
+                case=case_id,
+                status_kind=row.status,
             )
         if row.status == decision:
-            raise UnusableInputError(f"case {case_id} is already {DECISIONS[decision]!r}")
+            raise UnusableInputError.said(
+                "case %(case)s is already %(decision_kind)s", case=case_id, decision_kind=decision
+            )
         before = _state(row)
         after = {**before, "status": decision}
         change_state(connection, row, now, status=decision)
@@ -173,12 +192,12 @@ def reopen(
 ) -> dict:
     """Supervisor only: put a decided case back to open; a false alarm's suppression is ended."""
     actor.require("cases.reopen")
-    text = _note(note, required=True, what="reopening a case")
+    text = _note(note, missing=UnusableInputError.said("reopening a case needs a note saying why"))
     now = now or datetime.now(UTC)
     with engine.begin() as connection:
         row = _load(connection, case_id)
         if row.status == "open":
-            raise UnusableInputError(f"case {case_id} is already open")
+            raise UnusableInputError.said("case %(case)s is already open", case=case_id)
         before = _state(row)
         after = {**before, "status": "open"}
         change_state(connection, row, now, status="open")
@@ -222,7 +241,7 @@ def assign(
 ) -> dict:
     """Give the case to a colleague (active auditor or supervisor); empty ``assignee`` unassigns."""
     actor.require("cases.assign")
-    text = _note(note, required=False, what="assigning")
+    text = _note(note)
     name = assignee.strip().lower() or None
     now = now or datetime.now(UTC)
     with engine.begin() as connection:
@@ -231,12 +250,19 @@ def assign(
                 select(users.c.role, users.c.active).where(users.c.username == name)
             ).first()
             if person is None or not person.active or person.role not in CASE_WORKER_ROLES:
-                raise UnusableInputError(
-                    f"cannot assign to {assignee!r}: not an active auditor or supervisor"
+                raise UnusableInputError.said(
+                    "cannot assign to %(assignee)r: not an active auditor or supervisor",
+                    assignee=assignee,
                 )
         row = _load(connection, case_id)
         if row.assignee == name:
-            raise UnusableInputError(f"case {case_id} is already assigned to {name or 'nobody'}")
+            if name is None:
+                raise UnusableInputError.said(
+                    "case %(case)s is already assigned to nobody", case=case_id
+                )
+            raise UnusableInputError.said(
+                "case %(case)s is already assigned to %(assignee)s", case=case_id, assignee=name
+            )
         before = _state(row)
         after = {**before, "assignee": name}
         change_state(connection, row, now, assignee=name)
@@ -425,7 +451,7 @@ def add_note(
 ) -> None:
     """Append a note to the case's trail without changing it (a call made, a document found)."""
     actor.require("cases.decide")
-    text = _note(note, required=True, what="a note")
+    text = _note(note, missing=UnusableInputError.said("a note cannot be empty"))
     now = now or datetime.now(UTC)
     with engine.begin() as connection:
         state = _state(_load(connection, case_id))
@@ -450,6 +476,7 @@ def trail(engine: Engine, case_id: int) -> list[CaseEvent]:
             json.loads(r.before or "{}"),
             json.loads(r.after or "{}"),
             r.note or "",
+            r.note_parts,
         )
         for r in rows
     ]

@@ -29,6 +29,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, exists, insert, not_, or_, select, update
 
 from pipeline.core.errors import UnusableInputError
+from pipeline.core.phrases import Phrase, dumps
 from pipeline.store.schema import case_events, cases
 
 ACTED_ON = or_(
@@ -76,11 +77,18 @@ def drop_cases(connection: Connection, case_ids: Iterable[int]) -> int:
 
 
 def clear_case(
-    connection: Connection, case_id: int, *, reason: str, actor: str, now: datetime
+    connection: Connection,
+    case_id: int,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+    parts: list[Phrase] | None = None,
 ) -> bool:
     """Close a producer's open case that no longer holds (late sales disproved its flags): status
     ``cleared`` and one trail entry by ``actor`` (a system name such as "pipeline") with
-    ``reason``. False, and nothing written, if a person has acted on it meanwhile."""
+    ``reason`` (and its phrases, ``parts``, for the reader's language). False, and nothing
+    written, if a person has acted on it meanwhile."""
     result = connection.execute(
         update(cases)
         .where(cases.c.case_id == case_id, not_(ACTED_ON))
@@ -97,6 +105,7 @@ def clear_case(
             before=json.dumps({"assignee": None, "status": "open"}, sort_keys=True),
             after=json.dumps({"assignee": None, "status": "cleared"}, sort_keys=True),
             note=reason,
+            note_parts=dumps(parts) if parts else None,
         )
     )
     return True
@@ -120,8 +129,9 @@ def change_state(connection: Connection, row, now: datetime, **values) -> None:
         .values(updated_at=now, **values)
     )
     if result.rowcount != 1:
-        raise UnusableInputError(
-            f"case {row.case_id} was changed by someone else meanwhile; reload it and try again"
+        raise UnusableInputError.said(
+            "case %(case)s was changed by someone else meanwhile; reload it and try again",
+            case=row.case_id,
         )
 
 

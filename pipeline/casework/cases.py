@@ -25,7 +25,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, text, update
 
 from pipeline.casework.case_store import ACTED_ON, drop_cases, open_case, rewrite_case
-from pipeline.core.money import rupiah
+from pipeline.core.phrases import Phrase, dumps, english, loads, phrase
 from pipeline.core.times import DEFAULT_TIMEZONE
 from pipeline.reference.points import known_points, open_hours_matrix, read_registry
 from pipeline.reference.suppressions import suppressed_mask, suppression_windows
@@ -133,16 +133,8 @@ def summarise_run(run: pd.DataFrame) -> dict:
     shortfall = int(run["shortfall_rp"].sum())
     hours = len(run)
     counts = Counter(kinds)
-    mix = ""
-    if len(counts) > 1:
-        listed = ", ".join(
-            f"{k.replace('_', ' ')} {n} h" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])
-        )
-        mix = f" (kinds: {listed})"
-    lead = (
-        f"{hours} flagged hour{'s' if hours > 1 else ''}, suspected {kind.replace('_', ' ')}{mix},"
-        f" {rupiah(shortfall)} at stake; strongest: {run['reasons'].iloc[top]}"
-    )
+    parts = _lead(hours, kind, counts, shortfall, _hour_reasons(run, top))
+    lead = english(parts)
     return {
         "point_id": run["point_id"].iloc[0],
         "start_at": first.to_pydatetime(),
@@ -151,6 +143,7 @@ def summarise_run(run: pd.DataFrame) -> dict:
         "score": float(scores.max()),
         "severity": case_severity(shortfall, evidence),
         "reasons": lead,
+        "reason_parts": dumps(parts),
         "shortfall_rp": shortfall,
         "operators": ",".join(operators) or None,
         "details": json.dumps(
@@ -158,6 +151,42 @@ def summarise_run(run: pd.DataFrame) -> dict:
             sort_keys=True,
         ),
     }
+
+
+def _hour_reasons(run: pd.DataFrame, row: int) -> list[Phrase]:
+    """The phrases of one flagged hour of ``run``; its text alone where it has none (flags
+    recorded before reasons were phrases, or made up by a test)."""
+    if "reason_parts" in run:
+        stored = loads(run["reason_parts"].iloc[row])
+        if stored:
+            return stored
+    return [Phrase(str(run["reasons"].iloc[row]))]
+
+
+def _lead(hours: int, kind: str, counts: Counter, shortfall: int, top: list[Phrase]):
+    """The case's reasons: how many hours, the suspected pattern (and the mix of patterns), the
+    rupiah at stake, then the strongest hour's reasons."""
+    figures = dict(hours_n=hours, suspected_kind=kind, stake_rp=shortfall)
+    if hours == 1:
+        head = phrase(
+            "%(hours_n)s flagged hour, suspected %(suspected_kind)s, %(stake_rp)s at stake",
+            **figures,
+        )
+    elif len(counts) > 1:
+        mix = [[k, n] for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+        head = phrase(
+            "%(hours_n)s flagged hours, suspected %(suspected_kind)s (kinds: %(mix_kinds)s),"
+            " %(stake_rp)s at stake",
+            mix_kinds=mix,
+            **figures,
+        )
+    else:
+        head = phrase(
+            "%(hours_n)s flagged hours, suspected %(suspected_kind)s, %(stake_rp)s at stake",
+            **figures,
+        )
+    strongest = phrase("strongest: %(first_part)s", first_part=top[0])
+    return [head, strongest, *top[1:]]
 
 
 def _frame(rows, columns) -> pd.DataFrame:
@@ -234,6 +263,7 @@ def record_flags(
                     "severity": r.severity,
                     "kind": r.kind,
                     "reasons": r.reasons,
+                    "reason_parts": getattr(r, "reason_parts", None),
                     "shortfall_rp": int(r.shortfall_rp),
                     "operators": r.operators if isinstance(r.operators, str) else None,
                     "model_version": model_version,
@@ -348,6 +378,7 @@ def list_anomalies(
         anomalies.c.severity,
         anomalies.c.kind,
         anomalies.c.reasons,
+        anomalies.c.reason_parts,
         anomalies.c.shortfall_rp,
         anomalies.c.operators,
         anomalies.c.model_version,
@@ -368,6 +399,7 @@ def list_anomalies(
                 "severity",
                 "kind",
                 "reasons",
+                "reason_parts",
                 "shortfall_rp",
                 "operators",
                 "model_version",
@@ -401,6 +433,7 @@ def cases_from_flags(flags: pd.DataFrame, pts: dict[str, dict]) -> pd.DataFrame:
             "score",
             "severity",
             "reasons",
+            "reason_parts",
             "shortfall_rp",
             "operators",
             "details",

@@ -16,9 +16,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, select, update
 
@@ -90,16 +89,19 @@ def check_username(username: str) -> str:
     """The normalised (lower-case) username, or UnusableInputError naming what is wrong."""
     name = username.strip().lower()
     if not _USERNAME.match(name):
-        raise UnusableInputError(
-            f"username {username!r} is not usable: "
-            "2-64 characters of letters, digits, '.', '_' or '-'"
+        raise UnusableInputError.said(
+            "username %(username)r is not usable: 2-64 characters of letters, digits, '.', '_'"
+            " or '-'",
+            username=username,
         )
     return name
 
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise UnusableInputError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        raise UnusableInputError.said(
+            "role %(role)r is not one of %(choices)s", role=role, choices=", ".join(ROLES)
+        )
     return role
 
 
@@ -125,7 +127,7 @@ def add_user(
     check_role(role)
     check_password(password)
     if get_user(engine, name) is not None:
-        raise UnusableInputError(f"user {name!r} already exists")
+        raise UnusableInputError.said("user %(name)r already exists", name=name)
     _insert(engine, name, role, password, actor, now or datetime.now(UTC))
     return User(name, role)
 
@@ -310,98 +312,11 @@ def _change(engine: Engine, username: str, actor: str, now, *, action, values, s
     with engine.begin() as connection:
         before = connection.execute(select(users).where(users.c.username == name)).first()
         if before is None:
-            raise NotFoundError(f"user {username!r} does not exist")
+            raise NotFoundError.said("user %(name)r does not exist", name=username)
         connection.execute(update(users).where(users.c.username == name).values(**values))
         after = connection.execute(select(users).where(users.c.username == name)).one()
         _record(connection, now, actor, name, action, shown(before), shown(after))
         sessions.end_all(connection, name, now, action)
-
-
-class LoginThrottle:
-    """Slows password guessing without locking anyone out.
-
-    Wrong passwords are counted per client address and per username over ``window``. After
-    ``free`` of them, each further attempt on that key waits ``base`` seconds, doubling per
-    failure, capped at ``cap``: a guesser gets a few tries a minute, while the real user, whose
-    right password is never refused, waits at most ``cap`` seconds (and only for the username's
-    count when signing in from another address). A client trying many usernames is slowed by its
-    address's count; one trying one username from many addresses, by the username's. Attempts
-    that would wait while ``max_waiting`` others from the same address already do are refused
-    at once ("try again in a few seconds"), so parallel requests do not dodge the delay.
-
-    Kept in memory, per process: a restart forgets it, which is acceptable for a brake.
-    """
-
-    def __init__(
-        self,
-        *,
-        free: int = 3,
-        base: float = 0.25,
-        cap: float = 4.0,
-        window: timedelta = timedelta(minutes=15),
-        max_keys: int = 10_000,
-        max_waiting: int = 3,
-    ):
-        self.free = free
-        self.base = base
-        self.cap = cap
-        self.window = window
-        self.max_keys = max_keys
-        self.max_waiting = max_waiting
-        self._failures: dict[str, deque[datetime]] = {}
-        self._waiting: dict[str, int] = {}
-
-    @staticmethod
-    def _keys(address: str, username: str) -> tuple[str, str]:
-        return f"address:{address}", f"user:{username.strip().lower()}"
-
-    def _count(self, key: str, now: datetime) -> int:
-        failures = self._failures.get(key)
-        if not failures:
-            return 0
-        while failures and now - failures[0] >= self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return len(failures)
-
-    def _delay(self, count: int) -> float:
-        if count < self.free:
-            return 0.0
-        exponent = min(count - self.free, 32)  # 2**32 * base is past any cap already
-        return min(self.cap, self.base * 2**exponent)
-
-    def delay(self, address: str, username: str, now: datetime) -> float:
-        """Seconds the next attempt from ``address`` for ``username`` waits before it is checked."""
-        return max(self._delay(self._count(key, now)) for key in self._keys(address, username))
-
-    def failed(self, address: str, username: str, now: datetime) -> None:
-        """Count a wrong password against the address and the username."""
-        if len(self._failures) >= self.max_keys:  # a flood of made-up names must not eat memory
-            for key in list(self._failures):
-                self._count(key, now)
-        for key in self._keys(address, username):
-            self._failures.setdefault(key, deque()).append(now)
-
-    def succeeded(self, username: str) -> None:
-        """The right password: that username's count starts again (its address's does not, or a
-        guesser with one account of their own could wipe their slate between guesses)."""
-        self._failures.pop(self._keys("", username)[1], None)
-
-    def enter(self, address: str) -> bool:
-        """Start waiting out a delay for ``address``; False when ``max_waiting`` of its attempts
-        already wait (parallel guesses must not dodge the delay). Pair with ``leave``."""
-        if self._waiting.get(address, 0) >= self.max_waiting:
-            return False
-        self._waiting[address] = self._waiting.get(address, 0) + 1
-        return True
-
-    def leave(self, address: str) -> None:
-        left = self._waiting.get(address, 1) - 1
-        if left > 0:
-            self._waiting[address] = left
-        else:
-            self._waiting.pop(address, None)
 
 
 DEMO_USERS = (

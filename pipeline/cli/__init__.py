@@ -22,7 +22,7 @@ from pipeline.cli import (
     sim_cmds,
     source_cmds,
 )
-from pipeline.cli.common import err_console
+from pipeline.cli.common import choose_language, err_console, reason_of, say
 from pipeline.core.errors import UnusableInputError
 
 app = typer.Typer(
@@ -32,6 +32,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _options(
+    lang: str = typer.Option(
+        None,
+        "--lang",
+        help="Language of the messages: id (Bahasa Indonesia, the default) or en. "
+        "Default: $EINCOME_LANGUAGE.",
+    ),
+) -> None:
+    """E-income revenue monitoring: ingest feeds, aggregate, detect leakage, review cases."""
+    choose_language(lang)
+
 
 # Top-level commands, in the order `eincome --help` lists them. A Typer added without a name
 # contributes its commands directly to `app`.
@@ -58,28 +72,35 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except UnusableInputError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(say("error: %(reason)s", reason=reason_of(exc)))
         sys.exit(2)
     except ModuleNotFoundError as exc:
         extra = _extra_providing(exc.name)
         if extra is None:
             raise
         # A base install (`pip install eincome`) lacks the web app's and Airflow's packages.
-        err_console.print(
-            f"[bold red]error:[/] this command needs the '{extra}' extra ({exc.name} is not "
-            f"installed): pip install 'eincome\\[{extra}]'",
-            highlight=False,
-            soft_wrap=True,
+        _error(
+            say(
+                "error: this command needs the '%(extra)s' extra (%(module)s is not installed):"
+                " pip install 'eincome[%(extra)s]'",
+                extra=extra,
+                module=exc.name,
+            )
         )
         sys.exit(2)
     except typer.Abort:
-        err_console.print("aborted")
+        err_console.print(say("aborted"))
         sys.exit(130)
     except SystemExit:
         raise
     except _click_errors() as exc:  # usage errors arrive here in non-standalone mode
         exc.show()
         sys.exit(exc.exit_code)
+
+
+def _error(line: str) -> None:
+    # Printed as plain text: a reason may hold brackets rich would read as markup.
+    err_console.print(line, markup=False, highlight=False, soft_wrap=True, style="bold red")
 
 
 # Top-level modules of each optional extra (pyproject.toml), to name the one to install.

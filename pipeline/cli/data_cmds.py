@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.common import runtime
+from pipeline.cli.common import runtime, say
 from pipeline.reference import points as points_registry
 
 points_app = typer.Typer(help="The collection-point registry.", no_args_is_help=True)
@@ -16,4 +16,4 @@ points_app = typer.Typer(help="The collection-point registry.", no_args_is_help=
 def points_load(file: Path = typer.Argument(..., help="Point registry CSV.")) -> None:
     """Load or update collection points from a registry CSV (upsert by point_id)."""
     count = points_registry.load_registry(runtime().engine, file)
-    typer.echo(f"{count} points loaded from {file}")
+    typer.echo(say("%(count)s points loaded from %(file)s", count=count, file=file))

@@ -10,7 +10,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.common import runtime
+from pipeline.cli.common import reasons_text, runtime, say
+from pipeline.core.money import group_thousands
 from pipeline.core.times import DEFAULT_TIMEZONE
 from pipeline.reference.points import known_points
 
@@ -38,8 +39,15 @@ def demo(
 
     rt = runtime()
     sample_dir = rt.settings.home / "sample"
-    console.print(f"database: {rt.settings.database_url}")
-    console.print(f"simulating {points} points x {weeks} weeks into {sample_dir} ...")
+    console.print(say("database: %(url)s", url=rt.settings.database_url))
+    console.print(
+        say(
+            "simulating %(points)s points x %(weeks)s weeks into %(folder)s ...",
+            points=points,
+            weeks=weeks,
+            folder=sample_dir,
+        )
+    )
     run = run_demo(
         rt.engine,
         rt.models_dir,
@@ -50,35 +58,41 @@ def demo(
         progress=sys.stderr.isatty(),
     )
     totals = run.totals()
-    summary = Table(title="Pipeline run", show_header=False)
+    summary = Table(title=say("Pipeline run"), show_header=False)
     for label, value in (
-        ("feed files", len(run.batches)),
-        ("rows read", totals["rows_read"]),
-        ("accepted", totals["accepted"]),
-        ("quarantined", totals["quarantined"]),
-        ("duplicates", totals["duplicates"]),
-        ("point-hours scored", run.backfill.hours_scored),
-        ("point-hours flagged", run.backfill.flagged),
-        ("reconciliation gaps", len(run.reconciliation.gaps)),
-        ("cases (detector + reconciliation)", len(run.cases)),
-        ("model version", run.backfill.model_version),
+        (say("feed files"), len(run.batches)),
+        (say("rows read"), totals["rows_read"]),
+        (say("accepted"), totals["accepted"]),
+        (say("quarantined"), totals["quarantined"]),
+        (say("duplicates"), totals["duplicates"]),
+        (say("point-hours scored"), run.backfill.hours_scored),
+        (say("point-hours flagged"), run.backfill.flagged),
+        (say("reconciliation gaps"), len(run.reconciliation.gaps)),
+        (say("cases (detector + reconciliation)"), len(run.cases)),
+        (say("model version"), run.backfill.model_version),
     ):
-        summary.add_row(label, f"{value:,}" if isinstance(value, int) else str(value))
+        summary.add_row(label, group_thousands(value) if isinstance(value, int) else str(value))
     console.print(summary)
 
     zones = {point: ZoneInfo(row["timezone"]) for point, row in known_points(rt.engine).items()}
     for origin, title in (
-        ("detector", "flagged by the detector"),
-        ("reconciliation", "reconciliation gaps"),
+        ("detector", say("Top %(shown)s of %(total)s cases flagged by the detector")),
+        ("reconciliation", say("Top %(shown)s of %(total)s reconciliation gaps")),
     ):
         _print_cases(run.cases[run.cases["origin"] == origin], title, top, zones)
 
     logins = ", ".join(f"{user}/{password} ({role})" for user, role, password in run.logins)
-    console.print(f"review app: http://{host}:{port}/  logins: {logins}")
+    console.print(
+        say("review app: %(url)s  logins: %(logins)s", url=f"http://{host}:{port}/", logins=logins)
+    )
     if serve:
         from pipeline.review.app import serve as serve_app
 
         serve_app(rt.engine, rt.settings, host=host, port=port)
+
+
+def _zone_name(zones: dict[str, ZoneInfo], point_id: str) -> str:
+    return zones.get(point_id, REGION_TZ).key
 
 
 def _print_cases(cases, title: str, top: int, zones: dict[str, ZoneInfo]) -> None:
@@ -87,14 +101,14 @@ def _print_cases(cases, title: str, top: int, zones: dict[str, ZoneInfo]) -> Non
     shown = cases.head(top)
     # A borderless table fits an 80-column terminal; the reasons follow in full below it.
     table = Table(
-        title=f"Top {len(shown)} of {len(cases)} cases {title}, largest shortfall first",
+        title=title % {"shown": len(shown), "total": len(cases)} + say(", largest shortfall first"),
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    for column in ("case", "point", "start (local)", "kind", "severity", "shortfall Rp"):
-        table.add_column(
-            column, no_wrap=True, justify="right" if column == "shortfall Rp" else "left"
-        )
+    columns = (say("case"), say("point"), say("start (local)"), say("kind"), say("severity"))
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    table.add_column(say("shortfall Rp"), no_wrap=True, justify="right")
     for case in shown.itertuples():
         table.add_row(
             str(case.case_id),
@@ -102,10 +116,11 @@ def _print_cases(cases, title: str, top: int, zones: dict[str, ZoneInfo]) -> Non
             f"{case.start_at.astimezone(zones.get(case.point_id, REGION_TZ)):%Y-%m-%d %H:%M}",
             case.kind,
             case.severity,
-            f"{int(case.shortfall_rp):,}",
+            group_thousands(int(case.shortfall_rp)),
         )
     console.print(table)
     for case in shown.itertuples():
+        reasons = reasons_text(case.reason_parts, case.reasons, _zone_name(zones, case.point_id))
         console.print(
-            f"[bold]case {case.case_id}[/] {case.point_id}: {case.reasons}", highlight=False
+            say("case %(id)s", id=case.case_id), f"{case.point_id}: {reasons}", highlight=False
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from pipeline.cli.common import runtime
+from pipeline.cli.common import reasons_text, runtime, say
 from pipeline.core.errors import UnusableInputError
 
 # Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
@@ -27,10 +27,16 @@ def _when(value: str, option: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise UnusableInputError(f"{option} {value!r} is not an ISO-8601 time") from None
+        raise UnusableInputError(
+            say("%(option)s %(value)r is not an ISO-8601 time", option=option, value=value)
+        ) from None
     if moment.tzinfo is None:
         raise UnusableInputError(
-            f"{option} {value!r} has no UTC offset (e.g. 2025-11-03T00:00+07:00)"
+            say(
+                "%(option)s %(value)r has no UTC offset (e.g. 2025-11-03T00:00+07:00)",
+                option=option,
+                value=value,
+            )
         )
     return moment
 
@@ -41,7 +47,7 @@ def _span(engine, start: str | None, end: str | None) -> tuple[datetime, datetim
     span = data_span(engine)
     if (start is None or end is None) and span is None:
         raise UnusableInputError(
-            "no hour aggregates yet: ingest feeds first, or give --start and --end"
+            say("no hour aggregates yet: ingest feeds first, or give --start and --end")
         )
     return (
         _when(start, "--start") if start else span[0],
@@ -70,6 +76,12 @@ def _print_frame(frame: pd.DataFrame, fmt: OutputFormat, title: str) -> None:
         Console(width=200).print(table)
 
 
+def _said_reasons(frame: pd.DataFrame) -> list[str]:
+    """The reasons column in this run's language (phrases where stored, else the text)."""
+    parts = frame["reason_parts"] if "reason_parts" in frame else [None] * len(frame)
+    return [reasons_text(p, t) for p, t in zip(parts, frame["reasons"], strict=True)]
+
+
 def _calendar(events: Path | None):
     from pipeline.reference.calendar import calendar_from_file
 
@@ -93,7 +105,14 @@ def train(
     rt = runtime()
     begin, finish = _span(rt.engine, start, end)
     version = train_model(rt.engine, rt.models_dir, begin, finish, calendar=_calendar(events))
-    typer.echo(f"model {version} trained on {begin.isoformat()} .. {finish.isoformat()}")
+    typer.echo(
+        say(
+            "model %(version)s trained on %(start)s .. %(end)s",
+            version=version,
+            start=begin.isoformat(),
+            end=finish.isoformat(),
+        )
+    )
 
 
 @commands.command("score")
@@ -121,17 +140,30 @@ def score(
         model_version=model,
     )
     typer.echo(
-        f"model {result.model_version}: {result.hours_scored} point-hours scored, "
-        f"{result.flagged} flagged, {result.suppressed} suppressed, {result.cases_open} open cases"
-        f"; usual levels from data before {result.usual_until.isoformat()}"
+        say(
+            "model %(version)s: %(scored)s point-hours scored, %(flagged)s flagged,"
+            " %(suppressed)s suppressed, %(cases)s open cases; usual levels from data before"
+            " %(until)s",
+            version=result.model_version,
+            scored=result.hours_scored,
+            flagged=result.flagged,
+            suppressed=result.suppressed,
+            cases=result.cases_open,
+            until=result.usual_until.isoformat(),
+        )
     )
     # Hours before the range's end that rows reached after they were scored: judged again.
     late = rescore_late_hours(rt.engine, rt.models_dir, until=result.end, calendar=calendar)
     if late.point_hours:
         typer.echo(
-            f"late data: {late.point_hours} point-hours re-scored ({late.hours_scored} "
-            f"point-hours judged), {len(late.cases_cleared)} cases cleared, "
-            f"{len(late.cases_left)} acted-on cases left as they are"
+            say(
+                "late data: %(hours)s point-hours re-scored (%(judged)s point-hours judged),"
+                " %(cleared)s cases cleared, %(left)s acted-on cases left as they are",
+                hours=late.point_hours,
+                judged=late.hours_scored,
+                cleared=len(late.cases_cleared),
+                left=len(late.cases_left),
+            )
         )
 
 
@@ -164,13 +196,25 @@ def backfill_cmd(
     )
     if result.scored_from is not None and result.scored_from > result.start:
         typer.echo(
-            f"not scored before {result.scored_from.isoformat()}: less than "
-            f"{min_history_weeks} week(s) of history before it"
+            say(
+                "not scored before %(start)s: less than %(weeks)s week(s) of history before it",
+                start=result.scored_from.isoformat(),
+                weeks=min_history_weeks,
+            )
         )
     typer.echo(
-        f"{len(result.models)} model(s) ({result.trained} fitted now), the last "
-        f"{result.model_version or '-'}: {result.chunks} week(s), {result.chunks_skipped} already "
-        f"done; {result.hours_scored} point-hours scored, {result.flagged} flagged"
+        say(
+            "%(models)s model(s) (%(trained)s fitted now), the last %(version)s: %(weeks)s"
+            " week(s), %(skipped)s already done; %(scored)s point-hours scored, %(flagged)s"
+            " flagged",
+            models=len(result.models),
+            trained=result.trained,
+            version=result.model_version or "-",
+            weeks=result.chunks,
+            skipped=result.chunks_skipped,
+            scored=result.hours_scored,
+            flagged=result.flagged,
+        )
     )
 
 
@@ -180,7 +224,10 @@ def anomalies_cmd(
     start: str = typer.Option(None, help="Only hours from this time."),
     end: str = typer.Option(None, help="Only hours before this time."),
 ) -> None:
-    """Flagged point-hours: point_id, hour_start (UTC ISO), score, severity, reasons, status."""
+    """Flagged point-hours: point_id, hour_start (UTC ISO), score, severity, reasons, status.
+
+    The reasons are in the language of the run (--lang, EINCOME_LANGUAGE); the column names
+    and JSON keys are English in every language."""
     from pipeline.casework.cases import list_anomalies
 
     frame = list_anomalies(
@@ -189,10 +236,11 @@ def anomalies_cmd(
         _when(end, "--end") if end else None,
     )
     frame["score"] = frame["score"].round(4)
+    frame["reasons"] = _said_reasons(frame)
     columns = ["point_id", "hour_start", "score", "severity", "reasons", "status"]
     if format is not OutputFormat.table:
         columns += ["kind", "shortfall_rp", "operators", "case_id", "model_version"]
-    _print_frame(frame[columns], format, "Flagged point-hours")
+    _print_frame(frame[columns], format, say("Flagged point-hours"))
 
 
 @commands.command("cases")
@@ -205,6 +253,7 @@ def cases_cmd(
 
     frame = list_cases(runtime().engine, status=status)
     frame["score"] = frame["score"].round(4)
+    frame["reasons"] = _said_reasons(frame)
     columns = [
         "case_id",
         "point_id",
@@ -220,7 +269,7 @@ def cases_cmd(
     ]
     if format is not OutputFormat.table:
         columns += ["origin", "model_version", "assignee", "details"]
-    _print_frame(frame[columns], format, "Cases")
+    _print_frame(frame[columns], format, say("Cases"))
 
 
 @commands.command("backtest")
@@ -240,7 +289,12 @@ def backtest_cmd(
     )
     if overlap and format is OutputFormat.table:
         typer.echo(
-            f"note: {model} was trained on {overlap} of this range, which it judges in sample"
+            say(
+                "note: %(model)s was trained on %(overlap)s of this range, which it judges in"
+                " sample",
+                model=model,
+                overlap=overlap,
+            )
         )
     flags, found = backtest(
         rt.engine,
@@ -252,8 +306,14 @@ def backtest_cmd(
     )
     if format is OutputFormat.table:
         typer.echo(
-            f"model {model} would have flagged {len(flags)} point-hours in {len(found)} case(s)"
+            say(
+                "model %(model)s would have flagged %(hours)s point-hours in %(cases)s case(s)",
+                model=model,
+                hours=len(flags),
+                cases=len(found),
+            )
         )
+    found = found.assign(reasons=_said_reasons(found))
     _print_frame(
         found[
             [
@@ -269,7 +329,7 @@ def backtest_cmd(
             ]
         ],
         format,
-        f"Backtest of {model}",
+        say("Backtest of %(model)s", model=model),
     )
 
 
@@ -286,7 +346,7 @@ def suppress_load(
     from pipeline.reference.suppressions import load_closures
 
     added = load_closures(runtime().engine, file)
-    typer.echo(f"{added} suppression window(s) added from {file}")
+    typer.echo(say("%(added)s suppression window(s) added from %(file)s", added=added, file=file))
 
 
 @suppress_app.command("add")
@@ -310,7 +370,7 @@ def suppress_add(
         kind=kind,
         created_by=by,
     )
-    typer.echo(f"suppression {ident} added for {point_id}")
+    typer.echo(say("suppression %(id)s added for %(point)s", id=ident, point=point_id))
 
 
 @suppress_app.command("list")
@@ -323,4 +383,4 @@ def suppress_list(
     frame = suppression_windows(
         runtime().engine, datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
     )
-    _print_frame(frame, format, "Suppressions")
+    _print_frame(frame, format, say("Suppressions"))

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.common import err_console, runtime
+from pipeline.cli.common import err_console, reason_of, runtime, say
 from pipeline.core.errors import UnusableInputError
 from pipeline.intake.ingest import BatchFailedError, ingest_file
 
@@ -61,7 +61,7 @@ def ingest(
             row = result.as_dict()
             if result.status == "partial":
                 failures.append(result.message)
-                err_console.print(f"[bold red]error:[/] {result.message}", highlight=False)
+                _error(result.message)
         except (UnusableInputError, BatchFailedError) as exc:
             (broken if isinstance(exc, BatchFailedError) else failures).append(str(exc))
             row = {
@@ -71,7 +71,7 @@ def ingest(
                 **dict.fromkeys(COUNT_KEYS, 0),
                 "message": str(exc),
             }
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            _error(exc)
         results.append(row)
         if as_json:
             keys = ("file", *COUNT_KEYS, "status", "batch_id", "message")
@@ -85,8 +85,19 @@ def ingest(
         sys.exit(2)
 
 
+def _error(reason) -> None:
+    err_console.print(
+        say("error: %(reason)s", reason=reason if isinstance(reason, str) else reason_of(reason)),
+        style="bold red",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _print_table(results: list[dict]) -> None:
-    table = Table(title="Ingest")
+    # Column names are the --json keys, so a person and a script read the same counts.
+    table = Table(title=say("Ingest"))
     table.add_column("file", overflow="fold")
     for key in COUNT_KEYS:
         table.add_column(key.replace("_", " "), justify="right")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.common import runtime
+from pipeline.cli.common import reasons_text, runtime, say
 from pipeline.core.errors import UnusableInputError
 
 # Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
@@ -32,7 +32,9 @@ def _day(text: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise UnusableInputError(f"--{name} {text!r} is not a date written YYYY-MM-DD") from None
+        raise UnusableInputError(
+            say("--%(name)s %(text)r is not a date written YYYY-MM-DD", name=name, text=text)
+        ) from None
 
 
 @recon_app.command("ingest")
@@ -60,8 +62,16 @@ def recon_ingest(
             typer.echo(json.dumps(counts))
             continue
         typer.echo(
-            f"{path}: {result.rows_read} read, {result.accepted} accepted, "
-            f"{result.quarantined} quarantined, {result.duplicates} duplicate (batch {result.batch_id})"
+            say(
+                "%(file)s: %(read)s read, %(accepted)s accepted, %(quarantined)s quarantined,"
+                " %(duplicates)s duplicate (batch %(batch)s)",
+                file=path,
+                read=result.rows_read,
+                accepted=result.accepted,
+                quarantined=result.quarantined,
+                duplicates=result.duplicates,
+                batch=result.batch_id,
+            )
         )
         for reason, n in sorted(result.reasons.items(), key=lambda kv: -kv[1])[:5]:
             typer.echo(f"  {n:>6} x {reason}")
@@ -99,7 +109,9 @@ def recon_config() -> None:
 
     rt = runtime()
     config = _config(rt)
-    source = rt.settings.recon_config or "defaults (set EINCOME_RECON_CONFIG to a JSON/YAML file)"
+    source = rt.settings.recon_config or say(
+        "defaults (set EINCOME_RECON_CONFIG to a JSON/YAML file)"
+    )
     typer.echo(f"# {source}")
     for name, help_text in RECON_OPTIONS:
         typer.echo(f"{name} = {json.dumps(getattr(config, name))}\n    {help_text}")
@@ -120,18 +132,21 @@ def reconcile_cmd(
     output: str = typer.Option("table", "--format", help="table | json | csv"),
 ) -> None:
     """Match recorded sales, declared tax and deposits; raise every gap as a case (idempotent)."""
+    from pipeline.core.phrases import dumps
     from pipeline.reconciliation import reconcile as recon
 
     if period and (start or end):
-        raise UnusableInputError("give either --period or --start/--end, not both")
+        raise UnusableInputError(say("give either --period or --start/--end, not both"))
     if period:
         first, last = recon.month_bounds(period)
     elif start and end:
         first, last = _day(start, "start"), _day(end, "end")
     else:
-        raise UnusableInputError("give --period YYYY-MM, or --start and --end")
+        raise UnusableInputError(say("give --period YYYY-MM, or --start and --end"))
     if output not in ("table", "json", "csv"):
-        raise UnusableInputError(f"--format {output!r} is not one of table, json, csv")
+        raise UnusableInputError(
+            say("--format %(format)r is not one of table, json, csv", format=output)
+        )
     # The CLI is an edge: here, and only here, "today" decides what is overdue.
     judged = _day(as_of, "as-of") or datetime.now(UTC).date()
     rt = runtime()
@@ -139,6 +154,8 @@ def reconcile_cmd(
     run = recon.find_gaps if dry_run else recon.reconcile
     result = run(rt.engine, first, last, as_of=judged, config=_config(rt), scopes=scopes)
     rows = [recon.gap_summary(g) for g in result.gaps]
+    for row, gap in zip(rows, result.gaps, strict=True):  # the reasons in the run's language
+        row["reasons"] = reasons_text(dumps(gap.parts), gap.reasons, gap.tz)
     if output == "json":
         for row in rows:
             typer.echo(json.dumps(row, ensure_ascii=False))
@@ -152,16 +169,30 @@ def reconcile_cmd(
     else:
         _table(rows)
     if output == "table":
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.by_kind().items())) or "none"
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.by_kind().items())) or say("none")
         typer.echo(
-            f"{first} .. {last - timedelta(days=1)} as of {judged}: {result.periods_checked} point-periods, "
-            f"{result.collector_days_checked} collector-days, {result.deposits_checked} bank credits checked; "
-            f"gaps: {kinds}"
+            say(
+                "%(first)s .. %(last)s as of %(judged)s: %(periods)s point-periods,"
+                " %(days)s collector-days, %(credits)s bank credits checked; gaps: %(kinds)s",
+                first=first,
+                last=last - timedelta(days=1),
+                judged=judged,
+                periods=result.periods_checked,
+                days=result.collector_days_checked,
+                credits=result.deposits_checked,
+                kinds=kinds,
+            )
         )
         if not dry_run:
             typer.echo(
-                f"cases: {result.cases_created} new, {result.cases_updated} updated, "
-                f"{result.cases_kept} decided left as they are, {result.cases_cleared} cleared"
+                say(
+                    "cases: %(new)s new, %(updated)s updated, %(kept)s decided left as they are,"
+                    " %(cleared)s cleared",
+                    new=result.cases_created,
+                    updated=result.cases_updated,
+                    kept=result.cases_kept,
+                    cleared=result.cases_cleared,
+                )
             )
 
 
@@ -222,7 +253,7 @@ def evaluate_recon(
 
     settings = Settings.from_env()
     if seeds < 1:
-        raise UnusableInputError(f"--seeds {seeds} must be at least 1")
+        raise UnusableInputError(say("--seeds %(seeds)s must be at least 1", seeds=seeds))
     work = work or settings.home / "recon-eval"
     from pipeline.reconciliation.reconcile import ReconConfig
 

@@ -5,19 +5,12 @@ from __future__ import annotations
 import typer
 
 from pipeline.casework import users as users_store
-from pipeline.cli.common import runtime
+from pipeline.cli.common import runtime, say
 
 # Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
 commands = typer.Typer()
 
 users_app = typer.Typer(help="Review-app users and their roles.", no_args_is_help=True)
-
-
-def _gettext(language: str):
-    # Imported here: the review package needs the web extra, and `eincome --help` must not.
-    from pipeline.review.i18n import translations
-
-    return translations(language).gettext
 
 
 @commands.command("serve")
@@ -29,15 +22,12 @@ def serve(
     from pipeline.review import serve as serve_app
 
     rt = runtime()
-    _ = _gettext(rt.settings.language)
     if not rt.settings.secret_key:
         typer.echo(
-            _("note: EINCOME_SECRET_KEY is not set; sessions end when the server restarts"),
+            say("note: EINCOME_SECRET_KEY is not set; sessions end when the server restarts"),
             err=True,
         )
-    typer.echo(
-        _("eincome review app on %(url)s  (Ctrl+C to stop)") % {"url": f"http://{host}:{port}/"}
-    )
+    typer.echo(say("eincome review app on %(url)s  (Ctrl+C to stop)", url=f"http://{host}:{port}/"))
     serve_app(rt.engine, rt.settings, host=host, port=port)
 
 
@@ -53,20 +43,20 @@ def users_add(
     users_store.check_username(name)
     users_store.check_role(role)
     if password is None:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        password = typer.prompt(
+            say("Password"),
+            hide_input=True,
+            confirmation_prompt=say("Repeat for confirmation"),
+        )
     rt = runtime()
     user = users_store.add_user(rt.engine, name, role, password, actor="command line")
-    _ = _gettext(rt.settings.language)
-    typer.echo(
-        _("user %(name)s added with role %(role)s") % {"name": user.username, "role": user.role}
-    )
+    typer.echo(say("user %(name)s added with role %(role)s", name=user.username, role=user.role))
 
 
 @users_app.command("list")
 def users_list() -> None:
     """List review-app users and their roles."""
     rt = runtime()
-    _ = _gettext(rt.settings.language)
     for user in users_store.list_users(rt.engine):
-        state = _("active") if user.active else _("inactive")
+        state = say("active") if user.active else say("inactive")
         typer.echo(f"{user.username}\t{user.role}\t{state}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from pipeline.cli.common import say
+
 # Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
 commands = typer.Typer()
 
@@ -52,11 +54,23 @@ def simulate_cmd(
     )
     planted = ", ".join(f"{kind} {count}" for kind, count in manifest.events.items())
     typer.echo(
-        f"{manifest.points} points, {manifest.rows} feed rows in {len(manifest.feeds)} files "
-        f"({sum(manifest.bad_rows.values())} bad) under {out}\n"
-        f"window {manifest.start.isoformat()} .. {manifest.end.isoformat()}\n"
-        f"labels: {planted}"
+        say(
+            "%(points)s points, %(rows)s feed rows in %(files)s files (%(bad)s bad) under %(out)s",
+            points=manifest.points,
+            rows=manifest.rows,
+            files=len(manifest.feeds),
+            bad=sum(manifest.bad_rows.values()),
+            out=out,
+        )
     )
+    typer.echo(
+        say(
+            "window %(start)s .. %(end)s",
+            start=manifest.start.isoformat(),
+            end=manifest.end.isoformat(),
+        )
+    )
+    typer.echo(say("labels: %(planted)s", planted=planted))
 
 
 def _pct(value) -> str:

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from pipeline.cli.common import err_console, runtime
+from pipeline.cli.common import err_console, runtime, say
 
 # Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
 commands = typer.Typer()
@@ -37,7 +37,7 @@ def pull(
     if source:
         configs = [find_source(configs, name) for name in source]
     if not configs:
-        typer.echo(f"no sources configured in {rt.settings.sources_file}")
+        typer.echo(say("no sources configured in %(file)s", file=rt.settings.sources_file))
         return
     secrets = env_secrets(os.environ)
     failed = []
@@ -46,7 +46,12 @@ def pull(
             results = pull_source(rt.engine, config, secrets=secrets)
         except (UnusableInputError, SourceUnavailableError, BatchFailedError) as exc:
             record_failure(rt.engine, f"pull {config.name}", None, str(exc))
-            err_console.print(f"[bold red]{config.name}: failed:[/] {exc}", highlight=False)
+            err_console.print(
+                say("%(source)s: failed: %(reason)s", source=config.name, reason=exc),
+                style="bold red",
+                markup=False,
+                highlight=False,
+            )
             failed.append(config.name)
             continue
         for result in results:
@@ -63,12 +68,20 @@ def pull(
                 typer.echo(json.dumps(counts))
             else:
                 typer.echo(
-                    f"{config.name}: batch {result.batch_id} read {result.rows_read}, "
-                    f"accepted {result.accepted}, quarantined {result.quarantined}, "
-                    f"duplicates {result.duplicates} ({result.status})"
+                    say(
+                        "%(source)s: batch %(batch)s read %(read)s, accepted %(accepted)s,"
+                        " quarantined %(quarantined)s, duplicates %(duplicates)s (%(status)s)",
+                        source=config.name,
+                        batch=result.batch_id,
+                        read=result.rows_read,
+                        accepted=result.accepted,
+                        quarantined=result.quarantined,
+                        duplicates=result.duplicates,
+                        status=result.status,
+                    )
                 )
         if not results and not as_json:
-            typer.echo(f"{config.name}: nothing new")
+            typer.echo(say("%(source)s: nothing new", source=config.name))
     if failed:
         # main() runs click in non-standalone mode, where typer.Exit codes are swallowed.
         sys.exit(1)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from pipeline.core.errors import UnusableInputError
 
+# The languages the review app and the commands speak (their catalog: pipeline/review/locale).
+LANGUAGES = ("id", "en")
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -96,8 +99,8 @@ SETTINGS: tuple[Setting, ...] = (
         "language",
         "EINCOME_LANGUAGE",
         "id",
-        "Language of the review commands' messages: id (Bahasa Indonesia) or en; the web app "
-        "follows each reader's own choice.",
+        "Language of the commands' messages and reasons: id (Bahasa Indonesia) or en (`--lang` "
+        "overrides it); the web app follows each reader's own choice.",
     ),
     Setting(
         "recon_config",
@@ -177,4 +180,9 @@ class Settings:
                 f"setting EINCOME_EARLIEST_DATE={values['earliest_date']!r} is not a date "
                 "(YYYY-MM-DD)"
             ) from None
+        if values["language"] not in LANGUAGES:
+            raise UnusableInputError(
+                f"setting EINCOME_LANGUAGE={values['language']!r} is not one of "
+                f"{', '.join(LANGUAGES)}"
+            )
         return cls(**values)

@@ -157,7 +157,13 @@ def flag_hours(features: pd.DataFrame, detector: LeakageDetector) -> pd.DataFram
     """The flagged rows of ``features`` with kind, severity, reasons, shortfall and operators."""
     if features.empty:
         return features.assign(
-            score=[], kind=[], severity=[], reasons=[], shortfall_rp=[], operators=[]
+            score=[],
+            kind=[],
+            severity=[],
+            reasons=[],
+            reason_parts=[],
+            shortfall_rp=[],
+            operators=[],
         )
     scores = detector.flag_scores(features[list(FEATURES)])
     return explain(features, scores, scores >= detector.threshold_, detector)

@@ -18,7 +18,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from pipeline.core.money import rupiah
+from pipeline.core.phrases import Phrase, as_phrase, dumps, english, phrase
 from pipeline.detection.features import FEATURES, SHIFT_END_MINUTES
 
 THRESHOLD_SAMPLE = 50_000
@@ -116,10 +116,6 @@ class LeakageDetector(BaseEstimator):
 # Evidence -> kind, severity, reasons, shortfall
 
 
-def _pct(value: float) -> str:
-    return f"{round(100 * value)}%"
-
-
 def kind_evidence(frame: pd.DataFrame) -> pd.DataFrame:
     """One evidence column per pattern kind (noise units)."""
     silent = (frame["txn_count"] == 0) & (frame["void_count"] + frame["refund_count"] == 0)
@@ -213,119 +209,284 @@ def kind_shortfalls(frame: pd.DataFrame) -> pd.DataFrame:
     return out.astype(float).fillna(0.0).round()
 
 
-def _reasons(row, kind: str) -> str:
-    """The sentence an auditor reads: each signal that is strong enough, with its numbers."""
+def _reasons(row, kind: str) -> list[Phrase]:
+    """What an auditor reads: each signal that is strong enough, with its numbers, as phrases
+    (``core.phrases``: the review app says them in the reader's language)."""
     parts = [
         *_level_reasons(row, kind),
         *_cash_void_reasons(row, kind),
         *_pattern_reasons(row, kind),
     ]
-    return "; ".join(parts) if parts else "unusual combination of signals"
+    return [as_phrase(p) for p in parts] or [phrase("unusual combination of signals")]
 
 
-def _level_reasons(row, kind: str) -> list[str]:
+def _level_reasons(row, kind: str) -> list[Phrase]:
     """Revenue and sales against the usual level and what peers did."""
-    parts: list[str] = []
-    slot = f"the usual for {row.local_time}"
+    parts: list[Phrase] = []
     expected = row.expected_rev
     if row.cold:
         parts.append(
-            f"new point ({int(row.history_days)} days of history): compared with peers of the same type"
+            phrase(
+                "new point (%(history_n)s days of history): compared with peers of the same type",
+                history_n=int(row.history_days),
+            )
         )
     if kind == "device_off":
-        parts.append(
-            f"no transactions while open; usually {row.usual_cnt:.0f} sales ({rupiah(row.usual_rev)}) at {row.local_time}"
-        )
+        parts.append(_silent_reason(row))
     elif row.usual_rev > 0 and row.gross_paid < expected:
         parts.append(
-            f"revenue {_pct(1 - row.gross_paid / max(expected, 1))} below {slot} ({rupiah(row.gross_paid)} vs {rupiah(expected)})"
+            phrase(
+                "revenue %(drop_pct)s below the usual for %(at_slot)s"
+                " (%(recorded_rp)s vs %(expected_rp)s)",
+                drop_pct=1 - row.gross_paid / max(expected, 1),
+                at_slot=row.local_time,
+                recorded_rp=round(row.gross_paid),
+                expected_rp=round(expected),
+            )
         )
     if row.count_drop >= 3 and kind != "device_off":
-        parts.append(f"{row.txn_count:.0f} sales vs usual {row.expected_cnt:.0f}")
+        parts.append(
+            phrase(
+                "%(sales_n)s sales vs usual %(usual_n)s",
+                sales_n=row.txn_count,
+                usual_n=row.expected_cnt,
+            )
+        )
     if abs(row.peer_rev - 1) >= 0.15:
         parts.append(
-            f"peers of the same type were at {_pct(row.peer_rev)} of their usual this hour (allowed for)"
+            phrase(
+                "peers of the same type were at %(peers_pct)s of their usual this hour"
+                " (allowed for)",
+                peers_pct=row.peer_rev,
+            )
         )
     return parts
 
 
-def _cash_void_reasons(row, kind: str) -> list[str]:
+def _silent_reason(row) -> Phrase:
+    """A silent open hour and what it should have brought: the same expected sales and rupiah
+    as the shortfall (usual x peers, the usual alone where peers give none). The usual count is
+    an average: below one sale an hour it is said with its decimal, not rounded to "0 sales"
+    beside a positive usual revenue."""
+    if row.expected_rev > 0:
+        count, revenue = row.expected_cnt, row.expected_rev
+    else:
+        count, revenue = row.usual_cnt, row.usual_rev
+    if round(count) >= 1:
+        return phrase(
+            "no transactions while open; %(sales_n)s sales (%(expected_rp)s) expected at %(at_slot)s",
+            sales_n=count,
+            expected_rp=round(revenue),
+            at_slot=row.local_time,
+        )
+    return phrase(
+        "no transactions while open; %(sales_avg)s sales on average (%(expected_rp)s)"
+        " expected at %(at_slot)s",
+        sales_avg=count,
+        expected_rp=round(revenue),
+        at_slot=row.local_time,
+    )
+
+
+def _cash_void_reasons(row, kind: str) -> list[Phrase]:
     """Cash shares and voids, the point's and each named operator's."""
-    parts: list[str] = []
+    parts: list[Phrase] = []
     if row.cash_drop >= 3 or kind == "cash_skimming" and row.cash_drop >= row.op_cash_drop:
         if not np.isnan(row.cash_share):
-            parts.append(f"cash share {_pct(row.cash_share)} vs usual {_pct(row.usual_cash)}")
+            parts.append(
+                phrase(
+                    "cash share %(share_pct)s vs usual %(usual_pct)s",
+                    share_pct=row.cash_share,
+                    usual_pct=row.usual_cash,
+                )
+            )
     if row.op_cash_drop >= 3 and isinstance(row.op_cash_id, str):
         parts.append(
-            f"operator {row.op_cash_id}: cash share {_pct(row.op_cash_share)} vs that operator's usual {_pct(row.op_cash_usual)}"
+            phrase(
+                "operator %(operator)s: cash share %(share_pct)s vs that operator's usual"
+                " %(usual_pct)s",
+                operator=row.op_cash_id,
+                share_pct=row.op_cash_share,
+                usual_pct=row.op_cash_usual,
+            )
         )
     if row.op_cash_short >= 3 and isinstance(row.op_short_id, str):
         days = int(row.op_short_days) if not np.isnan(row.op_short_days) else 1
-        span = "today" if days == 1 else f"over the last {days} working days"
-        parts.append(
-            f"operator {row.op_short_id}: cash recorded {span} {rupiah(row.op_short_obs)} vs usual {rupiah(row.op_short_exp)}"
+        figures = dict(
+            operator=row.op_short_id,
+            recorded_rp=round(row.op_short_obs),
+            usual_rp=round(row.op_short_exp),
         )
+        if days == 1:
+            parts.append(
+                phrase(
+                    "operator %(operator)s: cash recorded today %(recorded_rp)s vs usual"
+                    " %(usual_rp)s",
+                    **figures,
+                )
+            )
+        else:
+            parts.append(
+                phrase(
+                    "operator %(operator)s: cash recorded over the last %(days_n)s working days"
+                    " %(recorded_rp)s vs usual %(usual_rp)s",
+                    days_n=days,
+                    **figures,
+                )
+            )
+    parts.extend(_void_reasons(row))
+    return parts
+
+
+def _void_reasons(row) -> list[Phrase]:
+    parts: list[Phrase] = []
     if row.void_excess >= 3 and not np.isnan(row.void_share):
         parts.append(
-            f"voids/refunds {_pct(row.void_share)} of transactions vs usual {_pct(row.usual_void)}"
+            phrase(
+                "voids/refunds %(share_pct)s of transactions vs usual %(usual_pct)s",
+                share_pct=row.void_share,
+                usual_pct=row.usual_void,
+            )
         )
     if row.op_void_excess >= 3 and isinstance(row.op_void_id, str):
         parts.append(
-            f"operator {row.op_void_id}: voids/refunds {_pct(row.op_void_share)} vs that operator's usual {_pct(row.op_void_usual)}"
+            phrase(
+                "operator %(operator)s: voids/refunds %(share_pct)s vs that operator's usual"
+                " %(usual_pct)s",
+                operator=row.op_void_id,
+                share_pct=row.op_void_share,
+                usual_pct=row.op_void_usual,
+            )
         )
     if row.void_shift_end >= 3 and isinstance(row.shift_end_id, str):
         parts.append(
-            f"operator {row.shift_end_id}: {row.shift_end_k:.0f} of {row.shift_end_n:.0f} voids/refunds"
-            f" in the last {SHIFT_END_MINUTES} minutes of the shift vs usual {_pct(row.shift_end_p)}"
-            " (their share of sales then)"
+            phrase(
+                "operator %(operator)s: %(late_n)s of %(voids_n)s voids/refunds in the last"
+                " %(minutes_n)s minutes of the shift vs usual %(usual_pct)s"
+                " (their share of sales then)",
+                operator=row.shift_end_id,
+                late_n=row.shift_end_k,
+                voids_n=row.shift_end_n,
+                minutes_n=SHIFT_END_MINUTES,
+                usual_pct=row.shift_end_p,
+            )
         )
     if row.cash_refund_noncash >= 3 and isinstance(row.cash_refund_id, str):
         parts.append(
-            f"operator {row.cash_refund_id}: {row.cash_refund_k:.0f} cash refunds ({rupiah(row.cash_refund_rp)})"
-            " against sales paid by QRIS/card/e-wallet that day"
+            phrase(
+                "operator %(operator)s: %(refunds_n)s cash refunds (%(refunds_rp)s) against"
+                " sales paid by QRIS/card/e-wallet that day",
+                operator=row.cash_refund_id,
+                refunds_n=row.cash_refund_k,
+                refunds_rp=round(row.cash_refund_rp),
+            )
         )
     return parts
 
 
-def _pattern_reasons(row, kind: str) -> list[str]:
+def _pattern_reasons(row, kind: str) -> list[Phrase]:
     """Ticket size, silence, tiny tickets, bursts, repeated payers, the day, the holiday."""
-    parts: list[str] = []
+    parts: list[Phrase] = []
     if (row.ticket_drop >= 3 or kind == "ticket_shaving") and not np.isnan(row.ticket):
+        figures = dict(
+            ticket_rp=round(row.ticket),
+            usual_rp=round(row.usual_ticket),
+            drop_pct=1 - row.ticket / row.usual_ticket,
+        )
+        if row.count_drop < 3:
+            parts.append(
+                phrase(
+                    "average ticket %(ticket_rp)s vs usual %(usual_rp)s (%(drop_pct)s lower)"
+                    " with %(sales_n)s sales vs usual %(usual_sales_n)s",
+                    sales_n=row.txn_count,
+                    usual_sales_n=row.expected_cnt,
+                    **figures,
+                )
+            )
+        else:
+            parts.append(
+                phrase(
+                    "average ticket %(ticket_rp)s vs usual %(usual_rp)s (%(drop_pct)s lower)",
+                    **figures,
+                )
+            )
+    if row.ticket_day_drop >= 3 and not np.isnan(row.day_ticket_ratio):
         parts.append(
-            f"average ticket {rupiah(row.ticket)} vs usual {rupiah(row.usual_ticket)} ({_pct(1 - row.ticket / row.usual_ticket)} lower)"
-            + (
-                f" with {row.txn_count:.0f} sales vs usual {row.expected_cnt:.0f}"
-                if row.count_drop < 3
-                else ""
+            phrase(
+                "average ticket of the day %(drop_pct)s below usual",
+                drop_pct=1 - row.day_ticket_ratio,
             )
         )
-    if row.ticket_day_drop >= 3 and not np.isnan(row.day_ticket_ratio):
-        parts.append(f"average ticket of the day {_pct(1 - row.day_ticket_ratio)} below usual")
     if row.silence >= 3 and kind == "device_off":
-        parts.append("part of a run of silent open hours")
+        parts.append(phrase("part of a run of silent open hours"))
     if row.tiny_excess >= 3:
-        parts.append(f"{row.tiny_n:.0f} tiny tickets among {row.txn_count:.0f} sales")
+        parts.append(
+            phrase(
+                "%(tiny_n)s tiny tickets among %(sales_n)s sales",
+                tiny_n=row.tiny_n,
+                sales_n=row.txn_count,
+            )
+        )
     if row.burst >= 3:
         parts.append(
-            f"burst: {row.txn_count:.0f} sales vs usual {row.expected_cnt:.0f} at a lower ticket"
+            phrase(
+                "burst: %(sales_n)s sales vs usual %(usual_n)s at a lower ticket",
+                sales_n=row.txn_count,
+                usual_n=row.expected_cnt,
+            )
         )
     if row.payer_repeat >= 3 and isinstance(row.payer_ref_top, str):
         parts.append(
-            f"payer {row.payer_ref_top} paid {row.payer_hour_n:.0f} times this hour, {row.payer_day_n:.0f} times today"
+            phrase(
+                "payer %(payer)s paid %(hour_n)s times this hour, %(day_n)s times today",
+                payer=row.payer_ref_top,
+                hour_n=row.payer_hour_n,
+                day_n=row.payer_day_n,
+            )
         )
+    parts.extend(_day_reasons(row))
+    return parts
+
+
+def _day_reasons(row) -> list[Phrase]:
+    """The level of the day and of the last days, and the holiday allowed for."""
+    parts: list[Phrase] = []
     if row.level_shift >= 3 and row.shift_exp > 0:
         days = int(row.shift_days)
-        parts.append(
-            f"revenue {_pct(1 - row.shift_rev / row.shift_exp)} below the usual x peers"
-            f" {'today' if days <= 1 else f'every day for {days} days'}"
-            f" ({rupiah(row.shift_rev)} vs {rupiah(row.shift_exp)}, {rupiah(row.shift_exp - row.shift_rev)} short)"
+        figures = dict(
+            drop_pct=1 - row.shift_rev / row.shift_exp,
+            recorded_rp=round(row.shift_rev),
+            expected_rp=round(row.shift_exp),
+            short_rp=round(row.shift_exp - row.shift_rev),
         )
+        if days <= 1:
+            parts.append(
+                phrase(
+                    "revenue %(drop_pct)s below the usual x peers today"
+                    " (%(recorded_rp)s vs %(expected_rp)s, %(short_rp)s short)",
+                    **figures,
+                )
+            )
+        else:
+            parts.append(
+                phrase(
+                    "revenue %(drop_pct)s below the usual x peers every day for %(days_n)s days"
+                    " (%(recorded_rp)s vs %(expected_rp)s, %(short_rp)s short)",
+                    days_n=days,
+                    **figures,
+                )
+            )
     if row.day_drop >= 3 and row.day_usual > 0:
         parts.append(
-            f"day so far {_pct(1 - row.day_rev / row.day_usual)} below usual ({rupiah(row.day_rev)} vs {rupiah(row.day_usual)})"
+            phrase(
+                "day so far %(drop_pct)s below usual (%(recorded_rp)s vs %(usual_rp)s)",
+                drop_pct=1 - row.day_rev / row.day_usual,
+                recorded_rp=round(row.day_rev),
+                usual_rp=round(row.day_usual),
+            )
         )
     if isinstance(row.holiday, str):
-        parts.append(f"{row.holiday}: peers' movement taken into account")
+        parts.append(phrase("%(holiday)s: peers' movement taken into account", holiday=row.holiday))
     return parts
 
 
@@ -357,14 +518,17 @@ def local_dip(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
 def explain(
     frame: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, detector: LeakageDetector
 ) -> pd.DataFrame:
-    """Flag rows with score, severity, kind, reasons, shortfall_rp and operators."""
+    """Flag rows with score, severity, kind, reasons (English text and its phrases as JSON,
+    ``reason_parts``), shortfall_rp and operators."""
     rows = frame.loc[flagged.astype(bool)].copy()
     rows["score"] = np.asarray(scores)[flagged.astype(bool)]
     if not rows.empty:
         rows["kind"] = suspected_kind(rows, detector.min_evidence)
         rows = rows[~local_dip(rows, detector.min_evidence)]
     if rows.empty:
-        return rows.assign(kind=[], severity=[], reasons=[], shortfall_rp=[], operators=[])
+        return rows.assign(
+            kind=[], severity=[], reasons=[], reason_parts=[], shortfall_rp=[], operators=[]
+        )
     evidence = rows[list(FEATURES)].max(axis=1)
     rows["severity"] = np.select(
         [
@@ -377,9 +541,11 @@ def explain(
     stakes = kind_shortfalls(rows)
     column = stakes.columns.get_indexer(rows["kind"])
     shortfalls = stakes.to_numpy()[np.arange(len(rows)), column].astype(np.int64)
-    reasons, operators = [], []
+    reasons, reason_parts, operators = [], [], []
     for row in rows.itertuples(index=False):
-        reasons.append(_reasons(row, row.kind))
+        parts = _reasons(row, row.kind)
+        reasons.append(english(parts))
+        reason_parts.append(dumps(parts))
         if (
             row.kind == "cash_skimming"
             and row.op_cash_drop >= 3
@@ -393,6 +559,7 @@ def explain(
                 row.operators_active if isinstance(row.operators_active, str) else None
             )
     rows["reasons"] = reasons
+    rows["reason_parts"] = reason_parts
     rows["shortfall_rp"] = shortfalls
     rows["operators"] = operators
     return rows

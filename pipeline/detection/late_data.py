@@ -6,7 +6,7 @@ run calls ``rescore_late_hours``: the local days of the queued point-hours (the 
 feed) and the spans of the open cases they reach are judged again, each week with the model it
 had (``backfill.score_range``: the newest trained before it). An untouched open case none of
 whose hours is flagged any more is closed (``case_store.clear_case``) with the reason in its
-trail ("sales arrived late: 12 transactions at 14:05"); then the new flags are recorded as any
+trail ("sales arrived late: 12 transactions at 2026-03-01 14:05 Asia/Jakarta"); then the new flags are recorded as any
 scoring run records them. A case a person has acted on (``case_store.ACTED_ON``) is left as it
 is: the rebuild keeps it, and nothing here writes to it.
 """
@@ -24,6 +24,7 @@ from sqlalchemy import Engine, select
 from pipeline.casework.case_store import acted_on_ids, clear_case
 from pipeline.casework.cases import drop_suppressed
 from pipeline.core.errors import UnusableInputError
+from pipeline.core.phrases import Phrase, phrase
 from pipeline.core.times import DEFAULT_TIMEZONE, local_midnight
 from pipeline.detection.backfill import score_range
 from pipeline.reference.calendar import Calendar
@@ -58,14 +59,22 @@ def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, date
     return out
 
 
-def late_reason(requests: list[RescoreRequest], zone: ZoneInfo) -> str:
-    """The trail's words for the late rows of one case: count and local time they start at."""
+def late_reason(requests: list[RescoreRequest], zone: ZoneInfo) -> Phrase:
+    """The trail's words for the late rows of one case: how many, and the local time the first
+    of them is from."""
     count = sum(r.late_rows for r in requests)
     first = min(r.first_at for r in requests).astimezone(zone)
-    noun = "transaction" if count == 1 else "transactions"
-    return (
-        f"sales arrived late: {count} {noun} at {first:%H:%M} "
-        f"({first:%Y-%m-%d} {zone.key}); re-scored, no hour of the case is flagged any more"
+    figures = dict(rows_n=count, first_at=first, tz=zone.key)
+    if count == 1:
+        return phrase(
+            "sales arrived late: %(rows_n)s transaction at %(first_at)s %(tz)s;"
+            " re-scored, no hour of the case is flagged any more",
+            **figures,
+        )
+    return phrase(
+        "sales arrived late: %(rows_n)s transactions at %(first_at)s %(tz)s;"
+        " re-scored, no hour of the case is flagged any more",
+        **figures,
     )
 
 
@@ -159,7 +168,9 @@ def _close_if_disproved(connection, case, flags, requests, registry, now) -> str
         if r.point_id == case.point_id and case.start_at <= r.hour_start < case.end_at
     ]
     reason = late_reason(ours, _zone(registry, case.point_id))
-    if clear_case(connection, case.case_id, reason=reason, actor=ACTOR, now=now):
+    if clear_case(
+        connection, case.case_id, reason=reason.english(), parts=[reason], actor=ACTOR, now=now
+    ):
         return "cleared"
     return "left"  # a person acted on it meanwhile
 

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Connection, Engine, select
 
-from pipeline.core.money import rupiah
+from pipeline.core.phrases import Phrase, phrase
 from pipeline.core.times import DEFAULT_TIMEZONE
 from pipeline.reconciliation.business_days import month_end
 from pipeline.reconciliation.config import ReconConfig
@@ -93,37 +93,47 @@ def _known_payers(connection: Connection, lines: list[dict], end: date, config) 
     return _KnownPayers(handed_days, collectors, periods_with_return)
 
 
-def _unmatched_reason(engine, line: dict, point, known: _KnownPayers, config) -> str | None:
+def _unmatched_reason(engine, line: dict, point, known: _KnownPayers, config) -> Phrase | None:
     """Why a credit matches nothing, or None when it matches."""
     point_id, collector_id = line["point_id"], line["collector_id"]
     if collector_id:
         window = [line["booked_on"] - timedelta(days=config.match_window_days), line["booked_on"]]
         if collector_id not in known.collectors:
-            return f"attributed to collector {collector_id}, who has handed in no cash"
+            return phrase(
+                "attributed to collector %(collector)s, who has handed in no cash",
+                collector=collector_id,
+            )
         if not any(window[0] <= d <= window[1] for d in known.handed_days.get(collector_id, [])):
-            return (
-                f"attributed to collector {collector_id}, who handed in no cash in the "
-                f"{config.match_window_days} days before {line['booked_on'].isoformat()}"
+            return phrase(
+                "attributed to collector %(collector)s, who handed in no cash in the"
+                " %(window_n)s days before %(booked_day)s",
+                collector=collector_id,
+                window_n=config.match_window_days,
+                booked_day=line["booked_on"],
             )
         return None
     if point_id and point is None:
-        return f"attributed to point {point_id!r}, which is not in the registry"
+        return phrase(
+            "attributed to point %(point)s, which is not in the registry", point=repr(point_id)
+        )
     if point is not None and point["revenue_type"] in TAX_TYPES:
         period = deposit_period(line["reference"], line["booked_on"])
         if (point_id, period) in known.periods_with_return:
             return None
         tz = point["timezone"] or DEFAULT_TIMEZONE
         if recorded_in(engine, point_id, tz, period, month_end(period)) <= 0:
-            return (
-                f"for {point_id} period {period:%Y-%m}, which has no return and no recorded sales"
+            return phrase(
+                "for %(point)s period %(period_month)s, which has no return and no recorded sales",
+                point=point_id,
+                period_month=f"{period:%Y-%m}",
             )
         return None
     if point is None:
-        return "attributed to no point and no collector"
+        return phrase("attributed to no point and no collector")
     return None
 
 
-def _unmatched_gap(line: dict, point, reason: str) -> Gap:
+def _unmatched_gap(line: dict, point, reason: Phrase) -> Gap:
     return Gap(
         kind="unmatched_deposit",
         subject=f"line:{line['line_id']}",
@@ -137,7 +147,14 @@ def _unmatched_gap(line: dict, point, reason: str) -> Gap:
         deposited=line["amount"],
         difference_rp=line["amount"],
         shortfall_rp=0,
-        reasons=f"{rupiah(line['amount'])} credited {line['booked_on'].isoformat()} "
-        f"({line['reference']}) {reason}",
+        parts=[
+            phrase(
+                "%(amount_rp)s credited %(booked_day)s (%(reference)s) %(why_part)s",
+                amount_rp=line["amount"],
+                booked_day=line["booked_on"],
+                reference=line["reference"],
+                why_part=reason,
+            )
+        ],
         refs={"bank_deposits": [line["line_id"]], "figures": {"channel": line["channel"]}},
     )

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
 
-from pipeline.core.money import rupiah
+from pipeline.core.phrases import phrase
 from pipeline.core.times import DEFAULT_TIMEZONE, local_midnight
 from pipeline.reconciliation.business_days import business_days_late, last_allowed_day
 from pipeline.reconciliation.config import ReconConfig
@@ -108,7 +108,7 @@ def _collector_gap(
     dep,
     diff,
     shortfall,
-    reasons,
+    reason,
     per_day,
 ) -> Gap:
     point_id = _home_point(per_day, days_cash, days_handed)
@@ -127,7 +127,7 @@ def _collector_gap(
         deposited=dep,
         difference_rp=diff,
         shortfall_rp=max(0, shortfall),
-        reasons=reasons,
+        parts=[reason],
         refs={
             # collector_deposits rows are keyed by collector and day.
             "collector_deposits": {
@@ -216,9 +216,15 @@ def _flat_gaps(gap, days_cash, days_handed, start, end, config) -> tuple[list[Ga
                     sum(amounts),
                     short,
                     short,
-                    f"handed in {rupiah(int(median(amounts)))} a day on {len(both)} days "
-                    f"while recorded cash ranged {rupiah(min(recorded))}..{rupiah(max(recorded))}; "
-                    f"{rupiah(short)} short",
+                    phrase(
+                        "handed in %(daily_rp)s a day on %(days_n)s days while recorded cash"
+                        " ranged %(low_rp)s..%(high_rp)s; %(short_rp)s short",
+                        daily_rp=int(median(amounts)),
+                        days_n=len(both),
+                        low_rp=min(recorded),
+                        high_rp=max(recorded),
+                        short_rp=short,
+                    ),
                     per_day,
                 )
             )
@@ -248,7 +254,11 @@ def _day_gaps(gap, day, days_cash, days_handed, flat_days, as_of, config, result
                     0,
                     recorded,
                     recorded,
-                    f"{day.isoformat()}: {rupiah(recorded)} cash recorded, nothing handed in",
+                    phrase(
+                        "%(on_day)s: %(recorded_rp)s cash recorded, nothing handed in",
+                        on_day=day,
+                        recorded_rp=recorded,
+                    ),
                     per_day,
                 )
             ]
@@ -265,7 +275,12 @@ def _day_gaps(gap, day, days_cash, days_handed, flat_days, as_of, config, result
                 amount,
                 recorded - amount,
                 recorded - amount,
-                f"{day.isoformat()}: {rupiah(recorded)} cash recorded, {rupiah(amount)} handed in",
+                phrase(
+                    "%(on_day)s: %(recorded_rp)s cash recorded, %(handed_rp)s handed in",
+                    on_day=day,
+                    recorded_rp=recorded,
+                    handed_rp=amount,
+                ),
                 per_day,
             )
         )
@@ -282,8 +297,14 @@ def _day_gaps(gap, day, days_cash, days_handed, flat_days, as_of, config, result
                 amount,
                 amount,
                 0,
-                f"{day.isoformat()}: handed in on {deposit['deposited_on'].isoformat()}, "
-                f"{late} business days late (allowed {config.allowed_days_late})",
+                phrase(
+                    "%(on_day)s: handed in on %(handed_day)s, %(late_n)s business days late"
+                    " (allowed %(allowed_n)s)",
+                    on_day=day,
+                    handed_day=deposit["deposited_on"],
+                    late_n=late,
+                    allowed_n=config.allowed_days_late,
+                ),
                 per_day,
             )
         )

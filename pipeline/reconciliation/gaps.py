@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from statistics import median
 
-from pipeline.core.money import rupiah
+from pipeline.core.phrases import Phrase, english, phrase
 from pipeline.core.times import local_midnight
 
 UNATTRIBUTED = "UNATTRIBUTED"  # cases.point_id of a deposit attributed to no known point
@@ -46,12 +46,17 @@ class Gap:
     deposited: int | None
     difference_rp: int
     shortfall_rp: int
-    reasons: str
+    parts: list[Phrase]  # the reasons, as phrases a reader's language can say (core.phrases)
     refs: dict
     collector_id: str | None = None
     days: dict = field(
         default_factory=dict
     )  # per-day figures for collector gaps, "YYYY-MM-DD" -> {...}
+
+    @property
+    def reasons(self) -> str:
+        """The reasons in English (the text stored beside the phrases)."""
+        return english(self.parts)
 
     @property
     def merges(self) -> bool:
@@ -90,25 +95,42 @@ def combine_days(gap: Gap, days: dict, start_day: date, end_day: date, deposit_r
     merged = replace(gap, start_day=start_day, end_day=end_day, days=days)
     recorded = sum(v.get("recorded", 0) for v in days.values())
     deposited = sum(v.get("deposited", 0) for v in days.values())
-    span = f"{len(days)} day(s) {min(days)}..{max(days)}"
+    span = dict(days_n=len(days), span_days=[min(days), max(days)])
     if gap.kind == "late_deposit":
         merged.difference_rp, merged.shortfall_rp = deposited, 0
         worst = max(v.get("business_days_late", 0) for v in days.values())
-        merged.reasons = (
-            f"{span}: cash handed in late, up to {worst} business days ({rupiah(deposited)} in all)"
-        )
+        merged.parts = [
+            phrase(
+                "%(days_n)s day(s) %(span_days)s: cash handed in late, up to %(late_n)s business"
+                " days (%(deposited_rp)s in all)",
+                late_n=worst,
+                deposited_rp=deposited,
+                **span,
+            )
+        ]
     else:
         merged.difference_rp = merged.shortfall_rp = max(0, recorded - deposited)
-        merged.reasons = (
-            f"{span}: {rupiah(recorded)} cash recorded, {rupiah(deposited)} handed in, "
-            f"{rupiah(recorded - deposited)} short"
-        )
+        merged.parts = [
+            phrase(
+                "%(days_n)s day(s) %(span_days)s: %(recorded_rp)s cash recorded,"
+                " %(deposited_rp)s handed in, %(short_rp)s short",
+                recorded_rp=recorded,
+                deposited_rp=deposited,
+                short_rp=recorded - deposited,
+                **span,
+            )
+        ]
         if gap.kind == "flat_deposits":
             handed = [v["deposited"] for v in days.values()]
             taken = [v["recorded"] for v in days.values()]
-            merged.reasons += (
-                f"; a fixed ~{rupiah(int(median(handed)))} a day while recorded cash ranged "
-                f"{rupiah(min(taken))}..{rupiah(max(taken))}"
+            merged.parts.append(
+                phrase(
+                    "a fixed ~%(daily_rp)s a day while recorded cash ranged"
+                    " %(low_rp)s..%(high_rp)s",
+                    daily_rp=int(median(handed)),
+                    low_rp=min(taken),
+                    high_rp=max(taken),
+                )
             )
     merged.recorded, merged.deposited = recorded, deposited
     own = gap.refs.get("collector_deposits") or {}

@@ -22,6 +22,7 @@ from pipeline.casework.case_store import (
     open_case,
     rewrite_case,
 )
+from pipeline.core.phrases import dumps
 from pipeline.core.times import DEFAULT_TIMEZONE, local_midnight
 from pipeline.reconciliation.gaps import Gap, ReconResult, combine_days
 from pipeline.store.schema import cases, suppressions
@@ -88,6 +89,7 @@ def _case_row(gap: Gap, now: datetime) -> dict:
         "score": _share(gap.difference_rp, base or gap.difference_rp),
         "severity": _severity(gap.shortfall_rp) if gap.shortfall_rp else "low",
         "reasons": gap.reasons,
+        "reason_parts": dumps(gap.parts),
         "shortfall_rp": gap.shortfall_rp,
         "operators": gap.collector_id,
         "model_version": None,

@@ -12,7 +12,7 @@ from functools import partial
 
 from sqlalchemy import Engine, func, select
 
-from pipeline.core.money import rupiah
+from pipeline.core.phrases import phrase
 from pipeline.core.times import DEFAULT_TIMEZONE, local_midnight
 from pipeline.reconciliation.business_days import (
     business_days_late,
@@ -91,13 +91,13 @@ def recorded_in(engine: Engine, point_id: str, tz: str, first: date, last: date)
     return sum(int(total or 0) * (1 if status == "paid" else -1) for status, total in rows)
 
 
-def _point_gap(base, refs, figures, kind, difference, shortfall, reasons, **more) -> Gap:
+def _point_gap(base, refs, figures, kind, difference, shortfall, reason, **more) -> Gap:
     return Gap(
         **base,
         kind=kind,
         difference_rp=difference,
         shortfall_rp=max(0, shortfall),
-        reasons=reasons,
+        parts=[reason],
         refs={**refs, "figures": {**figures, **more}},
     )
 
@@ -190,6 +190,7 @@ class _TaxPeriod:
     """One point's return period with its three numbers, as the checks read it."""
 
     name: str  # "2026-03-01..2026-03-31"
+    days: tuple[str, str]  # its first and last day, ISO (a reason's ``_days`` value)
     rate: float
     recorded: int
     declared: int | None  # None: no return filed
@@ -198,7 +199,7 @@ class _TaxPeriod:
     deposited: int
     due: date  # before rolling to a business day
     overdue: bool  # as of the run, past the last day the money may land
-    gap: partial  # (kind, difference, shortfall, reasons, **figures) -> Gap
+    gap: partial  # (kind, difference, shortfall, reason phrase, **figures) -> Gap
 
 
 def _tax_period(
@@ -246,6 +247,7 @@ def _tax_period(
     )
     return _TaxPeriod(
         name=figures["period"],
+        days=(period_start.isoformat(), period_end.isoformat()),
         rate=rate,
         recorded=rec,
         declared=declared,
@@ -278,7 +280,11 @@ def _unfiled_gaps(period: _TaxPeriod, config: ReconConfig) -> list[Gap]:
             "declared_below_recorded",
             rec,
             round(rec * period.rate),
-            f"no return filed for {period.name}; devices recorded {rupiah(rec)}",
+            phrase(
+                "no return filed for %(period_days)s; devices recorded %(recorded_rp)s",
+                period_days=period.days,
+                recorded_rp=rec,
+            ),
         )
     ]
 
@@ -292,9 +298,15 @@ def _declaration_gaps(period: _TaxPeriod, config: ReconConfig) -> list[Gap]:
             "declared_below_recorded",
             rec - declared,
             round((rec - declared) * rate),
-            f"declared {rupiah(declared)} vs recorded {rupiah(rec)}: {rupiah(rec - declared)} "
-            f"({(rec - declared) / rec:.0%}) undeclared; "
-            f"tax {rupiah(round((rec - declared) * rate))}",
+            phrase(
+                "declared %(declared_rp)s vs recorded %(recorded_rp)s: %(undeclared_rp)s"
+                " (%(undeclared_pct)s) undeclared; tax %(tax_rp)s",
+                declared_rp=declared,
+                recorded_rp=rec,
+                undeclared_rp=rec - declared,
+                undeclared_pct=(rec - declared) / rec,
+                tax_rp=round((rec - declared) * rate),
+            ),
         )
     ]
 
@@ -309,8 +321,12 @@ def _deposit_gaps(period: _TaxPeriod, config: ReconConfig) -> list[Gap]:
                 "no_deposit",
                 tax_due,
                 tax_due,
-                f"tax due {rupiah(tax_due)} for {period.name}, nothing deposited "
-                f"by {last_allowed_day(period.due, config).isoformat()}",
+                phrase(
+                    "tax due %(due_rp)s for %(period_days)s, nothing deposited by %(last_day)s",
+                    due_rp=tax_due,
+                    period_days=period.days,
+                    last_day=last_allowed_day(period.due, config),
+                ),
             )
         ]
     fees = config.bank_fee_rp * max(1, len(period.lines))
@@ -321,8 +337,12 @@ def _deposit_gaps(period: _TaxPeriod, config: ReconConfig) -> list[Gap]:
             "deposit_below_declared",
             tax_due - deposited,
             tax_due - deposited,
-            f"tax due {rupiah(tax_due)} vs deposited {rupiah(deposited)}: "
-            f"{rupiah(tax_due - deposited)} short",
+            phrase(
+                "tax due %(due_rp)s vs deposited %(deposited_rp)s: %(short_rp)s short",
+                due_rp=tax_due,
+                deposited_rp=deposited,
+                short_rp=tax_due - deposited,
+            ),
         )
     ]
 
@@ -343,8 +363,14 @@ def _late_gaps(period: _TaxPeriod, config: ReconConfig) -> list[Gap]:
             "late_deposit",
             amount,
             0,
-            f"{rupiah(amount)} deposited up to {worst} business days after the due date "
-            f"{roll_forward(period.due, config).isoformat()} (allowed {config.allowed_days_late})",
+            phrase(
+                "%(late_rp)s deposited up to %(late_n)s business days after the due date"
+                " %(due_day)s (allowed %(allowed_n)s)",
+                late_rp=amount,
+                late_n=worst,
+                due_day=roll_forward(period.due, config),
+                allowed_n=config.allowed_days_late,
+            ),
             late_lines=[d["line_id"] for d, _ in late],
             business_days_late=worst,
         )

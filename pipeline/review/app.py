@@ -18,9 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from pipeline.casework.sessions import SessionLimits
-from pipeline.casework.users import LoginThrottle, NotAllowed
+from pipeline.casework.throttle import LoginThrottle
+from pipeline.casework.users import NotAllowed
 from pipeline.core.errors import NotFoundError, UnusableInputError
 from pipeline.core.settings import Settings
+from pipeline.review import formats
 from pipeline.review.deps import (
     HERE,
     CSRFRefused,
@@ -101,6 +103,8 @@ def _said(request: Request, exc: Exception) -> str:
     # sentence may be in the catalog) and otherwise shown as the domain wrote it.
     if isinstance(exc, TranslatableInputError | TranslatableNotFound):
         return exc.translated(language(request))
+    if getattr(exc, "phrase", None) is not None:  # a refusal the domain phrased
+        return formats.phrase_text(exc.phrase, language(request))
     return tr(request, str(exc))
 
 
@@ -188,7 +192,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.settings = settings
     app.state.templates = templates()
-    app.state.login_throttle = LoginThrottle()
+    app.state.login_throttle = LoginThrottle(engine)
     app.state.session_limits = SessionLimits.of(
         idle_minutes=settings.session_idle_minutes, hours=settings.session_hours
     )

@@ -103,6 +103,11 @@ def templates() -> Jinja2Templates:
             "measure": lambda case: shortfall_measure(case.origin, case.kind, case.operators),
             "references": lambda refs, tz=None: formats.reference_lines(refs, tz, _lang()),
             "fromjson": _from_json,
+            # A detector or reconciliation reason, a pipeline's trail note: in the page language.
+            "reasons": lambda row: formats.reason_lines(
+                row.reason_parts, row.reasons, _lang(), getattr(row, "timezone", None)
+            ),
+            "event_note": lambda event, tz=None: formats.event_note(event, _lang(), tz),
         }
     )
     return env

@@ -25,6 +25,7 @@ from openpyxl.utils import get_column_letter
 
 from pipeline.core.leakage_kinds import shortfall_measure
 from pipeline.core.times import DEFAULT_TIMEZONE
+from pipeline.review import formats
 from pipeline.review.formats import zone_name
 from pipeline.review.i18n import N_, translations
 from pipeline.review.labels import label
@@ -104,7 +105,7 @@ def _typed(spec, values: list, lang: str) -> list:
     ]
 
 
-def _queue_values(r, decision) -> list:
+def _queue_values(r, decision, lang: str) -> list:
     tz = r.timezone or DEFAULT_TIMEZONE
     return [
         r.case_id,
@@ -125,7 +126,7 @@ def _queue_values(r, decision) -> list:
         decision.actor if decision else "",
         _local(decision.at, tz) if decision else None,
         decision.note if decision else "",
-        r.reasons,
+        formats.reason_text(r.reason_parts, r.reasons, lang, tz),
         r.operators or "",
         r.origin,
     ]
@@ -141,7 +142,7 @@ def queue_table(rows, decisions: dict, lang: str) -> Table:
     return Table(
         _headers(QUEUE_SPEC, lang, zone),
         [kind for _, _, kind in QUEUE_SPEC],
-        [_typed(QUEUE_SPEC, _queue_values(r, decisions.get(r.case_id)), lang) for r in rows],
+        [_typed(QUEUE_SPEC, _queue_values(r, decisions.get(r.case_id), lang), lang) for r in rows],
     )
 
 
@@ -256,7 +257,7 @@ def case_sheets(case, breakdown, recon, txns, events, lang: str) -> dict[str, Ta
                     e.action,
                     _state_text(e.before, lang),
                     _state_text(e.after, lang),
-                    e.note,
+                    formats.event_note(e, lang, tz),
                 ],
                 lang,
             )

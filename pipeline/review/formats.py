@@ -13,11 +13,18 @@ from datetime import date, datetime, time, timedelta
 from numbers import Real
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_interval, format_skeleton, format_time
+from babel.dates import (
+    format_date,
+    format_interval,
+    format_skeleton,
+    format_time,
+    get_day_names,
+)
 from babel.numbers import format_decimal
 
 from pipeline.core.leakage_kinds import SHORTFALL_MEASURES
 from pipeline.core.money import rupiah, rupiah_short
+from pipeline.core.phrases import SEPARATOR, Phrase, kind_of, loads
 from pipeline.core.times import DEFAULT_TIMEZONE
 from pipeline.review.i18n import translations
 from pipeline.review.labels import label
@@ -36,11 +43,15 @@ __all__ = [
     "dashboard_texts",
     "MISSING",
     "day_text",
+    "event_note",
     "local_datetime",
     "money",
     "money_short",
     "number",
     "percent",
+    "phrase_text",
+    "reason_lines",
+    "reason_text",
     "reference_lines",
     "signed_percent",
     "span_text",
@@ -235,3 +246,95 @@ def _span_of(start, end, tz_name: str | None, lang: str) -> str:
         )
     except (TypeError, ValueError):
         return f"{start} – {end}"
+
+
+# ----------------------------------------------------------------------------- reasons
+
+
+def reason_lines(parts: str | None, text: str | None, lang: str, tz_name: str | None = None):
+    """A stored reason as the lines a reader reads: its phrases (``reason_parts`` JSON) said in
+    ``lang``; a row written before reasons were phrases shows its text, split at '; '."""
+    phrases = loads(parts)
+    if phrases is None:
+        return [t.strip() for t in (text or "").split(";") if t.strip()]
+    return [phrase_text(p, lang, tz_name) for p in phrases]
+
+
+def reason_text(parts: str | None, text: str | None, lang: str, tz_name: str | None = None):
+    """The same, as one line (exports, the command line)."""
+    return SEPARATOR.join(reason_lines(parts, text, lang, tz_name))
+
+
+def event_note(event, lang: str, tz_name: str | None = None) -> str:
+    """A trail entry's note: a person's words as written; a pipeline's (``note_parts``) in
+    ``lang``."""
+    parts = getattr(event, "note_parts", None)
+    return reason_text(parts, event.note, lang, tz_name) if parts else (event.note or "")
+
+
+def phrase_text(part: Phrase, lang: str, tz_name: str | None = None) -> str:
+    """One phrase in ``lang``: its msgid through the catalog, each value formatted by its kind
+    (``core.phrases``) the way every page formats money, counts, percentages and days."""
+    zone = part.params.get("tz") or tz_name
+    values = {name: _phrase_value(name, v, lang, zone) for name, v in part.params.items()}
+    if not values:
+        return translations(lang).gettext(part.msgid)
+    try:
+        return translations(lang).gettext(part.msgid) % values
+    except (KeyError, ValueError, TypeError):  # a translation that lost a placeholder
+        return part.msgid % values
+
+
+def _phrase_value(name: str, value, lang: str, tz_name: str | None) -> str:
+    if value is None:
+        return MISSING
+    try:
+        return _PHRASE_VALUES.get(kind_of(name), _plain_value)(value, lang, tz_name, name)
+    except (TypeError, ValueError, KeyError, IndexError):  # a value not of its kind: as it is
+        return str(value)
+
+
+def _plain_value(value, lang, tz_name, name) -> str:
+    return zone_name(str(value)) if name == "tz" else str(value)
+
+
+def _slot_value(value, lang, tz_name, name) -> str:
+    """'Tue 10:00' (the detector's hour of the week) -> 'Sel 10.00'."""
+    weekday, clock = str(value).split(" ", 1)
+    index = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun").index(weekday)
+    names = get_day_names("abbreviated", locale=_locale(lang))
+    return f"{names[index]} {clock.replace(':', '.')}"
+
+
+def _days_value(value, lang, tz_name, name) -> str:
+    first, last = (date.fromisoformat(str(v)) for v in value)
+    if first == last:
+        return day_text(first, lang)
+    return format_interval(first, last, "yMMMd", locale=_locale(lang))
+
+
+def _kinds_value(value, lang, tz_name, name) -> str:
+    hours = translations(lang).gettext("%(n)s h")
+    return ", ".join(f"{label(code, lang)} {hours % {'n': number(n)}}" for code, n in value)
+
+
+def _phrase_part(value, lang, tz_name, name) -> str:
+    return phrase_text(Phrase.from_json(value), lang, tz_name)
+
+
+_PHRASE_VALUES = {
+    "rp": lambda v, *_: money(v),
+    "pct": lambda v, *_: percent(float(v)),
+    "n": lambda v, *_: number(float(v)),
+    "avg": lambda v, *_: number(float(v), 1),
+    "day": lambda v, lang, *_: day_text(date.fromisoformat(str(v)), lang),
+    "days": _days_value,
+    "month": lambda v, lang, *_: format_skeleton(
+        "yMMMM", date.fromisoformat(f"{v}-01"), locale=_locale(lang)
+    ),
+    "at": lambda v, lang, tz, _: local_datetime(datetime.fromisoformat(str(v)), tz, lang),
+    "slot": _slot_value,
+    "kind": lambda v, lang, *_: label(str(v), lang),
+    "kinds": _kinds_value,
+    "part": _phrase_part,
+}

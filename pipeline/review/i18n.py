@@ -46,6 +46,10 @@ KEYWORDS = {
     "tr": (2,),
     "TranslatableInputError": None,
     "TranslatableNotFound": None,
+    # core.phrases.phrase: the detector's, reconciliation's and late data's reason parts
+    "phrase": None,
+    "say": None,  # pipeline.cli.common.say: what the commands print
+    "said": None,  # core.errors.UnusableInputError.said: refusals the domain phrases
 }
 JINJA_EXTENSIONS = "jinja2.ext.i18n"
 
@@ -131,12 +135,17 @@ class TranslatableNotFound(_Translatable, NotFoundError):
 
 
 def extract() -> Catalog:
-    """Every msgid of the review app: its templates, its Python, and the labels it marks."""
+    """Every msgid a user reads: the review app's templates and Python, the commands' messages,
+    and the reasons' phrases the producers write."""
     catalog = Catalog(locale=DEFAULT_LANGUAGE, project="eincome review")
     method_map = [
         ("review/templates/**.html", "jinja2"),
         ("review/**.py", "python"),
-        ("cli/review_cmds.py", "python"),  # the review app's own commands speak its languages
+        ("cli/**.py", "python"),  # the commands speak the same languages
+        # The producers of reasons (``core.phrases.phrase``) the app and the commands show.
+        ("detection/**.py", "python"),
+        ("reconciliation/**.py", "python"),
+        ("casework/**.py", "python"),
     ]
     options_map = {"review/templates/**.html": {"extensions": JINJA_EXTENSIONS}}
     for filename, lineno, message, comments, context in extract_from_dir(

@@ -215,7 +215,8 @@ anomalies = Table(
     Column("score", Float, nullable=False),
     Column("severity", String(16), nullable=False),  # low | medium | high
     Column("kind", String(32), nullable=False),  # suspected pattern
-    Column("reasons", Text, nullable=False),
+    Column("reasons", Text, nullable=False),  # English, "; "-separated (core.phrases.english)
+    Column("reason_parts", Text),  # JSON: the same reasons as phrases; NULL before 0008
     Column("shortfall_rp", BigInteger, nullable=False),
     Column("operators", Text),  # comma-separated operator ids involved
     Column("model_version", String(64), nullable=False),
@@ -249,7 +250,8 @@ cases = Table(
     Column("kind", String(32), nullable=False),
     Column("score", Float, nullable=False),
     Column("severity", String(16), nullable=False),
-    Column("reasons", Text, nullable=False),
+    Column("reasons", Text, nullable=False),  # English, "; "-separated (core.phrases.english)
+    Column("reason_parts", Text),  # JSON: the same reasons as phrases; NULL before 0008
     Column("shortfall_rp", BigInteger, nullable=False),
     Column("operators", Text),
     Column("model_version", String(64)),
@@ -278,6 +280,7 @@ case_events = Table(
     Column("before", Text),
     Column("after", Text),
     Column("note", Text),
+    Column("note_parts", Text),  # JSON phrases of a pipeline's note (core.phrases), else NULL
     Index("ix_case_events_case_id", "case_id"),
 )
 
@@ -336,6 +339,17 @@ review_sessions = Table(
     Column("ended_at", UTCDateTime),
     Column("end_reason", String(32)),  # signed out | password | role | deactivated | idle | expired
     Index("ix_review_sessions_username", "username"),
+)
+
+# Wrong passwords in a row per client address and per username, shared by every worker of the
+# review app (a brake, not a lockout). Written by ``casework.throttle`` alone.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(200), primary_key=True),  # "address:<ip>" | "user:<username>"
+    Column("failures", Integer, nullable=False),  # wrong passwords since the last quiet window
+    Column("last_failed_at", UTCDateTime, nullable=False),
+    Index("ix_login_failures_last_failed_at", "last_failed_at"),
 )
 
 # Append-only trail of every change to users (who did what to whom); triggers refuse rewrites.

@@ -8,7 +8,8 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
-def _insert(connection: Connection, table: Table):
+def dialect_insert(connection: Connection, table: Table):
+    """The INSERT of ``connection``'s dialect, which has ``on_conflict_do_update``."""
     dialect = connection.dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -23,7 +24,7 @@ def upsert(
     """Insert ``rows``; on a primary-key clash replace the non-key columns (or skip if not ``update``)."""
     if not rows:
         return
-    stmt = _insert(connection, table)
+    stmt = dialect_insert(connection, table)
     keys = [c.name for c in table.primary_key.columns]
     if update:
         changed = {

@@ -1,5 +1,5 @@
 """Users: the append-only trail of changes to them (refused rewrites on SQLite and PostgreSQL),
-nobody changing their own role or access, and the login throttle that slows without locking."""
+nobody changing their own role or access (the login throttle: test_throttle.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
 
 from pipeline.casework.users import (
-    LoginThrottle,
     add_user,
     get_user,
     set_active,
@@ -72,37 +71,3 @@ def test_no_one_changes_their_own_role_or_access_whatever_the_case(engine, writt
 def test_changing_a_missing_user_is_not_found(engine):
     with pytest.raises(NotFoundError, match="'nobody' does not exist"):
         set_role(engine, "nobody", "ops", actor="boss")
-
-
-def test_a_strangers_wrong_passwords_barely_slow_the_real_user():
-    throttle = LoginThrottle()
-    for i in range(5):
-        throttle.failed("10.0.0.66", "demo", T0 + timedelta(seconds=i))
-    later = T0 + timedelta(seconds=6)
-    # the real user, elsewhere: a second at most, and the right password is still checked
-    assert throttle.delay("10.0.0.7", "demo", later) <= 1.0
-    assert throttle.delay("10.0.0.7", "someone-else", later) == 0
-    throttle.succeeded("DEMO")
-    assert throttle.delay("10.0.0.7", "demo", later) == 0
-    assert throttle.delay("10.0.0.66", "demo", later) > 0, "the stranger's address stays slowed"
-
-
-def test_a_client_trying_many_usernames_is_slowed_up_to_the_cap():
-    throttle = LoginThrottle(free=3, base=0.25, cap=4.0)
-    delays = []
-    for i in range(12):
-        delays.append(throttle.delay("10.0.0.99", f"user{i}", T0))
-        throttle.failed("10.0.0.99", f"user{i}", T0)
-    assert delays[:3] == [0, 0, 0]
-    assert delays[3:8] == [0.25, 0.5, 1.0, 2.0, 4.0]
-    assert delays[8:] == [4.0] * 4, "capped: never a lockout"
-    assert throttle.delay("10.0.0.99", "user0", T0 + timedelta(minutes=15)) == 0
-
-
-def test_parallel_attempts_from_one_address_cannot_dodge_the_delay():
-    throttle = LoginThrottle(max_waiting=2)
-    assert throttle.enter("10.0.0.99") and throttle.enter("10.0.0.99")
-    assert not throttle.enter("10.0.0.99")
-    assert throttle.enter("10.0.0.7"), "other addresses are not affected"
-    throttle.leave("10.0.0.99")
-    assert throttle.enter("10.0.0.99")

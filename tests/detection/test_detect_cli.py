@@ -44,8 +44,9 @@ def test_suppress_load_list_and_empty_listings(env, tmp_path):
         "PKR-1,2025-12-10T00:00:00+07:00,2025-12-12T00:00:00+07:00,road works\n"
     )
     first = _run("suppress", "load", str(closures))
-    assert first.exit_code == 0 and first.stdout.startswith("1 suppression")
-    assert _run("suppress", "load", str(closures)).stdout.startswith("0 suppression")
+    assert first.exit_code == 0 and first.stdout.startswith("1 jendela peredaman")
+    again = _run("--lang", "en", "suppress", "load", str(closures))
+    assert again.stdout.startswith("0 suppression window(s) added")
     listed = json.loads(_run("suppress", "list", "--format", "json").stdout)
     assert [(r["point_id"], r["reason"], r["kind"]) for r in listed] == [
         ("PKR-1", "road works", None)
@@ -65,8 +66,8 @@ def test_bad_input_names_the_value(env, tmp_path):
     assert isinstance(result.exception, UnusableInputError)
     assert "line 2" in str(result.exception) and "yesterday" in str(result.exception)
     result = _run("score", "--start", "2025-12-01T00:00", "--end", "2025-12-02T00:00+07:00")
-    assert "no UTC offset" in str(result.exception)
-    assert "ingest feeds first" in str(_run("train").exception)
+    assert "tidak memiliki selisih UTC" in str(result.exception)
+    assert "ingest feeds first" in str(_run("--lang", "en", "train").exception)
 
 
 @pytest.mark.slow
@@ -79,4 +80,5 @@ def test_console_entry_exits_2_with_one_line(env):
         timeout=120,
     )
     assert result.returncode == 2
-    assert "ingest feeds first" in result.stderr and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("galat: belum ada agregat per jam: muat umpan dulu")
+    assert result.stderr.count("\n") == 1

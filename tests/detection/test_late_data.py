@@ -92,7 +92,9 @@ def test_device_off_flag_clears_when_its_sales_arrive_late(engine, tmp_path):
     (event,) = audit.trail(engine, case_id)
     first = late["occurred_at"].min().tz_convert("Asia/Jakarta")
     assert event.actor == "pipeline" and event.action == "clear"
-    assert event.note.startswith(f"sales arrived late: {len(late)} transactions at {first:%H:%M}")
+    assert event.note.startswith(
+        f"sales arrived late: {len(late)} transactions at {first:%Y-%m-%d %H:%M} Asia/Jakarta;"
+    )
     assert (event.before["status"], event.after["status"]) == ("open", "cleared")
     # The re-scored hours raise nothing new, and a second run has nothing left to do.
     flags = list_anomalies(engine)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
+from pipeline.core.phrases import dumps, english, phrase
 from pipeline.store.schema import (
     anomalies,
     cases,
@@ -33,6 +34,45 @@ POINTS = [
     ("PSR-002", "Pasar Induk", "market", "Utara", "05:00-17:00", 140_000),
     ("RST-003", "Rumah Makan Sederhana", "restaurant_tax", "Kota", "10:00-22:00", 60_000),
     ("HTL-004", "Hotel Melati", "hotel_tax", "Selatan", "00:00-24:00", 45_000),
+]
+
+
+# The main case's reasons as the detector and cases.summarise_run write them (core.phrases).
+MAIN_REASONS = [
+    phrase(
+        "%(hours_n)s flagged hours, suspected %(suspected_kind)s, %(stake_rp)s at stake",
+        hours_n=3,
+        suspected_kind="under_reporting",
+        stake_rp=412_000,
+    ),
+    phrase(
+        "strongest: %(first_part)s",
+        first_part=phrase(
+            "revenue %(drop_pct)s below the usual for %(at_slot)s"
+            " (%(recorded_rp)s vs %(expected_rp)s)",
+            drop_pct=0.65,
+            at_slot="Tue 14:00",
+            recorded_rp=74_000,
+            expected_rp=211_000,
+        ),
+    ),
+    phrase(
+        "operator %(operator)s: voids/refunds %(share_pct)s vs that operator's usual %(usual_pct)s",
+        operator="op-7",
+        share_pct=0.2,
+        usual_pct=0.05,
+    ),
+]
+RECON_REASONS = [
+    phrase(
+        "declared %(declared_rp)s vs recorded %(recorded_rp)s: %(undeclared_rp)s"
+        " (%(undeclared_pct)s) undeclared; tax %(tax_rp)s",
+        declared_rp=7_750_000,
+        recorded_rp=9_000_000,
+        undeclared_rp=1_250_000,
+        undeclared_pct=1_250_000 / 9_000_000,
+        tax_rp=125_000,
+    )
 ]
 
 
@@ -209,11 +249,8 @@ def seed(engine: Engine, *, today: date | None = None, extra_cases: int = 0) -> 
                     kind=kind,
                     score=extra.pop("score", 0.71),
                     severity=severity,
-                    reasons=extra.pop(
-                        "reasons",
-                        "revenue 35% of usual for a Tuesday 14:00-17:00; "
-                        "void rate 4x usual; voids by one operator (op-7)",
-                    ),
+                    reasons=extra.pop("reasons", english(MAIN_REASONS)),
+                    reason_parts=extra.pop("reason_parts", dumps(MAIN_REASONS)),
                     shortfall_rp=shortfall,
                     operators=extra.pop("operators", "op-7,op-2"),
                     model_version="iforest-test",
@@ -275,8 +312,9 @@ def seed(engine: Engine, *, today: date | None = None, extra_cases: int = 0) -> 
                 "medium",
                 1_250_000,
                 origin="reconciliation",
-                details=json.dumps({"declared_rp": 9_000_000, "recorded_rp": 7_750_000}),
-                reasons="declared tax base exceeds recorded transactions by Rp 1.250.000",
+                details=json.dumps({"declared_rp": 7_750_000, "recorded_rp": 9_000_000}),
+                reasons=english(RECON_REASONS),
+                reason_parts=dumps(RECON_REASONS),
                 operators=None,
             )
         )

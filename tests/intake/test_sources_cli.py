@@ -31,7 +31,7 @@ def test_pull_stores_what_works_records_what_fails_and_exits_non_zero(tmp_path):
     assert outcome.exit_code == 1
     [line] = [json.loads(x) for x in outcome.stdout.splitlines() if x.startswith("{")]
     assert (line["source"], line["rows_read"], line["accepted"]) == ("kota", 12, 12)
-    assert "tapbox: failed" in outcome.stderr and "$TAPBOX_TOKEN is not set" in outcome.stderr
+    assert "tapbox: gagal" in outcome.stderr and "$TAPBOX_TOKEN is not set" in outcome.stderr
     assert len(stored_txn_ids(engine)) == 12
     [failure] = recent_failures(engine)
     assert failure.where == "pull tapbox" and "$TAPBOX_TOKEN is not set" in failure.error
@@ -39,7 +39,7 @@ def test_pull_stores_what_works_records_what_fails_and_exits_non_zero(tmp_path):
     # One source by name; nothing new is not an error.
     again = CliRunner().invoke(app, ["pull", "--source", "kota"], env=env)
     assert again.exit_code == 0, again.output
-    assert "kota: nothing new" in again.stdout
+    assert "kota: tidak ada yang baru" in again.stdout
 
 
 def test_pull_of_an_unknown_source_names_the_known_ones(tmp_path):

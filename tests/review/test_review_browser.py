@@ -1,5 +1,5 @@
-"""The review app in a real headless Chromium: sign in, read a case's chart, decide it, and read
-the dashboard on a phone-sized screen.
+"""The review app in a real headless Chromium: sign in, read a case's chart and reasons, decide
+it, read the dashboard on a phone-sized screen, out-of-range links, sessions and the throttle.
 
 Set EINCOME_SCREENSHOTS=docs/screenshots to save the case page and the dashboard as PNGs.
 """
@@ -322,6 +322,46 @@ def test_a_seven_day_case_shows_both_dates_and_a_breakdown_that_sums(served, bro
     row = page.locator(f"tr:has(a[href='/cases/{long_case}'])").first.inner_text()
     assert f"{first.day} " in row and f"{last.day} " in row, row
     assert errors == []
+    context.close()
+
+
+def test_case_reasons_read_in_the_page_language(served, browser):
+    base, world, _ = served
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = _watch_errors(page)
+    _sign_in(page, base, f"/cases/{world.case_id}", "demo", "demo")
+    reasons = page.locator("ul.reasons li").all_inner_texts()
+    assert reasons[0] == "3 jam ditandai, dugaan pelaporan kurang, Rp 412.000 dipertaruhkan"
+    assert reasons[1].startswith("terkuat: pendapatan 65% di bawah biasanya untuk Sel 14.00")
+    page.goto(base + f"/cases/{world.case_id}?lang=en")
+    reasons = page.locator("ul.reasons li").all_inner_texts()
+    assert reasons[1].startswith("strongest: revenue 65% below the usual for Tue 14.00")
+    page.goto(base + f"/cases/{world.case_id}?lang=id")
+    assert errors == []
+    context.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/cases/" + "9" * 30, "/cases/2147483648", "/cases?page=" + "9" * 30,
+     "/cases?date_from=9999-12-31", "/cases?date_to=0001-01-01", "/dashboard?day=9999-12-31",
+     "/api/dashboard?day=0001-01-01", "/cases/export.xlsx?date_from=0001-01-01"],
+)  # fmt: skip
+def test_out_of_range_parameters_give_a_4xx_page(served, browser, path):
+    base, _, _ = served
+    context = browser.new_context()
+    page = context.new_page()
+    _sign_in(page, base, "/cases", "supervisor", "supervisor")
+    cookies = {c["name"]: c["value"] for c in context.cookies()}
+    response = page.goto(base + path)
+    assert 400 <= response.status < 500, (path, response.status)
+    assert response.headers.get("content-security-policy"), path
+    if "/api/" not in path:  # a page a person reads: the reason, in Indonesian
+        assert page.locator("h1").count() == 1 and "Internal" not in page.inner_text("body")
+    # the refusal leaves the sign-in alone: still signed in, same cookie
+    assert {c["name"]: c["value"] for c in context.cookies()} == cookies
+    assert page.goto(base + "/cases").status == 200 and page.url.endswith("/cases")
     context.close()
 
 

@@ -142,3 +142,55 @@ def test_review_commands_speak_the_configured_language(tmp_path, monkeypatch):
     monkeypatch.setenv("EINCOME_LANGUAGE", "en")
     listed = CliRunner().invoke(app, ["users", "list"])
     assert listed.exit_code == 0 and "siti\tauditor\tactive" in listed.stdout
+
+
+def test_reasons_are_said_in_the_readers_language_with_the_page_formats():
+    from pipeline.core.phrases import dumps, phrase
+
+    silent = phrase(
+        "no transactions while open; %(sales_avg)s sales on average (%(expected_rp)s)"
+        " expected at %(at_slot)s",
+        sales_avg=0.4,
+        expected_rp=122_000,
+        at_slot="Wed 03:00",
+    )
+    late = phrase(
+        "sales arrived late: %(rows_n)s transactions at %(first_at)s %(tz)s;"
+        " re-scored, no hour of the case is flagged any more",
+        rows_n=1200,
+        first_at=datetime(2026, 3, 1, 14, 5, tzinfo=JAKARTA),
+        tz="Asia/Jakarta",
+    )
+    stored = dumps([silent, late])
+    assert formats.reason_lines(stored, "ignored", "id", "Asia/Jakarta") == [
+        "tidak ada transaksi saat buka; diperkirakan rata-rata 0,4 penjualan (Rp 122.000)"
+        " pada Rab 03.00",
+        "penjualan datang terlambat: 1.200 transaksi pada 1 Mar 2026 14.05 WIB; dinilai ulang,"
+        " tidak ada lagi jam kasus ini yang ditandai",
+    ]
+    assert formats.reason_lines(stored, "ignored", "en")[0] == (
+        "no transactions while open; 0,4 sales on average (Rp 122.000) expected at Wed 03.00"
+    )
+    # a row from before phrases: its text, split into its parts
+    assert formats.reason_lines(None, "a; b", "id") == ["a", "b"]
+
+
+def test_reconciliation_periods_and_months_read_as_dates():
+    from pipeline.core.phrases import phrase
+
+    unfiled = phrase(
+        "no return filed for %(period_days)s; devices recorded %(recorded_rp)s",
+        period_days=["2026-03-01", "2026-03-31"],
+        recorded_rp=9_000_000,
+    )
+    assert formats.phrase_text(unfiled, "id") == (
+        "tidak ada SPT untuk 1–31 Mar 2026; perangkat mencatat Rp 9.000.000"
+    )
+    month = phrase(
+        "for %(point)s period %(period_month)s, which has no return and no recorded sales",
+        point="HTL-004",
+        period_month="2026-03",
+    )
+    assert formats.phrase_text(month, "id") == (
+        "untuk HTL-004 masa Maret 2026, yang tidak memiliki SPT maupun penjualan tercatat"
+    )

@@ -95,7 +95,7 @@ def test_cli_ingest_reconcile_and_print_gaps(books, tmp_path):
         {"recorded_rp", "declared_rp", "deposited_rp", "difference_rp"} <= set(g) for g in gaps
     )
     table = runner.invoke(app, ["reconcile", "--period", month, "--as-of", "2026-12-31"], env=env)
-    assert "cases: 0 new, 0 updated" in table.output
+    assert "kasus: 0 baru, 0 diperbarui" in table.output
     as_csv = runner.invoke(app, [*args[:-1], "csv", "--dry-run"], env=env)
     assert as_csv.output.splitlines()[0].startswith("kind,subject,point_id,from,to,recorded_rp")
     assert len(as_csv.output.splitlines()) == len(gaps) + 1

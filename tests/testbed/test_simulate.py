@@ -279,7 +279,7 @@ def test_simulate_command_writes_a_sample(tmp_path):
         app, ["simulate", "--out", str(tmp_path), "--points", "6", "--weeks", "1", "--seed", "2"]
     )
     assert result.exit_code == 0, result.output
-    assert "6 points" in result.output
+    assert "6 titik" in result.output
     assert len(list((tmp_path / "feeds").glob("day-*.csv"))) == 7
     assert (tmp_path / "labels.csv").exists() and (tmp_path / "closures.csv").exists()
 

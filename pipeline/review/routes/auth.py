@@ -46,7 +46,7 @@ async def login(
     # (argon2, ~50 ms of CPU) and the database run in the thread pool.
     throttle = request.app.state.login_throttle
     address = request.client.host if request.client else "unknown"
-    wait = throttle.delay(address, username, datetime.now(UTC))
+    wait = await run_in_threadpool(throttle.delay, address, username, datetime.now(UTC))
     if wait:
         if not throttle.enter(address):
             response = render(
@@ -65,7 +65,7 @@ async def login(
             throttle.leave(address)
     user = await run_in_threadpool(users_store.authenticate, engine_of(request), username, password)
     if user is None:
-        throttle.failed(address, username, datetime.now(UTC))
+        await run_in_threadpool(throttle.failed, address, username, datetime.now(UTC))
         return render(
             request,
             "login.html",
@@ -74,7 +74,7 @@ async def login(
             error=tr(request, "Wrong username or password."),
             username=username,
         )
-    throttle.succeeded(username)
+    await run_in_threadpool(throttle.succeeded, username)
     await run_in_threadpool(start_session, request, user.username)
     return see_other(_safe_next(next))
 
