@@ -4,8 +4,8 @@ A field-check photo, a Z-report, a letter: the file is kept under $EINCOME_HOME/
 named by its sha256, and this table says which case it belongs to, who uploaded it and what it
 is (its type read from its own first bytes, not from the name it came with).
 
-Revision ID: 0009_attachments
-Revises: 0008_follow_up
+Revision ID: 0011_attachments
+Revises: 0010_follow_up
 """
 
 import sqlalchemy as sa
@@ -13,8 +13,8 @@ from alembic import op
 
 from pipeline.store.schema import UTCDateTime
 
-revision = "0009_attachments"
-down_revision = "0008_follow_up"
+revision = "0011_attachments"
+down_revision = "0010_follow_up"
 branch_labels = None
 depends_on = None
 

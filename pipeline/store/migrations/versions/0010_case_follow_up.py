@@ -6,8 +6,8 @@ recovered, so leaders see money found against money recovered. ``points.taxpayer
 lets a case be found by the taxpayer's number. ``case_exports`` records who took which cases out
 of the app (an export is not an act on a case, so it does not go in ``case_events``).
 
-Revision ID: 0008_follow_up
-Revises: 0007_rescore
+Revision ID: 0010_follow_up
+Revises: 0009_login_failures
 """
 
 import sqlalchemy as sa
@@ -15,8 +15,8 @@ from alembic import op
 
 from pipeline.store.schema import UTCDateTime
 
-revision = "0008_follow_up"
-down_revision = "0007_rescore"
+revision = "0010_follow_up"
+down_revision = "0009_login_failures"
 branch_labels = None
 depends_on = None
 
