@@ -281,7 +281,7 @@ def set_due(
 ) -> dict:
     """The local day an assigned, undecided case should be worked by (None clears it)."""
     actor.require("cases.assign")
-    text = _note(note, required=False, what="a due day")
+    text = _note(note)
     now = now or datetime.now(UTC)
     with engine.begin() as connection:
         row = _load(connection, case_id)
@@ -312,7 +312,9 @@ def record_recovery(
     """The rupiah recovered so far on a confirmed-leakage case (the running total, not an
     increment: a correction is a new total with a note saying why)."""
     actor.require("cases.decide")
-    text = _note(note, required=True, what="recording money recovered")
+    text = _note(
+        note, missing=UnusableInputError("recording money recovered needs a note saying why")
+    )
     if isinstance(recovered_rp, bool) or not isinstance(recovered_rp, int) or recovered_rp < 0:
         raise UnusableInputError(f"recovered amount {recovered_rp!r} is not whole rupiah >= 0")
     now = now or datetime.now(UTC)
@@ -431,7 +433,7 @@ def bulk_false_alarm(
     """Decide each of ``case_ids`` a false alarm with one note (each suppresses its own point
     and kind, as a single decision does)."""
     actor.require("cases.decide")
-    _note(note, required=True, what="deciding 'false alarm'")
+    _note(note, missing=UnusableInputError("deciding 'false alarm' needs a note saying why"))
     return _each_case(
         case_ids,
         lambda case_id: decide(
