@@ -61,6 +61,12 @@ def training_window(
 def first_scored_moment(
     first_data: datetime, end: datetime, min_history: timedelta = MIN_HISTORY
 ) -> datetime | None:
-    """The first retrain moment with at least ``min_history`` of data before it, if before ``end``."""
-    found = moments(first_data + min_history, end)
+    """The first retrain moment with at least ``min_history`` of days of data before it, if before
+    ``end``. History is counted in whole local days from the day the first data fell on: data
+    that begins at the first sale of a morning (06:00) has its four weeks by the Monday 02:00
+    four weeks on, and counting from the hour pushed the first scored week out by a whole week
+    (the evaluation's first scored week, a third of its events, was never scored)."""
+    local = first_data.astimezone(RETRAIN_ZONE)
+    first_day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    found = moments(first_day.astimezone(UTC) + min_history, end)
     return found[0] if found else None
