@@ -257,41 +257,97 @@ def record_flags(
     suppressed = before - len(flags)
     with engine.begin() as connection:
         _take_case_rebuild_lock(connection)
-        preserved = _preserved_cases(connection, start - MARGIN, end + MARGIN)
-        inside = _inside(flags, preserved) if not flags.empty else pd.Series(dtype=bool)
-        kept_decided = int(inside.sum()) if len(inside) else 0
-        flags = flags[~inside] if len(inside) else flags
-        keep_ids = [int(i) for i in preserved["case_id"]]
-        # Old flags of the range go, except those of preserved cases.
-        stale = and_(anomalies.c.hour_start >= start, anomalies.c.hour_start < end)
-        if keep_ids:
-            stale = and_(
-                stale, or_(anomalies.c.case_id.is_(None), anomalies.c.case_id.not_in(keep_ids))
-            )
-        connection.execute(delete(anomalies).where(stale))
-        if not flags.empty:
-            rows = [
-                {
-                    "point_id": r.point_id,
-                    "hour_start": r.hour_start.to_pydatetime(),
-                    "score": float(r.score),
-                    "severity": r.severity,
-                    "kind": r.kind,
-                    "reasons": r.reasons,
-                    "reason_parts": getattr(r, "reason_parts", None),
-                    "shortfall_rp": int(r.shortfall_rp),
-                    "operators": r.operators if isinstance(r.operators, str) else None,
-                    "model_version": model_version,
-                    "case_id": None,
-                    "scored_at": scored_at,
-                }
-                for r in flags.itertuples(index=False)
-            ]
-            connection.execute(insert(anomalies), rows)
+        kept_decided, keep_ids, written = _replace_flag_rows(
+            connection, flags, start, end, None, model_version, scored_at
+        )
         opened = _rebuild_cases(connection, start, end, keep_ids, model_version)
     return RecordResult(
-        anomalies=len(flags), suppressed=suppressed, kept_decided=kept_decided, cases_open=opened
+        anomalies=written, suppressed=suppressed, kept_decided=kept_decided, cases_open=opened
     )
+
+
+def replace_point_flags(
+    engine: Engine,
+    flags: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    point_ids: list[str] | None,
+    *,
+    model_version: str,
+    scored_at: datetime | None = None,
+) -> RecordResult:
+    """Replace the flags of ``point_ids`` (None: every point) in [start, end) with ``flags``,
+    leaving every other point's flags and every case as they are: one work unit of a fanned-out
+    backfill, whose cases ``rebuild_cases`` forms once every unit of the range is in (an
+    incident crossing two units is then one case). A rerun replaces the unit's flags only."""
+    scored_at = scored_at or datetime.now(UTC)
+    before = len(flags)
+    flags = drop_suppressed(engine, flags, start, end)
+    with engine.begin() as connection:
+        kept_decided, _keep, written = _replace_flag_rows(
+            connection, flags, start, end, point_ids, model_version, scored_at
+        )
+    return RecordResult(
+        anomalies=written, suppressed=before - len(flags), kept_decided=kept_decided, cases_open=0
+    )
+
+
+def rebuild_cases(engine: Engine, start: datetime, end: datetime) -> int:
+    """Regroup the flags around [start, end) into open cases, as ``record_flags`` does after
+    writing them (cases a person acted on are kept); returns the open cases there."""
+    with engine.begin() as connection:
+        _take_case_rebuild_lock(connection)
+        preserved = _preserved_cases(connection, start - MARGIN, end + MARGIN)
+        keep_ids = [int(i) for i in preserved["case_id"]]
+        return _rebuild_cases(connection, start, end, keep_ids, "")
+
+
+def _replace_flag_rows(
+    connection: Connection,
+    flags: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    point_ids: list[str] | None,
+    model_version: str,
+    scored_at: datetime,
+) -> tuple[int, list[int], int]:
+    """Delete the flags of [start, end) (of ``point_ids``, None: every point) except those of
+    cases a person acted on, and insert ``flags`` but those inside such cases. Returns (flags
+    dropped for a decided case, the kept cases' ids, flags written)."""
+    preserved = _preserved_cases(connection, start - MARGIN, end + MARGIN)
+    inside = _inside(flags, preserved) if not flags.empty else pd.Series(dtype=bool)
+    kept_decided = int(inside.sum()) if len(inside) else 0
+    flags = flags[~inside] if len(inside) else flags
+    keep_ids = [int(i) for i in preserved["case_id"]]
+    # Old flags of the range go, except those of preserved cases.
+    stale = and_(anomalies.c.hour_start >= start, anomalies.c.hour_start < end)
+    if point_ids is not None:
+        stale = and_(stale, anomalies.c.point_id.in_(point_ids))
+    if keep_ids:
+        stale = and_(
+            stale, or_(anomalies.c.case_id.is_(None), anomalies.c.case_id.not_in(keep_ids))
+        )
+    connection.execute(delete(anomalies).where(stale))
+    if not flags.empty:
+        rows = [
+            {
+                "point_id": r.point_id,
+                "hour_start": r.hour_start.to_pydatetime(),
+                "score": float(r.score),
+                "severity": r.severity,
+                "kind": r.kind,
+                "reasons": r.reasons,
+                "reason_parts": getattr(r, "reason_parts", None),
+                "shortfall_rp": int(r.shortfall_rp),
+                "operators": r.operators if isinstance(r.operators, str) else None,
+                "model_version": model_version,
+                "case_id": None,
+                "scored_at": scored_at,
+            }
+            for r in flags.itertuples(index=False)
+        ]
+        connection.execute(insert(anomalies), rows)
+    return kept_decided, keep_ids, len(flags)
 
 
 def _take_case_rebuild_lock(connection: Connection) -> None:
@@ -471,7 +527,9 @@ __all__ = [
     "list_anomalies",
     "list_cases",
     "raises_case",
+    "rebuild_cases",
     "record_flags",
     "registry",
+    "replace_point_flags",
     "summarise_run",
 ]
