@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := postgres,web,airflow,dev
 
-.PHONY: install chromium demo test test-fast test-ingest-property lint format bench serve up down migration clean airflow-check base-install-check
+.PHONY: install chromium demo test test-fast test-ingest-property lint format bench serve up down migration clean airflow-check backfill-scaling base-install-check
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ serve: install
 # Celery with Redis): scheduled, manual and backfill runs checked against the CLI. ~20 minutes.
 airflow-check: install
 	$(BIN)/python scripts/airflow_check.py
+
+# The fanned-out backfill DAG timed under Celery with 1 and 2 workers against one process
+# (PostgreSQL + Redis on 127.0.0.1; POINTS x WEEKS of simulated trade). ~15 minutes at the default.
+POINTS ?= 100
+WEEKS  ?= 9
+backfill-scaling: install
+	mkdir -p bench-results && $(BIN)/python scripts/backfill_scaling.py --points $(POINTS) --weeks $(WEEKS) --json bench-results/backfill-scaling.json
 
 up:
 	docker compose up -d --build

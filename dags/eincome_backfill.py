@@ -1,8 +1,14 @@
-"""On demand: process months of history in bulk with `pipeline.detection.backfill` (one run, two params).
+"""On demand: process months of history in bulk, fanned out over the workers
+(`pipeline.detection.fanout`).
 
-For long ranges this is much faster than Airflow's hour-by-hour backfill of eincome_detect:
-one task aggregates, trains where no model fits yet and scores the whole range, resumably
-(a retry or a new run with the same range continues where it stopped, nothing doubled).
+For long ranges this is much faster than Airflow's hour-by-hour backfill of eincome_detect.
+Three steps: ``plan`` aggregates where needed and lists the retrain moments (Monday 02:00
+Jakarta) whose models the range needs; ``train`` is mapped over those moments, so the Celery
+workers fit them side by side (each on the eight weeks before its moment: most of the work);
+``score`` then walks the weeks in order, as the live pipeline lived them (a week's usual levels
+leave out the cases the weeks before raised), and joins each week's cases. Every step is a
+replacement: a retry or a new run with the same range doubles nothing, and a model already
+stored for a moment (the weekly DAG's, or an earlier run's) is used, not fitted again.
 Trigger with conf {"start": "2025-01-01", "end": "2026-01-01"} (end exclusive). A date alone is
 midnight in Asia/Jakarta (local days, as everywhere in eincome); a time needs its offset, as on
 the CLI: {"start": "2025-11-03T00:00+07:00", "end": "2025-11-24T00:00+07:00"}.
@@ -13,7 +19,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
 
 from pipeline.orchestration import default_args
 
@@ -35,20 +41,41 @@ from pipeline.orchestration import default_args
         "end": Param(
             type="string", description="Last day (Asia/Jakarta) or ISO time with offset, exclusive."
         ),
+        "min_history_weeks": Param(
+            4, type="integer", minimum=1, description="Score nothing before this much history."
+        ),
     },
     tags=["eincome", "backfill"],
     doc_md=__doc__,
 )
 def eincome_backfill():
-    @task
-    def backfill(params=None) -> dict:
-        from pipeline.orchestration import bulk_backfill, parse_param_time
+    @task(multiple_outputs=True)
+    def plan(params=None) -> dict:
+        from pipeline.orchestration import parse_param_time, plan_backfill_units
 
-        return bulk_backfill(
-            parse_param_time(params["start"], "start"), parse_param_time(params["end"], "end")
+        return plan_backfill_units(
+            parse_param_time(params["start"], "start"),
+            parse_param_time(params["end"], "end"),
+            int(params["min_history_weeks"]),
         )
 
-    backfill()
+    @task(map_index_template="{{ moment }}")
+    def train(moment: str) -> dict:
+        from pipeline.orchestration import train_backfill_model
+
+        return train_backfill_model(moment)
+
+    # NONE_FAILED: a range too short to train on maps no training, and is still scored (to
+    # nothing) and reported.
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def score(planned: dict, models) -> dict:
+        from pipeline.orchestration import score_backfill_weeks
+
+        return score_backfill_weeks(planned, list(models or []))
+
+    planned = plan()
+    models = train.expand(moment=planned["moments"])
+    score(planned, models)
 
 
 eincome_backfill()

@@ -369,6 +369,48 @@ def bulk_backfill(start: datetime, end: datetime) -> dict[str, Any]:
 
 
 @_task_call
+def plan_backfill_units(start: datetime, end: datetime, min_history_weeks: int = 4) -> dict:
+    """The fanned-out backfill's first task: aggregate where needed, then the plan (the retrain
+    moments to train, the weeks to score) as a JSON-able dict for the next tasks."""
+    from pipeline.detection.fanout import plan_backfill, prepare_range
+
+    start, end = _utc(start), _utc(end)
+    with _no_retry_on_unusable_input():
+        engine = _runtime().engine
+        prepare_range(engine, start, end)
+        plan = plan_backfill(engine, start, end, min_history=timedelta(weeks=min_history_weeks))
+    return plan.as_dict()
+
+
+@_task_call
+def train_backfill_model(moment: str) -> dict[str, Any]:
+    """One retrain moment's model for the fanned-out backfill (the stored one when there is)."""
+    from pipeline.detection.fanout import train_for_moment
+
+    with _no_retry_on_unusable_input():
+        runtime = _runtime()
+        version, fitted = train_for_moment(
+            runtime.engine, runtime.models_dir, datetime.fromisoformat(moment)
+        )
+    return {"moment": moment, "version": version, "fitted": fitted}
+
+
+@_task_call
+def score_backfill_weeks(plan: dict, models: list[dict]) -> dict[str, Any]:
+    """The fanned-out backfill's last task: the plan's weeks in order, each week's cases joined;
+    a rerun replaces every week's flags, never doubles them."""
+    from pipeline.detection.fanout import BackfillPlan, score_weeks, summarise
+
+    planned = BackfillPlan.from_dict(plan)
+    by_moment = {m["moment"]: (m["version"], m["fitted"]) for m in models if m}
+    with _no_retry_on_unusable_input():
+        runtime = _runtime()
+        results = score_weeks(runtime.engine, runtime.models_dir, planned)
+    trained = [by_moment[m.isoformat()] for m in planned.moments if m.isoformat() in by_moment]
+    return _plain(summarise(planned, trained, results))
+
+
+@_task_call
 def reconcile_scheduled(schedule: str, as_of: date, lookback_days: int = 8) -> dict[str, Any]:
     """Reconcile the ``schedule``'s window ("daily" or "monthly") as of the local date ``as_of``,
     with the tolerances file named by the settings."""

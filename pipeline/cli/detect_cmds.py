@@ -176,24 +176,42 @@ def backfill_cmd(
     min_history_weeks: int = typer.Option(
         4, "--min-history-weeks", min=1, help="Score nothing before this much history."
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Processes to share the work: the weekly models side by side, then each week's "
+        "point groups (the same flags and cases as one process).",
+    ),
 ) -> None:
     """Aggregate where needed and score a range walking forward week by week, as the live
     pipeline would have (each week's model fitted on the weeks before it, on the weekly
     retrain's rhythm); resumable, idempotent."""
     from datetime import timedelta
 
-    from pipeline.detection.backfill import backfill
-
     rt = runtime()
-    result = backfill(
-        rt.engine,
-        rt.models_dir,
-        _when(start, "--start"),
-        _when(end, "--end"),
-        progress=progress,
-        calendar=_calendar(events),
-        min_history=timedelta(weeks=min_history_weeks),
-    )
+    begin, finish = _when(start, "--start"), _when(end, "--end")
+    min_history = timedelta(weeks=min_history_weeks)
+    if workers > 1:
+        from pipeline.detection.fanout import plan_backfill, prepare_range, run_plan
+
+        prepare_range(rt.engine, begin, finish)
+        plan = plan_backfill(rt.engine, begin, finish, groups=workers, min_history=min_history)
+        result = run_plan(
+            rt.engine, rt.models_dir, plan, workers=workers, calendar=_calendar(events)
+        )
+    else:
+        from pipeline.detection.backfill import backfill
+
+        result = backfill(
+            rt.engine,
+            rt.models_dir,
+            begin,
+            finish,
+            progress=progress,
+            calendar=_calendar(events),
+            min_history=min_history,
+        )
     if result.scored_from is not None and result.scored_from > result.start:
         typer.echo(
             say(

@@ -39,7 +39,9 @@ RECONCILE_DAILY_LOGICAL_DATE = "2025-11-25T02:00:00+07:00"
 RECONCILE_MONTHLY_LOGICAL_DATE = "2025-12-20T03:00:00+07:00"
 DETECT_LOGICAL_DATE = "2025-11-20T06:00:00+00:00"  # the hour 05:00-06:00 UTC, midday in Jakarta
 # Local (WIB) days, as the CLI's `--start 2025-11-03T00:00+07:00`.
-BACKFILL_CONF = {"start": "2025-11-03", "end": "2025-11-24"}
+# One week of history before scoring (production waits four): the world has three weeks, so the
+# week from the retrain moment of Monday 17 Nov is scored, with that moment's model.
+BACKFILL_CONF = {"start": "2025-11-03", "end": "2025-11-24", "min_history_weeks": 1}
 # A manual run from the UI's Trigger button: no logical date, so no data interval (Airflow 3).
 MANUAL_RUN_AFTER = "2025-11-20T06:31:00+00:00"
 EARLY_DETECT_LOGICAL_DATE = "2025-11-05T06:00:00+00:00"  # two days of history, no model yet
@@ -380,8 +382,13 @@ def test_detect_dag_scores_its_hour_and_a_rerun_replaces_never_duplicates(airflo
 def test_backfill_dag_processes_a_range_given_as_params(airflow_run):
     backfill = _step(airflow_run, "backfill")
     assert backfill["state"] == "success"
-    assert backfill["tasks"] == {"backfill": "success"}
-    returned = backfill["returned"]["backfill"]
+    # Fanned out: the plan, one training task per retrain moment, then the weeks scored.
+    assert backfill["tasks"] == {"plan": "success", "train[0]": "success", "score": "success"}
+    trained = backfill["returned"]["train[0]"]
+    # The weekly DAG fitted that moment's model already: used, not fitted again.
+    assert trained["moment"] == "2025-11-16T19:00:00+00:00" and trained["fitted"] is False
+    returned = backfill["returned"]["score"]
+    assert int(returned["hours_scored"]) > 0 and returned["model_version"] == trained["version"]
     # Dates are local (WIB) days, the range the CLI takes as --start 2025-11-03T00:00+07:00.
     assert (returned["start"], returned["end"]) == (
         "2025-11-02 17:00:00+00:00",
