@@ -65,17 +65,16 @@ def eincome_backfill():
 
         return train_backfill_model(moment)
 
-    # NONE_FAILED: a range too short to train on maps no training, and is still scored (to
-    # nothing) and reported.
+    # NONE_FAILED: a range too short to train on maps no training (skipped), and is still
+    # scored (to nothing) and reported. The models are found by their moments, not passed on.
     @task(trigger_rule=TriggerRule.NONE_FAILED)
-    def score(planned: dict, models) -> dict:
+    def score(planned: dict) -> dict:
         from pipeline.orchestration import score_backfill_weeks
 
-        return score_backfill_weeks(planned, list(models or []))
+        return score_backfill_weeks(planned)
 
     planned = plan()
-    models = train.expand(moment=planned["moments"])
-    score(planned, models)
+    train.expand(moment=planned["moments"]) >> score(planned)
 
 
 eincome_backfill()

@@ -396,18 +396,19 @@ def train_backfill_model(moment: str) -> dict[str, Any]:
 
 
 @_task_call
-def score_backfill_weeks(plan: dict, models: list[dict]) -> dict[str, Any]:
+def score_backfill_weeks(plan: dict) -> dict[str, Any]:
     """The fanned-out backfill's last task: the plan's weeks in order, each week's cases joined;
-    a rerun replaces every week's flags, never doubles them."""
+    a rerun replaces every week's flags, never doubles them. (How many models were fitted now
+    is in the train tasks' results; ``trained`` here is 0.)"""
+    from pipeline.detection.backfill import model_at_moment
     from pipeline.detection.fanout import BackfillPlan, score_weeks, summarise
 
     planned = BackfillPlan.from_dict(plan)
-    by_moment = {m["moment"]: (m["version"], m["fitted"]) for m in models if m}
     with _no_retry_on_unusable_input():
         runtime = _runtime()
         results = score_weeks(runtime.engine, runtime.models_dir, planned)
-    trained = [by_moment[m.isoformat()] for m in planned.moments if m.isoformat() in by_moment]
-    return _plain(summarise(planned, trained, results))
+        models = [(model_at_moment(runtime.engine, m) or "", False) for m in planned.moments]
+    return _plain(summarise(planned, models, results))
 
 
 @_task_call
