@@ -180,8 +180,8 @@ def backfill_cmd(
         1,
         "--workers",
         min=1,
-        help="Processes to share the work: the weekly models side by side, then each week's "
-        "point groups (the same flags and cases as one process).",
+        help="Processes to fit the weekly models side by side (the weeks are then scored in "
+        "order; the same flags and cases as one process).",
     ),
 ) -> None:
     """Aggregate where needed and score a range walking forward week by week, as the live
@@ -196,7 +196,7 @@ def backfill_cmd(
         from pipeline.detection.fanout import plan_backfill, prepare_range, run_plan
 
         prepare_range(rt.engine, begin, finish)
-        plan = plan_backfill(rt.engine, begin, finish, groups=workers, min_history=min_history)
+        plan = plan_backfill(rt.engine, begin, finish, min_history=min_history)
         result = run_plan(
             rt.engine, rt.models_dir, plan, workers=workers, calendar=_calendar(events)
         )

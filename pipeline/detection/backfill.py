@@ -264,10 +264,8 @@ def _week_features(
     calendar: Calendar | None,
     span: tuple[datetime, datetime] | None,
     cache_dir: Path | None,
-    point_ids: list[str] | None = None,
 ) -> tuple[pd.DataFrame, datetime]:
-    """Features of [start, end), inside one week, judged by its retrain moment's usual levels
-    (of ``point_ids`` only, when given: a fanned-out backfill's work unit)."""
+    """Features of [start, end), inside one week, judged by its retrain moment's usual levels."""
     usual_until = last_moment(start)
     features = _model_features(
         engine,
@@ -278,7 +276,6 @@ def _week_features(
         span=span,
         cache_dir=cache_dir,
         baseline_end=usual_until,
-        point_ids=point_ids,
     )
     return features, usual_until
 

@@ -6,25 +6,26 @@ pieces that need not all run in one process:
 * ``prepare_range`` aggregates the chunks whose stored aggregates miss transactions (as the
   walk does first);
 * ``plan_backfill`` lists the retrain moments whose models the range needs and the work units
-  that score it: (point group, week), a week being the hours between two retrain moments;
+  that score it: the weeks, a week being the hours between two retrain moments;
 * ``train_for_moment`` fits one moment's model on the weekly retrain's window (nothing when one
   is stored already: the weekly DAG's, or an earlier run's). The moments are independent of
   each other - a model learns from the weeks before its moment, and open cases before the
   window it learns from cannot touch it - so they train in parallel, in any order: that is most
   of a backfill's work (a model reads eight weeks, a week's scoring one);
-* ``score_unit`` scores one unit with its week's model and usual levels and replaces that unit's
-  flags (its points, its week) and nothing else, so a rerun of a unit is a replacement;
-* ``join_week`` forms the cases around a week once all its units are in: an incident that
-  crosses a week or point-group boundary is one case.
+* ``score_unit`` scores one week with its model and usual levels and replaces that week's flags
+  and nothing else, so a rerun of a unit is a replacement;
+* ``join_week`` forms the cases around a week once it is in: an incident that crosses a week
+  boundary is one case.
 
 The weeks themselves are scored in order, as the live pipeline lived them: a week's usual levels
 leave out the hours of cases still open at its start (``features.grid``), which the weeks before
-raised. The point groups of one week are independent (peers and usual levels still come from
-every point), so a week's units can share workers. Every hour is judged exactly as the
+raised. (Splitting a week by point groups, each reading every point's hour aggregates for peers
+and usual levels and its own points' transactions, was tried and moved 1 flag of 1,107 on a
+60-point simulated regency: not exact, so not done.) Every hour is judged exactly as the
 single-process walk judges it, so both give the same flags and cases
-(tests/detection/test_fanout.py pins it). ``run_plan`` runs it all here or in a pool of
-processes (``eincome backfill --workers N``); the ``eincome_backfill`` DAG maps the training
-over Airflow's workers.
+(tests/detection/test_fanout.py pins it). ``run_plan`` runs it all here or trains the models in
+a pool of processes (``eincome backfill --workers N``); the ``eincome_backfill`` DAG maps the
+training over Airflow's workers.
 """
 
 from __future__ import annotations
@@ -56,45 +57,27 @@ from pipeline.detection.features import data_span
 from pipeline.detection.model_store import load_model
 from pipeline.detection.rhythm import MIN_HISTORY, first_scored_moment, last_moment, training_window
 from pipeline.reference.calendar import Calendar
-from pipeline.reference.points import known_points
 
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """The hours of ``point_ids`` (None: every point) in [start, end), inside one week."""
+    """The hours of every point in [start, end), inside one week."""
 
     start: datetime
     end: datetime
-    group: int  # the point group's number, for names in logs and Airflow's map index
-    point_ids: tuple[str, ...] | None = None
 
     @property
     def moment(self) -> datetime:
         """The retrain moment whose model and usual levels judge the unit."""
         return last_moment(self.start)
 
-    @property
-    def name(self) -> str:
-        return f"{self.start:%Y-%m-%dT%H:%M}Z/g{self.group}"
-
     def as_dict(self) -> dict:
         """A JSON-able form, for XCom."""
-        return {
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "group": self.group,
-            "point_ids": list(self.point_ids) if self.point_ids is not None else None,
-        }
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
 
     @classmethod
     def from_dict(cls, data: dict) -> WorkUnit:
-        ids = data.get("point_ids")
-        return cls(
-            start=datetime.fromisoformat(data["start"]),
-            end=datetime.fromisoformat(data["end"]),
-            group=int(data["group"]),
-            point_ids=tuple(ids) if ids is not None else None,
-        )
+        return cls(datetime.fromisoformat(data["start"]), datetime.fromisoformat(data["end"]))
 
 
 @dataclass(frozen=True)
@@ -103,14 +86,7 @@ class BackfillPlan:
     end: datetime
     scored_from: datetime  # hours before it are not scored (too little history)
     moments: tuple[datetime, ...]  # the retrain moments whose models the units need
-    units: tuple[WorkUnit, ...]  # week by week, the point groups of a week together
-
-    def weeks(self) -> list[tuple[datetime, datetime, list[WorkUnit]]]:
-        """The units week by week, in order: (week start, week end, its units)."""
-        found: dict[tuple[datetime, datetime], list[WorkUnit]] = {}
-        for unit in self.units:
-            found.setdefault((unit.start, unit.end), []).append(unit)
-        return [(a, b, units) for (a, b), units in sorted(found.items())]
+    units: tuple[WorkUnit, ...]  # the weeks, in order
 
     def as_dict(self) -> dict:
         """A JSON-able form, for XCom; ``moments`` is the list the DAG maps training over."""
@@ -163,48 +139,24 @@ def prepare_range(
     return done
 
 
-def point_groups(point_ids: list[str], groups: int) -> list[tuple[str, ...]]:
-    """``point_ids`` (sorted) in ``groups`` runs of nearly equal size, none empty."""
-    ids = sorted(point_ids)
-    groups = max(1, min(groups, len(ids)))
-    size, extra = divmod(len(ids), groups)
-    found, cursor = [], 0
-    for g in range(groups):
-        step = size + (1 if g < extra else 0)
-        found.append(tuple(ids[cursor : cursor + step]))
-        cursor += step
-    return found
-
-
 def plan_backfill(
     engine: Engine,
     start: datetime,
     end: datetime,
     *,
-    groups: int = 1,
     min_history: timedelta = MIN_HISTORY,
 ) -> BackfillPlan:
     """The work units of a walk-forward backfill of [start, end): every week from the first
-    retrain moment with ``min_history`` behind it, times ``groups`` point groups (1: every point
-    in one unit). More groups give more units to share out, but each unit still reads every
-    point's hour aggregates (peers and usual levels need them): worth it when there are more
-    workers than weeks."""
+    retrain moment with ``min_history`` behind it, and the moments whose models they need."""
     start, end = _check_range(start, end)
-    if groups < 1:
-        raise UnusableInputError(f"point groups {groups} must be 1 or more")
     span = data_span(engine)
     if span is None:
         raise UnusableInputError("no hour aggregates to score: ingest feeds first")
     first = first_scored_moment(span[0], end, min_history)
     scored_from = max(start, first) if first is not None else end
     weeks = _weeks(scored_from, end) if scored_from < end else []
-    members: list[tuple[str, ...] | None] = [None]
-    if groups > 1:
-        members = list(point_groups(list(known_points(engine)), groups))
-    units = tuple(
-        WorkUnit(a, b, g, ids) for a, b in weeks for g, ids in enumerate(members, start=1)
-    )
-    moments = tuple(sorted({last_moment(a) for a, _ in weeks}))
+    units = tuple(WorkUnit(a, b) for a, b in weeks)
+    moments = tuple(sorted({unit.moment for unit in units}))
     return BackfillPlan(start, end, scored_from, moments, units)
 
 
@@ -226,8 +178,8 @@ def train_for_moment(
 def score_unit(
     engine: Engine, models_dir: Path, unit: WorkUnit, *, calendar: Calendar | None = None
 ) -> UnitResult:
-    """Score one unit with the model of its retrain moment and replace its flags (its points,
-    its period); cases are left to ``join_cases``."""
+    """Score one week with the model of its retrain moment and replace its flags; its cases are
+    left to ``join_week``."""
     version = model_at_moment(engine, unit.moment)
     if version is None:
         raise UnusableInputError(
@@ -235,7 +187,6 @@ def score_unit(
             " (train_for_moment) - a later one would judge the week with hindsight"
         )
     model = load_model(engine, models_dir, version)
-    ids = list(unit.point_ids) if unit.point_ids is not None else None
     features, _ = _week_features(
         engine,
         model,
@@ -244,11 +195,10 @@ def score_unit(
         calendar=calendar,
         span=data_span(engine),
         cache_dir=None,
-        point_ids=ids,
     )
     flags = flag_hours(features, model.detector)
     recorded = replace_point_flags(
-        engine, flags, unit.start, unit.end, ids, model_version=model.version
+        engine, flags, unit.start, unit.end, None, model_version=model.version
     )
     return UnitResult(unit, version, len(features), recorded.anomalies, recorded.suppressed)
 
@@ -261,24 +211,13 @@ def join_week(engine: Engine, start: datetime, end: datetime) -> int:
 
 
 def score_weeks(
-    engine: Engine,
-    models_dir: Path,
-    plan: BackfillPlan,
-    *,
-    calendar: Calendar | None = None,
-    score: Callable[[list[WorkUnit]], list[UnitResult]] | None = None,
+    engine: Engine, models_dir: Path, plan: BackfillPlan, *, calendar: Calendar | None = None
 ) -> list[UnitResult]:
-    """Every week of the plan in order: its units (through ``score``, default ``score_unit``
-    one by one here; a pool's map for ``run_plan``), then its cases. Needs the plan's models."""
-    if score is None:
-
-        def score(units: list[WorkUnit]) -> list[UnitResult]:
-            return [score_unit(engine, models_dir, u, calendar=calendar) for u in units]
-
+    """Every week of the plan in order, each week's cases joined. Needs the plan's models."""
     results: list[UnitResult] = []
-    for start, end, units in plan.weeks():
-        results.extend(score(units))
-        join_week(engine, start, end)
+    for unit in plan.units:
+        results.append(score_unit(engine, models_dir, unit, calendar=calendar))
+        join_week(engine, unit.start, unit.end)
     return results
 
 
@@ -291,7 +230,7 @@ def summarise(
         start=plan.start,
         end=plan.end,
         model_version=versions[-1] if versions else "",
-        chunks=len(plan.weeks()),
+        chunks=len(plan.units),
         chunks_skipped=0,
         hours_scored=sum(r.hours_scored for r in results),
         flagged=sum(r.flagged for r in results),
@@ -309,33 +248,24 @@ def run_plan(
     workers: int = 1,
     calendar: Calendar | None = None,
 ) -> BackfillResult:
-    """Train the plan's models, then score its weeks in order and join their cases: in this
-    process (``workers`` 1) or with a pool of ``workers`` processes, each with its own
-    connection, training the moments side by side and then a week's point groups."""
+    """Train the plan's models - in this process (``workers`` 1) or side by side in a pool of
+    ``workers`` processes, each with its own connection - then score its weeks in order and
+    join their cases."""
     if workers <= 1:
         models = [train_for_moment(engine, models_dir, m, calendar=calendar) for m in plan.moments]
-        results = score_weeks(engine, models_dir, plan, calendar=calendar)
-        return summarise(plan, models, results)
-    url = engine.url.render_as_string(hide_password=False)
-    # spawn: a fresh interpreter per worker, no engine or thread state copied by fork.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        models = list(pool.map(_train_in_worker, *_args(url, models_dir, plan.moments, calendar)))
-        results = score_weeks(
-            engine,
-            models_dir,
-            plan,
-            score=lambda units: list(
-                pool.map(_score_in_worker, *_args(url, models_dir, units, calendar))
-            ),
-        )
+    else:
+        url = engine.url.render_as_string(hide_password=False)
+        n = len(plan.moments)
+        # spawn: a fresh interpreter per worker, no engine or thread state copied by fork.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            models = list(
+                pool.map(
+                    _train_in_worker, [url] * n, [str(models_dir)] * n, plan.moments, [calendar] * n
+                )
+            )
+    results = score_weeks(engine, models_dir, plan, calendar=calendar)
     return summarise(plan, models, results)
-
-
-def _args(url: str, models_dir: Path, items, calendar) -> tuple[list, ...]:
-    items = list(items)
-    n = len(items)
-    return [url] * n, [str(models_dir)] * n, items, [calendar] * n
 
 
 def _worker_engine(url: str) -> Engine:
@@ -348,13 +278,5 @@ def _train_in_worker(url, models_dir, moment, calendar) -> tuple[str, bool]:
     engine = _worker_engine(url)
     try:
         return train_for_moment(engine, Path(models_dir), moment, calendar=calendar)
-    finally:
-        engine.dispose()
-
-
-def _score_in_worker(url, models_dir, unit, calendar) -> UnitResult:
-    engine = _worker_engine(url)
-    try:
-        return score_unit(engine, Path(models_dir), unit, calendar=calendar)
     finally:
         engine.dispose()

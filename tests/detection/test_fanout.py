@@ -1,8 +1,7 @@
 """The fanned-out backfill against the single-process one, on SQLite and PostgreSQL: the models
-of every retrain moment trained in any order, then week by week the (point group, week) units
-in any order, one of them twice, and the week's cases joined, give the walk-forward backfill's
-flags and cases exactly - with an incident that crosses a retrain moment (a week boundary) and
-peers in the other point group."""
+of every retrain moment trained in any order (in a pool of processes too), then week by week
+the units, one of them twice, each week's cases joined, give the walk-forward backfill's flags
+and cases exactly - with an incident that crosses a retrain moment (a week boundary)."""
 
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ from pipeline.detection.fanout import (
     WorkUnit,
     join_week,
     plan_backfill,
-    point_groups,
     run_plan,
     score_unit,
     train_for_moment,
@@ -74,9 +72,7 @@ def _snapshot(engine) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _count_in(flags: pd.DataFrame, unit: WorkUnit) -> int:
-    inside = flags["point_id"].isin(unit.point_ids)
-    inside &= (flags["hour_start"] >= unit.start) & (flags["hour_start"] < unit.end)
-    return int(inside.sum())
+    return int(((flags["hour_start"] >= unit.start) & (flags["hour_start"] < unit.end)).sum())
 
 
 def _forget_detection(engine) -> None:
@@ -98,34 +94,29 @@ def test_fanned_out_units_give_the_single_process_backfills_flags_and_cases(engi
     assert not across.empty
 
     _forget_detection(engine)
-    plan = plan_backfill(engine, START, END, groups=2, min_history=MIN_HISTORY)
+    plan = plan_backfill(engine, START, END, min_history=MIN_HISTORY)
     assert plan.scored_from == walked.scored_from
-    assert len(plan.moments) == 2 and len(plan.units) == 4
-    assert {u.point_ids for u in plan.units} == set(
-        point_groups([f"P{i:02d}" for i in range(8)], 2)
-    )
+    assert len(plan.moments) == 2 and len(plan.units) == 2
     models = tmp_path / "units"
     trained = [train_for_moment(engine, models, m) for m in reversed(plan.moments)]
     assert all(fitted for _, fitted in trained)
-    for week_start, week_end, units in plan.weeks():
-        for unit in reversed(units):  # a week's point groups in any order
-            score_unit(engine, models, unit)
+    for unit in plan.units:
+        score_unit(engine, models, unit)
         with engine.connect() as connection:
             linked = connection.execute(
                 select(func.count())
                 .select_from(anomalies)
-                .where(anomalies.c.case_id.is_not(None), anomalies.c.hour_start >= week_start)
+                .where(anomalies.c.case_id.is_not(None), anomalies.c.hour_start >= unit.start)
             ).scalar_one()
-        assert linked == 0  # the units wrote flags only; the week's cases wait for the join
-        retried = units[-1]
-        again = score_unit(engine, models, retried)  # a retried unit replaces its own flags
-        assert again.flagged == _count_in(single_flags, retried)
-        join_week(engine, week_start, week_end)
+        assert linked == 0  # the unit wrote flags only; its cases wait for the join
+        again = score_unit(engine, models, unit)  # a retried unit replaces its own flags
+        assert again.flagged == _count_in(single_flags, unit) > 0
+        join_week(engine, unit.start, unit.end)
     fanned_flags, fanned_cases = _snapshot(engine)
     pd.testing.assert_frame_equal(fanned_flags, single_flags)
     pd.testing.assert_frame_equal(fanned_cases, single_cases)
 
-    # The same through a pool of two processes (``eincome backfill --workers 2``), whole weeks.
+    # The same with the models fitted by a pool of two processes (``eincome backfill --workers``).
     _forget_detection(engine)
     pooled = run_plan(
         engine,
@@ -148,16 +139,7 @@ def test_a_unit_whose_model_is_missing_is_refused_not_judged_with_a_later_one(en
         score_unit(engine, tmp_path, plan.units[0])
 
 
-def test_point_groups_cover_every_point_once_in_near_equal_runs():
-    ids = [f"P{i:03d}" for i in range(10)]
-    groups = point_groups(list(reversed(ids)), 3)
-    assert [len(g) for g in groups] == [4, 3, 3]
-    assert [p for g in groups for p in g] == ids
-    assert point_groups(ids[:2], 5) == [("P000",), ("P001",)]
-
-
 def test_a_work_unit_survives_xcom():
-    unit = WorkUnit(START, START + timedelta(days=7), 2, ("P01", "P02"))
+    unit = WorkUnit(START + timedelta(days=14, hours=2), START + timedelta(days=21, hours=2))
     assert WorkUnit.from_dict(unit.as_dict()) == unit
-    whole = WorkUnit(START, START + timedelta(days=7), 1)
-    assert WorkUnit.from_dict(whole.as_dict()) == whole
+    assert unit.moment == unit.start

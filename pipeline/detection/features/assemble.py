@@ -8,7 +8,6 @@ at a time; turn the signals into the model's features.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -80,7 +79,6 @@ def compute_features(
     span: tuple[datetime, datetime] | None = None,
     cache_dir: Path | None = None,
     baseline_end: datetime | None = None,
-    point_ids: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Features of every point-hour in [start, end) that was open or traded.
 
@@ -93,11 +91,6 @@ def compute_features(
     With ``cache_dir`` the usual levels of a baseline window are kept on disk (numpy .npz, no
     pickle), keyed by the window and a fingerprint of its data, so the hourly runs of a day read
     only the last few days of aggregates.
-
-    ``point_ids``: only those points' rows (a work unit of a fanned-out backfill). Their usual
-    levels and peer comparisons still come from every point, so each row is the one the whole
-    registry's call gives; only the transaction-level signals, per point, are read for them
-    alone.
     """
     config = config or FeatureConfig()
     calendar = calendar or Calendar()
@@ -134,13 +127,7 @@ def compute_features(
     frame = hour_signals(frame, config)
     frame = day_signals(frame, baseline.slots, baseline.scales, config, scored_from=start_ts)
     scored = _scored_hours(frame, start_ts)
-    if point_ids is not None:
-        wanted = set(point_ids)
-        frame = frame[frame["point_id"].isin(wanted)]
-        scored = scored[scored["point_id"].isin(wanted)]
-    signals = _transaction_signals_by_slice(
-        engine, frame, pts, baseline, config, start_ts, end_ts, point_ids
-    )
+    signals = _transaction_signals_by_slice(engine, frame, pts, baseline, config, start_ts, end_ts)
     scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
     return _finish(_transaction_features(scored, config))
 
@@ -211,7 +198,6 @@ def _transaction_signals_by_slice(
     config: FeatureConfig,
     start: pd.Timestamp,
     end: pd.Timestamp,
-    point_ids: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """The transaction-level signals of [start, end), a slice of transactions at a time: that
     bounds memory on long ranges; each slice also reads the days before it (the operators'
@@ -224,11 +210,9 @@ def _transaction_signals_by_slice(
     carried = None  # the last days of the previous slice: read once, used twice
     for a, b in _slices(start, end, pd.Timedelta(days=slice_days)):
         if carried is None:
-            txns = load_transactions(
-                engine, (a - lead).to_pydatetime(), b.to_pydatetime(), point_ids
-            )
+            txns = load_transactions(engine, (a - lead).to_pydatetime(), b.to_pydatetime())
         else:
-            fresh = load_transactions(engine, a.to_pydatetime(), b.to_pydatetime(), point_ids)
+            fresh = load_transactions(engine, a.to_pydatetime(), b.to_pydatetime())
             txns = pd.concat([carried, fresh], ignore_index=True)
         carried = txns[txns["occurred_at"] >= b - lead]
         part = _signals_so_far(txns, pts, baseline, config, a, b)

@@ -3,7 +3,6 @@ operators' usual shares, confirmed cases and the span of the data."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import datetime
 
 import pandas as pd
@@ -67,11 +66,8 @@ def load_hour_aggregates(engine: Engine, start: datetime, end: datetime) -> pd.D
     return frame
 
 
-def load_transactions(
-    engine: Engine, start: datetime, end: datetime, point_ids: Collection[str] | None = None
-) -> pd.DataFrame:
-    """The transactions of [start, end) (of ``point_ids`` only, when given), only the columns
-    detection reads."""
+def load_transactions(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """The transactions of [start, end), only the columns detection reads."""
     t = transactions.c
     query = select(
         t.point_id,
@@ -82,8 +78,6 @@ def load_transactions(
         t.operator_id,
         t.payer_ref,
     ).where(transactions_between(start, end))
-    if point_ids is not None:
-        query = query.where(t.point_id.in_(sorted(point_ids)))
     frame = _read_frame(
         engine,
         query,
