@@ -49,11 +49,11 @@ from pipeline.orchestration import default_args
     doc_md=__doc__,
 )
 def eincome_backfill():
-    @task(multiple_outputs=True)
-    def plan(params=None) -> dict:
-        from pipeline.orchestration import parse_param_time, plan_backfill_units
+    @task
+    def plan(params=None) -> list[str]:
+        from pipeline.orchestration import parse_param_time, plan_backfill_moments
 
-        return plan_backfill_units(
+        return plan_backfill_moments(
             parse_param_time(params["start"], "start"),
             parse_param_time(params["end"], "end"),
             int(params["min_history_weeks"]),
@@ -66,15 +66,19 @@ def eincome_backfill():
         return train_backfill_model(moment)
 
     # NONE_FAILED: a range too short to train on maps no training (skipped), and is still
-    # scored (to nothing) and reported. The models are found by their moments, not passed on.
+    # scored (to nothing) and reported. It plans the same weeks again from the params (cheap:
+    # the data's span), and finds the models by their moments.
     @task(trigger_rule=TriggerRule.NONE_FAILED)
-    def score(planned: dict) -> dict:
-        from pipeline.orchestration import score_backfill_weeks
+    def score(params=None) -> dict:
+        from pipeline.orchestration import parse_param_time, score_backfill_weeks
 
-        return score_backfill_weeks(planned)
+        return score_backfill_weeks(
+            parse_param_time(params["start"], "start"),
+            parse_param_time(params["end"], "end"),
+            int(params["min_history_weeks"]),
+        )
 
-    planned = plan()
-    train.expand(moment=planned["moments"]) >> score(planned)
+    train.expand(moment=plan()) >> score()
 
 
 eincome_backfill()

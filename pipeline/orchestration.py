@@ -369,9 +369,9 @@ def bulk_backfill(start: datetime, end: datetime) -> dict[str, Any]:
 
 
 @_task_call
-def plan_backfill_units(start: datetime, end: datetime, min_history_weeks: int = 4) -> dict:
-    """The fanned-out backfill's first task: aggregate where needed, then the plan (the retrain
-    moments to train, the weeks to score) as a JSON-able dict for the next tasks."""
+def plan_backfill_moments(start: datetime, end: datetime, min_history_weeks: int = 4) -> list[str]:
+    """The fanned-out backfill's first task: aggregate where needed, then the retrain moments
+    whose models the range needs (ISO times; the DAG maps the training over them)."""
     from pipeline.detection.fanout import plan_backfill, prepare_range
 
     start, end = _utc(start), _utc(end)
@@ -379,7 +379,7 @@ def plan_backfill_units(start: datetime, end: datetime, min_history_weeks: int =
         engine = _runtime().engine
         prepare_range(engine, start, end)
         plan = plan_backfill(engine, start, end, min_history=timedelta(weeks=min_history_weeks))
-    return plan.as_dict()
+    return [moment.isoformat() for moment in plan.moments]
 
 
 @_task_call
@@ -396,19 +396,25 @@ def train_backfill_model(moment: str) -> dict[str, Any]:
 
 
 @_task_call
-def score_backfill_weeks(plan: dict) -> dict[str, Any]:
-    """The fanned-out backfill's last task: the plan's weeks in order, each week's cases joined;
-    a rerun replaces every week's flags, never doubles them. (How many models were fitted now
-    is in the train tasks' results; ``trained`` here is 0.)"""
+def score_backfill_weeks(
+    start: datetime, end: datetime, min_history_weeks: int = 4
+) -> dict[str, Any]:
+    """The fanned-out backfill's last task: the weeks of [start, end) in order, each week's
+    cases joined, with the models the training tasks left; a rerun replaces every week's flags,
+    never doubles them. (How many models were fitted now is in the train tasks' results;
+    ``trained`` here is 0.)"""
     from pipeline.detection.backfill import model_at_moment
-    from pipeline.detection.fanout import BackfillPlan, score_weeks, summarise
+    from pipeline.detection.fanout import plan_backfill, score_weeks, summarise
 
-    planned = BackfillPlan.from_dict(plan)
+    start, end = _utc(start), _utc(end)
     with _no_retry_on_unusable_input():
         runtime = _runtime()
-        results = score_weeks(runtime.engine, runtime.models_dir, planned)
-        models = [(model_at_moment(runtime.engine, m) or "", False) for m in planned.moments]
-    return _plain(summarise(planned, models, results))
+        plan = plan_backfill(
+            runtime.engine, start, end, min_history=timedelta(weeks=min_history_weeks)
+        )
+        results = score_weeks(runtime.engine, runtime.models_dir, plan)
+        models = [(model_at_moment(runtime.engine, m) or "", False) for m in plan.moments]
+    return _plain(summarise(plan, models, results))
 
 
 @_task_call

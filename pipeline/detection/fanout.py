@@ -88,26 +88,6 @@ class BackfillPlan:
     moments: tuple[datetime, ...]  # the retrain moments whose models the units need
     units: tuple[WorkUnit, ...]  # the weeks, in order
 
-    def as_dict(self) -> dict:
-        """A JSON-able form, for XCom; ``moments`` is the list the DAG maps training over."""
-        return {
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "scored_from": self.scored_from.isoformat(),
-            "moments": [m.isoformat() for m in self.moments],
-            "units": [u.as_dict() for u in self.units],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> BackfillPlan:
-        return cls(
-            start=datetime.fromisoformat(data["start"]),
-            end=datetime.fromisoformat(data["end"]),
-            scored_from=datetime.fromisoformat(data["scored_from"]),
-            moments=tuple(datetime.fromisoformat(m) for m in data["moments"]),
-            units=tuple(WorkUnit.from_dict(u) for u in data["units"]),
-        )
-
 
 @dataclass(frozen=True)
 class UnitResult:
