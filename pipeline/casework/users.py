@@ -37,6 +37,7 @@ RIGHTS: dict[str, frozenset[str]] = {
     "cases.reopen": frozenset({"supervisor"}),
     "ops.view": frozenset({"ops", "supervisor"}),
     "users.manage": frozenset({"supervisor"}),
+    "keys.manage": frozenset({"supervisor"}),  # push API keys of devices and vendors
 }
 # Roles a case may be assigned to: the people who work cases.
 CASE_WORKER_ROLES = frozenset({"auditor", "supervisor"})

@@ -17,6 +17,7 @@ from pipeline.cli import (
     demo_cmds,
     detect_cmds,
     ingest_cmds,
+    key_cmds,
     recon_cmds,
     review_cmds,
     sim_cmds,
@@ -65,6 +66,7 @@ app.add_typer(data_cmds.points_app, name="points")
 app.add_typer(review_cmds.users_app, name="users")
 app.add_typer(detect_cmds.suppress_app, name="suppress")
 app.add_typer(recon_cmds.recon_app, name="recon")
+app.add_typer(key_cmds.keys_app, name="keys")
 
 
 def main() -> None:

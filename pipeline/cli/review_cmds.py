@@ -17,8 +17,11 @@ users_app = typer.Typer(help="Review-app users and their roles.", no_args_is_hel
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(
+        1, min=1, help="Server processes (uvicorn workers); more take more push requests a second."
+    ),
 ) -> None:
-    """Start the review web app (auditors, supervisors, ops, leaders)."""
+    """Start the review web app (auditors, supervisors, ops, leaders) and the push API."""
     from pipeline.review import serve as serve_app
 
     rt = runtime()
@@ -28,7 +31,29 @@ def serve(
             err=True,
         )
     typer.echo(say("eincome review app on %(url)s  (Ctrl+C to stop)", url=f"http://{host}:{port}/"))
-    serve_app(rt.engine, rt.settings, host=host, port=port)
+    if workers == 1:
+        serve_app(rt.engine, rt.settings, host=host, port=port)
+        return
+    import uvicorn
+
+    rt.engine  # migrate once here, before the workers start  # noqa: B018
+    # Each worker process builds its own app and engine from the environment (app_from_env).
+    uvicorn.run(
+        "pipeline.cli.review_cmds:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+def app_from_env():
+    """The app of one `eincome serve --workers N` process, built from the environment."""
+    from pipeline.review import create_app
+
+    rt = runtime()
+    return create_app(rt.engine, rt.settings)
 
 
 @users_app.command("add")

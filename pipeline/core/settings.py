@@ -120,6 +120,37 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Airflow's metadata database (SQLAlchemy URL, read-only user) for the ops page's DAG runs; empty: not shown.",
     ),
+    Setting(
+        "push_max_body_bytes",
+        "EINCOME_PUSH_MAX_BODY_BYTES",
+        "1048576",
+        "Largest body a push request (POST /api/v1/transactions) may have; larger: 413.",
+    ),
+    Setting(
+        "push_max_rows",
+        "EINCOME_PUSH_MAX_ROWS",
+        "1000",
+        "Most rows one push request may carry; more: 413.",
+    ),
+    Setting(
+        "push_rate",
+        "EINCOME_PUSH_RATE",
+        "50",
+        "Push requests a second one API key may send, per server worker (bursts up to "
+        "EINCOME_PUSH_BURST); more: 429. 0: no limit.",
+    ),
+    Setting(
+        "push_burst",
+        "EINCOME_PUSH_BURST",
+        "100",
+        "Push requests one API key may send at once before EINCOME_PUSH_RATE applies.",
+    ),
+    Setting(
+        "push_wait_seconds",
+        "EINCOME_PUSH_WAIT_SECONDS",
+        "10",
+        "How long a push request waits for its counts before it is answered 202 (stored, pending).",
+    ),
 )
 
 
@@ -141,6 +172,11 @@ class Settings:
     recon_config: str = ""
     attachment_max_mb: int = 10
     airflow_db_url: str = field(default="", repr=False)  # may hold a password
+    push_max_body_bytes: int = 1_048_576
+    push_max_rows: int = 1_000
+    push_rate: int = 50
+    push_burst: int = 100
+    push_wait_seconds: int = 10
 
     @property
     def earliest_time(self) -> datetime:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,6 +25,7 @@ from pipeline.casework.users import NotAllowed
 from pipeline.core.errors import NotFoundError, UnusableInputError
 from pipeline.core.settings import Settings
 from pipeline.review import formats
+from pipeline.intake.push import PushLimits, PushService
 from pipeline.review.deps import (
     HERE,
     CSRFRefused,
@@ -158,6 +161,10 @@ def _install_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        if request.url.path.startswith("/api/v1/"):  # devices read JSON, not pages
+            return JSONResponse(
+                {"error": str(exc.detail), "status": exc.status_code}, status_code=exc.status_code
+            )
         titles = {404: N_("Not found"), 405: N_("Not allowed here")}
         details = {
             404: N_("There is no page at this address."),
@@ -186,11 +193,40 @@ def _install_error_pages(app: FastAPI) -> None:
         )
 
 
+def push_service(engine: Engine, settings: Settings) -> PushService:
+    """The push API's service (its writer runs while the app is served)."""
+    limits = PushLimits(
+        max_body_bytes=settings.push_max_body_bytes,
+        max_rows=settings.push_max_rows,
+        rate_per_second=settings.push_rate,
+        burst=settings.push_burst,
+        answer_wait_seconds=settings.push_wait_seconds,
+    )
+    return PushService(
+        engine,
+        limits,
+        future_tolerance=timedelta(minutes=settings.future_tolerance_minutes),
+        earliest=settings.earliest_time,
+    )
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    app.state.push.start()
+    try:
+        yield
+    finally:
+        app.state.push.stop()
+
+
 def create_app(engine: Engine, settings: Settings) -> FastAPI:
     """The review web app on ``engine`` (the composition root makes and migrates it)."""
-    app = FastAPI(title="eincome review", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="eincome review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan
+    )
     app.state.engine = engine
     app.state.settings = settings
+    app.state.push = push_service(engine, settings)
     app.state.templates = templates()
     app.state.login_throttle = LoginThrottle(engine)
     app.state.session_limits = SessionLimits.of(

@@ -25,6 +25,7 @@ from sqlalchemy import (
     TypeDecorator,
     and_,
     select,
+    text,
 )
 
 
@@ -105,6 +106,8 @@ ingest_batches = Table(
     Column("owner", String(200)),
     Index("ix_ingest_batches_sha256", "sha256"),
     Index("ix_ingest_batches_status", "status"),
+    # A pushed request finds its batch by its reference (push key + request id) on a retry.
+    Index("ix_ingest_batches_source_ref", "source_ref"),
 )
 
 transactions = Table(
@@ -453,4 +456,54 @@ collector_deposits = Table(
     Column("receipt_ref", String(128)),
     Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
     Index("ix_collector_deposits_day", "day"),
+)
+
+# API keys of devices and vendors that push transactions (POST /api/v1/transactions): only the
+# SHA-256 of the secret is kept, so a copy of this table pushes nothing. A key covers a list of
+# points; a revoked key stays, for the trail. Written by ``intake.push.keys`` alone.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", Integer, primary_key=True, autoincrement=True),
+    Column("prefix", String(32), nullable=False, unique=True),  # the key's public part, shown
+    Column("secret_sha256", String(64), nullable=False),
+    Column("label", String(200), nullable=False),  # which device or vendor holds it
+    Column("point_ids", Text, nullable=False),  # JSON list of the points it may push for
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("revoked_by", String(64)),
+)
+
+# Every authenticated push request, refused or not: a key's use, the durable inbox the push writer
+# ingests from, and the idempotency record (a request id seen again is answered from here).
+# Written by ``intake.push.inbox`` alone.
+push_requests = Table(
+    "push_requests",
+    metadata,
+    Column("push_id", Integer, primary_key=True, autoincrement=True),
+    Column("key_id", Integer, ForeignKey("api_keys.key_id"), nullable=False),
+    Column("request_id", String(128), nullable=False),  # Idempotency-Key, or the body's sha256
+    Column("received_at", UTCDateTime, nullable=False),
+    # pending (in the inbox) | processing (a writer took it) | done | refused (4xx, not stored)
+    Column("status", String(16), nullable=False),
+    Column("status_code", Integer),
+    Column("body_sha256", String(64)),
+    Column("rows", Integer),
+    Column("body", Text),  # the rows as a JSON array, until they are ingested
+    Column("group_ref", String(64)),  # the writer's group: the ingest batch's source_ref
+    Column("claimed_at", UTCDateTime),
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id")),
+    Column("finished_at", UTCDateTime),
+    Column("response", Text),  # the JSON answered, replayed on a resend
+    # One live request per (key, request id); refusals may repeat (a device fixes and resends).
+    Index(
+        "ux_push_requests_key_request",
+        "key_id",
+        "request_id",
+        unique=True,
+        sqlite_where=text("status <> 'refused'"),
+        postgresql_where=text("status <> 'refused'"),
+    ),
+    Index("ix_push_requests_status", "status"),
 )

@@ -25,6 +25,7 @@ from pipeline.review.queries._case import (
 from pipeline.review.queries._dashboard import dashboard
 from pipeline.review.queries._health import batch_quarantine, pipeline_health
 from pipeline.review.queries._history import CaseHistory, case_history
+from pipeline.review.queries._live import cases_after, latest_case_id, live_token
 from pipeline.review.queries._queue import (
     SEVERITIES,
     SORTS,
@@ -49,6 +50,9 @@ from pipeline.review.queries._region import (
 from pipeline.review.queries._report import ReportChart, report_chart
 
 __all__ = [
+    "cases_after",
+    "latest_case_id",
+    "live_token",
     "BAND_WEEKS",
     "NO_OPERATOR",
     "PAYMENT_METHODS",

@@ -2,7 +2,18 @@
 ``pipeline`` (queries, audit, users, exports) and renders or redirects; shared dependencies come
 from ``pipeline.review.deps``. ``ROUTERS`` is the order ``app.py`` includes them in."""
 
-from pipeline.review.routes import auth, cases, dashboard, evidence, follow_up, ops, users
+from pipeline.review.routes import (
+    auth,
+    cases,
+    dashboard,
+    evidence,
+    follow_up,
+    keys,
+    live,
+    ops,
+    push_api,
+    users,
+)
 
 ROUTERS = (
     auth.router,
@@ -10,7 +21,10 @@ ROUTERS = (
     follow_up.router,
     evidence.router,
     dashboard.router,
+    live.router,
+    keys.router,
     ops.router,
+    push_api.router,
     users.router,
 )
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pipeline.casework.users import User
 from pipeline.review import formats, queries
 from pipeline.review.deps import csrf_protect, engine_of, language, need, render
+from pipeline.review.live import live_texts
 from pipeline.review.queries import parse_day_param
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
@@ -47,4 +48,6 @@ def dashboard_json(request: Request, day: str | None = None, user: User = need("
 
 def _with_texts(request: Request, figures: dict) -> dict:
     # The figures stay language-free (tests and scripts read them); the page's sentences ride along.
-    return {**figures, "text": formats.dashboard_texts(figures, language(request))}
+    lang = language(request)
+    texts = {**formats.dashboard_texts(figures, lang), **live_texts(lang, datetime.now(UTC))}
+    return {**figures, "text": texts}

@@ -1,4 +1,6 @@
-// Leaders' dashboard: draws the two charts and refreshes every figure from /api/dashboard.
+// Leaders' dashboard: draws the two charts and keeps every figure current. Server-sent events
+// from /api/dashboard/events bring the figures as sales land; where a proxy cuts the stream the
+// page polls /api/dashboard every few seconds instead, and tries the stream again later.
 (function () {
   "use strict";
   var root = document.getElementById("dashboard");
@@ -78,6 +80,7 @@
     // Every sentence comes from the server in the page's language (d.text); only placed here.
     text("d-day", d.text.day);
     text("d-as-of", d.text.as_of);
+    text("d-live", d.text.live_as_of);
     text("d-total-label", d.text.total_label);
     text("d-compare", d.text.compare_day);
     var note = document.getElementById("d-note");
@@ -100,7 +103,24 @@
     draw("chart-minute", [minutes, d.minute.last_week, d.minute.today], d, false);
     var hours = d.hour.today.map(function (_, i) { return d.day_start + 3600 * i; });
     draw("chart-hour", [hours, d.hour.last_week, d.hour.today], d, true);
+    newCases(d.new_cases || []);
     root.dataset.updated = String(Date.now());
+  }
+
+  var shownCases = {};
+  function newCases(list) {
+    var ul = document.getElementById("d-new-cases");
+    if (!ul || !list.length) return;
+    list.slice().reverse().forEach(function (c) {
+      if (shownCases[c.case_id]) return;
+      shownCases[c.case_id] = true;
+      var li = document.createElement("li");
+      li.dataset.caseId = c.case_id;
+      li.textContent = words.new_case + ": " + c.point_id + " – " + c.kind_label + " (" + rp(c.shortfall_rp) + ")";
+      ul.insertBefore(li, ul.firstChild);
+    });
+    while (ul.children.length > 5) ul.removeChild(ul.lastChild);
+    ul.hidden = false;
   }
 
   function refresh() {
@@ -115,6 +135,39 @@
       .catch(function () { /* keep the last figures; the next poll tries again */ });
   }
 
+  var POLL_MS = Math.min(REFRESH_MS, 5000);
+  var poller = null;
+  function poll() { if (!poller) poller = setInterval(refresh, POLL_MS); }
+  function live(on) {
+    root.dataset.live = on ? "stream" : "poll";
+    var dot = document.getElementById("d-live-dot");
+    if (dot) dot.className = "live-dot" + (on ? " on" : "");
+  }
+
+  function stream() {
+    if (!window.EventSource || !root.dataset.events) { live(false); poll(); return; }
+    var source = new EventSource(root.dataset.events);
+    var failures = 0;
+    source.addEventListener("dashboard", function (e) {
+      failures = 0;
+      live(true);
+      if (poller) { clearInterval(poller); poller = null; }
+      render(JSON.parse(e.data));
+    });
+    source.onerror = function () {
+      // The browser reconnects on its own (the server ends a stream every few minutes); after
+      // repeated failures poll instead, and try the stream again in a minute.
+      failures += 1;
+      if (failures >= 3) {
+        source.close();
+        live(false);
+        refresh();
+        poll();
+        setTimeout(stream, 60000);
+      }
+    };
+  }
+
   render(JSON.parse(document.getElementById("dashboard-data").textContent));
-  setInterval(refresh, REFRESH_MS);
+  stream();
 })();
