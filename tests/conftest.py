@@ -67,3 +67,44 @@ def engine(db_url):
     engine = connect(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def push_app(engine):
+    """The app serving the push API on a real database with two registered points, small limits
+    (5 rows, 4 KB, 5 requests a second per key) and a key for point P1: (base URL, engine, key)."""
+    from pipeline.core.settings import Settings
+    from pipeline.intake.push import issue_key
+    from tests.helpers.push_client import served
+    from tests.helpers.registry import register
+
+    register(engine, "P1", "P2")
+    settings = Settings(
+        secret_key="push-test",
+        push_max_rows=5,
+        push_max_body_bytes=4096,
+        push_rate=5,
+        push_burst=5,
+        push_wait_seconds=60,
+    )
+    key = issue_key(engine, "tapping box 1", ["P1"], actor="test").secret
+    with served(engine, settings) as base:
+        yield base, engine, key
+
+
+@pytest.fixture(scope="module")
+def chromium_browser():
+    """Debian's headless Chromium through Playwright (skipped where it is not installed)."""
+    import shutil
+    from pathlib import Path
+
+    from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -18,7 +18,7 @@ from pipeline.review.i18n import translations
 from pipeline.review.labels import label
 
 TOKEN_EVERY = 0.5  # seconds between two reads of the token
-HEARTBEAT = 15.0  # seconds: figures are sent at least this often (and keep proxies open)
+HEARTBEAT = 30.0  # seconds: figures are sent at least this often (and keep proxies open)
 STREAM_SECONDS = (
     300.0  # a stream ends after this; the browser reconnects, and the session is checked again
 )

@@ -203,3 +203,9 @@ def push_openapi() -> dict:
             "schemas": {"Row": _ROW, "Counts": _COUNTS, "Pending": _PENDING, "Error": _ERROR},
         },
     }
+
+
+if __name__ == "__main__":  # writes docs/push-openapi.json: python -m pipeline.review.push_openapi
+    import json
+
+    print(json.dumps(push_openapi(), indent=2, ensure_ascii=False))

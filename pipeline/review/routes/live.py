@@ -26,8 +26,13 @@ def _watch(request: Request) -> TokenWatch:
 
 @router.get("/api/dashboard/events")
 async def dashboard_events(
-    request: Request, day: str | None = None, user: User = need("dashboard.view")
+    request: Request,
+    day: str | None = None,
+    refresh: int = int(HEARTBEAT),
+    user: User = need("dashboard.view"),
 ):
+    # The figures are sent again at least every ``refresh`` seconds (the page's own setting).
+    every = min(max(refresh, 2), HEARTBEAT)
     engine, lang, watch = engine_of(request), language(request), _watch(request)
     chosen_day = queries.parse_day_param(day, "day")
 
@@ -38,7 +43,7 @@ async def dashboard_events(
         while time.monotonic() < ends and not await request.is_disconnected():
             token = await watch.token()
             # Unchanged figures are sent again now and then: "as of" then moves on, truthfully.
-            if token != sent_token or time.monotonic() - beat > HEARTBEAT:
+            if token != sent_token or time.monotonic() - beat >= every:
                 event = await asyncio.to_thread(
                     dashboard_event, engine, lang, chosen_day, since_case
                 )

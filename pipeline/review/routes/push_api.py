@@ -63,11 +63,16 @@ async def _body(request: Request, limit: int) -> bytes:
 @router.post("/transactions")
 async def push_transactions(request: Request):
     service = _service(request)
-    key = None
     try:
         key = await _key(request)
         service.check_rate(key)
         body = await _body(request, service.limits.max_body_bytes)
+    except KeyRefused as exc:
+        return _refusal(401, str(exc))
+    except PushRefused as exc:  # too often, too big: refused before the body was read
+        await asyncio.to_thread(service.record_refusal, key, exc)
+        return _refusal(exc.status, str(exc), retry_after=exc.retry_after)
+    try:
         receipt = await asyncio.to_thread(
             service.receive,
             key,
@@ -75,11 +80,7 @@ async def push_transactions(request: Request):
             request.headers.get("content-type"),
             request.headers.get("idempotency-key"),
         )
-    except KeyRefused as exc:
-        return _refusal(401, str(exc))
-    except PushRefused as exc:
-        if key is not None and exc.status in (413, 429):  # refused before receive saw them
-            await asyncio.to_thread(service.record_refusal, key, exc)
+    except PushRefused as exc:  # recorded by receive
         return _refusal(exc.status, str(exc), retry_after=exc.retry_after)
     if "respond-async" in request.headers.get("prefer", "").lower():
         status, answer = answer_of(receipt.row, replayed=not receipt.new)
