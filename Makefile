@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := postgres,web,airflow,dev
 
-.PHONY: install chromium demo test test-fast test-ingest-property lint format bench serve up down migration clean airflow-check backfill-scaling base-install-check
+.PHONY: install chromium demo test test-fast test-ingest-property lint format bench push-load serve up down migration clean airflow-check backfill-scaling base-install-check
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ format: install
 
 bench: install
 	$(BIN)/python -m pipeline.testbed.bench
+
+# The push API under load (scripts/push_load.py): dashboard latency at 200 sales/s from 50
+# devices on SQLite and PostgreSQL, a kill -9 mid-stream, 1,000 one-row requests/s. Prints figures.
+push-load: install
+	$(BIN)/python scripts/push_load.py --db sqlite --seconds 60 --rate 200 --devices 50
+	$(BIN)/python scripts/push_load.py --db postgres --seconds 60 --rate 200 --devices 50 --workers 2
+	$(BIN)/python scripts/push_load.py --db sqlite --seconds 40 --rate 200 --devices 50 --kill-at 15
+	$(BIN)/python scripts/push_load.py --db postgres --seconds 40 --rate 200 --devices 50 --workers 2 --kill-at 15
+	$(BIN)/python scripts/push_load.py --db postgres --seconds 20 --small-requests 1000 --workers 2
 
 serve: install
 	$(BIN)/eincome serve

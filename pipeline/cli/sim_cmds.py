@@ -33,9 +33,31 @@ def simulate_cmd(
     scenario: str = typer.Option(
         "varied", "--scenario", help="'varied' (the harder regency) or 'classic' (the old one)."
     ),
+    push: str = typer.Option(
+        None,
+        "--push",
+        help="Push one simulated day to this URL (http://host:port/api/v1/transactions) as "
+        "devices would, one per point, instead of writing feeds.",
+    ),
+    key: str = typer.Option(None, "--key", help="With --push: the API key every device uses."),
+    keys_file: Path = typer.Option(
+        None, "--keys", help="With --push: a JSON file {point_id: key}, one key per device."
+    ),
+    rate: float = typer.Option(
+        None, "--rate", help="With --push: sales a second in all (default: the day's own pace)."
+    ),
+    speed: float = typer.Option(
+        1.0, "--speed", help="With --push and no --rate: times faster than real time."
+    ),
+    seconds: float = typer.Option(None, "--seconds", help="With --push: stop after this long."),
 ) -> None:
-    """Write sample feeds, a point registry, leakage labels, closures and a calendar."""
+    """Write sample feeds, a point registry, leakage labels, closures and a calendar; or, with
+    --push, replay a simulated day against the push API (load the same registry there first)."""
     from pipeline.core.settings import Settings
+
+    if push:
+        _push_day(push, key, keys_file, points, seed, rate, speed, seconds, target_rows, out)
+        return
     from pipeline.testbed.simulator import simulate
 
     out = out or Settings.from_env().home / "sample"
@@ -71,6 +93,23 @@ def simulate_cmd(
         )
     )
     typer.echo(say("labels: %(planted)s", planted=planted))
+
+
+def _push_day(url, key, keys_file, points, seed, rate, speed, seconds, target_rows, out) -> None:
+    import json
+    import tempfile
+
+    from pipeline.core.errors import UnusableInputError
+    from pipeline.testbed.push_devices import push_day, simulated_day
+
+    if bool(key) == bool(keys_file):
+        raise UnusableInputError("--push needs either --key KEY or --keys FILE")
+    keys = key or json.loads(Path(keys_file).read_text())
+    rows = target_rows or (int(rate * seconds * 1.1) if rate and seconds else None)
+    with tempfile.TemporaryDirectory() as scratch:
+        day = simulated_day(out or Path(scratch), points=points, rows=rows, seed=seed)
+        report = push_day(url, day, keys, rate=rate, speed=speed, seconds=seconds)
+    typer.echo(json.dumps(report.summary()))
 
 
 def _pct(value) -> str:

@@ -161,7 +161,8 @@ class PushService:
             with self._lock:
                 self._waiters.setdefault(row.push_id, []).append((loop, future))
             # Checked after registering, so an answer written in between is not missed; and
-            # every half second, since another worker process's writer may have taken it.
+            # every two seconds, since another worker process's writer may have taken it (this
+            # process's writer wakes the waiter at once).
             current = await asyncio.to_thread(inbox.get, self.engine, row.push_id)
             if current is not None and current.status == "done":
                 return answer_of(current, replayed=replayed)
@@ -169,7 +170,7 @@ class PushService:
             if left <= 0:
                 return answer_of(current or row, replayed=replayed)
             try:
-                await asyncio.wait_for(future, timeout=min(0.5, left))
+                await asyncio.wait_for(future, timeout=min(2.0, left))
             except TimeoutError:
                 pass
             finally:
@@ -206,7 +207,7 @@ class PushService:
         woke = True  # at start: a killed server may have left requests in the inbox
         while not self._stop.is_set():
             try:
-                self._recover_if_due()
+                self.recover_if_due()
                 # Requests another worker process took in are its writer's; the read-only
                 # look every two seconds catches those a dead worker left behind.
                 if woke or inbox.has_pending(self.engine):
@@ -251,7 +252,7 @@ class PushService:
         )
         self._notify([r.push_id for r in taken])
 
-    def _recover_if_due(self) -> None:
+    def recover_if_due(self) -> None:
         """Finish or return the groups a dead writer left: its batch committed (answers are
         rebuilt from it) or not (the requests go back to the inbox)."""
         now = self.clock()

@@ -1,0 +1,265 @@
+"""Load for the push API: how fast a pushed sale reaches an open dashboard, whether a kill -9 of
+the server loses or doubles anything, and how many one-row requests a second it takes.
+
+    python scripts/push_load.py --db sqlite --seconds 60 --rate 200 --devices 50
+    python scripts/push_load.py --db postgres --kill-at 20
+    python scripts/push_load.py --db postgres --small-requests 1000 --workers 2
+
+Each run: a fresh database, a simulated registry of ``--devices`` points (one device and one
+key each), ``eincome serve --workers N`` as a subprocess, a signed-in dashboard reading the event
+stream, and the simulated devices (pipeline.testbed.push_devices) pushing at ``--rate`` sales a
+second. A sale counts as on the dashboard at the first event whose day total covers every sale
+sent up to it (conservative: a sale that landed early still waits for the ones before it).
+Prints one JSON object of figures; nothing here is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from bisect import bisect_left
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from itertools import accumulate
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+
+from pipeline.casework.users import add_user  # noqa: E402
+from pipeline.intake.push import issue_key  # noqa: E402
+from pipeline.reference.points import load_registry  # noqa: E402
+from pipeline.store import connect  # noqa: E402
+from pipeline.store.schema import transactions  # noqa: E402
+from pipeline.testbed.push_devices import push_day, simulated_day  # noqa: E402
+
+PG_ADMIN = os.environ.get("EINCOME_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _database(kind: str, home: Path) -> tuple[str, callable]:
+    if kind == "sqlite":
+        return f"sqlite:///{home / 'eincome.db'}", lambda: None
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"push_load_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    return admin.url.set(database=name).render_as_string(hide_password=False), drop
+
+
+class Server:
+    def __init__(self, env: dict, port: int, workers: int):
+        self.env, self.port, self.workers, self.process = env, port, workers, None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "pipeline", "serve", "--port", str(self.port)]
+        command += ["--workers", str(self.workers)]
+        self.process = subprocess.Popen(
+            command, env=self.env, cwd=REPO, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=open(Path(self.env["EINCOME_HOME"]) / "serve.log", "a"),
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/api/v1/openapi.json", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("the server did not start")
+
+    def kill9(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)  # the uvicorn master and every worker
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=60)
+
+
+class Dashboard(threading.Thread):
+    """A leader's open dashboard: (wall time, day total) of every event the stream sends."""
+
+    def __init__(self, base: str):
+        super().__init__(daemon=True)
+        self.base, self.seen, self.stop = base, [], False
+
+    def run(self) -> None:
+        while not self.stop:
+            try:
+                with httpx.Client(base_url=self.base, follow_redirects=True, timeout=30) as client:
+                    page = client.get("/login")
+                    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+                    client.post("/login", data={"username": "leader", "password": "leader-load", "csrf_token": token})
+                    with client.stream("GET", "/api/dashboard/events?refresh=2") as events:
+                        for line in events.iter_lines():
+                            if line.startswith("data: "):
+                                self.seen.append((time.time(), json.loads(line[6:])["today_total"]))
+                            if self.stop:
+                                return
+            except (httpx.HTTPError, IndexError):
+                time.sleep(0.5)  # the server is down (kill -9): reconnect like a browser
+
+
+def _visible_latencies(sales: list[tuple[float, int]], seen: list[tuple[float, int]]) -> list[float]:
+    sales = sorted(sales)
+    cumulative = list(accumulate(amount for _, amount in sales))
+    totals = [total for _, total in seen]
+    best = list(accumulate(totals, max))  # the total never goes down; guard against reorder
+    out = []
+    for (sent, _), needed in zip(sales, cumulative, strict=True):
+        i = bisect_left(best, needed)
+        if i < len(seen):
+            out.append(max(0.0, seen[i][0] - sent))
+    return out
+
+
+def _quantiles(values: list[float]) -> dict:
+    values = sorted(values)
+    if not values:
+        return {}
+    pick = lambda p: round(values[min(len(values) - 1, int(p * len(values)))], 3)  # noqa: E731
+    return {"n": len(values), "p50": pick(0.5), "p95": pick(0.95), "max": pick(1.0)}
+
+
+def _small_requests(base: str, keys: dict, point_ids: list, rps: int, seconds: float, prefer_async: bool) -> dict:
+    """``rps`` one-row requests a second from many threads, each its own connection."""
+    import http.client
+
+    lat, codes, lock = [], {}, threading.Lock()
+    threads = 64
+    per_thread = rps / threads
+    end = time.time() + seconds
+
+    def run(n: int) -> None:
+        point = point_ids[n % len(point_ids)]
+        conn = http.client.HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=30)
+        next_at, i = time.time(), 0
+        while time.time() < end:
+            now = time.time()
+            if now < next_at:
+                time.sleep(next_at - now)
+            next_at += 1 / per_thread
+            i += 1
+            row = {"txn_id": f"s{n}-{i}-{uuid.uuid4().hex[:6]}", "point_id": point,
+                   "occurred_at": datetime.now(UTC).isoformat(), "amount": 2000,
+                   "payment_method": "qris", "status": "paid"}
+            headers = {"Authorization": f"Bearer {keys[point]}", "Content-Type": "application/json"}
+            if prefer_async:
+                headers["Prefer"] = "respond-async"
+            started = time.perf_counter()
+            try:
+                conn.request("POST", "/api/v1/transactions", json.dumps([row]), headers)
+                response = conn.getresponse()
+                response.read()
+                code = response.status
+            except (OSError, http.client.HTTPException):
+                code = "error"
+                conn = http.client.HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=30)
+            with lock:
+                lat.append(time.perf_counter() - started)
+                codes[code] = codes.get(code, 0) + 1
+
+    started = time.time()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, range(threads)))
+    took = time.time() - started
+    accepted = sum(v for k, v in codes.items() if k in (200, 202))
+    return {"target_rps": rps, "achieved_rps": round(accepted / took, 1), "codes": codes,
+            "latency_s": _quantiles(lat), "respond_async": prefer_async}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--devices", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--kill-at", type=float, default=None, help="kill -9 the server this many seconds in")
+    parser.add_argument("--small-requests", type=int, default=None, help="one-row requests a second instead")
+    parser.add_argument("--port", type=int, default=8790)
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="push-load-"))
+    url, drop = _database(args.db, home)
+    env = {**os.environ, "EINCOME_HOME": str(home), "EINCOME_DB_URL": url, "EINCOME_PUSH_RATE": "0",
+           "EINCOME_SECRET_KEY": "push-load", "PYTHONPATH": str(REPO)}
+    engine = connect(url)
+    day = simulated_day(home / "sim", points=args.devices, rows=int(args.rate * args.seconds * 1.3) + 1000)
+    load_registry(engine, home / "sim" / "points.csv")
+    point_ids = sorted(day["point_id"].unique())
+    keys = {p: issue_key(engine, f"device {p}", [p], actor="push_load").secret for p in point_ids}
+    add_user(engine, "leader", "viewer", "leader-load", actor="push_load")
+    server = Server(env, args.port, args.workers)
+    base = f"http://127.0.0.1:{args.port}"
+    figures = {"db": args.db, "workers": args.workers, "cpus": os.cpu_count(),
+               "load_average_before": os.getloadavg()}
+    server.start()
+    try:
+        if args.small_requests:
+            figures["small_requests"] = _small_requests(base, keys, point_ids, args.small_requests, args.seconds, True)
+            figures["small_requests_sync"] = _small_requests(base, keys, point_ids, args.small_requests // 4, min(args.seconds, 20), False)
+        else:
+            figures.update(_stream(args, server, base, day, keys, engine))
+    finally:
+        figures["load_average_after"] = os.getloadavg()
+        server.stop()
+        engine.dispose()
+        drop()
+    print(json.dumps(figures, indent=2, default=str))
+
+
+def _stream(args, server: Server, base: str, day, keys: dict, engine) -> dict:
+    dashboard = Dashboard(base)
+    dashboard.start()
+    time.sleep(2)
+    if args.kill_at is not None:
+        def kill_and_restart():
+            time.sleep(args.kill_at)
+            server.kill9()
+            time.sleep(2)
+            server.start()
+        threading.Thread(target=kill_and_restart, daemon=True).start()
+    started = time.time()
+    report = push_day(f"{base}/api/v1/transactions", day, keys, rate=args.rate, seconds=args.seconds)
+    pushing = time.time() - started
+    expected = sum(amount for _, amount in report.sales)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not dashboard.seen or dashboard.seen[-1][1] < expected):
+        time.sleep(0.5)
+    dashboard.stop = True
+    with engine.connect() as c:
+        stored, stored_rp = c.execute(select(func.count(), func.coalesce(func.sum(transactions.c.amount), 0))).one()
+    sent_rows = report.rows
+    return {
+        "rate_target": args.rate, "devices": len(keys), "seconds": round(pushing, 1),
+        "sales_per_second_sent": round(sent_rows / pushing, 1),
+        "devices_report": report.summary(),
+        "dashboard_latency_s": _quantiles(_visible_latencies(report.sales, dashboard.seen)),
+        "dashboard_events": len(dashboard.seen),
+        "rows_sent": sent_rows, "rows_stored": stored,
+        "lost": max(0, sent_rows - stored), "doubled": max(0, stored - sent_rows),
+        "killed_at_s": args.kill_at,
+    }
+
+
+if __name__ == "__main__":
+    main()
