@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import typer
 
 from pipeline.casework import users as users_store
@@ -31,21 +34,28 @@ def serve(
             err=True,
         )
     typer.echo(say("eincome review app on %(url)s  (Ctrl+C to stop)", url=f"http://{host}:{port}/"))
-    if workers == 1:
-        serve_app(rt.engine, rt.settings, host=host, port=port)
-        return
-    import uvicorn
+    rt.engine  # migrate once here, before the writer and the workers start  # noqa: B018
+    # The push writer is a process of its own: its Great Expectations work would otherwise hold
+    # the web process's GIL for seconds and stall every request.
+    writer = subprocess.Popen([sys.executable, "-m", "pipeline", "push-writer"])
+    try:
+        if workers == 1:
+            serve_app(rt.engine, rt.settings, host=host, port=port, push_writer=False)
+            return
+        import uvicorn
 
-    rt.engine  # migrate once here, before the workers start  # noqa: B018
-    # Each worker process builds its own app and engine from the environment (app_from_env).
-    uvicorn.run(
-        "pipeline.cli.review_cmds:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-    )
+        # Each worker process builds its own app and engine from the environment.
+        uvicorn.run(
+            "pipeline.cli.review_cmds:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
+    finally:
+        writer.terminate()
+        writer.wait(timeout=60)
 
 
 def app_from_env():
@@ -53,7 +63,23 @@ def app_from_env():
     from pipeline.review import create_app
 
     rt = runtime()
-    return create_app(rt.engine, rt.settings)
+    return create_app(rt.engine, rt.settings, push_writer=False)
+
+
+@commands.command("push-writer")
+def push_writer() -> None:
+    """Ingest pushed requests from the inbox until stopped (`eincome serve` starts one)."""
+    import signal
+
+    from pipeline.review.app import push_service
+
+    rt = runtime()
+    service = push_service(rt.engine, rt.settings)
+    signal.signal(signal.SIGTERM, lambda *_: service.halt())
+    try:
+        service.run_forever()
+    except KeyboardInterrupt:
+        pass
 
 
 @users_app.command("add")

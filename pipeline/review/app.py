@@ -212,21 +212,26 @@ def push_service(engine: Engine, settings: Settings) -> PushService:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
-    app.state.push.start()
+    if app.state.push_writer:
+        app.state.push.start()
     try:
         yield
     finally:
         app.state.push.stop()
 
 
-def create_app(engine: Engine, settings: Settings) -> FastAPI:
-    """The review web app on ``engine`` (the composition root makes and migrates it)."""
+def create_app(engine: Engine, settings: Settings, *, push_writer: bool = True) -> FastAPI:
+    """The review web app on ``engine`` (the composition root makes and migrates it).
+
+    ``push_writer``: ingest pushed requests on a thread of this process; `eincome serve` runs the
+    writer as a process of its own instead (``False`` here)."""
     app = FastAPI(
         title="eincome review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan
     )
     app.state.engine = engine
     app.state.settings = settings
     app.state.push = push_service(engine, settings)
+    app.state.push_writer = push_writer
     app.state.templates = templates()
     app.state.login_throttle = LoginThrottle(engine)
     app.state.session_limits = SessionLimits.of(
@@ -279,8 +284,16 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     return app
 
 
-def serve(engine: Engine, settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(
+    engine: Engine,
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    push_writer: bool = True,
+) -> None:
     """Run the app with uvicorn until interrupted (for `eincome serve` and `eincome demo`)."""
     import uvicorn
 
-    uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="info")
+    app = create_app(engine, settings, push_writer=push_writer)
+    uvicorn.run(app, host=host, port=port, log_level="info")

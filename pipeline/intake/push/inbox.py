@@ -231,6 +231,22 @@ def processing_groups(engine: Engine) -> list[tuple[str, datetime]]:
     return [(r[0], _aware(r[1])) for r in rows]
 
 
+def done_among(engine: Engine, push_ids: list[int]) -> list[int]:
+    """Which of ``push_ids`` are done (answered)."""
+    found: list[int] = []
+    with engine.connect() as connection:
+        for start in range(0, len(push_ids), 500):
+            found.extend(
+                connection.execute(
+                    select(push_requests.c.push_id).where(
+                        push_requests.c.push_id.in_(push_ids[start : start + 500]),
+                        push_requests.c.status == "done",
+                    )
+                ).scalars()
+            )
+    return found
+
+
 def has_pending(engine: Engine) -> bool:
     with engine.connect() as connection:
         return (

@@ -38,6 +38,7 @@ RECOVER_EVERY = timedelta(seconds=5)
 # A group still "processing" after this long was left by a writer that died (on another host,
 # where its process cannot be checked): taken again.
 STALE_GROUP = timedelta(seconds=60)
+POLL_DONE = 0.2  # seconds between two looks at which waiting requests are done
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class PushService:
         self._lock = threading.Lock()
         self._owner = f"{socket.gethostname()}-{os.getpid()}"
         self._recovered_at: datetime | None = None
+        self._poller: asyncio.Task | None = None
 
     # --- taking requests ------------------------------------------------------------------
 
@@ -155,26 +157,39 @@ class PushService:
         if row.status == "done":
             return answer_of(row, replayed=replayed)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.limits.answer_wait_seconds
+        future = loop.create_future()
+        with self._lock:
+            self._waiters.setdefault(row.push_id, []).append((loop, future))
+        self._ensure_poller(loop)
+        try:
+            await asyncio.wait_for(future, timeout=self.limits.answer_wait_seconds)
+        except TimeoutError:
+            pass
+        finally:
+            self._forget(row.push_id, future)
+        current = await asyncio.to_thread(inbox.get, self.engine, row.push_id)
+        return answer_of(current or row, replayed=replayed)
+
+    def _ensure_poller(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The writer may be another process (``eincome serve`` runs it apart, so its Great
+        # Expectations work never holds this process's GIL): one query a fifth of a second
+        # looks up which waiting requests are done, however many are waiting.
+        if self._poller is None or self._poller.done():
+            self._poller = loop.create_task(self._poll_done())
+
+    async def _poll_done(self) -> None:
         while True:
-            future = loop.create_future()
             with self._lock:
-                self._waiters.setdefault(row.push_id, []).append((loop, future))
-            # Checked after registering, so an answer written in between is not missed; and
-            # every two seconds, since another worker process's writer may have taken it (this
-            # process's writer wakes the waiter at once).
-            current = await asyncio.to_thread(inbox.get, self.engine, row.push_id)
-            if current is not None and current.status == "done":
-                return answer_of(current, replayed=replayed)
-            left = deadline - loop.time()
-            if left <= 0:
-                return answer_of(current or row, replayed=replayed)
+                waiting = list(self._waiters)
+            if not waiting:
+                return
             try:
-                await asyncio.wait_for(future, timeout=min(2.0, left))
-            except TimeoutError:
-                pass
-            finally:
-                self._forget(row.push_id, future)
+                done = await asyncio.to_thread(inbox.done_among, self.engine, waiting)
+            except SQLAlchemyError:
+                log.warning("push: cannot read the inbox; waiting requests keep waiting")
+                done = []
+            self._notify(done)
+            await asyncio.sleep(POLL_DONE)
 
     def _forget(self, push_id: int, future: asyncio.Future) -> None:
         with self._lock:
@@ -191,6 +206,15 @@ class PushService:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="push-writer", daemon=True)
             self._thread.start()
+
+    def run_forever(self) -> None:
+        """Be the writer in this thread until ``stop`` (the `eincome push-writer` process)."""
+        self._run()
+
+    def halt(self) -> None:
+        """Ask the writer to stop after the group it is on (safe from a signal handler)."""
+        self._stop.set()
+        self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
         if self._thread is not None:
