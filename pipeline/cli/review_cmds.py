@@ -69,9 +69,13 @@ def app_from_env():
 @commands.command("push-writer")
 def push_writer() -> None:
     """Ingest pushed requests from the inbox until stopped (`eincome serve` starts one)."""
+    import logging
     import signal
 
     from pipeline.review.app import push_service
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
     rt = runtime()
     service = push_service(rt.engine, rt.settings)

@@ -113,6 +113,7 @@ _ANSWERS = {
 }
 
 
+# long: one literal document, read top to bottom like the file it is committed as
 def push_openapi() -> dict:
     """The OpenAPI 3.1 description of the push API."""
     return {

@@ -70,9 +70,9 @@ def test_the_hub_lists_every_command_in_the_documented_order():
 
     names = list(typer.main.get_command(pipeline.cli.app).commands)
     assert names == [
-        "ingest", "simulate", "evaluate", "serve", "demo", "train", "score", "backfill",
-        "anomalies", "cases", "backtest", "pull", "reconcile", "evaluate-recon",
-        "points", "users", "suppress", "recon",
+        "ingest", "simulate", "evaluate", "serve", "push-writer", "demo", "train", "score",
+        "backfill", "anomalies", "cases", "backtest", "pull", "reconcile", "evaluate-recon",
+        "points", "users", "suppress", "recon", "keys",
     ]  # fmt: skip
 
 

@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -249,6 +250,7 @@ class PushService:
         taken = inbox.take_group(self.engine, group_ref, max_rows=GROUP_MAX_ROWS, now=self.clock())
         if not taken:
             return False
+        started = time.perf_counter()
         try:
             batch_id, answers = ingest_group(
                 self.engine,
@@ -266,6 +268,13 @@ class PushService:
             self._stop.wait(1.0)
             return False
         self._finish(taken, batch_id, answers)
+        log.info(
+            "push writer: batch %s, %s requests, %s rows in %.2f s",
+            batch_id,
+            len(taken),
+            sum(len(r.rows) for r in taken),
+            time.perf_counter() - started,
+        )
         return True
 
     def _finish(self, taken, batch_id: int, answers: list[dict]) -> None:
