@@ -6,8 +6,8 @@ durable inbox the push writer ingests from (a request is committed there before 
 and the idempotency record (a request id seen again is answered from there). A pushed batch
 is found again by its source_ref on a retry, hence the new index on ingest_batches.
 
-Revision ID: 0008_push
-Revises: 0007_rescore
+Revision ID: 0012_push
+Revises: 0011_attachments
 """
 
 import sqlalchemy as sa
@@ -15,8 +15,8 @@ from alembic import op
 
 from pipeline.store.schema import UTCDateTime
 
-revision = "0008_push"
-down_revision = "0007_rescore"
+revision = "0012_push"
+down_revision = "0011_attachments"
 branch_labels = None
 depends_on = None
 
