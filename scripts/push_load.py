@@ -45,7 +45,9 @@ from pipeline.store import connect  # noqa: E402
 from pipeline.store.schema import transactions  # noqa: E402
 from pipeline.testbed.push_devices import push_day, simulated_day  # noqa: E402
 
-PG_ADMIN = os.environ.get("EINCOME_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN = os.environ.get(
+    "EINCOME_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def _database(kind: str, home: Path) -> tuple[str, callable]:
@@ -71,13 +73,22 @@ class Server:
         command = [sys.executable, "-m", "pipeline", "serve", "--port", str(self.port)]
         command += ["--workers", str(self.workers)]
         self.process = subprocess.Popen(
-            command, env=self.env, cwd=REPO, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=open(Path(self.env["EINCOME_HOME"]) / "serve.log", "a"),
+            command,
+            env=self.env,
+            cwd=REPO,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(self.env["EINCOME_HOME"]) / "serve.log", "a"),
         )
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/api/v1/openapi.json", timeout=2).status_code == 200:
+                if (
+                    httpx.get(
+                        f"http://127.0.0.1:{self.port}/api/v1/openapi.json", timeout=2
+                    ).status_code
+                    == 200
+                ):
                     return
             except httpx.HTTPError:
                 pass
@@ -107,7 +118,10 @@ class Dashboard(threading.Thread):
                 with httpx.Client(base_url=self.base, follow_redirects=True, timeout=30) as client:
                     page = client.get("/login")
                     token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-                    client.post("/login", data={"username": "leader", "password": "leader-load", "csrf_token": token})
+                    client.post(
+                        "/login",
+                        data={"username": "leader", "password": "leader-load", "csrf_token": token},
+                    )
                     with client.stream("GET", "/api/dashboard/events?refresh=2") as events:
                         for line in events.iter_lines():
                             if line.startswith("data: "):
@@ -118,7 +132,9 @@ class Dashboard(threading.Thread):
                 time.sleep(0.5)  # the server is down (kill -9): reconnect like a browser
 
 
-def _visible_latencies(sales: list[tuple[float, int]], seen: list[tuple[float, int]]) -> list[float]:
+def _visible_latencies(
+    sales: list[tuple[float, int]], seen: list[tuple[float, int]]
+) -> list[float]:
     sales = sorted(sales)
     cumulative = list(accumulate(amount for _, amount in sales))
     totals = [total for _, total in seen]
@@ -139,7 +155,9 @@ def _quantiles(values: list[float]) -> dict:
     return {"n": len(values), "p50": pick(0.5), "p95": pick(0.95), "max": pick(1.0)}
 
 
-def _small_requests(base: str, keys: dict, point_ids: list, rps: int, seconds: float, prefer_async: bool) -> dict:
+def _small_requests(
+    base: str, keys: dict, point_ids: list, rps: int, seconds: float, prefer_async: bool
+) -> dict:
     """``rps`` one-row requests a second from many threads, each its own connection."""
     import http.client
 
@@ -158,9 +176,14 @@ def _small_requests(base: str, keys: dict, point_ids: list, rps: int, seconds: f
                 time.sleep(next_at - now)
             next_at += 1 / per_thread
             i += 1
-            row = {"txn_id": f"s{n}-{i}-{uuid.uuid4().hex[:6]}", "point_id": point,
-                   "occurred_at": datetime.now(UTC).isoformat(), "amount": 2000,
-                   "payment_method": "qris", "status": "paid"}
+            row = {
+                "txn_id": f"s{n}-{i}-{uuid.uuid4().hex[:6]}",
+                "point_id": point,
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "amount": 2000,
+                "payment_method": "qris",
+                "status": "paid",
+            }
             headers = {"Authorization": f"Bearer {keys[point]}", "Content-Type": "application/json"}
             if prefer_async:
                 headers["Prefer"] = "respond-async"
@@ -172,7 +195,9 @@ def _small_requests(base: str, keys: dict, point_ids: list, rps: int, seconds: f
                 code = response.status
             except (OSError, http.client.HTTPException):
                 code = "error"
-                conn = http.client.HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=30)
+                conn = http.client.HTTPConnection(
+                    "127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=30
+                )
             with lock:
                 lat.append(time.perf_counter() - started)
                 codes[code] = codes.get(code, 0) + 1
@@ -182,16 +207,27 @@ def _small_requests(base: str, keys: dict, point_ids: list, rps: int, seconds: f
         list(pool.map(run, range(threads)))
     took = time.time() - started
     accepted = sum(v for k, v in codes.items() if k in (200, 202))
-    return {"target_rps": rps, "achieved_rps": round(accepted / took, 1), "codes": codes,
-            "latency_s": _quantiles(lat), "respond_async": prefer_async}
+    return {
+        "target_rps": rps,
+        "achieved_rps": round(accepted / took, 1),
+        "codes": codes,
+        "latency_s": _quantiles(lat),
+        "respond_async": prefer_async,
+    }
 
 
 def _warm_up(base: str, keys: dict, point: str) -> float:
     """Seconds until the writer answers a first request (it imports Great Expectations and runs
     the suite once: seconds on an idle machine, a minute on a crowded one). Not measured after."""
     started = time.time()
-    row = {"txn_id": "warm-up", "point_id": point, "occurred_at": datetime.now(UTC).isoformat(),
-           "amount": 0, "payment_method": "cash", "status": "paid"}
+    row = {
+        "txn_id": "warm-up",
+        "point_id": point,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "amount": 0,
+        "payment_method": "cash",
+        "status": "paid",
+    }
     headers = {"Authorization": f"Bearer {keys[point]}", "Idempotency-Key": "warm-up"}
     while True:
         answer = httpx.post(f"{base}/api/v1/transactions", json=[row], headers=headers, timeout=120)
@@ -207,31 +243,51 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--devices", type=int, default=50)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--kill-at", type=float, default=None, help="kill -9 the server this many seconds in")
-    parser.add_argument("--small-requests", type=int, default=None, help="one-row requests a second instead")
+    parser.add_argument(
+        "--kill-at", type=float, default=None, help="kill -9 the server this many seconds in"
+    )
+    parser.add_argument(
+        "--small-requests", type=int, default=None, help="one-row requests a second instead"
+    )
     parser.add_argument("--port", type=int, default=8790)
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="push-load-"))
     url, drop = _database(args.db, home)
-    env = {**os.environ, "EINCOME_HOME": str(home), "EINCOME_DB_URL": url, "EINCOME_PUSH_RATE": "0",
-           "EINCOME_SECRET_KEY": "push-load", "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "EINCOME_HOME": str(home),
+        "EINCOME_DB_URL": url,
+        "EINCOME_PUSH_RATE": "0",
+        "EINCOME_SECRET_KEY": "push-load",
+        "PYTHONPATH": str(REPO),
+    }
     engine = connect(url)
-    day = simulated_day(home / "sim", points=args.devices, rows=int(args.rate * args.seconds * 1.3) + 1000)
+    day = simulated_day(
+        home / "sim", points=args.devices, rows=int(args.rate * args.seconds * 1.3) + 1000
+    )
     load_registry(engine, home / "sim" / "points.csv")
     point_ids = sorted(day["point_id"].unique())
     keys = {p: issue_key(engine, f"device {p}", [p], actor="push_load").secret for p in point_ids}
     add_user(engine, "leader", "viewer", "leader-load", actor="push_load")
     server = Server(env, args.port, args.workers)
     base = f"http://127.0.0.1:{args.port}"
-    figures = {"db": args.db, "workers": args.workers, "cpus": os.cpu_count(),
-               "load_average_before": os.getloadavg()}
+    figures = {
+        "db": args.db,
+        "workers": args.workers,
+        "cpus": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
+    }
     server.start()
     figures["writer_ready_s"] = _warm_up(base, keys, point_ids[0])
     try:
         if args.small_requests:
-            figures["small_requests"] = _small_requests(base, keys, point_ids, args.small_requests, args.seconds, True)
-            figures["small_requests_sync"] = _small_requests(base, keys, point_ids, args.small_requests // 4, min(args.seconds, 20), False)
+            figures["small_requests"] = _small_requests(
+                base, keys, point_ids, args.small_requests, args.seconds, True
+            )
+            figures["small_requests_sync"] = _small_requests(
+                base, keys, point_ids, args.small_requests // 4, min(args.seconds, 20), False
+            )
         else:
             figures.update(_stream(args, server, base, day, keys, engine))
     finally:
@@ -247,14 +303,18 @@ def _stream(args, server: Server, base: str, day, keys: dict, engine) -> dict:
     dashboard.start()
     time.sleep(2)
     if args.kill_at is not None:
+
         def kill_and_restart():
             time.sleep(args.kill_at)
             server.kill9()
             time.sleep(2)
             server.start()
+
         threading.Thread(target=kill_and_restart, daemon=True).start()
     started = time.time()
-    report = push_day(f"{base}/api/v1/transactions", day, keys, rate=args.rate, seconds=args.seconds)
+    report = push_day(
+        f"{base}/api/v1/transactions", day, keys, rate=args.rate, seconds=args.seconds
+    )
     pushing = time.time() - started
     expected = sum(amount for _, amount in report.sales)
     deadline = time.time() + 120
@@ -262,16 +322,22 @@ def _stream(args, server: Server, base: str, day, keys: dict, engine) -> dict:
         time.sleep(0.5)
     dashboard.stop = True
     with engine.connect() as c:
-        stored, stored_rp = c.execute(select(func.count(), func.coalesce(func.sum(transactions.c.amount), 0))).one()
+        stored, stored_rp = c.execute(
+            select(func.count(), func.coalesce(func.sum(transactions.c.amount), 0))
+        ).one()
     sent_rows = report.rows + 1  # and the warm-up row
     return {
-        "rate_target": args.rate, "devices": len(keys), "seconds": round(pushing, 1),
+        "rate_target": args.rate,
+        "devices": len(keys),
+        "seconds": round(pushing, 1),
         "sales_per_second_sent": round(sent_rows / pushing, 1),
         "devices_report": report.summary(),
         "dashboard_latency_s": _quantiles(_visible_latencies(report.sales, dashboard.seen)),
         "dashboard_events": len(dashboard.seen),
-        "rows_sent": sent_rows, "rows_stored": stored,
-        "lost": max(0, sent_rows - stored), "doubled": max(0, stored - sent_rows),
+        "rows_sent": sent_rows,
+        "rows_stored": stored,
+        "lost": max(0, sent_rows - stored),
+        "doubled": max(0, stored - sent_rows),
         "killed_at_s": args.kill_at,
     }
 

@@ -24,8 +24,8 @@ from pipeline.casework.throttle import LoginThrottle
 from pipeline.casework.users import NotAllowed
 from pipeline.core.errors import NotFoundError, UnusableInputError
 from pipeline.core.settings import Settings
-from pipeline.review import formats
 from pipeline.intake.push import PushLimits, PushService
+from pipeline.review import formats
 from pipeline.review.deps import (
     HERE,
     CSRFRefused,
