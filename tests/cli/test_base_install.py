@@ -64,4 +64,6 @@ def test_a_base_install_runs_the_everyday_commands_and_names_the_extra_for_the_r
         assert "Traceback" not in done.stderr
     done = eincome(tmp_path, "serve")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "needs the 'web' extra" in done.stderr and "pip install 'eincome[web]'" in done.stderr
+    # Indonesian by default: a plain install carries Babel and the catalog.
+    assert "memerlukan tambahan 'web'" in done.stderr, done.stderr
+    assert "pip install 'eincome[web]'" in done.stderr

@@ -56,6 +56,7 @@ def test_demo_command_prints_the_summary_cases_and_the_app_address(tmp_path):
         "EINCOME_MODELS_DIR": str(tmp_path / "models"),
         "PATH": "/usr/bin:/bin",
         "COLUMNS": "160",
+        "EINCOME_LANGUAGE": "en",  # the words below; Indonesian, the default, is tested in tests/cli
     }
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "demo", "--no-serve", "--points", "4", "--weeks", "5"],
