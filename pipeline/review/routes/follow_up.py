@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from pipeline.casework import audit
 from pipeline.casework.users import User
 from pipeline.review import queries
-from pipeline.review.deps import csrf_protect, current_user, engine_of, flash, see_other
+from pipeline.review.deps import csrf_protect, current_user, engine_of, flash, need, see_other
 from pipeline.review.i18n import N_, TranslatableInputError
 from pipeline.review.routes.cases import QUEUE_MEMORY, queue_download
 
@@ -35,9 +35,8 @@ def case_due(
     case_id: int,
     due_on: str = Form(""),
     note: str = Form(""),
-    user: User = Depends(current_user),
+    user: User = need("cases.assign"),
 ):
-    user.require("cases.assign")
     day = queries.parse_day_param(due_on.strip() or None, "due_on")
     audit.set_due(engine_of(request), case_id, user, day, note)
     if day:
@@ -53,9 +52,8 @@ def case_recovered(
     case_id: int,
     recovered: str = Form(""),
     note: str = Form(""),
-    user: User = Depends(current_user),
+    user: User = need("cases.decide"),
 ):
-    user.require("cases.decide")
     rupiah = parse_rupiah(recovered)
     audit.record_recovery(engine_of(request), case_id, user, rupiah, note)
     flash(request, N_("Case %(case_id)s: money recovered recorded."), case_id=case_id)
