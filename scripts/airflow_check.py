@@ -498,11 +498,15 @@ class Run:
     def cli_reference(self) -> None:
         """The same work through the CLI, on the CLI's database: the same model window, the
         bulk backfill, then the same hours one by one."""
-        [(trained_from, trained_to)] = self.eincome_rows(
+        # Every model Airflow fitted, in the order it fitted them: each hour is judged by the
+        # model in force then (the weekly retrain's for the scheduled hour, while the manual
+        # retrain's window may end after it), so the newest alone cannot reproduce them all.
+        windows = self.eincome_rows(
             "eincome",
-            "SELECT trained_from, trained_to FROM detector_models ORDER BY created_at DESC LIMIT 1",
+            "SELECT trained_from, trained_to FROM detector_models ORDER BY created_at, version",
         )
-        self.eincome("cli", "train", "--start", _iso(trained_from), "--end", _iso(trained_to))
+        for trained_from, trained_to in windows:
+            self.eincome("cli", "train", "--start", _iso(trained_from), "--end", _iso(trained_to))
         self.eincome(
             "cli",
             "backfill",
