@@ -164,6 +164,23 @@ quarantine = Table(
 )
 
 
+# The newest transaction time (data time, not ingest time) per point and per ingest source: the
+# feed carries no device id, so the source a batch came by (a landing folder, a vendor API, a POS
+# table, the push API) is what tells a point's devices apart. Kept by ingest in the batch's own
+# transaction (``store.freshness`` alone writes it) because the same figure read from
+# ``transactions`` needs a scan: there is no index on batch_id, and max(occurred_at) GROUP BY
+# point_id walks the whole table on PostgreSQL. Thousands of rows, read whole by the ops page.
+feed_freshness = Table(
+    "feed_freshness",
+    metadata,
+    Column("point_id", String(64), primary_key=True),
+    Column("source", String(200), primary_key=True),
+    Column("last_occurred_at", UTCDateTime, nullable=False),
+    Column("last_batch_id", Integer, ForeignKey("ingest_batches.batch_id"), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),  # when a batch last moved it (ingest time)
+)
+
+
 def _aggregate_columns(*, point_in_key: bool = True) -> list[Column]:
     return [
         Column("point_id", String(64), primary_key=point_in_key, nullable=False),

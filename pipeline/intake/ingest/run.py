@@ -36,7 +36,10 @@ from pipeline.intake.ingest.writer import _TransactionWriter
 from pipeline.intake.late_rows import queue_late_hours
 from pipeline.intake.validate import DEFAULT_EARLIEST
 from pipeline.store.bulk import drop_stale_stages, prefetched, release_stages
+from pipeline.store.freshness import record_batch_freshness
 from pipeline.store.schema import ingest_batches, points, quarantine
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def ingest_file(
@@ -176,7 +179,16 @@ def _run_batch(
         _wait_for_writers(connection)
         batch_id = _open_batch(connection, source, source_ref, sha256)
         status, message = _store_batch(
-            connection, batch_id, chunks, counts, timer, now, future_tolerance, earliest, on_chunk
+            connection,
+            batch_id,
+            source,
+            chunks,
+            counts,
+            timer,
+            now,
+            future_tolerance,
+            earliest,
+            on_chunk,
         )
     except UnusableInputError as exc:
         _close_batch(engine, batch_id, "rejected", str(exc))
@@ -215,6 +227,7 @@ def _run_batch(
 def _store_batch(
     connection: Connection,
     batch_id: int,
+    source: str,
     chunks: Iterable[FeedChunk],
     counts: _Counts,
     timer: _StageTimer,
@@ -269,6 +282,7 @@ def _store_batch(
             stored_rows.clear()  # the parts are copied: free them before aggregating
             reaggregate_batch(connection, batch_id, batch_rows, encoder)
             queue_late_hours(connection, batch_id, batch_rows, encoder, datetime.now(UTC))
+            _record_freshness(connection, batch_id, source, batch_rows, encoder)
             del batch_rows
         timer.lap("aggregate")
         status, message = _verdict(batch_id, chunks, counts, record_lines)
@@ -278,6 +292,25 @@ def _store_batch(
             .values(status=status, message=message, finished_at=datetime.now(UTC), **asdict(counts))
         )
     return status, message
+
+
+def _record_freshness(
+    connection: Connection, batch_id: int, source: str, rows: pd.DataFrame, encoder: Encoder
+) -> None:
+    """The newest stored time of each point in the batch (``rows`` encoded), for the ops page's
+    freshness per point and source."""
+    newest = rows.groupby("point")["us"].max()
+    names = encoder.point_names()
+    record_batch_freshness(
+        connection,
+        batch_id=batch_id,
+        source=source,
+        newest_by_point={
+            names[int(point)]: EPOCH + timedelta(microseconds=int(us))
+            for point, us in newest.items()
+        },
+        now=datetime.now(UTC),
+    )
 
 
 def _verdict(

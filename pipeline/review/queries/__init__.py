@@ -23,6 +23,12 @@ from pipeline.review.queries._case import (
     reconciliation_view,
 )
 from pipeline.review.queries._dashboard import dashboard
+from pipeline.review.queries._freshness import (
+    FreshnessView,
+    freshness_json,
+    freshness_view,
+    min_open_hours_param,
+)
 from pipeline.review.queries._health import batch_quarantine, pipeline_health
 from pipeline.review.queries._history import CaseHistory, case_history
 from pipeline.review.queries._live import cases_after, latest_case_id, live_token
@@ -50,6 +56,10 @@ from pipeline.review.queries._region import (
 from pipeline.review.queries._report import ReportChart, report_chart
 
 __all__ = [
+    "FreshnessView",
+    "freshness_json",
+    "freshness_view",
+    "min_open_hours_param",
     "cases_after",
     "latest_case_id",
     "live_token",

@@ -1,0 +1,129 @@
+"""The ops pages over HTTP on a real SQLite database: freshness per point (the page, its JSON)
+and the quarantine worklist, for every role."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.casework.users import ensure_demo_users
+from pipeline.core.settings import Settings
+from pipeline.intake.ingest import ingest_rows
+from pipeline.review import create_app
+from pipeline.store import connect
+from pipeline.store.schema import points
+from pipeline.store.upsert import upsert
+from tests.helpers.review_client import as_role, role_cookies
+
+SETTINGS = Settings(secret_key="test-key")
+ROLES = ("viewer", "auditor", "ops", "supervisor")
+OPS_ROLES = {"ops", "supervisor"}
+
+
+def sale(txn: str, point: str, at: datetime, status: str = "paid") -> dict:
+    return {"txn_id": txn, "point_id": point, "occurred_at": at.isoformat(), "amount": "5000",
+            "payment_method": "cash", "status": status, "operator_id": "op1"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory):
+    """Three points open round the clock: FRESH sold a minute ago, QUIET ten hours ago, NEVER
+    nothing; and a pushed row for LATE, a point not registered yet (quarantined)."""
+    path = tmp_path_factory.mktemp("review-ops") / "eincome.db"
+    engine = connect(f"sqlite:///{path}")
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        upsert(connection, points, [
+            {"point_id": p, "name": f"Titik {p}", "revenue_type": "parking", "district": "Kota",
+             "open_hours": "00:00-24:00", "timezone": "Asia/Jakarta", "updated_at": now}
+            for p in ("FRESH", "QUIET", "NEVER")
+        ])  # fmt: skip
+    ingest_rows(
+        engine,
+        [sale("f1", "FRESH", now - timedelta(minutes=1)), sale("q1", "QUIET", now - timedelta(hours=10)),
+         sale("l1", "LATE", now - timedelta(hours=2))],
+        source="landing:kota", source_ref="today.csv", now=now,
+    )  # fmt: skip
+    ensure_demo_users(engine)
+    cookies = role_cookies(create_app(engine, SETTINGS))
+    engine.dispose()
+    return path, cookies
+
+
+@pytest.fixture
+def site(template_db, tmp_path):
+    path, cookies = template_db
+    copy = tmp_path / "eincome.db"
+    shutil.copy(path, copy)
+    engine = connect(f"sqlite:///{copy}")
+    app = create_app(engine, SETTINGS)
+    app.state.role_cookies = cookies
+    yield app, engine
+    engine.dispose()
+
+
+FRESHNESS_ROUTES = ["/ops", "/ops/freshness", "/ops/freshness?silent=1", "/api/ops/freshness"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_freshness_routes_answer_each_role(site, role):
+    app, _ = site
+    client, _ = as_role(app, role)
+    for path in FRESHNESS_ROUTES:
+        response = client.get(path)
+        assert response.status_code == (200 if role in OPS_ROLES else 403), (role, path)
+
+
+def test_anonymous_is_sent_to_sign_in(site):
+    from tests.helpers.review_client import client_for
+
+    client = client_for(site[0])
+    for path in FRESHNESS_ROUTES:
+        response = client.get(path)
+        assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+def test_freshness_json_lists_silent_points_first_with_their_sources(site):
+    app, _ = site
+    client, _ = as_role(app, "ops")
+    body = client.get("/api/ops/freshness").json()
+    assert (body["registered"], body["silent"], body["never"], body["min_open_hours"]) == (
+        3,
+        2,
+        1,
+        2,
+    )
+    listed = [(p["point_id"], p["silent"]) for p in body["points"]]
+    assert listed == [("NEVER", True), ("QUIET", True), ("FRESH", False)]
+    quiet = body["points"][1]
+    assert quiet["silent_open_hours"] in (9, 10) and not quiet["silent_at_least"]
+    assert [s["source"] for s in quiet["sources"]] == ["landing:kota"]
+    assert datetime.fromisoformat(quiet["last_txn_at"]) < datetime.now(UTC) - timedelta(hours=9)
+    only = client.get("/api/ops/freshness?silent=1&min_open_hours=168").json()
+    assert [p["point_id"] for p in only["points"]] == ["NEVER"]
+
+
+def test_ops_page_lists_the_silent_points_in_indonesian(site):
+    app, _ = site
+    client, _ = as_role(app, "ops")
+    page = client.get("/ops").text
+    assert "Titik yang senyap" in page and "2 dari 3 titik" in page
+    table = page.split('id="freshness"')[1].split("</table>")[0]
+    assert 'data-point="NEVER"' in table and 'data-point="QUIET"' in table
+    assert 'data-point="FRESH"' not in table
+    every = client.get("/ops/freshness").text.split('id="freshness"')[1]
+    assert 'data-point="FRESH"' in every and "belum pernah" in every
+
+
+@pytest.mark.parametrize(
+    "query", ["silent=2", "silent=%00", "min_open_hours=0", "min_open_hours=169",
+              "min_open_hours=abc", "min_open_hours=" + "9" * 30, "page=0", "page=abc"],
+)  # fmt: skip
+def test_unusable_freshness_filters_are_refused_with_the_value(site, query):
+    app, _ = site
+    client, _ = as_role(app, "ops")
+    for path in ("/ops/freshness", "/api/ops/freshness"):
+        response = client.get(f"{path}?{query}")
+        assert response.status_code == 400, (path, query, response.status_code)
