@@ -51,7 +51,10 @@ ADMIN_URL = os.environ.get(
     "EINCOME_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("AIRFLOW_CHECK_REDIS_URL", "redis://127.0.0.1:6379/13")
-SIM_DAYS = 10  # enough for detect's first model (7 days) and a retrain
+# Four weeks of history before the first scored week (rhythm.MIN_HISTORY) and a week and a
+# day of it scored: the bulk backfill must flag something, or comparing the hour-by-hour
+# rescoring with it proves nothing (at 10 days the backfill scored no hour at all).
+SIM_DAYS = 36
 SIM_POINTS = 8
 NATIVE_HOURS = 6
 # What task logs must not carry: deprecation warnings (skops walking Airflow's shims logged
@@ -516,22 +519,28 @@ class Run:
             self.sim_end.isoformat(),
         )
         bulk = self.flags("cli")
+        if not bulk:
+            raise CheckFailed("the CLI's bulk backfill flagged nothing: nothing to compare with")
         hours = [self.scheduled_hour, self.manual_hour, *self.native_hours]
         for hour in hours:
             self.eincome(
                 "cli", "score", "--start", _iso(hour), "--end", _iso(hour + timedelta(hours=1))
             )
-        # Point in time inside the day too: rescoring hours one by one reproduces the bulk run.
-        hourly = self.flags("cli")
+        # Point in time inside the day too: rescoring the backfilled hours one by one reproduces
+        # the bulk run (the scheduled hour is today's, after the backfilled range: its flags are
+        # new, and compared with Airflow's below).
+        backfilled = self.sim_start.astimezone(UTC), self.sim_end.astimezone(UTC)
+        hourly = [f for f in self.flags("cli") if backfilled[0] <= _utc(f[1]) < backfilled[1]]
         changed = len(set(bulk) ^ set(hourly))
+        rescored = sum(backfilled[0] <= h.astimezone(UTC) < backfilled[1] for h in hours)
         say(
-            f"{self.executor}: hour-by-hour rescoring of {len(hours)} hours changed {changed}"
-            f" flag rows against the bulk result ({len(bulk)} -> {len(hourly)} flags)"
+            f"{self.executor}: hour-by-hour rescoring of {rescored} backfilled hours changed"
+            f" {changed} flag rows against the bulk result ({len(bulk)} -> {len(hourly)} flags)"
         )
         if changed:
             raise CheckFailed(
-                f"hour-by-hour rescoring of {len(hours)} hours changed {changed} flag rows"
-                f" against the bulk backfill ({len(bulk)} -> {len(hourly)} flags)"
+                f"hour-by-hour rescoring of {rescored} backfilled hours changed {changed} flag"
+                f" rows against the bulk backfill ({len(bulk)} -> {len(hourly)} flags)"
             )
         self.compare(
             "flags and cases",
@@ -615,6 +624,13 @@ class Run:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
+
+
+def _utc(value) -> datetime:
+    """A timestamp read back from either database (SQLite gives naive UTC text) as aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def main() -> int:
