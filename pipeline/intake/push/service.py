@@ -40,6 +40,10 @@ RECOVER_EVERY = timedelta(seconds=5)
 # where its process cannot be checked): taken again.
 STALE_GROUP = timedelta(seconds=60)
 POLL_DONE = 0.2  # seconds between two looks at which waiting requests are done
+# Seconds between two looks for pending requests when no request of this process woke the
+# writer: ``eincome serve`` runs it as a process of its own, so every pushed sale waits for
+# this look (an indexed one-row query) before it can reach a dashboard.
+POLL_PENDING = 0.2
 
 
 @dataclass(frozen=True)
@@ -233,15 +237,15 @@ class PushService:
         while not self._stop.is_set():
             try:
                 self.recover_if_due()
-                # Requests another worker process took in are its writer's; the read-only
-                # look every two seconds catches those a dead worker left behind.
+                # Requests the web processes took in: the read-only look every POLL_PENDING
+                # finds them (and those a dead worker left behind).
                 if woke or inbox.has_pending(self.engine):
                     while not self._stop.is_set() and self.write_one_group():
                         pass
             except Exception:  # the writer must outlive any one failure; the inbox keeps the rows
                 log.exception("push writer: a group failed; its requests stay in the inbox")
                 self._stop.wait(1.0)
-            woke = self._wake.wait(timeout=2.0)
+            woke = self._wake.wait(timeout=POLL_PENDING)
             self._wake.clear()
 
     def write_one_group(self) -> bool:
