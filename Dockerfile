@@ -18,7 +18,7 @@ COPY --chown=airflow:root expectations /opt/eincome/src/expectations
 # The airflow extra too, so the Celery/PostgreSQL pieces are the pinned set the real-scheduler
 # check (scripts/airflow_check.py) runs, not whatever the base image had.
 RUN pip install --no-cache-dir -c /opt/eincome/src/constraints.txt \
-        "apache-airflow==${AIRFLOW_VERSION}" -e "/opt/eincome/src[postgres,web,airflow]"
+        "apache-airflow==${AIRFLOW_VERSION}" -e "/opt/eincome/src[postgres,web,airflow,alerts]"
 # The folders the compose volumes mount: made here, owned by group 0 and group-writable, so
 # whatever AIRFLOW_UID the services run as (always with group 0) can write models and data.
 USER root

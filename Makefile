@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS := postgres,web,airflow,dev
+EXTRAS := postgres,web,airflow,alerts,dev
 
 .PHONY: install chromium demo test test-fast test-ingest-property lint format bench push-load serve up down migration clean airflow-check backfill-scaling base-install-check
 

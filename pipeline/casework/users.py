@@ -6,7 +6,7 @@ the revenue dashboard only. Every right is named in ``RIGHTS`` so the app and th
 ``pipeline.casework.audit`` check the same table.
 
 This module is the one writer of ``users`` and of ``user_events``: every change to a user
-(created, role, password, deactivated, reactivated) appends one event naming who did it, in the
+(created, role, password, e-mail, deactivated, reactivated) appends one event naming who did it, in the
 same transaction as the change; migration 0005 makes the database refuse to rewrite that trail.
 A password, role or activation change also ends the user's sessions (``casework.sessions``).
 """
@@ -299,6 +299,57 @@ def set_active(
         values={"active": 1 if active else 0},
         shown=lambda row: {"active": bool(row.active)},
     )
+
+
+# Enough to catch a typo or a pasted name (one @, a dot in the domain, no spaces); the mail
+# server is the judge of the rest, and a refused address is recorded with the alert it failed.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def check_email(email: str) -> str:
+    address = email.strip()
+    if len(address) > 254 or not _EMAIL.match(address):
+        raise UnusableInputError.said("e-mail address %(email)r is not valid", email=email)
+    return address
+
+
+def set_email(
+    engine: Engine, username: str, email: str | None, *, actor: str, now: datetime | None = None
+) -> None:
+    """Set (or with None/"" clear) where alerts and the daily digest reach ``username``.
+
+    Recorded in the user trail like every change to a user; unlike a role or password change it
+    leaves the user's sessions alone (an address says nothing about who may sign in).
+    """
+    address = check_email(email) if email and email.strip() else None
+    name = username.strip().lower()
+    now = now or datetime.now(UTC)
+    with engine.begin() as connection:
+        before = connection.execute(select(users.c.email).where(users.c.username == name)).first()
+        if before is None:
+            raise NotFoundError.said("user %(name)r does not exist", name=username)
+        connection.execute(update(users).where(users.c.username == name).values(email=address))
+        _record(connection, now, actor, name, "email", {"email": before.email}, {"email": address})
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A user as an alert reaches them."""
+
+    username: str
+    role: str
+    email: str | None
+
+
+def contacts(engine: Engine) -> list[Contact]:
+    """Every active user with their role and e-mail address (None when they gave none)."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(users.c.username, users.c.role, users.c.email)
+            .where(users.c.active == 1)
+            .order_by(users.c.username)
+        ).all()
+    return [Contact(r.username, r.role, r.email) for r in rows]
 
 
 def _refuse_self(username: str, actor: str, what: str) -> None:

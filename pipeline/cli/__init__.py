@@ -13,6 +13,7 @@ import sys
 import typer
 
 from pipeline.cli import (
+    alert_cmds,
     data_cmds,
     demo_cmds,
     detect_cmds,
@@ -67,6 +68,7 @@ app.add_typer(review_cmds.users_app, name="users")
 app.add_typer(detect_cmds.suppress_app, name="suppress")
 app.add_typer(recon_cmds.recon_app, name="recon")
 app.add_typer(key_cmds.keys_app, name="keys")
+app.add_typer(alert_cmds.alerts_app, name="alerts")
 
 
 def main() -> None:
@@ -118,6 +120,7 @@ _EXTRA_MODULES = {
     ),
     "airflow": ("airflow",),
     "postgres": ("psycopg",),
+    "alerts": ("apprise",),
 }
 
 

@@ -108,6 +108,20 @@ def users_add(
     typer.echo(say("user %(name)s added with role %(role)s", name=user.username, role=user.role))
 
 
+@users_app.command("email")
+def users_email(
+    name: str = typer.Argument(..., help="Username."),
+    address: str = typer.Argument(None, help="E-mail address; leave out to clear it."),
+) -> None:
+    """Set where alerts and the daily digest reach a user."""
+    rt = runtime()
+    users_store.set_email(rt.engine, name, address, actor="command line")
+    if address:
+        typer.echo(say("alerts for %(name)s go to %(address)s", name=name, address=address))
+    else:
+        typer.echo(say("%(name)s has no e-mail address now", name=name))
+
+
 @users_app.command("list")
 def users_list() -> None:
     """List review-app users and their roles."""

@@ -151,6 +151,38 @@ SETTINGS: tuple[Setting, ...] = (
         "10",
         "How long a push request waits for its counts before it is answered 202 (stored, pending).",
     ),
+    Setting(
+        "smtp_host",
+        "EINCOME_SMTP_HOST",
+        "",
+        "SMTP server alerts and digests are e-mailed through; empty: e-mail is off (sends are "
+        "recorded failed).",
+    ),
+    Setting("smtp_port", "EINCOME_SMTP_PORT", "587", "Port of EINCOME_SMTP_HOST."),
+    Setting(
+        "smtp_user", "EINCOME_SMTP_USER", "", "SMTP login user; empty: send without logging in."
+    ),
+    Setting("smtp_password", "EINCOME_SMTP_PASSWORD", "", "SMTP login password."),
+    Setting(
+        "smtp_from",
+        "EINCOME_SMTP_FROM",
+        "eincome@localhost",
+        "The From address of alert and digest e-mails.",
+    ),
+    Setting(
+        "smtp_starttls",
+        "EINCOME_SMTP_STARTTLS",
+        "1",
+        "1: upgrade the SMTP connection with STARTTLS before logging in (0: plain, e.g. a relay "
+        "on localhost).",
+    ),
+    Setting(
+        "review_url",
+        "EINCOME_REVIEW_URL",
+        "",
+        "The review app's address as people open it (e.g. https://eincome.example.go.id); "
+        "alerts link to their case there. Empty: no links.",
+    ),
 )
 
 
@@ -177,6 +209,13 @@ class Settings:
     push_rate: int = 50
     push_burst: int = 100
     push_wait_seconds: int = 10
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = "eincome@localhost"
+    smtp_starttls: int = 1
+    review_url: str = ""
 
     @property
     def earliest_time(self) -> datetime:

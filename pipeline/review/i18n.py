@@ -146,6 +146,7 @@ def extract() -> Catalog:
         ("detection/**.py", "python"),
         ("reconciliation/**.py", "python"),
         ("casework/**.py", "python"),
+        ("alerts/**.py", "python"),  # alert and digest e-mails
     ]
     options_map = {"review/templates/**.html": {"extensions": JINJA_EXTENSIONS}}
     for filename, lineno, message, comments, context in extract_from_dir(

@@ -51,3 +51,15 @@ def recent_failures(engine: Engine, limit: int = 50) -> list[Failure]:
     )
     with engine.connect() as connection:
         return [Failure(**row._mapping) for row in connection.execute(query)]
+
+
+def failures_since(engine: Engine, since: datetime, *, limit: int = 200) -> list[Failure]:
+    """Failures recorded at or after ``since``, oldest first (what an alert rule has not seen)."""
+    query = (
+        select(pipeline_failures)
+        .where(pipeline_failures.c.at >= since)
+        .order_by(pipeline_failures.c.at, pipeline_failures.c.failure_id)
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        return [Failure(**row._mapping) for row in connection.execute(query)]

@@ -312,6 +312,7 @@ users = Table(
     Column("role", String(16), nullable=False),  # auditor | supervisor | ops | viewer
     Column("active", Integer, nullable=False, default=1),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("email", String(254)),  # where alerts and the daily digest reach the user (optional)
 )
 
 # Every export of cases from the review app (who took which cases out, when, in what format):
@@ -382,7 +383,7 @@ user_events = Table(
     Column("username", String(64), nullable=False),
     Column(
         "action", String(32), nullable=False
-    ),  # created | role | password | deactivated | reactivated
+    ),  # created | role | password | email | deactivated | reactivated
     Column("before", Text),
     Column("after", Text),
     Index("ix_user_events_username", "username"),
@@ -523,4 +524,59 @@ push_requests = Table(
         postgresql_where=text("status <> 'refused'"),
     ),
     Index("ix_push_requests_status", "status"),
+)
+
+
+# --- Alerts (issue 18): what reaches people outside the app. ------------------------------------
+
+# The alert rule set: what (a case at or above a severity, a point silent in its open hours, a
+# pipeline failure), its threshold, and to whom (a role's users, one user, or a channel URL).
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("rule_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("event", String(16), nullable=False),  # case | silence | failure
+    Column("min_severity", String(16)),  # case: low | medium | high
+    Column("silent_minutes", Integer),  # silence: open minutes without a sale
+    Column("to_role", String(16)),  # every active user of this role (by their e-mail)
+    Column("to_user", String(64)),  # one user (by their e-mail)
+    Column("to_channel", Text),  # an Apprise URL (json://, tgram://, slack://, ...)
+    Column("active", Integer, nullable=False, default=1),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Every alert and digest send attempt: what (subject_key), to whom, by which channel, when, and
+# how it went. One "sending" or "sent" row per (subject_key, recipient), enforced by the
+# database, is what makes an alert reach a recipient once even when two runs overlap.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("delivery_id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", Integer, ForeignKey("alert_rules.rule_id")),  # NULL: the daily digest
+    Column("what", String(16), nullable=False),  # case | silence | failure | digest
+    Column("subject_key", String(200), nullable=False),  # "case:12", "silence:P1:<last sale>"
+    Column(
+        "recipient", String(300), nullable=False
+    ),  # who, as deduplicated: "user:budi", "channel:<hash>"
+    Column(
+        "address", String(300), nullable=False
+    ),  # where it went: an e-mail, a masked channel URL
+    Column("channel", String(16), nullable=False),  # email | apprise
+    Column("title", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # sending | sent | failed
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("error", Text),
+    Index(
+        "ux_alert_deliveries_once",
+        "subject_key",
+        "recipient",
+        unique=True,
+        sqlite_where=text("status IN ('sending', 'sent')"),
+        postgresql_where=text("status IN ('sending', 'sent')"),
+    ),
+    Index("ix_alert_deliveries_started_at", "started_at"),
 )

@@ -20,6 +20,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"intake", "casework"}),
     frozenset({"detection", "reconciliation"}),
     frozenset({"review"}),
+    # alerts are written in the reader's words and id-ID formats, which live in review
+    frozenset({"alerts"}),
     frozenset({"runtime"}),
     frozenset({"cli", "orchestration", "testbed"}),
 )
