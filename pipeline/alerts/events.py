@@ -1,25 +1,18 @@
-"""What may raise an alert, read from the tables their owners write: cases at or above a
-severity, points silent in their open hours, pipeline failures; and an inspector's open cases
-for the daily digest. Reads only."""
+"""The cases that may raise an alert (at or above a rule's severity) and an inspector's open
+cases for the daily digest, read from ``cases``. Reads only. (Silent points are
+``reference.freshness.silent_points``'s answer, failures ``store.failures``'.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, func, select
 
 from pipeline.casework.audit import DECIDABLE
 from pipeline.casework.cases import SEVERITY_RANK
 from pipeline.core.times import DEFAULT_TIMEZONE
-from pipeline.reference.points import known_points
-from pipeline.reference.suppressions import suppression_windows
-from pipeline.store.schema import cases, points, transactions
-
-# How far back the silence check looks for a point's last sale: a point silent longer than this
-# is reported as silent for all of it (its feed or device is gone, not a quiet afternoon).
-SILENCE_LOOKBACK = timedelta(days=8)
+from pipeline.store.schema import cases, points
 
 
 @dataclass(frozen=True)
@@ -82,61 +75,3 @@ def open_cases_of(engine: Engine, username: str) -> list:
     )
     with engine.connect() as connection:
         return [CaseToAlert(**row._mapping) for row in connection.execute(query)]
-
-
-@dataclass(frozen=True)
-class SilentPoint:
-    point_id: str
-    point_name: str
-    timezone: str
-    last_sale_at: datetime | None  # None: none in SILENCE_LOOKBACK
-    silent_minutes: int  # open minutes since the last sale (or the lookback's start)
-
-
-def _open_minutes(open_hours: str, zone: ZoneInfo, start: datetime, end: datetime) -> int:
-    """Minutes of [start, end) inside the point's open hours ("HH:MM-HH:MM" local; an end at or
-    before the start runs past midnight), walking the local days it spans."""
-    begin, finish = open_hours.split("-")
-    opens = int(begin[:2]) * 60 + int(begin[3:])
-    closes = int(finish[:2]) * 60 + int(finish[3:])
-    if closes <= opens:
-        closes += 24 * 60
-    total = 0.0
-    day = start.astimezone(zone).date() - timedelta(days=1)
-    while day <= end.astimezone(zone).date():
-        midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
-        window_start = midnight + timedelta(minutes=opens)
-        window_end = midnight + timedelta(minutes=closes)
-        overlap = (min(end, window_end) - max(start, window_start)).total_seconds()
-        total += max(overlap, 0.0)
-        day += timedelta(days=1)
-    return int(total // 60)
-
-
-def points_silent_in_open_hours(engine: Engine, as_of: datetime, min_minutes: int) -> list:
-    """Points whose open hours since their last sale (data time) add up to ``min_minutes`` as of
-    ``as_of``. Points under an announced closure (a suppression of every kind) are left out.
-
-    A stand-in until ops' freshness helper is in pipeline/: it knows no holidays and no peers;
-    it is the one silence helper alerts use, and is replaced by that one when it lands.
-    """
-    since = as_of - SILENCE_LOOKBACK
-    query = (
-        select(transactions.c.point_id, func.max(transactions.c.occurred_at).label("last"))
-        .where(and_(transactions.c.occurred_at > since, transactions.c.occurred_at <= as_of))
-        .group_by(transactions.c.point_id)
-    )
-    with engine.connect() as connection:
-        last_sale = {row.point_id: row.last for row in connection.execute(query)}
-    closures = suppression_windows(engine, as_of - timedelta(minutes=1), as_of)
-    closed = set(closures.loc[closures["kind"].isna() | (closures["kind"] == ""), "point_id"])
-    found = []
-    for point_id, point in sorted(known_points(engine).items()):
-        if point_id in closed:
-            continue
-        zone = ZoneInfo(point["timezone"] or DEFAULT_TIMEZONE)
-        last = last_sale.get(point_id)
-        minutes = _open_minutes(point["open_hours"], zone, last or since, as_of)
-        if minutes >= min_minutes:
-            found.append(SilentPoint(point_id, point["name"], zone.key, last, minutes))
-    return found

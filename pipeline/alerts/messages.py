@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import date
 
 from pipeline.alerts.channels import Message
-from pipeline.alerts.events import CaseToAlert, SilentPoint
+from pipeline.alerts.events import CaseToAlert
+from pipeline.reference.freshness import PointFreshness
 from pipeline.review.formats import (
     day_text,
     local_datetime,
@@ -53,19 +54,22 @@ def case_message(case: CaseToAlert, lang: str, review_url: str = "") -> Message:
     return Message(title, "\n".join(lines) + "\n")
 
 
-def silence_message(point: SilentPoint, lang: str) -> Message:
+def silence_message(point: PointFreshness, lang: str) -> Message:
     """A point silent in its open hours: which, since when, for how long."""
     _ = translations(lang).gettext
     values = {
-        "point": f"{point.point_name} ({point.point_id})",
-        "minutes": number(point.silent_minutes),
+        "point": f"{point.name} ({point.point_id})",
+        "hours": number(point.silent_open_hours),
     }
-    title = _("No sales from %(point)s for %(minutes)s open minutes") % values
-    if point.last_sale_at is None:
-        since = _("no sale recorded in the last 8 days")
+    if point.at_least:  # silent for all of the look-back, or never sold
+        title = _("No sales from %(point)s for at least %(hours)s open hours") % values
+    else:
+        title = _("No sales from %(point)s for %(hours)s open hours") % values
+    if point.last_txn_at is None:
+        since = _("no sale recorded yet")
     else:
         since = _("last sale: %(when)s %(zone)s") % {
-            "when": local_datetime(point.last_sale_at, point.timezone, lang),
+            "when": local_datetime(point.last_txn_at, point.timezone, lang),
             "zone": zone_name(point.timezone),
         }
     body = [

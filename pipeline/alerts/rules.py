@@ -3,7 +3,7 @@
 A rule names an event, its threshold and one target:
 
 * ``case``: a case opened at or above ``min_severity`` (low | medium | high);
-* ``silence``: a point whose open hours have gone ``silent_minutes`` without a sale;
+* ``silence``: a point silent for ``silent_hours`` whole open hours (``reference.freshness``);
 * ``failure``: a pipeline failure (a task or command recorded in ``pipeline_failures``);
 
 to every active user of a role (``to_role``, at their e-mail), one user (``to_user``), or a
@@ -25,17 +25,18 @@ from sqlalchemy.exc import IntegrityError
 from pipeline.casework.cases import SEVERITY_RANK
 from pipeline.casework.users import ROLES, get_user
 from pipeline.core.errors import NotFoundError, UnusableInputError
+from pipeline.core.times import HOUR
+from pipeline.reference.freshness import LOOKBACK, SILENT_OPEN_HOURS
 from pipeline.store.schema import alert_rules
 
 EVENTS = ("case", "silence", "failure")
 SEVERITIES = tuple(sorted(SEVERITY_RANK, key=SEVERITY_RANK.__getitem__))  # low, medium, high
-DEFAULT_SILENT_MINUTES = 120
 # The rules migration 0014 seeds (a test holds the two equal): high cases to supervisors, silent
 # points and failures to ops - the people who act on each.
 DEFAULT_RULES = (
     {"name": "high cases to supervisors", "event": "case", "min_severity": "high",
      "to_role": "supervisor"},
-    {"name": "silent points to ops", "event": "silence", "silent_minutes": 120, "to_role": "ops"},
+    {"name": "silent points to ops", "event": "silence", "silent_hours": SILENT_OPEN_HOURS, "to_role": "ops"},
     {"name": "pipeline failures to ops", "event": "failure", "to_role": "ops"},
 )  # fmt: skip
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$", re.IGNORECASE)
@@ -47,7 +48,7 @@ class AlertRule:
     name: str
     event: str
     min_severity: str | None
-    silent_minutes: int | None
+    silent_hours: int | None
     to_role: str | None
     to_user: str | None
     to_channel: str | None
@@ -57,11 +58,11 @@ class AlertRule:
 
     @property
     def threshold(self) -> str:
-        """The rule's threshold as the list shows it: 'high', '120 min', or '-'."""
+        """The rule's threshold as the list shows it: 'high', '2 h', or '-'."""
         if self.event == "case":
             return str(self.min_severity)
         if self.event == "silence":
-            return f"{self.silent_minutes} min"
+            return f"{self.silent_hours} h"
         return "-"
 
     @property
@@ -89,7 +90,7 @@ def _rule(row) -> AlertRule:
 
 
 def _threshold(
-    name: str, event: str, min_severity: str | None, silent_minutes: int | None
+    name: str, event: str, min_severity: str | None, silent_hours: int | None
 ) -> tuple[str | None, int | None]:
     """The rule's threshold, defaulted for its event; refused where it does not fit."""
     if event not in EVENTS:
@@ -113,18 +114,21 @@ def _threshold(
             "rule %(name)r: a severity is a threshold of case rules only", name=name
         )
     if event == "silence":
-        silent_minutes = DEFAULT_SILENT_MINUTES if silent_minutes is None else silent_minutes
-        if not 1 <= silent_minutes <= 7 * 24 * 60:
+        silent_hours = SILENT_OPEN_HOURS if silent_hours is None else silent_hours
+        # The freshness helper counts open hours back a week at most (LOOKBACK).
+        most = int(LOOKBACK / HOUR)
+        if not 1 <= silent_hours <= most:
             raise UnusableInputError.said(
-                "rule %(name)r: silent minutes %(minutes)r must be between 1 and 10080",
+                "rule %(name)r: silent hours %(hours)r must be between 1 and %(most)s",
                 name=name,
-                minutes=silent_minutes,
+                hours=silent_hours,
+                most=most,
             )
-    elif silent_minutes is not None:
+    elif silent_hours is not None:
         raise UnusableInputError.said(
-            "rule %(name)r: silent minutes are a threshold of silence rules only", name=name
+            "rule %(name)r: silent hours are a threshold of silence rules only", name=name
         )
-    return min_severity, silent_minutes
+    return min_severity, silent_hours
 
 
 def _target(
@@ -170,7 +174,7 @@ def add_rule(
     event: str,
     *,
     min_severity: str | None = None,
-    silent_minutes: int | None = None,
+    silent_hours: int | None = None,
     to_role: str | None = None,
     to_user: str | None = None,
     to_channel: str | None = None,
@@ -182,12 +186,12 @@ def add_rule(
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise UnusableInputError.said("rule name %(name)r: 1 to 100 characters", name=name)
-    min_severity, silent_minutes = _threshold(name, event, min_severity, silent_minutes)
+    min_severity, silent_hours = _threshold(name, event, min_severity, silent_hours)
     values = {
         "name": name,
         "event": event,
         "min_severity": min_severity,
-        "silent_minutes": silent_minutes,
+        "silent_hours": silent_hours,
         **_target(engine, name, to_role, to_user, to_channel),
         "active": 1,
         "created_by": actor,

@@ -27,6 +27,7 @@ from pipeline.alerts.channels import (
 )
 from pipeline.alerts.rules import AlertRule, list_rules, masked_url
 from pipeline.casework.users import CASE_WORKER_ROLES, Contact, contacts
+from pipeline.reference.freshness import silent_points
 from pipeline.store.failures import failures_since
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,9 @@ def _subjects(engine: Engine, rule: AlertRule, as_of: datetime, lang: str, revie
         ):
             yield f"case:{case.case_id}", messages.case_message(case, lang, review_url)
     elif rule.event == "silence":
-        for point in events.points_silent_in_open_hours(engine, as_of, rule.silent_minutes or 0):
-            episode = point.last_sale_at.isoformat() if point.last_sale_at else "none"
+        # One episode per point and last sale: a new sale ends it, the next silence is another.
+        for point in silent_points(engine, as_of=as_of, min_open_hours=rule.silent_hours or 1):
+            episode = point.last_txn_at.isoformat() if point.last_txn_at else "none"
             yield f"silence:{point.point_id}:{episode}", messages.silence_message(point, lang)
     elif rule.event == "failure":
         for failure in failures_since(engine, rule.created_at):

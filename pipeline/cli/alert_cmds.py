@@ -72,8 +72,8 @@ def rules_add(
     severity: str = typer.Option(
         None, "--severity", help="case rules: the lowest severity alerted (default high)."
     ),
-    silent_minutes: int = typer.Option(
-        None, "--silent-minutes", help="silence rules: open minutes without a sale (default 120)."
+    silent_hours: int = typer.Option(
+        None, "--silent-hours", help="silence rules: whole open hours without a sale (default 2)."
     ),
     role: str = typer.Option(None, "--role", help="To every active user of this role."),
     user: str = typer.Option(None, "--user", help="To this user (at their e-mail)."),
@@ -89,7 +89,7 @@ def rules_add(
         name,
         event,
         min_severity=severity,
-        silent_minutes=silent_minutes,
+        silent_hours=silent_hours,
         to_role=role,
         to_user=user,
         to_channel=channel,

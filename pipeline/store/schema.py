@@ -538,7 +538,7 @@ alert_rules = Table(
     Column("name", String(100), nullable=False, unique=True),
     Column("event", String(16), nullable=False),  # case | silence | failure
     Column("min_severity", String(16)),  # case: low | medium | high
-    Column("silent_minutes", Integer),  # silence: open minutes without a sale
+    Column("silent_hours", Integer),  # silence: whole open hours without a sale
     Column("to_role", String(16)),  # every active user of this role (by their e-mail)
     Column("to_user", String(64)),  # one user (by their e-mail)
     Column("to_channel", Text),  # an Apprise URL (json://, tgram://, slack://, ...)

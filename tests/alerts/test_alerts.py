@@ -25,6 +25,7 @@ from pipeline.casework.users import add_user, set_email
 from pipeline.core.errors import UnusableInputError
 from pipeline.core.phrases import dumps, english, phrase
 from pipeline.store.failures import record_failure
+from pipeline.store.freshness import record_batch_freshness
 from pipeline.store.schema import alert_deliveries, cases, points, transactions
 from pipeline.store.upsert import upsert
 
@@ -64,6 +65,10 @@ def _sale(engine, point_id: str, txn_id: str, at: datetime) -> None:
                 status="paid",
                 batch_id=batch,
             )
+        )
+        # As ingest does in the batch's transaction: the newest sale per point, for freshness.
+        record_batch_freshness(
+            connection, batch_id=batch, source="test", newest_by_point={point_id: at}, now=_now()
         )
 
 
@@ -250,19 +255,19 @@ def test_a_webhook_channel_gets_each_case_once_and_a_down_channel_is_retried(eng
 def test_a_point_silent_in_open_hours_alerts_ops_once_per_episode(engine, smtp):
     port, inbox = smtp
     _world(engine, selling=False)
-    _sale(engine, "PKR-001", "a", AS_OF - timedelta(hours=3))  # 180 open minutes silent
+    _sale(engine, "PKR-001", "a", AS_OF - timedelta(hours=3))  # 12:00, 13:00 silent
     _sale(engine, "PSR-002", "b", AS_OF - timedelta(minutes=20))  # selling
     result = _send(engine, port)
     assert result.sent == 1
     [mail] = inbox.to("oki@pemkab.test")
     assert _subject(mail) == (
-        "Tidak ada transaksi dari Parkir Alun-Alun (PKR-001) selama 180 menit jam buka"
+        "Tidak ada transaksi dari Parkir Alun-Alun (PKR-001) selama 2 jam buka"
     )
     assert "transaksi terakhir: 3 Mar 2026 11.00 WIB" in mail.get_content()
     later = send_alerts(
         engine, _smtp(port), as_of=AS_OF + timedelta(minutes=20), lang="id", now=_now
     )
-    # Still silent, PSR-002 not yet past 120 minutes: the same episode is not sent again.
+    # Still silent, PSR-002 not yet two whole hours: the same episode is not sent again.
     assert later.sent == 0 and later.already_sent == 1
     _sale(engine, "PKR-001", "c", AS_OF + timedelta(minutes=5))
     _sale(engine, "PSR-002", "d", AS_OF + timedelta(hours=3))
@@ -279,13 +284,15 @@ def test_night_hours_do_not_count_as_silence(engine, smtp):
     _world(engine, selling=False)
     for point_id in ("PKR-001", "PSR-002"):
         _sale(engine, point_id, "last", datetime(2026, 3, 2, 21, 30, tzinfo=JAKARTA))
-    # Last sales at 21:30 and closed 22:00-06:00: only 30 open minutes silent at 03:00.
+    # Last sales at 21:30 and closed 22:00-06:00: no open hour silent at 03:00.
     night = datetime(2026, 3, 3, 3, 0, tzinfo=JAKARTA)
     assert send_alerts(engine, _smtp(port), as_of=night, lang="id", now=_now).sent == 0
-    # ... and at 07:45 the 30 minutes before closing and 105 after opening make 135.
+    # ... at 07:45 one whole open hour (06:00) is silent; at 08:00 two: the rule's threshold.
     morning = datetime(2026, 3, 3, 7, 45, tzinfo=JAKARTA)
-    assert send_alerts(engine, _smtp(port), as_of=morning, lang="id", now=_now).sent == 2
-    assert "135 menit" in _subject(inbox.mails[0][1])
+    assert send_alerts(engine, _smtp(port), as_of=morning, lang="id", now=_now).sent == 0
+    eight = datetime(2026, 3, 3, 8, 0, tzinfo=JAKARTA)
+    assert send_alerts(engine, _smtp(port), as_of=eight, lang="id", now=_now).sent == 2
+    assert "selama 2 jam buka" in _subject(inbox.mails[0][1])
 
 
 def test_a_pipeline_failure_alerts_ops_once(engine, smtp):
@@ -350,7 +357,8 @@ def test_the_seeded_rules_are_the_default_rule_set(engine):
         ({"event": "case", "to_user": "nobody"}, "'nobody'"),
         ({"event": "failure", "to_channel": "not a url"}, "'not a url'"),
         ({"event": "failure", "to_role": "ops", "to_user": "sari"}, "exactly one"),
-        ({"event": "silence", "silent_minutes": 0, "to_role": "ops"}, "0"),
+        ({"event": "silence", "silent_hours": 0, "to_role": "ops"}, "0"),
+        ({"event": "silence", "silent_hours": 169, "to_role": "ops"}, "169"),
         ({"event": "failure", "min_severity": "high", "to_role": "ops"}, "case rules only"),
     ],
 )

@@ -30,7 +30,7 @@ DEFAULT_RULES = (
         "min_severity": "high",
         "to_role": "supervisor",
     },
-    {"name": "silent points to ops", "event": "silence", "silent_minutes": 120, "to_role": "ops"},
+    {"name": "silent points to ops", "event": "silence", "silent_hours": 2, "to_role": "ops"},
     {"name": "pipeline failures to ops", "event": "failure", "to_role": "ops"},
 )
 
@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("event", sa.String(length=16), nullable=False),
         sa.Column("min_severity", sa.String(length=16), nullable=True),
-        sa.Column("silent_minutes", sa.Integer(), nullable=True),
+        sa.Column("silent_hours", sa.Integer(), nullable=True),
         sa.Column("to_role", sa.String(length=16), nullable=True),
         sa.Column("to_user", sa.String(length=64), nullable=True),
         sa.Column("to_channel", sa.Text(), nullable=True),
@@ -89,7 +89,7 @@ def upgrade() -> None:
         [
             {
                 "min_severity": None,
-                "silent_minutes": None,
+                "silent_hours": None,
                 "to_role": None,
                 "to_user": None,
                 "to_channel": None,
