@@ -10,6 +10,10 @@ time with offset; ``end`` optional, default one hour later); a manual run from t
 button without params (no logical date, so no data interval in Airflow 3) scores the last
 complete hour before it was triggered. A fresh deployment's first runs train the first model
 once a week of history is in, and until then fail saying so.
+
+After scoring, ``send_alerts`` sends what the alert rules (``eincome alerts rules list``) say
+about new cases, points silent as of the hour's end and pipeline failures, each once per
+recipient; a send that fails is recorded and retried by the next hour's run.
 """
 
 from __future__ import annotations
@@ -74,8 +78,19 @@ def eincome_detect():
 
         return score_interval(*interval_from(hour))
 
+    @task
+    def send_alerts(hour: dict) -> dict:
+        from pipeline.orchestration import interval_from, send_alerts_as_of
+
+        return send_alerts_as_of(interval_from(hour)[1])
+
     hour = hour_to_score()
-    wait_for_late_rows(hour) >> hour_aggregates(hour) >> score_and_cases(hour)
+    (
+        wait_for_late_rows(hour)
+        >> hour_aggregates(hour)
+        >> score_and_cases(hour)
+        >> send_alerts(hour)
+    )
 
 
 eincome_detect()

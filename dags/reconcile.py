@@ -7,7 +7,9 @@ raising cases is an upsert that never touches a case an auditor decided.
 
 * ``eincome_reconcile_daily`` (02:00 WIB): collector cash recorded vs handed in, and bank
   credits that match nothing, over the trailing ``LOOKBACK_DAYS`` (late files and Monday
-  hand-ins for Friday cash are picked up by the next runs).
+  hand-ins for Friday cash are picked up by the next runs); and, beside it, the daily digest
+  e-mailed to each inspector of their open cases (overdue ones marked), in their inbox before
+  the working day.
 * ``eincome_reconcile_monthly`` (the 20th, 03:00 WIB): device-recorded sales vs declared sales vs
   tax deposited for the month the interval starts in; by the 20th the tax due on the 10th (plus
   the allowed late days) is overdue.
@@ -46,7 +48,15 @@ def eincome_reconcile_daily():
 
         return reconcile_scheduled("daily", local_date(run_end(dag_run)), LOOKBACK_DAYS)
 
+    @task
+    def digest_of_open_cases(dag_run=None) -> dict:
+        from pipeline.orchestration import local_date, run_end, send_digest_of
+
+        return send_digest_of(local_date(run_end(dag_run)))
+
+    # Independent: a reconciliation that fails must not keep inspectors' digests from them.
     reconcile_collectors_and_bank()
+    digest_of_open_cases()
 
 
 @dag(

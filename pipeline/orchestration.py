@@ -429,6 +429,51 @@ def reconcile_scheduled(schedule: str, as_of: date, lookback_days: int = 8) -> d
         return reconcile_interval(runtime.engine, schedule, as_of, config, lookback_days)
 
 
+@_task_call
+def send_alerts_as_of(end: datetime) -> dict[str, Any]:
+    """The hourly detect run's last task: what the alert rules say about new cases, points
+    silent as of the hour's ``end`` and pipeline failures, each sent once per recipient. A send
+    that fails is recorded and retried by the next run; it never fails this task (the cases are
+    stored already, and Airflow retrying would resend nothing new)."""
+    from datetime import UTC
+
+    from pipeline.alerts import SmtpSettings, send_alerts
+
+    with _no_retry_on_unusable_input():
+        runtime = _runtime()
+        result = send_alerts(
+            runtime.engine,
+            SmtpSettings.from_settings(runtime.settings),
+            as_of=_utc(end),
+            lang=runtime.settings.language,
+            review_url=runtime.settings.review_url,
+            # The wall clock only stamps the attempts; what is sent is judged as of ``end``.
+            now=lambda: datetime.now(UTC),
+        )
+    return result.as_dict()
+
+
+@_task_call
+def send_digest_of(day: date) -> dict[str, Any]:
+    """The daily digest: each inspector's open cases on the local ``day``, once per inspector
+    and day (a rerun of the day sends nothing new)."""
+    from datetime import UTC
+
+    from pipeline.alerts import SmtpSettings, send_digests
+
+    with _no_retry_on_unusable_input():
+        runtime = _runtime()
+        result = send_digests(
+            runtime.engine,
+            SmtpSettings.from_settings(runtime.settings),
+            day=day,
+            lang=runtime.settings.language,
+            review_url=runtime.settings.review_url,
+            now=lambda: datetime.now(UTC),
+        )
+    return result.as_dict()
+
+
 def _plain(result: Any) -> dict[str, Any]:
     """A small JSON-able summary of a pipeline result, for XCom and the task log."""
     import dataclasses

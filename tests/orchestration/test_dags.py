@@ -374,6 +374,7 @@ def test_detect_dag_scores_its_hour_and_a_rerun_replaces_never_duplicates(airflo
         assert run["state"] == "success"
         assert run["data_interval"] == ["2025-11-20 05:00:00+00:00", "2025-11-20 06:00:00+00:00"]
         assert set(run["tasks"].values()) == {"success"}
+        assert run["returned"]["send_alerts"]["failed"] == 0  # no address set: nothing to send
     assert first["counts"]["hour_aggregates"] > 0
     for table in ("hour_aggregates", "anomalies", "cases"):
         assert again["counts"][table] == first["counts"][table], table
@@ -483,7 +484,11 @@ def test_native_backfill_of_the_detection_dag_makes_one_run_per_hour(airflow_run
 def test_reconcile_dags_judge_their_interval_and_a_rerun_raises_nothing_new(airflow_run):
     daily = _step(airflow_run, "reconcile_daily")
     assert daily["state"] == "success"
-    assert daily["tasks"] == {"reconcile_collectors_and_bank": "success"}
+    assert daily["tasks"] == {
+        "reconcile_collectors_and_bank": "success",
+        "digest_of_open_cases": "success",
+    }
+    assert daily["returned"]["digest_of_open_cases"]["failed"] == 0
     summary = daily["returned"]["reconcile_collectors_and_bank"]
     assert summary["window"] == ["2025-11-17", "2025-11-25"]
     first = _step(airflow_run, "reconcile_monthly")
