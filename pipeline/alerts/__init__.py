@@ -1,7 +1,8 @@
 """Alerts that reach people without them opening the app.
 
 High-severity cases, points silent in their open hours and pipeline failures go to the people a
-rule names (``rules``: what, threshold, to whom) by e-mail or to a chat/webhook channel
+rule names (``casework.alert_rules``: what, threshold, to whom; it sits lower, with the other
+casework the review app manages, so its /alerts page can manage the rules too) by e-mail or to a chat/webhook channel
 (``channels``: SMTP, Apprise), worded in their language (``messages``), each subject once per
 recipient, every attempt recorded (``deliveries``); inspectors get a daily digest of their open
 cases (``run.send_digests``). The hourly detect DAG sends after scoring; the daily reconcile DAG
@@ -14,7 +15,8 @@ through their owners' modules and writes only its two tables.
 
 from pipeline.alerts.channels import DeliveryError, Message, SmtpSettings
 from pipeline.alerts.deliveries import Delivery, recent_deliveries
-from pipeline.alerts.rules import (
+from pipeline.alerts.run import SendResult, send_alerts, send_digests
+from pipeline.casework.alert_rules import (
     DEFAULT_RULES,
     EVENTS,
     AlertRule,
@@ -22,7 +24,6 @@ from pipeline.alerts.rules import (
     list_rules,
     set_rule_active,
 )
-from pipeline.alerts.run import SendResult, send_alerts, send_digests
 
 __all__ = [
     "DEFAULT_RULES",

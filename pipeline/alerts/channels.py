@@ -86,7 +86,7 @@ def send_to_channel(url: str, message: Message) -> None:
         import apprise
     except ModuleNotFoundError:
         raise DeliveryError(MISSING_EXTRA) from None
-    from pipeline.alerts.rules import masked_url
+    from pipeline.casework.alert_rules import masked_url
 
     channel = apprise.Apprise()
     if not channel.add(url):

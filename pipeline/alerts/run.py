@@ -25,7 +25,7 @@ from pipeline.alerts.channels import (
     send_email,
     send_to_channel,
 )
-from pipeline.alerts.rules import AlertRule, list_rules, masked_url
+from pipeline.casework.alert_rules import AlertRule, list_rules, masked_url
 from pipeline.casework.users import CASE_WORKER_ROLES, Contact, contacts
 from pipeline.reference.freshness import silent_points
 from pipeline.store.failures import failures_since

@@ -38,6 +38,7 @@ RIGHTS: dict[str, frozenset[str]] = {
     "ops.view": frozenset({"ops", "supervisor"}),
     "users.manage": frozenset({"supervisor"}),
     "keys.manage": frozenset({"supervisor"}),  # push API keys of devices and vendors
+    "alerts.manage": frozenset({"supervisor"}),  # the alert rule set (casework.alert_rules)
 }
 # Roles a case may be assigned to: the people who work cases.
 CASE_WORKER_ROLES = frozenset({"auditor", "supervisor"})

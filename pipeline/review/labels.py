@@ -60,6 +60,10 @@ LABELS = {
     "due": N_("due day set"),
     "recover": N_("money recovered"),
     "attach": N_("evidence attached"),
+    # alert rule events (casework.alert_rules.EVENTS)
+    "case": N_("case"),
+    "silence": N_("silent point"),
+    "failure": N_("pipeline failure"),
     # roles
     "auditor": N_("auditor"),
     "supervisor": N_("supervisor"),

@@ -5,6 +5,7 @@ timezone-aware (UTC); pages show them in the point's local time. One private mod
 area; this package is their public face.
 """
 
+from pipeline.review.queries._alerts import RuleView, alerts_view
 from pipeline.review.queries._case import (
     BAND_WEEKS,
     NO_OPERATOR,
@@ -56,6 +57,8 @@ from pipeline.review.queries._region import (
 from pipeline.review.queries._report import ReportChart, report_chart
 
 __all__ = [
+    "RuleView",
+    "alerts_view",
     "FreshnessView",
     "freshness_json",
     "freshness_view",

@@ -3,6 +3,7 @@
 from ``pipeline.review.deps``. ``ROUTERS`` is the order ``app.py`` includes them in."""
 
 from pipeline.review.routes import (
+    alerts,
     auth,
     cases,
     dashboard,
@@ -23,6 +24,7 @@ ROUTERS = (
     dashboard.router,
     live.router,
     keys.router,
+    alerts.router,
     ops.router,
     push_api.router,
     users.router,

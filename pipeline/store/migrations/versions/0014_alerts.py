@@ -22,7 +22,7 @@ down_revision = "0013_freshness"
 branch_labels = None
 depends_on = None
 
-# The seeded rules (pipeline.alerts.rules.DEFAULT_RULES says the same; a test holds them equal).
+# The seeded rules (pipeline.casework.alert_rules.DEFAULT_RULES says the same; a test holds them equal).
 DEFAULT_RULES = (
     {
         "name": "high cases to supervisors",
