@@ -79,3 +79,40 @@ def test_tiny_tickets_are_counted_against_the_points_usual_ticket():
     )
     assert out.loc[PLANTED, "tiny_n"] == 10
     assert out.loc[ORDINARY, "tiny_n"] == 0
+
+
+def _two_zone_day() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Points in Jakarta (UTC+7) and Jayapura (UTC+9), a local day of each with two operators,
+    voids late in a shift, cash refunds of QRIS sales and one payer paying again and again."""
+    pts = pd.DataFrame({"point_id": ["P0", "P1"], "timezone": ["Asia/Jakarta", "Asia/Jayapura"]})
+    frames = []
+    for point in ("P0", "P1"):
+        for hour in pd.date_range(PLANTED - pd.Timedelta(hours=4), periods=10, freq="h"):
+            for operator, start in (("A", 0), ("B", 1)):
+                frame = sales(hour, operator, 9, cash=5, start=start, amount=7000)
+                frames.append(frame.assign(point_id=point))
+        late = PLANTED + pd.Timedelta(hours=3, minutes=30)
+        voids = sales(late, "A", 5, cash=5).assign(point_id=point, status="void")
+        refunds = sales(late, "B", 3, cash=3, amount=7000).assign(point_id=point, status="refund")
+        payer = sales(PLANTED, "A", 6, cash=0, payer="h-same", start=1).assign(point_id=point)
+        frames += [voids, refunds, payer]
+    return pts, pd.concat(frames, ignore_index=True)
+
+
+def test_each_hour_reads_its_local_day_only_up_to_its_end_in_every_timezone():
+    """One pass over a range gives each point-hour what the transactions up to that hour's end
+    alone give (an hourly run), once per point-hour, whatever the point's timezone: a pass per
+    local hour of the day once gave a Jayapura point's hours twice, the second copy reading
+    two hours past them."""
+    pts, txns = _two_zone_day()
+    scales = pd.DataFrame({"point_ticket": [5000.0, 5000.0]}, index=pd.RangeIndex(2, name="pos"))
+    usual = pd.concat([OP_USUAL, OP_USUAL.assign(point_id="P1")], ignore_index=True)
+    bulk = transaction_signals(txns, pts, scales, usual, FeatureConfig())
+    assert not bulk.duplicated(["point_id", "hour_start"]).any()
+    assert bulk["shift_end_z"].max() > 3 and bulk["cash_refund_z"].max() > 3
+    for hour in bulk["hour_start"].unique():
+        known = txns[txns["occurred_at"] < hour + pd.Timedelta(hours=1)]
+        alone = transaction_signals(known, pts, scales, usual, FeatureConfig())
+        expected = alone[alone["hour_start"] == hour].reset_index(drop=True)
+        got = bulk[bulk["hour_start"] == hour].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected, check_dtype=False)

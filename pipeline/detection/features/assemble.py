@@ -245,35 +245,17 @@ def _signals_so_far(
     begin: pd.Timestamp,
     end: pd.Timestamp,
 ) -> pd.DataFrame:
-    """``transaction_signals`` of the hours in [begin, end), each as of its own end: the signals
-    that read an operator's or payer's whole day (shares over the day, the end of a working
-    span, refunds matched earlier that day) read it up to the hour, not its rest, so an hour
-    scored alone and the same hour in a backfill agree. One pass per local hour of the day: the
-    transactions of every day up to that hour, keeping that hour's rows."""
-    nothing = transaction_signals(pd.DataFrame(), pts, baseline.scales, baseline.op_usual, config)
+    """``transaction_signals`` of the hours in [begin, end), each as of its own end (the
+    signals that read an operator's or payer's day read it up to the hour, so an hour scored
+    alone and the same hour in a backfill agree)."""
     if txns.empty:
-        return nothing
-    local_hour = _local_hours(txns, pts)
+        return transaction_signals(pd.DataFrame(), pts, baseline.scales, baseline.op_usual, config)
     hour_start = txns["occurred_at"].dt.floor("h")
     # The day signals read only the hour's own local day: the lead days are not needed here.
-    in_days = hour_start >= begin - pd.Timedelta(days=1)
-    scored = in_days & (hour_start >= begin) & (hour_start < end)
-    parts = []
-    for hour in np.unique(local_hour[scored]):
-        upto = txns[in_days & (local_hour <= hour)]
-        part = transaction_signals(upto, pts, baseline.scales, baseline.op_usual, config)
-        keep = part["hour_start"].isin(hour_start[scored & (local_hour == hour)].unique())
-        parts.append(part[keep])
-    return pd.concat(parts, ignore_index=True) if parts else nothing
-
-
-def _local_hours(txns: pd.DataFrame, pts: pd.DataFrame) -> np.ndarray:
-    """Each transaction's hour of the day in its point's timezone."""
-    zones = txns["point_id"].map(pts.set_index("point_id")["timezone"])
-    hours = np.zeros(len(txns), dtype=np.int16)
-    for tz, index in txns.groupby(zones).indices.items():
-        hours[index] = txns["occurred_at"].iloc[index].dt.tz_convert(tz).dt.hour.to_numpy()
-    return hours
+    in_days = txns[hour_start >= begin - pd.Timedelta(days=1)]
+    signals = transaction_signals(in_days, pts, baseline.scales, baseline.op_usual, config)
+    scored = (signals["hour_start"] >= begin) & (signals["hour_start"] < end)
+    return signals[scored].reset_index(drop=True)
 
 
 def _slices(begin: pd.Timestamp, end: pd.Timestamp, size: pd.Timedelta):

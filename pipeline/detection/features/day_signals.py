@@ -161,7 +161,33 @@ def _snapshots(whole_days: pd.DataFrame, so_far: pd.DataFrame) -> pd.DataFrame:
     snapshots = snapshots.sort_values(["snapshot", "order"], kind="stable").reset_index(drop=True)
     moment_code = pd.factorize(snapshots["moment"])[0].astype(np.int64)
     snapshots["peer_key"] = moment_code * (len(offsets) + 1) + snapshots["order"].to_numpy()
+    snapshots["source"] = _earlier_day_sources(so_far, len(offsets) + 1)
     return snapshots
+
+
+def _earlier_day_sources(so_far: pd.DataFrame, rows_per_snapshot: int) -> np.ndarray:
+    """Per snapshot row, the row that holds the same figures and the same peers: itself for
+    today, and for an earlier complete day the row of the first moment whose snapshots hold the
+    same points on the same local dates (the 24 hours of a day share their earlier days, and
+    those days' peers with them). The peer medians are taken over the source rows only."""
+    days = so_far["local_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    point_day = so_far["pos"].to_numpy().astype(np.int64) * 1_000_000 + days
+    moment = pd.factorize(so_far["hour_start"])[0]
+    # The points and local dates of each moment's snapshots, as one code per moment.
+    order = np.lexsort((point_day, moment))
+    members = pd.Series(point_day[order]).groupby(moment[order]).agg(tuple)
+    alike = pd.Series(pd.factorize(members)[0], index=members.index)
+    snapshot = so_far["snapshot"].to_numpy()
+    first = (
+        pd.Series(snapshot)
+        .groupby([alike.reindex(moment).to_numpy(), so_far["pos"].to_numpy()])
+        .transform("min")
+        .to_numpy()
+    )
+    rows = np.arange(len(so_far) * rows_per_snapshot)
+    within = rows % rows_per_snapshot
+    earlier_source = first[rows // rows_per_snapshot] * rows_per_snapshot + within
+    return np.where(within == rows_per_snapshot - 1, rows, earlier_source)
 
 
 def _ordinary_days(snapshots: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
@@ -200,12 +226,21 @@ def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
     snapshot; the day's own figures go with them for the reasons."""
     phi = day["pos"].map(scales["phi_day"]).fillna(0.15)
     c_ticket = day["pos"].map(scales["c_ticket"]).fillna(0.5)
-    peers = day[["peer_group", "revenue_type"]].assign(hour_start=day["peer_key"])
+    source = day["source"].to_numpy()
+    own = source == np.arange(len(day))
+    peers = day.loc[own, ["peer_group", "revenue_type"]].assign(hour_start=day["peer_key"][own])
+    at_source = (np.cumsum(own) - 1)[source]
+
+    def peer_of(values: pd.Series) -> pd.Series:
+        """The peer median of each row's group, taken once per group of source rows."""
+        median = peer_median(peers, values[own], values[own].notna(), 3).to_numpy()
+        return pd.Series(median[at_source], index=day.index)
+
     z_rev, z_ticket = {}, {}
     for h in HORIZONS:
         rolled = rolling_sum(day, ["snapshot"], DAY_SUMS, h)
         ratio = (rolled["rev"] / rolled["usual"]).where(rolled["usual"] > 0)
-        peer = peer_median(peers, ratio, ratio.notna(), 3).fillna(1.0).clip(lower=0.05)
+        peer = peer_of(ratio).fillna(1.0).clip(lower=0.05)
         # The days in view, today counted by the share of it so far: a morning is noisier
         # than a whole day (its spread phi_day is a whole day's).
         days = rolling_sum(day, ["snapshot"], ["share"], h)["share"].clip(lower=0.25)
@@ -214,7 +249,7 @@ def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
         ticket = (rolled["rev"] / rolled["at_usual_ticket"]).where(
             (rolled["cnt"] >= 3) & (rolled["at_usual_ticket"] > 0)
         )
-        peer_t = peer_median(peers, ticket, ticket.notna(), 3).fillna(1.0).clip(lower=0.05)
+        peer_t = peer_of(ticket).fillna(1.0).clip(lower=0.05)
         sd_t = np.sqrt(c_ticket**2 / rolled["cnt"].clip(lower=1) + 0.03**2)
         z_ticket[h] = ((ticket / peer_t - 1) / sd_t).fillna(0)
         if h == 1:

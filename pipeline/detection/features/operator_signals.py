@@ -38,41 +38,27 @@ CASH_SHORT_COLUMNS = (
 
 def operator_share_signals(ops: pd.DataFrame, op_usual: pd.DataFrame) -> dict[str, pd.Series]:
     """Per point-hour, the operator whose cash share (and the one whose void share) is furthest
-    from their own usual, in the hour or over their day, whichever says more."""
+    from their own usual, in the hour or over their day up to the hour's end, whichever says
+    more."""
     usual = op_usual.set_index(["point_id", "operator_id"])
-    hour = ops.groupby([*KEYS, "operator_id"])[SHARE_SUMS].sum().reset_index()
-    day = ops.groupby(["point_id", "local_date", "operator_id"])[SHARE_SUMS].sum().reset_index()
+    day_keys = ["point_id", "operator_id", "local_date"]
+    # A point-hour lies in one local day: grouping by it too only carries it along.
+    hour = ops.groupby([*KEYS, *day_keys[1:]])[SHARE_SUMS].sum().reset_index()
+    hour = hour.sort_values([*day_keys, "hour_start"], kind="stable").reset_index(drop=True)
+    # The operator's day up to the end of each hour they worked: running sums over its hours.
+    day = hour[[*KEYS, *day_keys[1:]]].join(hour.groupby(day_keys, sort=False)[SHARE_SUMS].cumsum())
     for frame, min_trials in ((hour, 8), (day, 5)):
         _share_z(frame, usual, min_trials)
-    # The day-level evidence of an operator reaches the hours that operator worked that day.
-    hour = hour.merge(
-        ops[["point_id", "hour_start", "operator_id", "local_date"]].drop_duplicates(),
-        on=["point_id", "hour_start", "operator_id"],
-        how="left",
-    ).merge(
-        day[
-            [
-                "point_id",
-                "local_date",
-                "operator_id",
-                "cash_z",
-                "void_z",
-                "cash_share",
-                "void_share",
-            ]
-        ],
-        on=["point_id", "local_date", "operator_id"],
-        how="left",
-        suffixes=("", "_day"),
-    )
+    for column in ("cash_z", "void_z", "cash_share", "void_share"):
+        hour[f"{column}_day"] = day[column]
     use_day_cash = hour["cash_z_day"] > hour["cash_z"]
     hour["best_cash_z"] = np.where(use_day_cash, hour["cash_z_day"], hour["cash_z"])
     hour["best_cash_share"] = np.where(use_day_cash, hour["cash_share_day"], hour["cash_share"])
     use_day_void = hour["void_z_day"] > hour["void_z"]
     hour["best_void_z"] = np.where(use_day_void, hour["void_z_day"], hour["void_z"])
     hour["best_void_share"] = np.where(use_day_void, hour["void_share_day"], hour["void_share"])
-    top_cash = hour.sort_values("best_cash_z").groupby(KEYS).tail(1).set_index(KEYS)
-    top_void = hour.sort_values("best_void_z").groupby(KEYS).tail(1).set_index(KEYS)
+    top_cash = _strongest(hour, "best_cash_z").set_index(KEYS)
+    top_void = _strongest(hour, "best_void_z").set_index(KEYS)
     return {
         "op_cash_z": top_cash["best_cash_z"],
         "op_cash_id": top_cash["operator_id"],
@@ -83,6 +69,13 @@ def operator_share_signals(ops: pd.DataFrame, op_usual: pd.DataFrame) -> dict[st
         "op_void_share": top_void["best_void_share"],
         "op_void_usual": top_void["void_usual"],
     }
+
+
+def _strongest(rows: pd.DataFrame, z: str) -> pd.DataFrame:
+    """Per point-hour, the operator row with the strongest ``z`` (of those tied, the last
+    operator in name order: the same whichever other hours are in ``rows``)."""
+    ordered = rows.sort_values([*KEYS, z, "operator_id"], kind="stable")
+    return ordered.groupby(KEYS).tail(1)
 
 
 def _share_z(frame: pd.DataFrame, usual: pd.DataFrame, min_trials: int) -> None:
@@ -114,9 +107,46 @@ def _no_rows(columns) -> pd.DataFrame:
 
 def _top_per_hour(rows: pd.DataFrame, z: str, columns: dict[str, str]) -> pd.DataFrame:
     """Per point-hour, the operator row with the strongest ``z``, renamed by ``columns``."""
-    keys = ["point_id", "hour_start"]
-    top = rows.sort_values(z).groupby(keys).tail(1).set_index(keys)
+    top = _strongest(rows, z).set_index(KEYS)
     return top[list(columns)].rename(columns=columns)
+
+
+def _by_operator_day(ops: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """``ops`` in the order of (point, operator, local date, time), with each row's group (one
+    integer per operator-day, increasing in that order)."""
+    day_keys = ["point_id", "operator_id", "local_date"]
+    ordered = ops.sort_values([*day_keys, "occurred_at"], kind="stable").reset_index(drop=True)
+    return ordered, ordered.groupby(day_keys, sort=False).ngroup().to_numpy()
+
+
+def _last_of_hour(group: np.ndarray, hour_start: pd.Series) -> np.ndarray:
+    """For rows sorted by (group, time), whether each row is the last of its group's hour."""
+    hour = hour_start.to_numpy(dtype="datetime64[ns]")
+    last = np.ones(len(group), dtype=bool)
+    last[:-1] = (group[1:] != group[:-1]) | (hour[1:] != hour[:-1])
+    return last
+
+
+def _count_up_to(
+    group: np.ndarray,
+    times: pd.Series,
+    running: np.ndarray,
+    query_group: np.ndarray,
+    query_times: pd.Series,
+) -> np.ndarray:
+    """For rows sorted by (group, time) with ``running`` a running count within each group:
+    per query, that count at the group's last row at or before the query time (0 if none).
+    The times are ranked together so (group, rank) is one sortable integer."""
+    both = np.concatenate(
+        [times.to_numpy(dtype="datetime64[ns]"), query_times.to_numpy(dtype="datetime64[ns]")]
+    )
+    ranks = np.unique(both, return_inverse=True)[1].astype(np.int64)
+    width = len(both) + 1
+    row_key = group.astype(np.int64) * width + ranks[: len(times)]
+    query_key = query_group.astype(np.int64) * width + ranks[len(times) :]
+    at = np.searchsorted(row_key, query_key, side="right") - 1
+    same = (at >= 0) & (group[np.maximum(at, 0)] == query_group)
+    return np.where(same, running[np.maximum(at, 0)], 0)
 
 
 def void_shift_end(ops: pd.DataFrame) -> pd.DataFrame:
@@ -125,34 +155,54 @@ def void_shift_end(ops: pd.DataFrame) -> pd.DataFrame:
     same operator's paid sales that fell in that window the same day: voids spread like ordinary
     trade land there in that proportion; voiding sales late in the shift (after the payer has
     gone, keeping the cash) crowds them in. Binomial upper tail, one-sided, needs 3 voids in the
-    window. The evidence reaches the hours of the window, where the voids are."""
-    day_keys = ["point_id", "operator_id", "local_date"]
-    # The keys hashed once, then both spans grouped by the integer day.
-    worked = ops.groupby(day_keys, sort=False).ngroup()
-    span_end = ops["occurred_at"].groupby(worked).transform("max")
-    span_start = ops["occurred_at"].groupby(worked).transform("min")
+    window. The evidence reaches the hours of the window, where the voids are.
+
+    Point in time: hour h reads the operator's day up to its end, so the span ends at their last
+    transaction in h and the window is the end of that span; an hour gets the evidence when it
+    holds voids inside its own window."""
+    ops, group = _by_operator_day(ops)
+    void = ops["void"].to_numpy()
+    paid = ops["paid"].to_numpy()
+    void_so_far = pd.Series(void).groupby(group).cumsum().to_numpy()
+    paid_so_far = pd.Series(paid).groupby(group).cumsum().to_numpy()
+    span_start = ops["occurred_at"].groupby(group).transform("min")
+    # One row per operator-day and hour they worked: the state of their day at its end.
+    last = _last_of_hour(group, ops["hour_start"])
+    first = np.ones(len(group), dtype=bool)
+    first[1:] = last[:-1]
+    hours = ops.loc[last, ["point_id", "hour_start", "operator_id"]].reset_index(drop=True)
+    span_end = ops["occurred_at"][last].reset_index(drop=True)
     # A window of at most a third of the span, so a two-hour stint is not "all shift end".
-    window = ((span_end - span_start) / 3).clip(upper=pd.Timedelta(minutes=SHIFT_END_MINUTES))
-    tail = ops["occurred_at"] > span_end - window
-    parts = ops.assign(
-        tail_void=(tail & (ops["void"] == 1)).astype(np.int64),
-        tail_paid=(tail & (ops["paid"] == 1)).astype(np.int64),
+    window = ((span_end - span_start[last].reset_index(drop=True)) / 3).clip(
+        upper=pd.Timedelta(minutes=SHIFT_END_MINUTES)
     )
-    day = parts.groupby(day_keys)[["void", "paid", "tail_void", "tail_paid"]].sum()
-    # Share of the day's sales in the window; at least one sale's worth, so a window that holds
-    # only the voids is not "0% expected".
-    share = (day["tail_paid"].clip(lower=1) / day["paid"].clip(lower=1)).clip(upper=1)
-    day["shift_end_p"] = share
-    day["shift_end_z"] = np.where(
-        day["tail_void"] >= 3,
-        binomial_excess(day["tail_void"], day["void"], share),
-        0.0,
+    at = group[last]
+    void_at_cut = _count_up_to(group, ops["occurred_at"], void_so_far, at, span_end - window)
+    paid_at_cut = _count_up_to(group, ops["occurred_at"], paid_so_far, at, span_end - window)
+    # Voids before the hour: the running count at the row before the hour's first (same group).
+    before = np.flatnonzero(first) - 1
+    void_before = np.where(
+        (before >= 0) & (group[np.maximum(before, 0)] == at), void_so_far[np.maximum(before, 0)], 0
     )
-    day = day.reset_index()
-    hours = parts.loc[tail & (parts["void"] == 1), ["point_id", "hour_start", *day_keys[1:]]]
-    hours = hours.drop_duplicates().merge(day, on=day_keys)
+    hours["void"] = void_so_far[last]
+    hours["paid"] = paid_so_far[last]
+    hours["tail_void"] = hours["void"] - void_at_cut
+    hours["tail_paid"] = hours["paid"] - paid_at_cut
+    in_window_here = hours["void"] - np.maximum(void_at_cut, void_before)
+    hours = hours[in_window_here.to_numpy() > 0]
     if hours.empty:
         return _no_rows(SHIFT_END_COLUMNS)
+    # Share of the day's sales in the window; at least one sale's worth, so a window that holds
+    # only the voids is not "0% expected".
+    share = (hours["tail_paid"].clip(lower=1) / hours["paid"].clip(lower=1)).clip(upper=1)
+    hours = hours.assign(
+        shift_end_p=share,
+        shift_end_z=np.where(
+            hours["tail_void"] >= 3,
+            binomial_excess(hours["tail_void"], hours["void"], share),
+            0.0,
+        ),
+    )
     return _top_per_hour(
         hours,
         "shift_end_z",
@@ -170,13 +220,16 @@ def cash_refund_noncash(txns: pd.DataFrame, ops: pd.DataFrame, op_usual: pd.Data
     """Cash refunds of sales that were paid without cash. Feeds carry no link from a refund to
     its sale, so the definition is the simplest one that can be checked: a refund paid out in
     cash whose amount equals a QRIS/card/transfer/e-wallet sale of the same point earlier the
-    same local day. Per operator and day, their count against what that operator's usual rate
-    of cash refunds (per paid sale, from the baseline) predicts for the day's sales: Poisson
-    upper tail, needs 2 such refunds. The evidence reaches the hours of those refunds."""
+    same local day. Per operator and day up to the hour's end, their count against what that
+    operator's usual rate of cash refunds (per paid sale, from the baseline) predicts for the
+    day's sales so far: Poisson upper tail, needs 2 such refunds. The evidence reaches the hours
+    of those refunds."""
     refunds = ops[(ops["status"] == "refund") & (ops["payment_method"] == "cash")]
     if refunds.empty:
         return _no_rows(CASH_REFUND_COLUMNS)
     noncash = txns[(txns["status"] == "paid") & (txns["payment_method"] != "cash")]
+    # The day's first such sale: whether it came before the refund does not depend on what
+    # the rest of the day holds, so the whole day's first is the day-so-far one.
     first_sale = (
         noncash.groupby(["point_id", "local_date", "amount"])["occurred_at"]
         .min()
@@ -188,28 +241,30 @@ def cash_refund_noncash(txns: pd.DataFrame, ops: pd.DataFrame, op_usual: pd.Data
     if matched.empty:
         return _no_rows(CASH_REFUND_COLUMNS)
     day_keys = ["point_id", "operator_id", "local_date"]
-    day = matched.groupby(day_keys).agg(
-        cash_refund_k=("amount", "size"), cash_refund_rp=("amount", "sum")
+    hour_keys = [*day_keys, "hour_start"]
+    hours = matched.groupby(hour_keys).agg(k=("amount", "size"), rp=("amount", "sum"))
+    hours = hours.reset_index()
+    hours["cash_refund_k"] = hours.groupby(day_keys, sort=False)["k"].cumsum()
+    hours["cash_refund_rp"] = hours.groupby(day_keys, sort=False)["rp"].cumsum()
+    # The operator's paid sales that day up to the end of each hour.
+    paid = ops.groupby(hour_keys)["paid"].sum().reset_index()
+    paid["sales"] = paid.groupby(day_keys, sort=False)["paid"].cumsum()
+    sales = (
+        paid.set_index(hour_keys)["sales"]
+        .reindex(pd.MultiIndex.from_frame(hours[hour_keys]))
+        .fillna(0)
+        .to_numpy()
     )
-    sales = ops.groupby(day_keys)["paid"].sum().reindex(day.index).fillna(0)
     rate = (
         op_usual.set_index(["point_id", "operator_id"])["op_usual_cash_refund"]
-        .reindex(
-            pd.MultiIndex.from_arrays(
-                [day.index.get_level_values(0), day.index.get_level_values(1)]
-            )
-        )
+        .reindex(pd.MultiIndex.from_frame(hours[["point_id", "operator_id"]]))
         .fillna(0.001)
         .to_numpy()
     )
-    expected = np.maximum(rate * sales.to_numpy(), 0.05)
-    tail = stats.poisson.sf(day["cash_refund_k"].to_numpy() - 1, expected)
+    expected = np.maximum(rate * sales, 0.05)
+    tail = stats.poisson.sf(hours["cash_refund_k"].to_numpy() - 1, expected)
     z = np.clip(np.nan_to_num(stats.norm.isf(np.clip(tail, 1e-300, 1.0)), nan=0.0), 0, CAP)
-    day["cash_refund_z"] = np.where(day["cash_refund_k"] >= 2, z, 0.0)
-    day = day.reset_index()
-    hours = (
-        matched[["point_id", "hour_start", *day_keys[1:]]].drop_duplicates().merge(day, on=day_keys)
-    )
+    hours["cash_refund_z"] = np.where(hours["cash_refund_k"] >= 2, z, 0.0)
     return _top_per_hour(
         hours,
         "cash_refund_z",

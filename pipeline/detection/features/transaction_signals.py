@@ -1,6 +1,12 @@
 """Transaction-level signals per point-hour: what hour totals cannot show (tiny tickets, one
 payer paying again and again, cash sales missing from the count), plus the per-operator evidence
-of ``operator_signals``."""
+of ``operator_signals``.
+
+Point in time: every signal of hour h reads its local day only up to the end of h (a payer's
+payments that day so far, an operator's day so far), so an hour scored alone and the same hour
+in a backfill agree. The day-level sums are running sums over the hours of the day, one pass
+over all the transactions (a pass per local hour of the day made features five times slower).
+"""
 
 from __future__ import annotations
 
@@ -48,7 +54,8 @@ def transaction_signals(
     op_usual: pd.DataFrame,
     config: FeatureConfig,
 ) -> pd.DataFrame:
-    """Per point-hour: tiny tickets, repeated payers, per-operator cash/void evidence, operators."""
+    """Per point-hour, as of its end: tiny tickets, repeated payers, per-operator cash/void
+    evidence, operators. ``txns`` must hold each scored hour's local day from its start."""
     if txns.empty:
         return pd.DataFrame(columns=TRANSACTION_SIGNAL_COLUMNS)
     txns = classify_transactions(txns, pts, scales, config)
@@ -123,14 +130,14 @@ def _local_dates(txns: pd.DataFrame) -> pd.Series:
 def repeated_payer(payers: pd.DataFrame) -> dict[str, pd.Series]:
     """One payer account paying the point again and again within the hour (a regular customer
     paying twice a day is normal, five QRIS payments in an hour are not): per point-hour its
-    strongest payer, the evidence, and how often they paid that hour and that day."""
-    per_hour = payers.groupby([*KEYS, "payer_ref"]).size().rename("hour_n").reset_index()
-    per_day = payers.groupby(["point_id", "local_date", "payer_ref"]).size().rename("day_n")
-    top = per_hour.sort_values("hour_n").groupby(KEYS).tail(1)
-    top = top.merge(payers[[*KEYS, "local_date"]].drop_duplicates(KEYS), on=KEYS, how="left").merge(
-        per_day.reset_index(), on=["point_id", "local_date", "payer_ref"], how="left"
-    )
-    top = top.set_index(KEYS)
+    strongest payer (the last in name order of those tied), the evidence, and how often they
+    paid that hour and that day up to the hour's end."""
+    day_keys = ["point_id", "local_date", "payer_ref"]
+    per_hour = payers.groupby([*KEYS, *day_keys[1:]]).size().rename("hour_n").reset_index()
+    per_hour = per_hour.sort_values([*day_keys, "hour_start"], kind="stable")
+    per_hour["day_n"] = per_hour.groupby(day_keys, sort=False)["hour_n"].cumsum()
+    top = per_hour.sort_values([*KEYS, "hour_n", "payer_ref"], kind="stable")
+    top = top.groupby(KEYS).tail(1).set_index(KEYS)
     return {
         "payer_top": ((top["hour_n"] - 3) * 2.0).clip(lower=0),
         "payer_ref_top": top["payer_ref"],
