@@ -39,6 +39,7 @@ RIGHTS: dict[str, frozenset[str]] = {
     "users.manage": frozenset({"supervisor"}),
     "keys.manage": frozenset({"supervisor"}),  # push API keys of devices and vendors
     "alerts.manage": frozenset({"supervisor"}),  # the alert rule set (casework.alert_rules)
+    "targets.manage": frozenset({"supervisor"}),  # the yearly PAD targets leaders read against
 }
 # Roles a case may be assigned to: the people who work cases.
 CASE_WORKER_ROLES = frozenset({"auditor", "supervisor"})

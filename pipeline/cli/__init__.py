@@ -64,6 +64,7 @@ for _module in (
 
 # Command groups: `eincome <group> <command>`.
 app.add_typer(data_cmds.points_app, name="points")
+app.add_typer(data_cmds.targets_app, name="targets")
 app.add_typer(review_cmds.users_app, name="users")
 app.add_typer(detect_cmds.suppress_app, name="suppress")
 app.add_typer(recon_cmds.recon_app, name="recon")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from numbers import Real
 
 MISSING = "–"
+_TYPED_RUPIAH = re.compile(r"^(rp\.?)?\s*\d{1,3}([.,\s]?\d{3})*$|^(rp\.?)?\s*\d{1,15}$")
 
 
 def group_thousands(value: Real) -> str:
@@ -28,3 +30,12 @@ def rupiah_short(value: Real | None) -> str:
         if abs(value) >= size:
             return f"Rp {value / size:.1f} {unit}".replace(".", ",").replace(",0 ", " ")
     return rupiah(value)
+
+
+def typed_rupiah(text: str) -> int | None:
+    """Whole rupiah as a person types it (a form, a spreadsheet cell): ``1500000``,
+    ``1.500.000``, ``Rp 1.500.000``; None when it is not that (a fraction, a sign, words)."""
+    value = text.strip().lower()
+    if not _TYPED_RUPIAH.match(value) or len(value) > 24:
+        return None
+    return int(re.sub(r"\D", "", value))

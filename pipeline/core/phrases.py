@@ -22,6 +22,7 @@ the review app formats it for a language in ``review.formats``:
     _kind a domain code             under_reporting -> "under reporting" (a label in the app)
     _kinds [code, hours] pairs      "device off 3 h, under reporting 1 h"
     _part a nested phrase (its JSON form)
+    _parts a list of nested phrases, said '; '-separated (a refusal's several problems)
     anything else: text shown as it is (point, operator and payer ids, a holiday's name)
 
 The stored ``reasons`` text stays the English rendering (``english``) so the CSV and JSON of the
@@ -133,6 +134,7 @@ KINDS = {
     "kind": lambda v: str(v).replace("_", " "),
     "kinds": _kinds,
     "part": lambda v: Phrase.from_json(v).english(),
+    "parts": lambda v: SEPARATOR.join(Phrase.from_json(p).english() for p in v),
 }
 
 

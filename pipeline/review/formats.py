@@ -337,4 +337,7 @@ _PHRASE_VALUES = {
     "kind": lambda v, lang, *_: label(str(v), lang),
     "kinds": _kinds_value,
     "part": _phrase_part,
+    "parts": lambda v, lang, tz, _: "; ".join(
+        phrase_text(Phrase.from_json(p), lang, tz) for p in v
+    ),
 }

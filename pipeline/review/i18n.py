@@ -147,6 +147,7 @@ def extract() -> Catalog:
         ("reconciliation/**.py", "python"),
         ("casework/**.py", "python"),
         ("alerts/**.py", "python"),  # alert and digest e-mails
+        ("reference/**.py", "python"),  # refusals of the targets file and form
     ]
     options_map = {"review/templates/**.html": {"extensions": JINJA_EXTENSIONS}}
     for filename, lineno, message, comments, context in extract_from_dir(

@@ -64,6 +64,11 @@ LABELS = {
     "case": N_("case"),
     "silence": N_("silent point"),
     "failure": N_("pipeline failure"),
+    # changes to revenue targets (reference.targets)
+    "target_load": N_("loaded from a file"),
+    "target_set": N_("set"),
+    "target_remove": N_("removed"),
+    "total": N_("total"),
     # roles
     "auditor": N_("auditor"),
     "supervisor": N_("supervisor"),

@@ -389,6 +389,39 @@ user_events = Table(
     Index("ix_user_events_username", "username"),
 )
 
+# Yearly PAD targets (realisasi vs target) per revenue type, optionally per district ('' = the
+# whole regency). A type's target for a year is either one regency-wide row or one row per
+# district, never both (it would count twice). Written by ``reference.targets`` alone, which
+# appends every change to ``revenue_target_events`` in the same transaction.
+revenue_targets = Table(
+    "revenue_targets",
+    metadata,
+    Column("year", Integer, primary_key=True),
+    Column("revenue_type", String(32), primary_key=True),
+    Column("district", String(100), primary_key=True),  # '' = every district together
+    Column("target_rp", BigInteger, nullable=False),  # whole rupiah for the calendar year
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Append-only trail of every change to the targets (a file load, a supervisor's edit or removal);
+# triggers refuse rewrites, as for ``user_events``.
+revenue_target_events = Table(
+    "revenue_target_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # load | set | remove
+    Column("year", Integer, nullable=False),
+    Column("revenue_type", String(32), nullable=False),
+    Column("district", String(100), nullable=False),
+    Column("before_rp", BigInteger),  # NULL: there was no target
+    Column("after_rp", BigInteger),  # NULL: the target was removed
+    Column("source", Text),  # the file a load came from
+    Index("ix_revenue_target_events_year", "year"),
+)
+
 # Announced closures, maintenance windows, and auditor false alarms: no cases raised inside.
 suppressions = Table(
     "suppressions",

@@ -1,9 +1,11 @@
-"""Screenshots of the case page and the phone dashboard, from the configured database.
+"""Screenshots of the case page, the phone dashboard and the leaders' pages, from the configured
+database.
 
     eincome demo --no-serve && python -m pipeline.testbed.screenshots [docs/screenshots]
 
 Serves the app on a free 127.0.0.1 port, signs in with the demo logins (created if missing),
-opens the open case with the largest estimated shortfall, and saves case.png and dashboard.png.
+opens the open case with the largest estimated shortfall, and saves case.png, dashboard.png and
+realisation.png.
 Needs Playwright (dev extra) and Chromium at /usr/bin/chromium (or $EINCOME_CHROMIUM).
 """
 
@@ -102,9 +104,11 @@ def take(
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            phone = {"width": 390, "height": 844}
             shots = [
                 ("case.png", f"/cases/{case_id}", "demo", {"width": 1280, "height": 900}, 1),
-                ("dashboard.png", "/dashboard", "leader", {"width": 390, "height": 844}, 2),
+                ("dashboard.png", "/dashboard", "leader", phone, 2),
+                ("realisation.png", "/realisation", "leader", phone, 2),
             ]
             if recon_id is not None:
                 shots.insert(
@@ -118,7 +122,7 @@ def take(
                 page.fill("input[name=username]", login)
                 page.fill("input[name=password]", login)
                 page.click("button[type=submit]")
-                page.wait_for_selector("canvas, #recon")
+                page.wait_for_selector("canvas, #recon, #realisation")
                 page.wait_for_timeout(300)  # let the charts finish their first paint
                 page.screenshot(path=str(out_dir / name), full_page=True)
                 saved.append(out_dir / name)

@@ -2,10 +2,12 @@
 
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from pipeline.reference.targets import target_trail, year_targets
 from pipeline.store.schema import anomalies, cases, ingest_batches, quarantine, transactions
 from pipeline.testbed.demo import run_demo
 from tests.helpers import REPO_ROOT
@@ -31,6 +33,12 @@ def test_demo_runs_the_whole_pipeline_and_a_rerun_adds_nothing(engine, tmp_path)
     assert stored == totals["accepted"]
     assert quarantined == totals["quarantined"]
     assert case_count == len(run.cases)
+    # Example targets for the leaders' page: every simulated type has one, markets per district.
+    targets = year_targets(engine, (run.manifest.end - timedelta(days=1)).year)  # the last day's
+    assert {t.revenue_type for t in targets} >= {"parking", "market"}
+    assert all(t.district for t in targets if t.revenue_type == "market")
+    trail = len(target_trail(engine, limit=1000))
+    assert trail == len(targets)
 
     again = run_demo(engine, tmp_path / "models", tmp_path / "sample", points=5, weeks=5, seed=11)
     assert again.totals()["accepted"] == 0
@@ -48,6 +56,7 @@ def test_demo_runs_the_whole_pipeline_and_a_rerun_adds_nothing(engine, tmp_path)
         )
         batches = connection.execute(select(func.count()).select_from(ingest_batches)).scalar_one()
     assert batches == 2 * len(run.batches) + 6  # + the reconciliation feeds, three per run
+    assert len(target_trail(engine, limit=1000)) == trail  # the same plan loaded again: no change
 
 
 def test_demo_command_prints_the_summary_cases_and_the_app_address(tmp_path):

@@ -1,4 +1,5 @@
-"""What the review pages show, as queries: the case queue, one case, the dashboard, pipeline health.
+"""What the review pages show, as queries: the case queue, one case, the dashboard, the leaders'
+pages (realisation against target), pipeline health.
 
 Routes call these and render the result; nothing here knows about HTTP. Times come back
 timezone-aware (UTC); pages show them in the point's local time. One private module per page
@@ -32,6 +33,7 @@ from pipeline.review.queries._freshness import (
 )
 from pipeline.review.queries._health import batch_quarantine, pipeline_health
 from pipeline.review.queries._history import CaseHistory, case_history
+from pipeline.review.queries._leaders import as_of_moment, realisation
 from pipeline.review.queries._live import cases_after, latest_case_id, live_token
 from pipeline.review.queries._queue import (
     SEVERITIES,
@@ -55,6 +57,7 @@ from pipeline.review.queries._region import (
     region_tz,
 )
 from pipeline.review.queries._report import ReportChart, report_chart
+from pipeline.review.queries._revenue import data_span, paid_revenue
 
 __all__ = [
     "RuleView",
@@ -63,6 +66,10 @@ __all__ = [
     "freshness_json",
     "freshness_view",
     "min_open_hours_param",
+    "data_span",
+    "paid_revenue",
+    "as_of_moment",
+    "realisation",
     "cases_after",
     "latest_case_id",
     "live_token",

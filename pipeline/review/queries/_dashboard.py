@@ -12,7 +12,8 @@ from sqlalchemy import Connection, Engine, func, select
 from pipeline.core.leakage_kinds import SHORTFALL_MEASURES, shortfall_measure
 from pipeline.review.queries._queue import shortfall_totals
 from pipeline.review.queries._region import WEEK, local_midnight, region_tz
-from pipeline.store.schema import cases, minute_aggregates, points
+from pipeline.review.queries._revenue import paid_revenue
+from pipeline.store.schema import cases, minute_aggregates
 
 MINUTE = timedelta(minutes=1)
 MINUTES_PER_DAY = 24 * 60
@@ -85,21 +86,9 @@ def dashboard(engine: Engine, *, now: datetime, day: date | None = None) -> dict
 
 
 def _minute_rows(connection: Connection, begin: datetime, end: datetime) -> list:
-    """Paid revenue per minute, revenue type and district in [begin, end)."""
-    return connection.execute(
-        select(
-            minute_aggregates.c.minute_start,
-            points.c.revenue_type,
-            points.c.district,
-            func.sum(minute_aggregates.c.gross_paid),
-        )
-        .select_from(
-            minute_aggregates.outerjoin(points, points.c.point_id == minute_aggregates.c.point_id)
-        )
-        .where(minute_aggregates.c.minute_start >= begin)
-        .where(minute_aggregates.c.minute_start < end)
-        .group_by(minute_aggregates.c.minute_start, points.c.revenue_type, points.c.district)
-    ).all()
+    """Paid revenue (``_revenue``'s meaning) per minute, revenue type and district in [begin, end)."""
+    rows = paid_revenue(connection, begin, end, ("at", "revenue_type", "district"), grain="minute")
+    return [(r.at, r.revenue_type, r.district, r.revenue_rp) for r in rows]
 
 
 def _case_totals(connection: Connection, day_start: datetime) -> dict:

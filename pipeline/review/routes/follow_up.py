@@ -3,12 +3,11 @@ the queue (assign, decide as false alarm, export the selection)."""
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter, Depends, Form, Request
 
 from pipeline.casework import audit
 from pipeline.casework.users import User
+from pipeline.core.money import typed_rupiah
 from pipeline.review import queries
 from pipeline.review.deps import csrf_protect, current_user, engine_of, flash, need, see_other
 from pipeline.review.i18n import N_, TranslatableInputError
@@ -16,17 +15,16 @@ from pipeline.review.routes.cases import QUEUE_MEMORY, queue_download
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 BULK_ACTIONS = {"assign": "cases.assign", "false_alarm": "cases.decide", "export": "cases.export"}
-_RUPIAH = re.compile(r"^(rp\.?)?\s*\d{1,3}([.,\s]?\d{3})*$|^(rp\.?)?\s*\d{1,15}$")
 
 
 def parse_rupiah(text: str) -> int:
-    """Whole rupiah as a person types it: ``1500000``, ``1.500.000``, ``Rp 1.500.000``."""
-    value = text.strip().lower()
-    if not _RUPIAH.match(value) or len(value) > 24:
+    """Whole rupiah as a person types it (``core.money.typed_rupiah``), else a 400 naming it."""
+    value = typed_rupiah(text)
+    if value is None:
         raise TranslatableInputError(
             "amount %(value)r is not whole rupiah (e.g. 1.500.000)", value=text[:40]
         )
-    return int(re.sub(r"\D", "", value))
+    return value
 
 
 @router.post("/cases/{case_id}/due")

@@ -1,0 +1,285 @@
+"""The leaders' pages: revenue against the year's targets (realisation, pace), computed from
+known hours of revenue on SQLite and PostgreSQL, and served to every role over HTTP on a seeded
+database (viewers read, supervisors also set and remove targets, each change in the trail)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from pipeline.casework.users import ensure_demo_users
+from pipeline.core.settings import Settings
+from pipeline.reference.targets import load_targets, set_target, target_trail, year_targets
+from pipeline.review import create_app, queries
+from pipeline.store import connect
+from pipeline.store.schema import hour_aggregates, points
+from tests.helpers.review_client import as_role, client_for, csrf_token, role_cookies
+from tests.helpers.review_seed import TZ, seed
+
+SETTINGS = Settings(secret_key="test-key")
+TODAY = date(2026, 3, 5)  # the seeded world's today: its data ends at this local midnight
+ROLES = ("viewer", "auditor", "ops", "supervisor")
+
+
+def _at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=TZ).astimezone(UTC)
+
+
+def _hour(point_id: str, start: datetime, gross: int, cash: int) -> dict:
+    return dict(
+        point_id=point_id,
+        hour_start=start,
+        txn_count=max(1, gross // 5000),
+        gross_paid=gross,
+        void_count=0,
+        void_amount=0,
+        refund_count=0,
+        refund_amount=0,
+        cash_amount=cash,
+        operators=1,
+        max_ticket=20_000,
+    )
+
+
+def plant_known_hours(engine) -> None:
+    """Three points, a handful of hours on both sides of the local new year (UTC+7)."""
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            points.insert(),
+            [
+                dict(
+                    point_id=p,
+                    name=p,
+                    revenue_type=t,
+                    district=d,
+                    open_hours="00:00-24:00",
+                    timezone="Asia/Jakarta",
+                    updated_at=now,
+                )
+                for p, t, d in (
+                    ("PK", "parking", "Kota"),
+                    ("MU", "market", "Utara"),
+                    ("MK", "market", "Kota"),
+                )
+            ],  # fmt: skip
+        )
+        # The hour starting at 2025-12-31 23:00 WIB is 2025's; 00:00 WIB on 1 January is 2026's
+        # though it is still 31 December in UTC.
+        local_year_start = datetime(2026, 1, 1, tzinfo=TZ)
+        connection.execute(
+            hour_aggregates.insert(),
+            [
+                _hour("PK", local_year_start - timedelta(hours=1), 5_000_000, 5_000_000),
+                _hour("PK", local_year_start, 700_000, 700_000),
+                _hour("PK", _at(date(2026, 1, 10), 9), 1_000_000, 400_000),
+                _hour("PK", _at(date(2026, 3, 4), 12), 2_000_000, 500_000),
+                _hour("MU", _at(date(2026, 2, 1), 10), 400_000, 400_000),
+            ],
+        )
+
+
+def test_realisation_counts_the_local_year_and_month_against_the_targets(engine):
+    plant_known_hours(engine)
+    set_target(engine, 2026, "parking", "", "365.000.000", actor="test")
+    set_target(engine, 2026, "market", "Utara", "100000000", actor="test")
+    set_target(engine, 2026, "market", "Kota", "50000000", actor="test")
+    # Nothing arrived on 5 March yet: counted to the end of 4 March, the latest day with data.
+    r = queries.realisation(engine, now=_at(date(2026, 3, 5), 10))
+    assert (r["year"], r["as_of_day"], r["note"]) == (2026, date(2026, 3, 4), "latest")
+    assert (r["days_done"], r["days_left"], r["month"]) == (63, 302, "2026-03")
+    parking, market = (next(x for x in r["rows"] if x["name"] == n) for n in ("parking", "market"))
+    assert parking["ytd_rp"] == 700_000 + 1_000_000 + 2_000_000  # not 2025's last hour
+    assert parking["mtd_rp"] == 2_000_000
+    assert parking["realised"] == pytest.approx(3_700_000 / 365_000_000)
+    assert parking["missing_rp"] == 361_300_000
+    assert parking["pace_rp"] == 1_196_358  # 361.300.000 / 302 = 1.196.357,6, rounded up
+    assert parking["month_target_rp"] == 31_000_000  # 365 M spread over the days: March's 31
+    assert parking["month_realised"] == pytest.approx(2_000_000 / 31_000_000)
+    assert market["per_district"] and market["target_rp"] == 150_000_000
+    assert [
+        (d["name"], d["target_rp"], d["ytd_rp"], d["pace_rp"]) for d in market["districts"]
+    ] == [
+        ("Kota", 50_000_000, 0, -(-50_000_000 // 302)),
+        ("Utara", 100_000_000, 400_000, -(-99_600_000 // 302)),
+    ]
+    total = r["total"]
+    assert (total["target_rp"], total["ytd_rp"]) == (515_000_000, 4_100_000)
+    assert total["pace_rp"] == -(-(515_000_000 - 4_100_000) // 302)
+    assert r["data_from"] is None  # 2025's hours exist: the data covers the whole year
+    # A past year is counted whole: nothing left to pace, no target there.
+    past = queries.realisation(engine, now=_at(date(2026, 3, 5), 10), year=2025)
+    assert past["days_left"] == 0 and past["as_of_day"] == date(2025, 12, 31)
+    assert [(x["name"], x["ytd_rp"], x["target_rp"], x["pace_rp"]) for x in past["rows"]] == [
+        ("parking", 5_000_000, None, None)
+    ]
+    assert past["total"]["target_rp"] is None and past["untargeted_ytd_rp"] == 5_000_000
+
+
+def test_realisation_of_a_met_target_needs_no_pace(engine):
+    plant_known_hours(engine)
+    set_target(engine, 2026, "parking", "", "3000000", actor="test")
+    row = queries.realisation(engine, now=_at(date(2026, 3, 5), 10))["rows"][-1]
+    assert row["name"] == "parking" and row["missing_rp"] == 0 and row["pace_rp"] is None
+    assert row["realised"] == pytest.approx(3_700_000 / 3_000_000)
+
+
+# ----------------------------------------------------------------------------- over HTTP
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("review-leaders") / "eincome.db"
+    engine = connect(f"sqlite:///{path}")
+    seed(engine, today=TODAY)
+    ensure_demo_users(engine)
+    targets = path.parent / "targets.csv"
+    targets.write_text(
+        "year,revenue_type,district,target_rp\n"
+        "2026,parking,,1.200.000.000\n2026,market,Utara,900000000\n2026,market,Kota,100000000\n"
+    )
+    load_targets(engine, targets, actor="test")
+    cookies = role_cookies(create_app(engine, SETTINGS))
+    engine.dispose()
+    return path, cookies
+
+
+@pytest.fixture
+def site(template_db, tmp_path):
+    path, cookies = template_db
+    copy = tmp_path / "eincome.db"
+    shutil.copy(path, copy)
+    engine = connect(f"sqlite:///{copy}")
+    app = create_app(engine, SETTINGS)
+    app.state.role_cookies = cookies
+    yield app, engine
+    engine.dispose()
+
+
+def _seeded_revenue(engine, begin: date, end: date) -> dict[str, int]:
+    """Revenue per type in [begin, end) local days, summed here from the rows themselves."""
+    totals: dict[str, int] = {}
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(hour_aggregates.c.hour_start, hour_aggregates.c.gross_paid, points.c.revenue_type)
+            .join(points, points.c.point_id == hour_aggregates.c.point_id)
+        ).all()  # fmt: skip
+    for start, gross, revenue_type in rows:
+        if begin <= start.astimezone(TZ).date() < end:
+            totals[revenue_type] = totals.get(revenue_type, 0) + gross
+    return totals
+
+
+def _cell(page: str, row_id: str) -> list[str]:
+    """A table row's cells as read: the full amount of a money cell (its title; the cell itself
+    shows the short form, 'Rp 1,2 M'), the text of the others."""
+    row = re.search(rf"<tr[^>]*{row_id}[^>]*>(.*?)</tr>", page, re.S).group(1)
+    cells = []
+    for attributes, body in re.findall(r"<t[dh]([^>]*)>(.*?)</t[dh]>", row, re.S):
+        title = re.search(r'title="([^"]*)"', attributes)
+        cells.append(title.group(1) if title else re.sub(r"<[^>]+>|\s+", " ", body).strip())
+    return cells
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_reads_the_realisation_and_the_numbers_add_up(site, role):
+    app, engine = site
+    client, _ = as_role(app, role)
+    page = client.get("/realisation")
+    assert page.status_code == 200
+    ytd = _seeded_revenue(engine, date(2026, 1, 1), TODAY)
+    mtd = _seeded_revenue(engine, date(2026, 3, 1), TODAY)
+    parking = _cell(page.text, 'data-type="parking"')
+    assert parking[1:5] == [
+        "Rp 1.200.000.000",
+        f"Rp {ytd['parking']:,}".replace(",", "."),
+        f"{100 * ytd['parking'] / 1.2e9:.1f}%".replace(".", ","),
+        f"Rp {mtd['parking']:,}".replace(",", "."),
+    ]
+    pace = -(-(1_200_000_000 - ytd["parking"]) // 302)
+    assert parking[6] == f"Rp {pace:,}".replace(",", ".")
+    assert "Dihitung sampai 4 Mar 2026" in page.text and "sisa 302 hari" in page.text
+    assert 'data-district="Utara"' in page.text  # the market's targets are per district
+    # Only a supervisor sees the form and the trail.
+    assert ('id="target-form"' in page.text) is (role == "supervisor")
+    assert ('id="target-trail"' in page.text) is (role == "supervisor")
+
+
+def test_anonymous_is_sent_to_sign_in(site):
+    app, engine = site
+    client = client_for(app)
+    response = client.get("/realisation")
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    token = csrf_token(client, "/login")  # even with a token of an anonymous session
+    form = {"csrf_token": token, "year": "2026", "revenue_type": "hotel_tax", "target_rp": "5"}
+    response = client.post("/realisation/targets", data=form)
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    assert len(year_targets(engine, 2026)) == 3
+
+
+@pytest.mark.parametrize("role", ["viewer", "auditor", "ops"])
+def test_only_a_supervisor_sets_or_removes_targets(site, role):
+    app, engine = site
+    client, token = as_role(app, role)
+    form = {
+        "csrf_token": token,
+        "year": "2026",
+        "revenue_type": "hotel_tax",
+        "target_rp": "5000000",
+    }
+    assert client.post("/realisation/targets", data=form).status_code == 403
+    form = {"csrf_token": token, "year": "2026", "revenue_type": "parking", "district": ""}
+    assert client.post("/realisation/targets/remove", data=form).status_code == 403
+    assert len(year_targets(engine, 2026)) == 3
+
+
+def test_a_supervisor_sets_and_removes_a_target_recorded_in_the_trail(site):
+    app, engine = site
+    client, token = as_role(app, "supervisor")
+    form = {"csrf_token": token, "year": "2026", "revenue_type": "hotel_tax", "district": "",
+            "target_rp": "Rp 750.000.000"}  # fmt: skip
+    response = client.post("/realisation/targets", data=form)
+    assert response.status_code == 303 and response.headers["location"] == "/realisation?year=2026"
+    page = client.get("/realisation?year=2026").text
+    assert "Target 2026 pajak hotel seluruh kabupaten ditetapkan." in page
+    assert _cell(page, 'data-type="hotel_tax"')[1] == "Rp 750.000.000"
+    event = target_trail(engine)[0]
+    assert (event.actor, event.action, event.after_rp) == ("supervisor", "set", 750_000_000)
+    form = {"csrf_token": token, "year": "2026", "revenue_type": "hotel_tax", "district": ""}
+    assert client.post("/realisation/targets/remove", data=form).status_code == 303
+    assert target_trail(engine)[0].action == "remove"
+    assert "hotel_tax" not in {t.revenue_type for t in year_targets(engine, 2026)}
+
+
+@pytest.mark.parametrize(
+    "form, status, said",
+    [
+        ({"year": "2026", "revenue_type": "parking", "target_rp": "1,5"}, 400,
+         "target_rp &#39;1,5&#39; bukan rupiah bulat di atas nol"),
+        ({"year": "dua ribu", "revenue_type": "parking", "target_rp": "5"}, 400,
+         "tahun &#39;dua ribu&#39; bukan tahun dari 2000 sampai 2099"),
+        ({"year": "2026", "revenue_type": "market", "target_rp": "5"}, 400,
+         "punya target untuk seluruh kabupaten dan target per kecamatan"),
+        ({"year": "2026", "revenue_type": "parking", "district": "Atlantis", "target_rp": "5"},
+         400, "kecamatan &#39;Atlantis&#39; bukan kecamatan di daftar titik"),
+    ],
+)  # fmt: skip
+def test_an_unusable_target_is_a_400_naming_the_value(site, form, status, said):
+    app, engine = site
+    client, token = as_role(app, "supervisor")
+    response = client.post("/realisation/targets", data={"csrf_token": token, **form})
+    assert response.status_code == status and said in response.text, response.text[-2000:]
+    assert len(year_targets(engine, 2026)) == 3
+
+
+def test_removing_a_missing_target_is_a_404_and_a_bad_year_a_400(site):
+    app, _ = site
+    client, token = as_role(app, "supervisor")
+    form = {"csrf_token": token, "year": "2026", "revenue_type": "hotel_tax", "district": ""}
+    assert client.post("/realisation/targets/remove", data=form).status_code == 404
+    assert client.get("/realisation?year=19").status_code == 400
+    assert "Belum ada target untuk tahun ini." in client.get("/realisation?year=2027").text
