@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.store.schema import alert_deliveries
@@ -89,6 +89,24 @@ def claim(
             return int(result.inserted_primary_key[0])
     except IntegrityError:  # another run claimed it between our look and our insert
         return None
+
+
+def settled(engine: Engine, what: str) -> set[tuple[str, str]]:
+    """(subject_key, recipient) pairs of ``what`` not to try again: sent, being sent, or failed
+    ``MAX_ATTEMPTS`` times. One read, so an hourly run does not claim every open case anew
+    (``claim`` still decides, this only spares the look)."""
+    d = alert_deliveries
+    done = (
+        select(d.c.subject_key, d.c.recipient)
+        .where(d.c.what == what)
+        .group_by(d.c.subject_key, d.c.recipient)
+        .having(
+            (func.sum(case((d.c.status.in_(("sent", "sending")), 1), else_=0)) > 0)
+            | (func.sum(case((d.c.status == "failed", 1), else_=0)) >= MAX_ATTEMPTS)
+        )
+    )
+    with engine.connect() as connection:
+        return {(row.subject_key, row.recipient) for row in connection.execute(done)}
 
 
 def finish(engine: Engine, delivery_id: int, *, error: str | None, now: datetime) -> None:

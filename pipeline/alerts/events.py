@@ -5,7 +5,7 @@ cases for the daily digest, read from ``cases``. Reads only. (Silent points are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
@@ -50,8 +50,17 @@ def _case_query():
     ).select_from(cases.outerjoin(points, points.c.point_id == cases.c.point_id))
 
 
-def cases_at_severity(engine: Engine, min_severity: str, *, opened_since: datetime) -> list:
-    """Undecided cases of ``min_severity`` or above opened at or after ``opened_since``."""
+# A case whose hours ended longer than this before the run is history, not news: a backfill of
+# last year opens thousands of cases at once, and they belong in the queue, not in an inbox. A
+# month's reconciliation gap, raised by the 20th of the next month, is still inside it.
+CASE_NEWS_WINDOW = timedelta(days=35)
+
+
+def cases_at_severity(
+    engine: Engine, min_severity: str, *, opened_since: datetime, as_of: datetime
+) -> list:
+    """Undecided cases of ``min_severity`` or above opened at or after ``opened_since`` whose
+    hours end within ``CASE_NEWS_WINDOW`` before ``as_of``."""
     severities = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[min_severity]]
     query = (
         _case_query()
@@ -59,6 +68,7 @@ def cases_at_severity(engine: Engine, min_severity: str, *, opened_since: dateti
             cases.c.status.in_(DECIDABLE),
             cases.c.severity.in_(severities),
             cases.c.created_at >= opened_since,
+            cases.c.end_at >= as_of - CASE_NEWS_WINDOW,
         )
         .order_by(cases.c.case_id)
     )

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 
 from sqlalchemy import Engine
 
@@ -139,20 +140,24 @@ def _send_once(
 
 
 def _subjects(engine: Engine, rule: AlertRule, as_of: datetime, lang: str, review_url: str):
-    """(subject_key, message) for each event the rule alerts about as of ``as_of``."""
+    """(subject_key, its message made on demand) for each event the rule alerts about as of
+    ``as_of``: most subjects of an hourly run were sent before, and are not worded again."""
     if rule.event == "case":
         for case in events.cases_at_severity(
-            engine, rule.min_severity or "high", opened_since=rule.created_at
+            engine, rule.min_severity or "high", opened_since=rule.created_at, as_of=as_of
         ):
-            yield f"case:{case.case_id}", messages.case_message(case, lang, review_url)
+            yield f"case:{case.case_id}", partial(messages.case_message, case, lang, review_url)
     elif rule.event == "silence":
         # One episode per point and last sale: a new sale ends it, the next silence is another.
         for point in silent_points(engine, as_of=as_of, min_open_hours=rule.silent_hours or 1):
             episode = point.last_txn_at.isoformat() if point.last_txn_at else "none"
-            yield f"silence:{point.point_id}:{episode}", messages.silence_message(point, lang)
+            yield (
+                f"silence:{point.point_id}:{episode}",
+                partial(messages.silence_message, point, lang),
+            )
     elif rule.event == "failure":
         for failure in failures_since(engine, rule.created_at):
-            yield f"failure:{failure.failure_id}", messages.failure_message(failure, lang)
+            yield f"failure:{failure.failure_id}", partial(messages.failure_message, failure, lang)
 
 
 def send_alerts(
@@ -177,8 +182,14 @@ def send_alerts(
         targets = recipients_of(rule, people, result)
         if not targets:
             continue
-        for subject_key, message in _subjects(engine, rule, as_of, lang, review_url):
+        done = deliveries.settled(engine, rule.event)
+        for subject_key, make_message in _subjects(engine, rule, as_of, lang, review_url):
+            message = None
             for recipient in targets:
+                if (subject_key, recipient.key) in done:
+                    result.already_sent += 1
+                    continue
+                message = message or make_message()
                 _send_once(
                     engine,
                     smtp,

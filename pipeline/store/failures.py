@@ -54,12 +54,14 @@ def recent_failures(engine: Engine, limit: int = 50) -> list[Failure]:
 
 
 def failures_since(engine: Engine, since: datetime, *, limit: int = 200) -> list[Failure]:
-    """Failures recorded at or after ``since``, oldest first (what an alert rule has not seen)."""
-    query = (
+    """Failures recorded at or after ``since``: the newest ``limit`` of them, oldest first (the
+    newest, so that a storm of old ones never hides a new one)."""
+    newest = (
         select(pipeline_failures)
         .where(pipeline_failures.c.at >= since)
-        .order_by(pipeline_failures.c.at, pipeline_failures.c.failure_id)
+        .order_by(pipeline_failures.c.at.desc(), pipeline_failures.c.failure_id.desc())
         .limit(limit)
     )
     with engine.connect() as connection:
-        return [Failure(**row._mapping) for row in connection.execute(query)]
+        found = [Failure(**row._mapping) for row in connection.execute(newest)]
+    return found[::-1]

@@ -100,8 +100,10 @@ def _world(engine, *, selling: bool = True) -> None:
             _sale(engine, point_id, f"recent-{point_id}", AS_OF - timedelta(minutes=10))
 
 
-def _case(engine, severity: str, shortfall_rp: int, *, assignee=None, due_on=None) -> int:
-    start = datetime(2026, 3, 2, 10, tzinfo=JAKARTA).astimezone(UTC)
+def _case(
+    engine, severity: str, shortfall_rp: int, *, assignee=None, due_on=None, start=None
+) -> int:
+    start = (start or datetime(2026, 3, 2, 10, tzinfo=JAKARTA)).astimezone(UTC)
     reasons = [
         phrase(
             "%(hours_n)s flagged hours, suspected %(suspected_kind)s, %(stake_rp)s at stake",
@@ -153,6 +155,8 @@ def test_a_high_case_is_emailed_once_to_the_supervisors_in_indonesian(engine, sm
     _world(engine)
     high = _case(engine, "high", 1_234_567)
     _case(engine, "medium", 50_000)  # below the default rule's threshold
+    # Opened now by a backfill, but its hours are 40 days old: the queue's, not an inbox's.
+    _case(engine, "high", 7_000_000, start=AS_OF - timedelta(days=40))
 
     first = _send(engine, port, review_url="https://eincome.pemkab.test/")
     assert (first.sent, first.failed) == (1, 0)
