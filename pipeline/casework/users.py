@@ -343,14 +343,14 @@ class Contact:
     email: str | None
 
 
-def contacts(engine: Engine) -> list[Contact]:
-    """Every active user with their role and e-mail address (None when they gave none)."""
+def contacts(engine: Engine, *, active_only: bool = True) -> list[Contact]:
+    """Every active user (every user, with ``active_only=False``) with their role and e-mail
+    address (None when they gave none)."""
+    query = select(users.c.username, users.c.role, users.c.email).order_by(users.c.username)
+    if active_only:
+        query = query.where(users.c.active == 1)
     with engine.connect() as connection:
-        rows = connection.execute(
-            select(users.c.username, users.c.role, users.c.email)
-            .where(users.c.active == 1)
-            .order_by(users.c.username)
-        ).all()
+        rows = connection.execute(query).all()
     return [Contact(r.username, r.role, r.email) for r in rows]
 
 

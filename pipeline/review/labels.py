@@ -89,6 +89,7 @@ LABELS = {
     "user_password": N_("password reset"),
     "user_deactivated": N_("deactivated"),
     "user_reactivated": N_("reactivated"),
+    "user_email": N_("e-mail address set"),
     # queue orders (review.queries.SORTS)
     "newest": N_("newest day, largest shortfall first"),
     "shortfall": N_("largest shortfall first"),

@@ -1,7 +1,7 @@
 """A base install (no extras): the everyday commands work, the others name their extra.
 
 The extras' packages are hidden from a real `eincome` process by an import hook, as if
-`pip install eincome` had been run without `[web,airflow,postgres]` (issue 14). Was: every
+`pip install eincome` had been run without `[web,airflow,postgres,alerts]` (issue 14). Was: every
 command crashed with ModuleNotFoundError: argon2 (the CLI imported the web app at start).
 """
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WITHOUT_EXTRAS = """
 import sys
 HIDDEN = ("argon2", "fastapi", "uvicorn", "multipart", "python_multipart", "itsdangerous",
-          "openpyxl", "airflow", "psycopg")
+          "openpyxl", "airflow", "psycopg", "apprise")
 class Hide:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in HIDDEN:
@@ -58,6 +58,8 @@ def test_a_base_install_runs_the_everyday_commands_and_names_the_extra_for_the_r
         ["ingest", "feed.csv"],
         ["anomalies"],
         ["cases"],
+        ["alerts", "rules", "list"],
+        ["alerts", "send"],  # e-mail is the standard library's: no extra needed
     ):
         done = eincome(tmp_path, *args)
         assert done.returncode == 0, (args, done.stderr[-2000:])

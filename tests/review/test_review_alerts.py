@@ -143,3 +143,29 @@ def test_switching_an_unknown_rule_or_to_a_bad_state_is_a_4xx(site):
         data={"name": "silent points to ops", "active": "yes", "csrf_token": token},
     )
     assert bad.status_code == 400 and "&#39;yes&#39; bukan 0 atau 1" in bad.text
+
+
+def test_a_supervisor_sets_where_alerts_reach_a_user_on_the_users_page(site):
+    from pipeline.casework.users import contacts
+
+    app, engine = site
+    client, token = as_role(app, "supervisor")
+    done = client.post("/users/ops/email", data={"email": "oki@pemkab.test", "csrf_token": token})
+    assert done.status_code == 303
+    page = client.get("/users").text
+    assert "Peringatan untuk ops dikirim ke oki@pemkab.test." in page
+    assert 'value="oki@pemkab.test"' in page
+    trail = page.split('id="user-trail"')[1]
+    assert "alamat e-mail diatur" in trail and "e-mail: oki@pemkab.test" in trail
+    assert {c.username: c.email for c in contacts(engine)}["ops"] == "oki@pemkab.test"
+    # ... and the alerts page now counts ops as reached
+    silent = client.get("/alerts").text.split('data-rule="silent points to ops"')[1]
+    assert "tanpa alamat e-mail" not in silent.split("</tr>")[0]
+    bad = client.post("/users/ops/email", data={"email": "oki at pemkab", "csrf_token": token})
+    assert bad.status_code == 400 and "&#39;oki at pemkab&#39; tidak valid" in bad.text
+    auditor, auditor_token = as_role(app, "auditor")
+    refused = auditor.post(
+        "/users/ops/email", data={"email": "a@b.id", "csrf_token": auditor_token}
+    )
+    assert refused.status_code == 403
+    assert {c.username: c.email for c in contacts(engine)}["ops"] == "oki@pemkab.test"

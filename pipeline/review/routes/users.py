@@ -22,6 +22,9 @@ def users_page(request: Request, user: User = need("users.manage")):
         people=users_store.list_users(engine_of(request)),
         roles=ROLES,
         changes=users_store.user_trail(engine_of(request)),
+        emails={
+            c.username: c.email for c in users_store.contacts(engine_of(request), active_only=False)
+        },
     )
 
 
@@ -66,6 +69,19 @@ def users_active(
         flash(request, N_("%(name)s reactivated."), name=username)
     else:
         flash(request, N_("%(name)s deactivated."), name=username)
+    return see_other("/users")
+
+
+@router.post("/users/{username}/email")
+def users_email(
+    request: Request, username: str, email: str = Form(""), user: User = need("users.manage")
+):
+    # Where alerts and the daily digest reach the user (pipeline.alerts); empty clears it.
+    users_store.set_email(engine_of(request), username, email, actor=user.username)
+    if email.strip():
+        flash(request, N_("Alerts for %(name)s go to %(email)s."), name=username, email=email)
+    else:
+        flash(request, N_("%(name)s has no e-mail address now."), name=username)
     return see_other("/users")
 
 
