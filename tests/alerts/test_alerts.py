@@ -379,3 +379,63 @@ def test_a_channel_without_the_alerts_extra_says_which_extra(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "apprise", None)
     with pytest.raises(DeliveryError, match=r"pip install 'eincome\[alerts\]'"):
         send_to_channel("json://127.0.0.1:9/x", Message("t", "b"))
+
+
+def test_the_database_allows_one_live_send_per_subject_and_recipient(engine):
+    """The partial unique index of migration 0014 on both databases: a second claim while the
+    first is sending, or after it was sent, gets nothing; after a failure, the next attempt."""
+    from sqlalchemy.exc import IntegrityError
+
+    from pipeline.alerts.deliveries import claim, finish
+
+    def claimed():
+        return claim(engine, rule_id=None, what="case", subject_key="case:1",
+                     recipient="user:sari", address="s@x.id", channel="email", title="t",
+                     now=_now())  # fmt: skip
+
+    first = claimed()
+    assert first is not None and claimed() is None  # still sending
+    finish(engine, first, error="refused", now=_now())
+    second = claimed()
+    assert second is not None and claimed() is None
+    finish(engine, second, error=None, now=_now())
+    assert claimed() is None
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(
+            alert_deliveries.insert().values(
+                what="case", subject_key="case:1", recipient="user:sari", address="s@x.id",
+                channel="email", title="t", status="sent", attempt=3, started_at=_now(),
+            )
+        )  # fmt: skip
+    assert [r.attempt for r in _records(engine)] == [1, 2]
+
+
+@pytest.mark.postgres
+def test_two_overlapping_runs_send_a_case_once(postgres_url, smtp):
+    """Two hourly runs at once (the detect DAG allows four): one e-mail, one sent record."""
+    import threading
+
+    from pipeline.store import connect
+
+    port, inbox = smtp
+    engine = connect(postgres_url)
+    _world(engine)
+    for _ in range(5):
+        _case(engine, "high", 500_000)
+    barrier = threading.Barrier(2)
+    results = []
+
+    def run():
+        barrier.wait()
+        results.append(_send(engine, port))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 2  # both runs finished (a thread's exception would be lost)
+    assert sum(r.sent for r in results) == 5 and sum(r.failed for r in results) == 0
+    assert len(inbox.to("sari@pemkab.test")) == 5
+    assert [r.status for r in _records(engine)] == ["sent"] * 5
+    engine.dispose()
