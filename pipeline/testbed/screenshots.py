@@ -4,8 +4,8 @@ database.
     eincome demo --no-serve && python -m pipeline.testbed.screenshots [docs/screenshots]
 
 Serves the app on a free 127.0.0.1 port, signs in with the demo logins (created if missing),
-opens the open case with the largest estimated shortfall, and saves case.png, dashboard.png and
-realisation.png.
+opens the open case with the largest estimated shortfall, and saves case.png, dashboard.png,
+realisation.png and cashless.png.
 Needs Playwright (dev extra) and Chromium at /usr/bin/chromium (or $EINCOME_CHROMIUM).
 """
 
@@ -109,6 +109,7 @@ def take(
                 ("case.png", f"/cases/{case_id}", "demo", {"width": 1280, "height": 900}, 1),
                 ("dashboard.png", "/dashboard", "leader", phone, 2),
                 ("realisation.png", "/realisation", "leader", phone, 2),
+                ("cashless.png", "/cashless", "leader", phone, 2),
             ]
             if recon_id is not None:
                 shots.insert(
@@ -122,7 +123,7 @@ def take(
                 page.fill("input[name=username]", login)
                 page.fill("input[name=password]", login)
                 page.click("button[type=submit]")
-                page.wait_for_selector("canvas, #recon, #realisation")
+                page.wait_for_selector("canvas, #recon, #realisation, #cashless")
                 page.wait_for_timeout(300)  # let the charts finish their first paint
                 page.screenshot(path=str(out_dir / name), full_page=True)
                 saved.append(out_dir / name)

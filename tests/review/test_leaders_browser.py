@@ -1,6 +1,6 @@
 """The leaders' pages in a real headless Chromium on a phone-sized screen: the realisation
 against target fits the phone and reads the Indonesian way; a supervisor sets a target from the
-phone and sees it counted.
+phone and sees it counted; the cashless progress draws a bar per week as wide as its share.
 
 Set EINCOME_SCREENSHOTS=docs/screenshots to save the pages as PNGs.
 """
@@ -22,7 +22,7 @@ from pipeline.review import create_app
 from pipeline.store import connect
 from tests.helpers.browser import sign_in
 from tests.helpers.review_seed import seed
-from tests.review.test_review_leaders import TODAY
+from tests.review.test_review_leaders import TODAY, vary_cash
 
 pytestmark = pytest.mark.browser
 PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
@@ -44,6 +44,7 @@ def served(tmp_path_factory):
         "2026,market,Utara,900000000\n2026,market,Kota,100000000\n2026,hotel_tax,,450000000\n"
     )
     load_targets(engine, targets, actor="test")
+    vary_cash(engine)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -126,5 +127,33 @@ def test_a_supervisor_sets_a_target_from_the_phone(served, chromium_browser):
     assert target.inner_text() == "Rp 300 jt" and target.get_attribute("data-rp") == "300000000"
     assert "supervisor" in page.inner_text("#target-trail")
     assert _sideways(page) <= 0
+    assert errors == []
+    context.close()
+
+
+def test_a_leader_reads_the_cashless_progress_on_a_phone(served, chromium_browser):
+    base, _ = served
+    context, page, errors = _phone_page(chromium_browser)
+    sign_in(page, base, "/cashless", "leader", "leader")
+    assert page.url.endswith("/cashless")
+    assert _sideways(page) <= 0, "the page scrolls sideways on a phone"
+    share = page.inner_text("#c-share")
+    assert share.endswith("%") and "," in share  # "40,0%"
+    # A bar per week with data, each as wide as its share of the track.
+    widths = page.evaluate(
+        """() => [...document.querySelectorAll('#c-weeks .bar')].map(b =>
+             b.getBoundingClientRect().width / b.parentElement.getBoundingClientRect().width)"""
+    )
+    shares = [
+        float(s.replace("%", "").replace(",", ".")) / 100
+        for s in page.locator("#c-weeks span.num").all_inner_texts()
+    ]
+    assert len(widths) == len(shares) >= 5
+    assert widths == pytest.approx(shares, abs=0.01)
+    heavy = page.locator("#t-cash-heavy tbody tr").first
+    assert heavy.get_attribute("data-point") == "PKR-001"
+    # A district opens its points (the trends page's drill-down).
+    assert page.locator('#t-cash-district a[href="/trends?district=Kota"]').count() == 1
+    _screenshot(page, "cashless.png")
     assert errors == []
     context.close()

@@ -9,14 +9,14 @@ import shutil
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pipeline.casework.users import ensure_demo_users
 from pipeline.core.settings import Settings
 from pipeline.reference.targets import load_targets, set_target, target_trail, year_targets
 from pipeline.review import create_app, queries
 from pipeline.store import connect
-from pipeline.store.schema import hour_aggregates, points
+from pipeline.store.schema import cases, hour_aggregates, points
 from tests.helpers.review_client import as_role, client_for, csrf_token, role_cookies
 from tests.helpers.review_seed import TZ, seed
 
@@ -45,8 +45,8 @@ def _hour(point_id: str, start: datetime, gross: int, cash: int) -> dict:
     )
 
 
-def plant_known_hours(engine) -> None:
-    """Three points, a handful of hours on both sides of the local new year (UTC+7)."""
+def plant_known_hours_points(engine) -> None:
+    """Three points open around the clock: parking in Kota, markets in Utara and Kota."""
     now = datetime.now(UTC)
     with engine.begin() as connection:
         connection.execute(
@@ -68,6 +68,12 @@ def plant_known_hours(engine) -> None:
                 )
             ],  # fmt: skip
         )
+
+
+def plant_known_hours(engine) -> None:
+    """A handful of hours on both sides of the local new year (UTC+7) at the three points."""
+    plant_known_hours_points(engine)
+    with engine.begin() as connection:
         # The hour starting at 2025-12-31 23:00 WIB is 2025's; 00:00 WIB on 1 January is 2026's
         # though it is still 31 December in UTC.
         local_year_start = datetime(2026, 1, 1, tzinfo=TZ)
@@ -131,6 +137,21 @@ def test_realisation_of_a_met_target_needs_no_pace(engine):
 # ----------------------------------------------------------------------------- over HTTP
 
 
+def vary_cash(engine) -> None:
+    """The seed takes 60% cash everywhere; here the parking lot stays at 90%, the hotel is at
+    20%, and the market moved to QRIS two weeks ago (40% cash since)."""
+    since = datetime.combine(TODAY - timedelta(days=14), time(0), tzinfo=TZ)
+    cash = hour_aggregates.c.cash_amount
+    gross = hour_aggregates.c.gross_paid
+    with engine.begin() as connection:
+        for point_id, tenths, after in (("PKR-001", 9, None), ("HTL-004", 2, None),
+                                        ("PSR-002", 4, since)):  # fmt: skip
+            query = update(hour_aggregates).where(hour_aggregates.c.point_id == point_id)
+            if after is not None:
+                query = query.where(hour_aggregates.c.hour_start >= after)
+            connection.execute(query.values({cash: gross * tenths / 10}))
+
+
 @pytest.fixture(scope="module")
 def template_db(tmp_path_factory):
     path = tmp_path_factory.mktemp("review-leaders") / "eincome.db"
@@ -143,6 +164,7 @@ def template_db(tmp_path_factory):
         "2026,parking,,1.200.000.000\n2026,market,Utara,900000000\n2026,market,Kota,100000000\n"
     )
     load_targets(engine, targets, actor="test")
+    vary_cash(engine)
     cookies = role_cookies(create_app(engine, SETTINGS))
     engine.dispose()
     return path, cookies
@@ -283,3 +305,121 @@ def test_removing_a_missing_target_is_a_404_and_a_bad_year_a_400(site):
     assert client.post("/realisation/targets/remove", data=form).status_code == 404
     assert client.get("/realisation?year=19").status_code == 400
     assert "Belum ada target untuk tahun ini." in client.get("/realisation?year=2027").text
+
+
+# ----------------------------------------------------------------------------- cashless progress
+
+
+def _case(connection, point_id, start, hours, *, origin="detector", kind="under_reporting",
+          status="open", shortfall=0):  # fmt: skip
+    now = datetime.now(UTC)
+    connection.execute(
+        cases.insert().values(
+            origin=origin,
+            point_id=point_id,
+            start_at=start,
+            end_at=start + timedelta(hours=hours),
+            kind=kind,
+            score=0.8,
+            severity="high",
+            reasons="r",
+            shortfall_rp=shortfall,
+            status=status,
+            created_at=now,
+            updated_at=now,
+        )  # fmt: skip
+    )
+
+
+def plant_cash_weeks(engine) -> None:
+    """Two weeks of revenue (the week of 23 Feb 2026 and the running week of 2 March) with known
+    cash parts, and cases at the points: counted, settled, outside the weeks."""
+    plant_known_hours_points(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            hour_aggregates.insert(),
+            [
+                _hour("PK", _at(date(2026, 2, 23), 9), 1_000_000, 900_000),
+                _hour("PK", _at(date(2026, 3, 4), 12), 1_000_000, 500_000),
+                _hour("MU", _at(date(2026, 2, 24), 10), 2_000_000, 2_000_000),
+                _hour("MU", _at(date(2026, 3, 3), 10), 2_000_000, 1_800_000),
+                _hour("MK", _at(date(2026, 3, 2), 10), 500_000, 0),
+            ],
+        )
+        _case(connection, "PK", _at(date(2026, 2, 25), 10), 3, shortfall=300_000)
+        _case(connection, "PK", _at(date(2026, 2, 26), 10), 2, shortfall=999_999,
+              status="false_alarm")  # fmt: skip
+        _case(connection, "PK", _at(date(2026, 1, 2), 10), 2, shortfall=777_000)  # before
+        _case(connection, "MU", _at(date(2026, 3, 1), 0), 24, origin="reconciliation",
+              kind="declared_below_recorded", shortfall=5_000_000)  # fmt: skip
+        _case(connection, "MU", _at(date(2026, 3, 3), 9), 1, shortfall=100_000, status="confirmed")
+
+
+def test_cashless_shares_per_week_district_and_point_and_the_cash_heavy_ranking(engine):
+    plant_cash_weeks(engine)
+    c = queries.cashless(engine, now=_at(date(2026, 3, 5), 10))
+    # The weeks before any data are left out; the running week is marked.
+    assert [(w["start"], w["partial"]) for w in c["weeks"]] == [
+        (date(2026, 2, 23), False),
+        (date(2026, 3, 2), True),
+    ]
+    regency = c["regency"]
+    assert regency["revenue_rp"] == [3_000_000, 3_500_000]
+    assert regency["cash_rp"] == [2_900_000, 2_300_000]
+    assert regency["shares"] == pytest.approx([100_000 / 3_000_000, 1_200_000 / 3_500_000])
+    assert regency["share"] == pytest.approx(1_300_000 / 6_500_000)
+    kota, utara = (next(r for r in c["by_district"] if r["name"] == n) for n in ("Kota", "Utara"))
+    assert kota["shares"] == pytest.approx([0.1, 1_000_000 / 1_500_000])
+    assert kota["change_pts"] == pytest.approx(100 * (1_000_000 / 1_500_000 - 0.1))
+    assert utara["shares"] == pytest.approx([0.0, 0.1])
+    market = next(r for r in c["by_type"] if r["name"] == "market")
+    assert market["revenue_rp"] == [2_000_000, 2_500_000] and market["cash_rp"] == [
+        2_000_000,
+        1_800_000,
+    ]
+    # Mostly cash: PK (70%) and MU (95%); MK is all non-cash. PK's open case (Rp 300.000) ranks
+    # it above MU (Rp 100.000 confirmed; its reconciliation gap is counted, not added); the false
+    # alarm and the case before the weeks count for nothing.
+    assert [
+        (p["point_id"], p["cash_share"], p["flagged_rp"], p["cases"]) for p in c["cash_heavy"]
+    ] == [
+        ("PK", pytest.approx(0.7), 300_000, 1),
+        ("MU", pytest.approx(0.95), 100_000, 2),
+    ]
+    assert c["cash_heavy_count"] == 2
+    assert [p["point_id"] for p in c["points"]] == ["MU", "PK", "MK"]  # least cashless first
+
+
+def test_cashless_on_an_empty_database_is_an_empty_page_not_an_error(engine):
+    c = queries.cashless(engine, now=_at(date(2026, 3, 5), 10))
+    assert c["regency"] is None and c["points"] == [] and c["cash_heavy"] == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_reads_the_cashless_progress_without_case_details(site, role):
+    app, engine = site
+    client, _ = as_role(app, role)
+    page = client.get("/cashless")
+    assert page.status_code == 200
+    # The regency's share over the weeks shown, summed here from the seeded hours themselves.
+    weeks = re.findall(r'<div class="bars" id="c-weeks">(.*?)</div>\s*</section>', page.text, re.S)
+    assert weeks
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(hour_aggregates.c.hour_start, hour_aggregates.c.gross_paid,
+                   hour_aggregates.c.cash_amount)
+        ).all()  # fmt: skip
+    first_monday = TODAY - timedelta(days=TODAY.weekday() + 7 * 7)
+    shown = [r for r in rows if first_monday <= r.hour_start.astimezone(TZ).date() < TODAY]
+    gross, cash = sum(r.gross_paid for r in shown), sum(r.cash_amount for r in shown)
+    expected = f"{100 * (gross - cash) / gross:.1f}%".replace(".", ",")
+    assert re.search(r'id="c-share">([^<]+)<', page.text).group(1) == expected
+    heavy = re.findall(r'<tr data-point="([^"]+)">', page.text.split('id="t-cash-heavy"')[1])
+    assert heavy[:2] == ["PKR-001", "PSR-002"]  # mostly cash, the largest open shortfalls first
+    assert "/cases/" not in page.text  # counts only: no link to a case, whoever reads it
+
+
+def test_anonymous_is_sent_from_the_cashless_page_to_sign_in(site):
+    app, _ = site
+    response = client_for(app).get("/cashless")
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")

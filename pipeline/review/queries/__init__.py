@@ -1,5 +1,5 @@
 """What the review pages show, as queries: the case queue, one case, the dashboard, the leaders'
-pages (realisation against target), pipeline health.
+pages (realisation against target, cashless progress), pipeline health.
 
 Routes call these and render the result; nothing here knows about HTTP. Times come back
 timezone-aware (UTC); pages show them in the point's local time. One private module per page
@@ -24,6 +24,7 @@ from pipeline.review.queries._case import (
     get_case,
     reconciliation_view,
 )
+from pipeline.review.queries._cashless import cashless, flagged_by_point, leaders_weeks
 from pipeline.review.queries._dashboard import dashboard
 from pipeline.review.queries._freshness import (
     FreshnessView,
@@ -60,6 +61,9 @@ from pipeline.review.queries._report import ReportChart, report_chart
 from pipeline.review.queries._revenue import data_span, paid_revenue
 
 __all__ = [
+    "cashless",
+    "flagged_by_point",
+    "leaders_weeks",
     "RuleView",
     "alerts_view",
     "FreshnessView",

@@ -17,10 +17,10 @@ from sqlalchemy import Engine
 
 from pipeline.reference.targets import WHOLE_REGENCY, targets_of_year
 from pipeline.review.queries._region import local_midnight, region_tz
+from pipeline.review.queries._revenue import UNKNOWN_POINT as UNKNOWN
 from pipeline.review.queries._revenue import data_span, paid_revenue
 
 DAY = timedelta(days=1)
-UNKNOWN = "unknown point"  # revenue of a point missing from the registry (as the dashboard says)
 
 
 def as_of_moment(engine: Engine, now: datetime, year: int | None = None) -> tuple[datetime, str]:

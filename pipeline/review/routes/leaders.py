@@ -1,5 +1,6 @@
 """The leaders' pages beside the dashboard: revenue against the year's targets (and the
-supervisor's form that sets them)."""
+supervisor's form that sets them), cashless progress. Viewers see aggregates and case counts,
+never a case's details."""
 
 from __future__ import annotations
 
@@ -109,3 +110,9 @@ def target_remove(
         district=target.district or tr(request, "whole regency"),
     )
     return see_other(f"/realisation?year={target.year}")
+
+
+@router.get("/cashless")
+def cashless_page(request: Request, user: User = need("dashboard.view")):
+    figures = queries.cashless(engine_of(request), now=datetime.now(UTC))
+    return render(request, "cashless.html", user=user, c=figures)
