@@ -163,7 +163,35 @@ quarantine = Table(
     # invalid (a rule failed) | conflict (key stored with other content) | malformed (a line
     # that is not a row: wrong field count, broken quoting, undecodable, NUL, cut off)
     Column("kind", String(16), nullable=False, default="invalid"),
+    # A release (re-admission once the cause is fixed, ``intake.quarantine``): which release took
+    # the row, what became of it - stored | duplicate (already stored by then) | requarantined
+    # (still bad: ``requarantined_as`` is its new row, with the new reason) - and the batch that
+    # re-validated it (its rows' lineage back to here). NULL outcome: still open.
+    Column("release_id", Integer, ForeignKey("quarantine_releases.release_id")),
+    Column("release_outcome", String(16)),
+    Column("release_batch_id", Integer, ForeignKey("ingest_batches.batch_id")),
+    Column("requarantined_as", Integer),
     Index("ix_quarantine_batch_id", "batch_id"),
+    Index("ix_quarantine_release_id", "release_id"),
+)
+
+# Every release of quarantined rows: who, when, what was asked (filters, ids, corrections) and
+# what came of it. Written by ``intake.quarantine`` alone.
+quarantine_releases = Table(
+    "quarantine_releases",
+    metadata,
+    Column("release_id", Integer, primary_key=True, autoincrement=True),
+    Column("actor", String(64), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("criteria", Text, nullable=False),  # JSON: the filters or ids, and any correction
+    Column("selected", Integer, nullable=False, default=0),  # open rows the release took
+    Column("stored", Integer, nullable=False, default=0),
+    Column("duplicates", Integer, nullable=False, default=0),
+    Column("still_bad", Integer, nullable=False, default=0),  # quarantined again, new reason
+    Column("skipped", Integer, nullable=False, default=0),  # not a row (malformed line): left open
+    Column("message", Text),
 )
 
 
