@@ -36,6 +36,7 @@ RIGHTS: dict[str, frozenset[str]] = {
     "cases.export": frozenset({"auditor", "supervisor"}),
     "cases.reopen": frozenset({"supervisor"}),
     "ops.view": frozenset({"ops", "supervisor"}),
+    "quarantine.release": frozenset({"ops", "supervisor"}),  # re-admit quarantined rows
     "users.manage": frozenset({"supervisor"}),
     "keys.manage": frozenset({"supervisor"}),  # push API keys of devices and vendors
     "alerts.manage": frozenset({"supervisor"}),  # the alert rule set (casework.alert_rules)

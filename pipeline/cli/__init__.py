@@ -19,6 +19,7 @@ from pipeline.cli import (
     detect_cmds,
     ingest_cmds,
     key_cmds,
+    quarantine_cmds,
     recon_cmds,
     review_cmds,
     sim_cmds,
@@ -70,6 +71,7 @@ app.add_typer(detect_cmds.suppress_app, name="suppress")
 app.add_typer(recon_cmds.recon_app, name="recon")
 app.add_typer(key_cmds.keys_app, name="keys")
 app.add_typer(alert_cmds.alerts_app, name="alerts")
+app.add_typer(quarantine_cmds.quarantine_app, name="quarantine")
 
 
 def main() -> None:

@@ -177,18 +177,20 @@ def row_state(row) -> str:
     return "requarantined" if row.release_outcome == "requarantined" else "released"
 
 
-def export_quarantine_csv(engine: Engine, f: QuarantineFilter) -> bytes:
+def export_quarantine_csv(engine: Engine, f: QuarantineFilter) -> tuple[bytes, int]:
     """Every row ``f`` selects as CSV (UTF-8 with a BOM, so a spreadsheet reads it), oldest
-    first, streamed from the database in one pass."""
+    first, read from the database in one pass; and how many rows it holds."""
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
+    rows = 0
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True).execute(
             _listing(f).order_by(quarantine.c.quarantine_id)
         )
         for row in result:
+            rows += 1
             writer.writerow(
                 [
                     row.quarantine_id,
@@ -205,7 +207,7 @@ def export_quarantine_csv(engine: Engine, f: QuarantineFilter) -> bytes:
                     row.raw,
                 ]  # fmt: skip
             )
-    return out.getvalue().encode("utf-8")
+    return out.getvalue().encode("utf-8"), rows
 
 
 # ----------------------------------------------------------------------------- release

@@ -148,6 +148,7 @@ def extract() -> Catalog:
         ("casework/**.py", "python"),
         ("alerts/**.py", "python"),  # alert and digest e-mails
         ("reference/**.py", "python"),  # refusals of the targets file and form
+        ("intake/quarantine.py", "python"),  # its refusals reach the app and the commands
     ]
     options_map = {"review/templates/**.html": {"extensions": JINJA_EXTENSIONS}}
     for filename, lineno, message, comments, context in extract_from_dir(

@@ -72,7 +72,7 @@ def test_the_hub_lists_every_command_in_the_documented_order():
     assert names == [
         "ingest", "simulate", "evaluate", "serve", "push-writer", "demo", "train", "score",
         "backfill", "anomalies", "cases", "backtest", "pull", "reconcile", "evaluate-recon",
-        "points", "targets", "users", "suppress", "recon", "keys", "alerts",
+        "points", "targets", "users", "suppress", "recon", "keys", "alerts", "quarantine",
     ]  # fmt: skip
 
 

@@ -179,7 +179,8 @@ def test_listing_and_export_filter_across_batches(engine, tmp_path):
     assert list_quarantine(engine, QuarantineFilter(state="released")).total == 2
     assert list_quarantine(engine, QuarantineFilter(point_id="P9")).total == 0
     assert list_quarantine(engine, QuarantineFilter(state="all")).total == 8
-    text = export_quarantine_csv(engine, QuarantineFilter(state="all", source="api:tapbox"))
+    text, n = export_quarantine_csv(engine, QuarantineFilter(state="all", source="api:tapbox"))
+    assert n == 4
     rows = list(csv.DictReader(io.StringIO(text.decode("utf-8-sig"))))
     assert len(rows) == 4 and {r["source"] for r in rows} == {"api:tapbox"}
     n2 = [r for r in rows if r["txn_id"] == "N2"]

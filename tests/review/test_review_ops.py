@@ -127,3 +127,114 @@ def test_unusable_freshness_filters_are_refused_with_the_value(site, query):
     for path in ("/ops/freshness", "/api/ops/freshness"):
         response = client.get(f"{path}?{query}")
         assert response.status_code == 400, (path, query, response.status_code)
+
+
+# ----------------------------------------------------------------------------- quarantine
+
+QUARANTINE_PAGES = ["/ops/quarantine", "/ops/quarantine?state=all&point=LATE",
+                    "/ops/quarantine/export.csv"]  # fmt: skip
+
+
+def stored_keys(engine) -> set:
+    from sqlalchemy import select
+
+    from pipeline.store.schema import transactions
+
+    with engine.connect() as connection:
+        return set(connection.execute(select(transactions.c.point_id, transactions.c.txn_id)))
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_quarantine_pages_answer_each_role(site, role):
+    app, _ = site
+    client, _ = as_role(app, role)
+    for path in QUARANTINE_PAGES:
+        response = client.get(path)
+        assert response.status_code == (200 if role in OPS_ROLES else 403), (role, path)
+
+
+@pytest.mark.parametrize("role", ["viewer", "auditor"])
+def test_only_ops_and_supervisors_may_release(site, role):
+    app, engine = site
+    client, token = as_role(app, role)
+    response = client.post(
+        "/ops/quarantine/release", data={"csrf_token": token, "scope": "matching"}
+    )
+    assert response.status_code == 403
+    from pipeline.intake.quarantine import QuarantineFilter, list_quarantine
+
+    assert list_quarantine(engine, QuarantineFilter()).total == 1
+
+
+def test_a_release_without_the_session_token_is_refused(site):
+    app, engine = site
+    client, _ = as_role(app, "ops")
+    response = client.post("/ops/quarantine/release", data={"scope": "matching"})
+    assert response.status_code == 403
+    from pipeline.intake.quarantine import recent_releases
+
+    assert recent_releases(engine) == []
+
+
+@pytest.mark.parametrize("role", sorted(OPS_ROLES))
+def test_release_from_the_page_once_the_point_is_registered(site, role):
+    app, engine = site
+    client, token = as_role(app, role)
+    page = client.get("/ops/quarantine").text
+    assert 'data-quarantine="' in page and "LATE" in page and 'id="release"' in page
+    (qid,) = [int(x) for x in __import__("re").findall(r'data-quarantine="(\d+)"', page)]
+    with engine.begin() as connection:
+        upsert(connection, points, [
+            {"point_id": "LATE", "name": "Titik LATE", "revenue_type": "parking", "district": "Kota",
+             "open_hours": "00:00-24:00", "timezone": "Asia/Jakarta", "updated_at": datetime.now(UTC)}
+        ])  # fmt: skip
+    response = client.post(
+        "/ops/quarantine/release",
+        data={"csrf_token": token, "scope": "selected", "id": str(qid), "point": "LATE"},
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/ops/quarantine?point=LATE"
+    after = client.get(response.headers["location"]).text
+    assert "Pelepasan 1: 1 baris divalidasi ulang; 1 disimpan" in after
+    assert ("LATE", "l1") in stored_keys(engine)
+    released = client.get("/ops/quarantine?state=released").text
+    assert f'data-quarantine="{qid}"' in released and 'data-release="1"' in released
+    assert role_user(role) in released.split('id="releases"')[1]
+    # Again: nothing is open, nothing new is stored.
+    again = client.post("/ops/quarantine/release", data={"csrf_token": token, "scope": "matching"})
+    assert "Tidak ada baris terbuka" in client.get(again.headers["location"]).text
+    assert len(stored_keys(engine)) == 3
+    export = client.get("/ops/quarantine/export.csv?state=all").content.decode("utf-8-sig")
+    assert "released" in export and "LATE" in export
+
+
+def role_user(role: str) -> str:
+    from tests.helpers.review_client import ROLE_USER
+
+    return ROLE_USER[role]
+
+
+@pytest.mark.parametrize(
+    "query", ["state=closed", "date_from=2026-13-01", "date_to=9999-12-31", "page=0",
+              "point=" + "x" * 300, "reason=%00"],
+)  # fmt: skip
+def test_unusable_quarantine_filters_are_refused_with_the_value(site, query):
+    app, _ = site
+    client, token = as_role(app, "ops")
+    for path in ("/ops/quarantine", "/ops/quarantine/export.csv"):
+        response = client.get(f"{path}?{query}")
+        assert response.status_code == 400, (path, query, response.status_code)
+
+
+@pytest.mark.parametrize(
+    "form", [{"scope": "everything"}, {"scope": "selected"}, {"scope": "selected", "id": "abc"},
+             {"scope": "matching", "state": "released"}, {"scope": "selected", "id": "0"}],
+)  # fmt: skip
+def test_unusable_release_forms_are_refused_and_change_nothing(site, form):
+    app, engine = site
+    client, token = as_role(app, "ops")
+    response = client.post("/ops/quarantine/release", data={"csrf_token": token, **form})
+    assert response.status_code == 400, (form, response.status_code)
+    from pipeline.intake.quarantine import recent_releases
+
+    assert recent_releases(engine) == []

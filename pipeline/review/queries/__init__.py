@@ -36,6 +36,7 @@ from pipeline.review.queries._health import batch_quarantine, pipeline_health
 from pipeline.review.queries._history import CaseHistory, case_history
 from pipeline.review.queries._leaders import as_of_moment, realisation
 from pipeline.review.queries._live import cases_after, latest_case_id, live_token
+from pipeline.review.queries._quarantine import QuarantineParams, release_ids
 from pipeline.review.queries._queue import (
     SEVERITIES,
     SORTS,
@@ -66,6 +67,8 @@ __all__ = [
     "leaders_weeks",
     "RuleView",
     "alerts_view",
+    "QuarantineParams",
+    "release_ids",
     "FreshnessView",
     "freshness_json",
     "freshness_view",

@@ -14,6 +14,7 @@ from pipeline.review.routes import (
     live,
     ops,
     push_api,
+    quarantine,
     users,
 )
 
@@ -28,6 +29,7 @@ ROUTERS = (
     keys.router,
     alerts.router,
     ops.router,
+    quarantine.router,
     push_api.router,
     users.router,
 )

@@ -5,8 +5,8 @@ ops release the rows: they go through the ingest path again (the same suite, ded
 as a batch of their own; each quarantine row records the release that took it, what became of
 it and that batch, and every release is recorded (who, when, what, how many of each outcome).
 
-Revision ID: 0014_release
-Revises: 0013_freshness
+Revision ID: 0016_release
+Revises: 0015_targets
 """
 
 import sqlalchemy as sa
@@ -14,8 +14,8 @@ from alembic import op
 
 from pipeline.store.schema import UTCDateTime
 
-revision = "0014_release"
-down_revision = "0013_freshness"
+revision = "0016_release"
+down_revision = "0015_targets"
 branch_labels = None
 depends_on = None
 
