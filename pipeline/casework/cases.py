@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, text, true, update
 
 from pipeline.casework.case_store import ACTED_ON, drop_cases, open_case, rewrite_case
 from pipeline.core.phrases import Phrase, dumps, english, loads, phrase
@@ -249,8 +249,10 @@ def record_flags(
     *,
     model_version: str,
     scored_at: datetime | None = None,
+    known_until: datetime | None = None,
 ) -> RecordResult:
-    """Replace the flags of [start, end) with ``flags`` and rebuild the open cases around them."""
+    """Replace the flags of [start, end) with ``flags`` and rebuild the open cases around them
+    (from the flags before ``known_until`` only, when given: see ``rebuild_cases``)."""
     scored_at = scored_at or datetime.now(UTC)
     before = len(flags)
     flags = drop_suppressed(engine, flags, start, end)
@@ -260,7 +262,7 @@ def record_flags(
         kept_decided, keep_ids, written = _replace_flag_rows(
             connection, flags, start, end, None, model_version, scored_at
         )
-        opened = _rebuild_cases(connection, start, end, keep_ids, model_version)
+        opened = _rebuild_cases(connection, start, end, keep_ids, model_version, known_until)
     return RecordResult(
         anomalies=written, suppressed=suppressed, kept_decided=kept_decided, cases_open=opened
     )
@@ -292,14 +294,21 @@ def replace_point_flags(
     )
 
 
-def rebuild_cases(engine: Engine, start: datetime, end: datetime) -> int:
+def rebuild_cases(
+    engine: Engine, start: datetime, end: datetime, *, known_until: datetime | None = None
+) -> int:
     """Regroup the flags around [start, end) into open cases, as ``record_flags`` does after
-    writing them (cases a person acted on are kept); returns the open cases there."""
+    writing them (cases a person acted on are kept); returns the open cases there.
+
+    ``known_until``: group only the flags before it, as they stood when it came. A backfill
+    walking forward passes each week's end: flags of later weeks still in the table (a rerun's
+    previous pass, or hourly runs that scored them before) are not known at that moment, and a
+    case they joined would keep the week's hours out of the next week's usual levels."""
     with engine.begin() as connection:
         _take_case_rebuild_lock(connection)
         preserved = _preserved_cases(connection, start - MARGIN, end + MARGIN)
         keep_ids = [int(i) for i in preserved["case_id"]]
-        return _rebuild_cases(connection, start, end, keep_ids, "")
+        return _rebuild_cases(connection, start, end, keep_ids, "", known_until)
 
 
 def _replace_flag_rows(
@@ -362,11 +371,18 @@ def _take_case_rebuild_lock(connection: Connection) -> None:
 
 
 def _rebuild_cases(
-    connection: Connection, start: datetime, end: datetime, keep_ids: list[int], model_version: str
+    connection: Connection,
+    start: datetime,
+    end: datetime,
+    keep_ids: list[int],
+    model_version: str,
+    known_until: datetime | None = None,
 ) -> int:
-    """Regroup the free flags around [start, end) into open cases, reusing ids where a case with
-    the same point and start already exists (so links to an open case survive a rescore)."""
+    """Regroup the free flags around [start, end) (those before ``known_until``, when given)
+    into open cases, reusing ids where a case with the same point and start already exists (so
+    links to an open case survive a rescore)."""
     begin, finish = start - MARGIN, end + MARGIN
+    known = anomalies.c.hour_start < known_until if known_until is not None else true()
     open_query = select(cases.c.case_id, cases.c.point_id, cases.c.start_at, cases.c.end_at).where(
         and_(cases.c.origin == "detector", cases.c.start_at < finish, cases.c.end_at > begin)
     )
@@ -387,6 +403,7 @@ def _rebuild_cases(
                     anomalies.c.hour_start >= begin,
                     anomalies.c.hour_start < finish,
                     anomalies.c.case_id.is_(None),
+                    known,
                 )
             )
         ),
@@ -415,6 +432,7 @@ def _rebuild_cases(
                     anomalies.c.hour_start >= fields["start_at"],
                     anomalies.c.hour_start < fields["end_at"],
                     anomalies.c.case_id.is_(None),
+                    known,
                 )
             )
             .values(case_id=case_id)

@@ -242,16 +242,20 @@ def _score_week(
     calendar: Calendar | None,
     span: tuple[datetime, datetime] | None,
     cache_dir: Path | None,
+    known_until: datetime | None = None,
 ) -> ScoreResult:
-    """Score [start, end), inside one week, against the usual levels of its retrain moment."""
+    """Score [start, end), inside one week, against the usual levels of its retrain moment
+    (its cases formed from the flags before ``known_until``, when given)."""
     features, usual_until = _week_features(
         engine, model, start, end, calendar=calendar, span=span, cache_dir=cache_dir
     )
-    return _scored_week(engine, model, features, usual_until, start, end)
+    return _scored_week(engine, model, features, usual_until, start, end, known_until)
 
 
-def _scored_week(engine: Engine, model, features, usual_until, start, end) -> ScoreResult:
-    result = _score_features(engine, model, features, start, end)
+def _scored_week(
+    engine: Engine, model, features, usual_until, start, end, known_until=None
+) -> ScoreResult:
+    result = _score_features(engine, model, features, start, end, known_until=known_until)
     return ScoreResult(**{**result.__dict__, "usual_until": usual_until})
 
 
@@ -337,10 +341,18 @@ def model_at_moment(engine: Engine, moment: datetime) -> str | None:
 
 
 def _score_features(
-    engine: Engine, model, features: pd.DataFrame, start: datetime, end: datetime
+    engine: Engine,
+    model,
+    features: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    *,
+    known_until: datetime | None = None,
 ) -> ScoreResult:
     flags = flag_hours(features, model.detector)
-    recorded = record_flags(engine, flags, start, end, model_version=model.version)
+    recorded = record_flags(
+        engine, flags, start, end, model_version=model.version, known_until=known_until
+    )
     return ScoreResult(
         start=start,
         end=end,
@@ -502,7 +514,14 @@ def _walk_forward(
             if version not in loaded:
                 loaded = {version: load_model(engine, models_dir, version)}  # one at a time
             result = _score_week(
-                engine, loaded[version], a, b, calendar=calendar, span=span, cache_dir=None
+                engine,
+                loaded[version],
+                a,
+                b,
+                calendar=calendar,
+                span=span,
+                cache_dir=None,
+                known_until=_known_until(b, end),
             )
             hours += result.hours_scored
             flagged += result.flagged
@@ -524,6 +543,14 @@ def _walk_forward(
         trained=trained,
         scored_from=scored_from,
     )
+
+
+def _known_until(week_end: datetime, end: datetime) -> datetime | None:
+    """What a walk-forward week's cases are formed from: the flags before its end, as the live
+    runs had them then (not the later weeks' flags a previous pass or hourly runs left in the
+    table, which the following weeks replace); the range's last week regroups with every flag,
+    later ones included, as the live runs have them now."""
+    return week_end if week_end < end else None
 
 
 def _backfill_in_hindsight(

@@ -46,6 +46,7 @@ from pipeline.detection.backfill import (
     BackfillResult,
     _check_range,
     _chunks,
+    _known_until,
     _week_features,
     _weeks,
     aggregates_current,
@@ -183,11 +184,13 @@ def score_unit(
     return UnitResult(unit, version, len(features), recorded.anomalies, recorded.suppressed)
 
 
-def join_week(engine: Engine, start: datetime, end: datetime) -> int:
+def join_week(
+    engine: Engine, start: datetime, end: datetime, *, known_until: datetime | None = None
+) -> int:
     """The cases around the week [start, end) from its units' flags (and the neighbours' within
-    the incident gap), as the single-process walk rebuilds them after each week; returns the
-    open cases there."""
-    return rebuild_cases(engine, start, end)
+    the incident gap; only those before ``known_until`` when given), as the single-process walk
+    rebuilds them after each week; returns the open cases there."""
+    return rebuild_cases(engine, start, end, known_until=known_until)
 
 
 def score_weeks(
@@ -197,7 +200,7 @@ def score_weeks(
     results: list[UnitResult] = []
     for unit in plan.units:
         results.append(score_unit(engine, models_dir, unit, calendar=calendar))
-        join_week(engine, unit.start, unit.end)
+        join_week(engine, unit.start, unit.end, known_until=_known_until(unit.end, plan.end))
     return results
 
 

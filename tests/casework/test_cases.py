@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, select, update
 
-from pipeline.casework.cases import list_anomalies, list_cases
+from pipeline.casework.cases import list_anomalies, list_cases, rebuild_cases, record_flags
 from pipeline.detection.backfill import backfill, score_range
 from pipeline.detection.backtest import backtest
 from pipeline.reference.suppressions import (
@@ -243,3 +243,46 @@ def test_rescoring_an_unflagged_world_removes_stale_open_flags(sqlite_url, tmp_p
     assert hits[
         (hits["point_id"] == point) & (hits["hour_start"] >= start) & (hits["hour_start"] < end)
     ].empty
+
+
+def _low_flag(point_id: str, hour: pd.Timestamp) -> dict:
+    return {
+        "point_id": point_id,
+        "hour_start": hour,
+        "score": 0.7,
+        "severity": "low",
+        "kind": "under_reporting",
+        "reasons": "revenue below the usual",
+        "reason_parts": None,
+        "shortfall_rp": 40_000,
+        "operators": None,
+    }
+
+
+def test_a_week_rebuilt_from_what_was_known_ignores_the_next_weeks_stale_flags(engine):
+    """The rerun defect of a walk-forward backfill: a lone low flag of week 1 opens no case, but
+    a previous pass's flag of week 2 left in the table (four days later, inside the incident
+    gap) joined it into one when week 1 was rescored, and that case kept week 1's hours out of
+    week 2's usual levels. Rebuilt from the flags known at the week's end, week 1 has no case;
+    the last week's rebuild, with every flag, joins the two."""
+    load_world(engine, make_points(1), make_transactions(make_points(1), days=1))
+    week_1, week_2 = pd.Timestamp(START), pd.Timestamp(START) + pd.Timedelta(days=7)
+    early = week_1 + pd.Timedelta(days=5, hours=5)  # a Saturday noon in Jakarta
+    stale = early + pd.Timedelta(days=4)  # the previous pass's week-2 flag
+    week_1_flags = pd.DataFrame([_low_flag("P00", early)])
+    next_week = (week_2, week_2 + pd.Timedelta(days=7))
+    # The previous pass: both weeks scored, the two flags one case.
+    record_flags(engine, week_1_flags, week_1, week_2, model_version="m0")
+    record_flags(engine, pd.DataFrame([_low_flag("P00", stale)]), *next_week, model_version="m0")
+    assert len(list_cases(engine)) == 1
+    # The rerun's first week, while the previous pass's week 2 is still in the table.
+    record_flags(engine, week_1_flags, week_1, week_2, model_version="m1", known_until=week_2)
+    assert list_cases(engine).empty
+    assert list_anomalies(engine)["case_id"].isna().all()
+
+    rebuild_cases(engine, *next_week)  # the last week: every flag
+    (case,) = list_cases(engine).itertuples()
+    assert (pd.Timestamp(case.start_at), pd.Timestamp(case.end_at)) == (
+        early,
+        stale + pd.Timedelta(hours=1),
+    )

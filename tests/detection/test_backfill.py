@@ -45,10 +45,6 @@ def _snapshot(engine) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 @pytest.mark.slow
-# Known defect, found when week-long incidents (casework.cases) met the point-in-time-within-a-day
-# features: a backfill run again from scratch over cases it raised itself scores 2 of 27 flags
-# differently (the cases' hours leave the usual levels). Strict: it fails once fixed (issue 13).
-@pytest.mark.xfail(strict=True, reason="a from-scratch rerun over its own cases moves 2 flags")
 def test_backfill_resumes_after_interruption_and_is_idempotent(engine, tmp_path, monkeypatch):
     pts = make_points(6)
     txns = make_transactions(pts, days=DAYS, seed=8, scale=0.9)
