@@ -5,7 +5,7 @@ database.
 
 Serves the app on a free 127.0.0.1 port, signs in with the demo logins (created if missing),
 opens the open case with the largest estimated shortfall, and saves case.png, dashboard.png,
-realisation.png, cashless.png and alerts.png.
+realisation.png, cashless.png, trends.png and alerts.png.
 Needs Playwright (dev extra) and Chromium at /usr/bin/chromium (or $EINCOME_CHROMIUM).
 """
 
@@ -110,6 +110,7 @@ def take(
                 ("dashboard.png", "/dashboard", "leader", phone, 2),
                 ("realisation.png", "/realisation", "leader", phone, 2),
                 ("cashless.png", "/cashless", "leader", phone, 2),
+                ("trends.png", "/trends", "leader", phone, 2),
                 ("alerts.png", "/alerts", "supervisor", {"width": 1280, "height": 900}, 1),
             ]
             if recon_id is not None:
@@ -124,7 +125,9 @@ def take(
                 page.fill("input[name=username]", login)
                 page.fill("input[name=password]", login)
                 page.click("button[type=submit]")
-                page.wait_for_selector("canvas, #recon, #realisation, #cashless, #alert-rules")
+                page.wait_for_selector(
+                    "canvas, #recon, #realisation, #cashless, #trends, #alert-rules"
+                )
                 page.wait_for_timeout(300)  # let the charts finish their first paint
                 page.screenshot(path=str(out_dir / name), full_page=True)
                 saved.append(out_dir / name)

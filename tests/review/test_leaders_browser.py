@@ -1,6 +1,7 @@
 """The leaders' pages in a real headless Chromium on a phone-sized screen: the realisation
 against target fits the phone and reads the Indonesian way; a supervisor sets a target from the
-phone and sees it counted; the cashless progress draws a bar per week as wide as its share.
+phone and sees it counted; the cashless progress draws a bar per week as wide as its share; a
+tap on a district in the trends opens its points.
 
 Set EINCOME_SCREENSHOTS=docs/screenshots to save the pages as PNGs.
 """
@@ -22,7 +23,7 @@ from pipeline.review import create_app
 from pipeline.store import connect
 from tests.helpers.browser import sign_in
 from tests.helpers.review_seed import seed
-from tests.review.test_review_leaders import TODAY, vary_cash
+from tests.review.test_review_leaders import TODAY, plant_drop, vary_cash
 
 pytestmark = pytest.mark.browser
 PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
@@ -45,6 +46,7 @@ def served(tmp_path_factory):
     )
     load_targets(engine, targets, actor="test")
     vary_cash(engine)
+    plant_drop(engine)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -155,5 +157,29 @@ def test_a_leader_reads_the_cashless_progress_on_a_phone(served, chromium_browse
     # A district opens its points (the trends page's drill-down).
     assert page.locator('#t-cash-district a[href="/trends?district=Kota"]').count() == 1
     _screenshot(page, "cashless.png")
+    assert errors == []
+    context.close()
+
+
+def test_a_leader_taps_a_district_and_reads_its_points_on_a_phone(served, chromium_browser):
+    base, _ = served
+    context, page, errors = _phone_page(chromium_browser)
+    sign_in(page, base, "/trends", "leader", "leader")
+    assert _sideways(page) <= 0
+    assert page.locator("#tr-weeks .bar").count() >= 5
+    _screenshot(page, "trends.png")
+    with page.expect_navigation():
+        page.locator('#tr-district a[href="/trends?district=Kota"]').tap()
+    assert page.url.endswith("/trends?district=Kota")
+    assert "Kota" in page.inner_text("h1")
+    points = page.locator("#tr-points tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.point)"
+    )
+    assert sorted(points) == ["PKR-001", "RST-003"]
+    assert page.locator("a[href^='/cases/']").count() == 0, "a viewer is shown no case"
+    assert _sideways(page) <= 0
+    with page.expect_navigation():
+        page.locator("#t-all").tap()
+    assert page.url.endswith("/trends")
     assert errors == []
     context.close()

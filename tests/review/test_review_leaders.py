@@ -1,6 +1,7 @@
-"""The leaders' pages: revenue against the year's targets (realisation, pace), computed from
-known hours of revenue on SQLite and PostgreSQL, and served to every role over HTTP on a seeded
-database (viewers read, supervisors also set and remove targets, each change in the trail)."""
+"""The leaders' pages: revenue against the year's targets (realisation, pace), the cashless
+progress and the weekly trends with their drill-down, computed from known hours of revenue on
+SQLite and PostgreSQL, and served to every role over HTTP on a seeded database (viewers read
+aggregates and case counts; supervisors also set and remove targets, each change in the trail)."""
 
 from __future__ import annotations
 
@@ -152,6 +153,21 @@ def vary_cash(engine) -> None:
             connection.execute(query.values({cash: gross * tenths / 10}))
 
 
+def plant_drop(engine) -> None:
+    """The restaurant took half its usual in the last complete week."""
+    monday = TODAY - timedelta(days=TODAY.weekday() + 7)
+    begin = datetime.combine(monday, time(0), tzinfo=TZ)
+    gross, cash = hour_aggregates.c.gross_paid, hour_aggregates.c.cash_amount
+    with engine.begin() as connection:
+        connection.execute(
+            update(hour_aggregates)
+            .where(hour_aggregates.c.point_id == "RST-003")
+            .where(hour_aggregates.c.hour_start >= begin)
+            .where(hour_aggregates.c.hour_start < begin + timedelta(weeks=1))
+            .values({gross: gross / 2, cash: cash / 2})
+        )
+
+
 @pytest.fixture(scope="module")
 def template_db(tmp_path_factory):
     path = tmp_path_factory.mktemp("review-leaders") / "eincome.db"
@@ -165,6 +181,7 @@ def template_db(tmp_path_factory):
     )
     load_targets(engine, targets, actor="test")
     vary_cash(engine)
+    plant_drop(engine)
     cookies = role_cookies(create_app(engine, SETTINGS))
     engine.dispose()
     return path, cookies
@@ -422,4 +439,135 @@ def test_every_role_reads_the_cashless_progress_without_case_details(site, role)
 def test_anonymous_is_sent_from_the_cashless_page_to_sign_in(site):
     app, _ = site
     response = client_for(app).get("/cashless")
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+# ----------------------------------------------------------------------------- trends, drill-down
+
+
+def plant_weekly_revenue(engine) -> None:
+    """Six local weeks from Monday 26 January 2026 (the first hour of data) to the running week
+    of 2 March, one hour a week per point with known revenue; a case in the week of 23 Feb."""
+    plant_known_hours_points(engine)
+    weekly = {  # point -> revenue in the weeks of 26 Jan, 2, 9, 16, 23 Feb
+        "PK": (1_000_000, 1_000_000, 1_200_000, 800_000, 600_000),
+        "MU": (2_000_000, 2_000_000, 2_000_000, 2_000_000, 2_200_000),
+        "MK": (0, 0, 400_000, 400_000, 100_000),
+    }
+    rows = [
+        _hour(point_id, _at(date(2026, 1, 26) + timedelta(weeks=i), 10), rp, rp)
+        for point_id, values in weekly.items()
+        for i, rp in enumerate(values)
+        if rp
+    ]
+    rows.append(_hour("PK", _at(date(2026, 3, 4), 12), 500_000, 0))  # the running week
+    with engine.begin() as connection:
+        connection.execute(hour_aggregates.insert(), rows)
+        _case(connection, "PK", _at(date(2026, 2, 25), 10), 3, shortfall=300_000)
+        _case(connection, "PK", _at(date(2026, 2, 26), 10), 2, status="false_alarm")
+        _case(connection, "MU", _at(date(2026, 3, 3), 9), 1, shortfall=100_000)  # running week
+
+
+def test_trends_compare_the_last_complete_week_with_the_four_before(engine):
+    plant_weekly_revenue(engine)
+    t = queries.trends(engine, now=_at(date(2026, 3, 5), 10))
+    assert [w["start"] for w in t["weeks"]] == [
+        date(2026, 1, 26) + timedelta(weeks=i) for i in range(6)
+    ]
+    assert t["weeks"][-1]["partial"] and t["last_week"]["start"] == date(2026, 2, 23)
+    assert t["week_values"] == [3_000_000, 3_000_000, 3_600_000, 3_200_000, 2_900_000, 500_000]
+    total = t["total"]
+    assert (total["last_rp"], total["usual_rp"], total["usual_weeks"]) == (2_900_000, 3_200_000, 4)
+    assert total["change"] == pytest.approx(-300_000 / 3_200_000)
+    assert total["cases"] == 1  # PK's open case that week; not the false alarm, not next week's
+    kota = next(r for r in t["by_district"] if r["name"] == "Kota")
+    assert (kota["last_rp"], kota["usual_rp"], kota["points"]) == (700_000, 1_200_000, 2)
+    # Biggest drops first: MK (-50% of its usual 200.000, zero weeks included), then PK (-40%).
+    assert [(p["point_id"], p["usual_rp"], p["change"], p["cases"]) for p in t["drops"]] == [
+        ("MK", 200_000, pytest.approx(-0.5), 0),
+        ("PK", 1_000_000, pytest.approx(-0.4), 1),
+    ]
+
+
+def test_trends_drill_down_to_a_district_or_a_type(engine):
+    plant_weekly_revenue(engine)
+    now = _at(date(2026, 3, 5), 10)
+    kota = queries.trends(engine, now=now, district="Kota")
+    assert [p["point_id"] for p in kota["points"]] == ["MK", "PK"]
+    assert [r["name"] for r in kota["by_district"]] == ["Kota"]
+    assert kota["total"]["last_rp"] == 700_000 and kota["total"]["usual_rp"] == 1_200_000
+    market = queries.trends(engine, now=now, revenue_type="market")
+    assert {p["point_id"] for p in market["points"]} == {"MU", "MK"}
+    assert market["week_values"][:5] == [2_000_000, 2_000_000, 2_400_000, 2_400_000, 2_300_000]
+
+
+def test_a_usual_needs_two_whole_weeks_of_data(engine):
+    plant_known_hours_points(engine)
+    with engine.begin() as connection:  # data begins on a Wednesday: that week is not usual
+        connection.execute(
+            hour_aggregates.insert(),
+            [_hour("PK", _at(date(2026, 2, 11), 10), 1_000_000, 0),
+             _hour("PK", _at(date(2026, 2, 17), 10), 1_000_000, 0),
+             _hour("PK", _at(date(2026, 3, 1), 10), 500_000, 0)],
+        )  # fmt: skip
+    t = queries.trends(engine, now=_at(date(2026, 3, 2), 10))  # Monday: last complete 23 Feb
+    assert t["last_week"]["start"] == date(2026, 2, 23)
+    assert t["total"]["usual_rp"] is None and t["drops"] == []  # only 16 Feb is a whole week
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("query", ["", "?district=Kota", "?type=market"])
+def test_every_role_reads_the_trends_and_their_drill_down(site, role, query):
+    app, _ = site
+    client, _ = as_role(app, role)
+    page = client.get("/trends" + query)
+    assert page.status_code == 200
+    assert "/cases/" not in page.text  # case counts, never a case
+    rows = re.findall(r'<tr data-point="([^"]+)">', page.text)
+    if query == "?district=Kota":
+        assert set(rows) == {"PKR-001", "RST-003"} and "Tren · Kota" in page.text
+    if query == "?type=market":
+        assert set(rows) == {"PSR-002"}
+    if not query:  # the planted drop of the restaurant leads the drops
+        assert rows[0] == "RST-003"
+        assert (
+            'href="/trends?district=Kota"' in page.text
+            and 'href="/trends?type=parking"' in page.text
+        )
+
+
+def test_the_trends_numbers_add_up_to_the_seeded_hours(site):
+    app, engine = site
+    client, _ = as_role(app, "viewer")
+    page = client.get("/trends").text
+    last_monday = TODAY - timedelta(days=TODAY.weekday() + 7)  # the last complete week
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(hour_aggregates.c.hour_start, hour_aggregates.c.gross_paid)
+        ).all()
+    week = sum(
+        g
+        for at, g in rows
+        if last_monday <= at.astimezone(TZ).date() < last_monday + timedelta(days=7)
+    )
+    assert re.search(r'id="tr-last">([^<]+)<', page).group(1) == f"Rp {week:,}".replace(",", ".")
+
+
+@pytest.mark.parametrize(
+    "query, said",
+    [
+        ("?type=casino", "type=&#39;casino&#39;"),
+        ("?district=Atlantis", "district=&#39;Atlantis&#39;"),
+    ],
+)
+def test_a_drill_down_to_nothing_known_is_a_400_naming_it(site, query, said):
+    app, _ = site
+    client, _ = as_role(app, "viewer")
+    response = client.get("/trends" + query)
+    assert response.status_code == 400 and said in response.text
+
+
+def test_anonymous_is_sent_from_the_trends_to_sign_in(site):
+    app, _ = site
+    response = client_for(app).get("/trends?district=Kota")
     assert response.status_code == 303 and response.headers["location"].startswith("/login")

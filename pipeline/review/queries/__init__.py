@@ -1,5 +1,5 @@
 """What the review pages show, as queries: the case queue, one case, the dashboard, the leaders'
-pages (realisation against target, cashless progress), pipeline health.
+pages (realisation against target, cashless progress, weekly trends), pipeline health.
 
 Routes call these and render the result; nothing here knows about HTTP. Times come back
 timezone-aware (UTC); pages show them in the point's local time. One private module per page
@@ -60,8 +60,10 @@ from pipeline.review.queries._region import (
 )
 from pipeline.review.queries._report import ReportChart, report_chart
 from pipeline.review.queries._revenue import data_span, paid_revenue
+from pipeline.review.queries._trends import trends
 
 __all__ = [
+    "trends",
     "cashless",
     "flagged_by_point",
     "leaders_weeks",

@@ -1,5 +1,6 @@
 """The leaders' pages beside the dashboard: revenue against the year's targets (and the
-supervisor's form that sets them), cashless progress. Viewers see aggregates and case counts,
+supervisor's form that sets them), cashless progress, weekly trends with a district's or a type's
+points. Viewers see aggregates and case counts,
 never a case's details."""
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def _year(value: str | None) -> int | None:
 
 
 def _districts(request: Request) -> list[str]:
+    """The point registry's districts (the target form's choices, the drill-down's values)."""
     with engine_of(request).connect() as connection:
         return sorted(targets_store.registry_districts(connection))
 
@@ -116,3 +118,28 @@ def target_remove(
 def cashless_page(request: Request, user: User = need("dashboard.view")):
     figures = queries.cashless(engine_of(request), now=datetime.now(UTC))
     return render(request, "cashless.html", user=user, c=figures)
+
+
+@router.get("/trends")
+def trends_page(
+    request: Request,
+    district: str | None = None,
+    type: str | None = None,  # noqa: A002 - the query parameter leaders' links carry
+    user: User = need("dashboard.view"),
+):
+    district = (district or "").strip() or None
+    revenue_type = (type or "").strip() or None
+    if revenue_type is not None and revenue_type not in REVENUE_TYPES:
+        raise TranslatableInputError(
+            "type=%(value)r is not one of %(choices)s",
+            value=revenue_type[:40],
+            choices=", ".join(REVENUE_TYPES),
+        )
+    if district is not None and district not in _districts(request):
+        raise TranslatableInputError(
+            "district=%(value)r is not a district of the point registry", value=district[:100]
+        )
+    figures = queries.trends(
+        engine_of(request), now=datetime.now(UTC), district=district, revenue_type=revenue_type
+    )
+    return render(request, "trends.html", user=user, t=figures)
