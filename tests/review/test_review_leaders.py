@@ -571,3 +571,11 @@ def test_anonymous_is_sent_from_the_trends_to_sign_in(site):
     app, _ = site
     response = client_for(app).get("/trends?district=Kota")
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+def test_cashless_lists_the_first_points_and_says_how_many_there_are(engine, monkeypatch):
+    plant_cash_weeks(engine)
+    monkeypatch.setattr("pipeline.review.queries._cashless.SHOWN_POINTS", 1)
+    c = queries.cashless(engine, now=_at(date(2026, 3, 5), 10))
+    assert [p["point_id"] for p in c["points"]] == ["MU"] and c["points_count"] == 3
+    assert [p["point_id"] for p in c["cash_heavy"]] == ["PK"] and c["cash_heavy_count"] == 2

@@ -95,7 +95,11 @@ def cashless(engine: Engine, *, now: datetime, weeks: int = DEFAULT_WEEKS) -> di
         "regency": regency,
         "by_district": _rows(_group(point_weeks, lambda p: p.district)),
         "by_type": _rows(_group(point_weeks, lambda p: p.revenue_type)),
-        "points": sorted(points, key=lambda p: (p["noncash_share"] or 0, p["point_id"])),
+        # A regency has thousands of points: the page lists the least cashless, says how many.
+        "points": sorted(points, key=lambda p: (p["noncash_share"] or 0, p["point_id"]))[
+            :SHOWN_POINTS
+        ],
+        "points_count": len(points),
         "cash_heavy": cash_heavy[:SHOWN_POINTS],
         "cash_heavy_count": len(cash_heavy),
         "cash_heavy_threshold": CASH_HEAVY,
