@@ -76,11 +76,16 @@ def add_attachment(
     name = safe_filename(filename)
     kind = kind_of(data, name)
     if kind is None:
-        raise UnusableInputError(
-            f"file {name!r} is not a JPEG, PNG or PDF (by its content and its name)"
+        raise UnusableInputError.said(
+            "file %(name)r is not a JPEG, PNG or PDF (by its content and its name)", name=name
         )
     if not data or len(data) > max_bytes:
-        raise UnusableInputError(f"file {name!r} is {len(data)} bytes; at most {max_bytes}")
+        raise UnusableInputError.said(
+            "file %(name)r is %(size_n)s bytes; at most %(most_n)s",
+            name=name,
+            size_n=len(data),
+            most_n=max_bytes,
+        )
     text = (note or "").strip()[:MAX_NOTE]
     digest = hashlib.sha256(data).hexdigest()
     stored_as = f"{case_id}/{digest}.{kind.extensions[0]}"
@@ -140,12 +145,20 @@ def open_attachment(engine: Engine, home: Path, case_id: int, attachment_id: int
                 )
             ).first()
     if row is None:
-        raise NotFoundError(f"case {case_id} has no attachment {attachment_id}")
+        raise NotFoundError.said(
+            "case %(case)s has no attachment %(attachment)s",
+            case=case_id,
+            attachment=attachment_id,
+        )
     path = home / FOLDER / row.stored_as
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise NotFoundError(f"the file of attachment {attachment_id} is missing") from None
+        raise NotFoundError.said(
+            "the file of attachment %(attachment)s is missing", attachment=attachment_id
+        ) from None
     if hashlib.sha256(data).hexdigest() != row.sha256:  # changed on disk: refuse, do not serve
-        raise UnusableInputError(f"the file of attachment {attachment_id} has been altered")
+        raise UnusableInputError.said(
+            "the file of attachment %(attachment)s has been altered", attachment=attachment_id
+        )
     return row, data

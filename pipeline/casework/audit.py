@@ -286,11 +286,12 @@ def set_due(
     with engine.begin() as connection:
         row = _load(connection, case_id)
         if due_on is not None and (row.assignee is None or row.status not in DECIDABLE):
-            raise UnusableInputError(
-                f"case {case_id} needs an assignee and no decision yet to get a due day"
+            raise UnusableInputError.said(
+                "case %(case)s needs an assignee and no decision yet to get a due day",
+                case=case_id,
             )
         if row.due_on == due_on:
-            raise UnusableInputError(f"case {case_id} already has that due day")
+            raise UnusableInputError.said("case %(case)s already has that due day", case=case_id)
         before = _state(row)
         change_state(connection, row, now, due_on=due_on)
         after = {k: v for k, v in before.items() if k != "due_on"}
@@ -313,19 +314,26 @@ def record_recovery(
     increment: a correction is a new total with a note saying why)."""
     actor.require("cases.decide")
     text = _note(
-        note, missing=UnusableInputError("recording money recovered needs a note saying why")
+        note, missing=UnusableInputError.said("recording money recovered needs a note saying why")
     )
     if isinstance(recovered_rp, bool) or not isinstance(recovered_rp, int) or recovered_rp < 0:
-        raise UnusableInputError(f"recovered amount {recovered_rp!r} is not whole rupiah >= 0")
+        raise UnusableInputError.said(
+            "recovered amount %(amount)s is not whole rupiah >= 0", amount=repr(recovered_rp)
+        )
     now = now or datetime.now(UTC)
     with engine.begin() as connection:
         row = _load(connection, case_id)
         if row.status != "confirmed":
-            raise UnusableInputError(
-                f"case {case_id} is not confirmed leakage; only then is money recovered"
+            raise UnusableInputError.said(
+                "case %(case)s is not confirmed leakage; only then is money recovered",
+                case=case_id,
             )
         if row.recovered_rp == recovered_rp:
-            raise UnusableInputError(f"case {case_id} already shows {recovered_rp} recovered")
+            raise UnusableInputError.said(
+                "case %(case)s already shows %(recovered_rp)s recovered",
+                case=case_id,
+                recovered_rp=recovered_rp,
+            )
         before = _state(row)
         after = {**before, "recovered_rp": recovered_rp}
         change_state(connection, row, now, recovered_rp=recovered_rp)
@@ -375,9 +383,13 @@ def _each_case(case_ids, act) -> BulkResult:
     # the rest of the selection still goes through.
     ids = sorted({int(i) for i in case_ids})
     if not ids:
-        raise UnusableInputError("no cases selected")
+        raise UnusableInputError.said("no cases selected")
     if len(ids) > MAX_BULK:
-        raise UnusableInputError(f"{len(ids)} cases selected; at most {MAX_BULK} at once")
+        raise UnusableInputError.said(
+            "%(selected_n)s cases selected; at most %(most_n)s at once",
+            selected_n=len(ids),
+            most_n=MAX_BULK,
+        )
     result = BulkResult([], {})
     for case_id in ids:
         try:
@@ -433,7 +445,12 @@ def bulk_false_alarm(
     """Decide each of ``case_ids`` a false alarm with one note (each suppresses its own point
     and kind, as a single decision does)."""
     actor.require("cases.decide")
-    _note(note, missing=UnusableInputError("deciding 'false alarm' needs a note saying why"))
+    _note(
+        note,
+        missing=UnusableInputError.said(
+            "deciding %(decision_kind)s needs a note saying why", decision_kind="false_alarm"
+        ),
+    )
     return _each_case(
         case_ids,
         lambda case_id: decide(

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from pipeline.casework import sessions
 from pipeline.core.errors import NotFoundError, UnusableInputError
+from pipeline.core.phrases import Phrase, phrase
 from pipeline.store.schema import user_events, users
 
 ROLES = ("auditor", "supervisor", "ops", "viewer")
@@ -68,7 +69,19 @@ def _dummy_hash() -> str:
 
 
 class NotAllowed(Exception):
-    """The signed-in user's role does not hold the right needed for this action."""
+    """The signed-in user's role does not hold the right needed for this action.
+
+    Its ``phrase`` (``core.phrases``) lets the 403 page say it in the reader's language, the
+    right and the role by their labels; ``str()`` is the English."""
+
+    def __init__(self, username: str, role: str, right: str) -> None:
+        self.phrase = phrase(
+            "user %(username)r (%(role_kind)s) may not %(right_kind)s",
+            username=username,
+            role_kind=role,
+            right_kind=right,
+        )
+        super().__init__(self.phrase.english())
 
 
 @dataclass(frozen=True)
@@ -84,9 +97,7 @@ class User:
     def require(self, right: str) -> None:
         """Raise ``NotAllowed`` unless this user holds ``right``."""
         if not self.can(right):
-            raise NotAllowed(
-                f"user {self.username!r} ({self.role}) may not {right.replace('.', ' ')}"
-            )
+            raise NotAllowed(self.username, self.role, right)
 
 
 def check_username(username: str) -> str:
@@ -111,8 +122,8 @@ def check_role(role: str) -> str:
 
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise UnusableInputError(
-            f"password is too short: at least {MIN_PASSWORD_LENGTH} characters"
+        raise UnusableInputError.said(
+            "password is too short: at least %(least_n)s characters", least_n=MIN_PASSWORD_LENGTH
         )
     return password
 
@@ -273,7 +284,7 @@ def set_role(
 ) -> None:
     """Change a user's role (never one's own); ends that user's sessions."""
     check_role(role)
-    _refuse_self(username, actor, "change your own role; ask another supervisor")
+    _refuse_self(username, actor, phrase("you cannot change your own role; ask another supervisor"))
     _change(
         engine,
         username,
@@ -292,7 +303,13 @@ def set_active(
 
     Both end the user's sessions, so reactivating never revives a cookie from before.
     """
-    _refuse_self(username, actor, "deactivate yourself" if not active else "reactivate yourself")
+    _refuse_self(
+        username,
+        actor,
+        phrase("you cannot deactivate yourself")
+        if not active
+        else phrase("you cannot reactivate yourself"),
+    )
     _change(
         engine,
         username,
@@ -355,10 +372,10 @@ def contacts(engine: Engine, *, active_only: bool = True) -> list[Contact]:
     return [Contact(r.username, r.role, r.email) for r in rows]
 
 
-def _refuse_self(username: str, actor: str, what: str) -> None:
+def _refuse_self(username: str, actor: str, refusal: Phrase) -> None:
     # Names are compared normalised: "Supervisor" and "supervisor " are the same person.
     if username.strip().lower() == actor.strip().lower():
-        raise UnusableInputError(f"you cannot {what}")
+        raise UnusableInputError.said(refusal.msgid)
 
 
 def _change(engine: Engine, username: str, actor: str, now, *, action, values, shown) -> None:

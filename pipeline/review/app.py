@@ -123,7 +123,7 @@ def _install_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(NotAllowed)
     async def not_allowed(request: Request, exc: NotAllowed):
-        return _error_page(request, 403, tr(request, "Not allowed"), tr(request, str(exc)))
+        return _error_page(request, 403, tr(request, "Not allowed"), _said(request, exc))
 
     @app.exception_handler(CSRFRefused)
     async def csrf_refused(request: Request, exc: CSRFRefused):

@@ -94,6 +94,19 @@ LABELS = {
     "newest": N_("newest day, largest shortfall first"),
     "shortfall": N_("largest shortfall first"),
     "recent": N_("most recent first"),
+    # rights (casework.users.RIGHTS), as the 403 page says what the role may not do
+    "dashboard.view": N_("see the dashboard"),
+    "cases.view": N_("see cases"),
+    "cases.decide": N_("decide cases"),
+    "cases.assign": N_("assign cases"),
+    "cases.export": N_("export cases"),
+    "cases.reopen": N_("reopen decided cases"),
+    "ops.view": N_("see the operations page"),
+    "quarantine.release": N_("release quarantined rows"),
+    "users.manage": N_("manage users"),
+    "keys.manage": N_("manage push API keys"),
+    "alerts.manage": N_("manage alert rules"),
+    "targets.manage": N_("manage revenue targets"),
 }
 
 
@@ -105,13 +118,3 @@ def label(code: str | None, lang: str) -> str:
     if msgid is None:
         return str(code).replace("_", " ")
     return translations(lang).gettext(msgid)
-
-
-# Fixed sentences the domain refuses with (UnusableInputError): the error page looks the whole
-# message up, so these read in the reader's language; messages with values stay as written.
-DOMAIN_MESSAGES = (
-    N_("you cannot change your own role; ask another supervisor"),
-    N_("you cannot deactivate yourself"),
-    N_("you cannot reactivate yourself"),
-    N_("password is too short: at least 8 characters"),
-)

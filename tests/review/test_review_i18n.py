@@ -194,3 +194,134 @@ def test_reconciliation_periods_and_months_read_as_dates():
     assert formats.phrase_text(month, "id") == (
         "untuk HTL-004 masa Maret 2026, yang tidak memiliki SPT maupun penjualan tercatat"
     )
+
+
+# ----------------------------------------------------------------------------- refusals
+
+
+@pytest.fixture(scope="module")
+def refusing_site(tmp_path_factory):
+    """A seeded app whose refusals the tests below provoke (none of them changes anything)."""
+    from dataclasses import replace
+
+    from pipeline.casework import attachments
+    from pipeline.casework.users import ensure_demo_users, get_user
+    from pipeline.core.settings import Settings
+    from pipeline.review import create_app
+    from pipeline.store import connect
+    from tests.helpers.review_client import role_cookies
+    from tests.helpers.review_seed import seed
+
+    home = tmp_path_factory.mktemp("review-refusals")
+    engine = connect(f"sqlite:///{home / 'eincome.db'}")
+    world = seed(engine)
+    ensure_demo_users(engine)
+    app = create_app(engine, replace(Settings(secret_key="k"), home=home))
+    app.state.role_cookies = role_cookies(app)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200)
+    attachment_id = attachments.add_attachment(
+        engine, home, world.case_id, get_user(engine, "demo"), "lot.png", png, max_bytes=10**6
+    )
+    (row,) = attachments.attachments_of(engine, world.case_id)
+    (home / attachments.FOLDER / row.stored_as).write_bytes(b"swapped on disk")
+    yield app, world, attachment_id
+    engine.dispose()
+
+
+def _refusal(app, role: str, lang: str, request) -> tuple[int, str]:
+    """The status and the message paragraph of the error page ``request(client, token)`` gets."""
+    from tests.helpers.review_client import as_role
+
+    client, token = as_role(app, role)
+    client.cookies.set(LANG_COOKIE, lang)
+    response = request(client, token)
+    message = re.search(r'error-page">\s*<h1>[^<]*</h1>\s*<p>(.*?)</p>', response.text, re.S)
+    assert message, response.text[:500]
+    return response.status_code, message.group(1)
+
+
+REFUSALS = {
+    "403 on a supervisor's page": (
+        "viewer",
+        lambda c, t, w, a: c.get("/alerts"),
+        403,
+        "pengguna &#39;leader&#39; (pemantau) tidak boleh mengelola aturan peringatan",
+    ),
+    "403 on a release": (
+        "auditor",
+        lambda c, t, w, a: c.post(
+            "/ops/quarantine/release", data={"csrf_token": t, "scope": "matching"}
+        ),
+        403,
+        "tidak boleh melepas baris karantina",
+    ),
+    "due day on an unassigned case": (
+        "auditor",
+        lambda c, t, w, a: c.post(
+            f"/cases/{w.case_id}/due", data={"csrf_token": t, "due_on": "2030-01-31"}
+        ),
+        400,
+        "harus sudah ditugaskan dan belum diputuskan",
+    ),
+    "money recovered on an open case": (
+        "auditor",
+        lambda c, t, w, a: c.post(
+            f"/cases/{w.case_id}/recovered",
+            data={"csrf_token": t, "recovered": "1.500.000", "note": "setoran susulan"},
+        ),
+        400,
+        "bukan kebocoran terkonfirmasi",
+    ),
+    "money recovered without a note": (
+        "auditor",
+        lambda c, t, w, a: c.post(
+            f"/cases/{w.decided_case_id}/recovered", data={"csrf_token": t, "recovered": "5"}
+        ),
+        400,
+        "mencatat uang yang dipulihkan memerlukan catatan",
+    ),
+    "too many cases at once": (
+        "supervisor",
+        lambda c, t, w, a: c.post(
+            "/cases/bulk",
+            data={
+                "csrf_token": t,
+                "action": "false_alarm",
+                "note": "uji",
+                "case_id": [str(i) for i in range(1, 502)],
+            },
+        ),
+        400,
+        "501 kasus dipilih; paling banyak 500 sekaligus",
+    ),
+    "an attachment altered on disk": (
+        "auditor",
+        lambda c, t, w, a: c.get(f"/cases/{w.case_id}/attachments/{a}"),
+        400,
+        "telah diubah",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSALS))
+def test_refusals_reach_an_indonesian_page_in_indonesian(refusing_site, name):
+    """Fails while a refusal reaches the Indonesian page as the English the domain wrote."""
+    app, world, attachment_id = refusing_site
+    role, request, status, indonesian = REFUSALS[name]
+
+    def send(client, token):
+        return request(client, token, world, attachment_id)
+
+    id_status, id_text = _refusal(app, role, "id", send)
+    en_status, en_text = _refusal(app, role, "en", send)
+    assert id_status == en_status == status
+    assert indonesian in id_text, id_text
+    assert id_text != en_text, f"the Indonesian page says it in English: {id_text}"
+
+
+def test_every_right_has_a_label_in_both_languages():
+    from pipeline.casework.users import RIGHTS
+    from pipeline.review.labels import LABELS, label
+
+    assert set(RIGHTS) <= set(LABELS)
+    assert all(label(r, "id") != label(r, "en") for r in RIGHTS)
