@@ -4,8 +4,9 @@ database.
     eincome demo --no-serve && python -m pipeline.testbed.screenshots [docs/screenshots]
 
 Serves the app on a free 127.0.0.1 port, signs in with the demo logins (created if missing),
-opens the open case with the largest estimated shortfall, and saves case.png, dashboard.png,
-realisation.png, cashless.png, trends.png and alerts.png.
+opens the open case with the largest estimated shortfall, and saves case.png, queue.png (the
+queue searched for that case's point), dashboard.png, realisation.png, cashless.png, trends.png
+and alerts.png.
 Needs Playwright (dev extra) and Chromium at /usr/bin/chromium (or $EINCOME_CHROMIUM).
 """
 
@@ -18,6 +19,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 from sqlalchemy import Engine, func, select
 
@@ -69,6 +71,13 @@ def _largest_open_case(engine: Engine, origin: str = "detector") -> int:
     return rows[0].case_id
 
 
+def _point_of(engine: Engine, case_id: int) -> str:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(cases.c.point_id).where(cases.c.case_id == case_id)
+        ).scalar_one()
+
+
 def take(
     engine: Engine, settings: Settings, out_dir: Path, *, chromium: str = "/usr/bin/chromium"
 ) -> list[Path]:
@@ -107,6 +116,13 @@ def take(
             phone = {"width": 390, "height": 844}
             shots = [
                 ("case.png", f"/cases/{case_id}", "demo", {"width": 1280, "height": 900}, 1),
+                (
+                    "queue.png",
+                    f"/cases?{urlencode({'q': _point_of(engine, case_id), 'status': ''})}",
+                    "demo",
+                    {"width": 1280, "height": 900},
+                    1,
+                ),
                 ("dashboard.png", "/dashboard", "leader", phone, 2),
                 ("realisation.png", "/realisation", "leader", phone, 2),
                 ("cashless.png", "/cashless", "leader", phone, 2),
@@ -126,7 +142,7 @@ def take(
                 page.fill("input[name=password]", login)
                 page.click("button[type=submit]")
                 page.wait_for_selector(
-                    "canvas, #recon, #realisation, #cashless, #trends, #alert-rules"
+                    "canvas, #recon, #realisation, #cashless, #trends, #alert-rules, #queue-search"
                 )
                 page.wait_for_timeout(300)  # let the charts finish their first paint
                 page.screenshot(path=str(out_dir / name), full_page=True)
