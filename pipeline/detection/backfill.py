@@ -11,6 +11,9 @@ old in-sample way (one model and usual levels from the whole range) for a first 
 history shorter than the minimum, and for comparison; it says so in its result.
 """
 
+# long: the live path (score_range), the walk forward and the hindsight path share the week
+# split, the model in force and the progress record; kept together they read as one rule.
+
 from __future__ import annotations
 
 import json
