@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, select, update
@@ -126,6 +127,17 @@ def _append(connection, case_id, actor, action, before, after, note, now) -> Non
     )
 
 
+def _change(connection, row, actor: str, action: str, note: str, now, extra=None, **values):
+    """Set ``values`` on case ``row`` (its status, assignee, due day or money recovered) through
+    the one writer of ``cases``, and append the trail row with the state before and after (and
+    ``extra`` in the after); returns the after."""
+    before = _state(row)
+    change_state(connection, row, now, **values)
+    after = {**_state(SimpleNamespace(**{**row._asdict(), **values})), **(extra or {})}
+    _append(connection, row.case_id, actor, action, before, after, note, now)
+    return after
+
+
 def decide(
     engine: Engine,
     case_id: int,
@@ -167,9 +179,7 @@ def decide(
             raise UnusableInputError.said(
                 "case %(case)s is already %(decision_kind)s", case=case_id, decision_kind=decision
             )
-        before = _state(row)
-        after = {**before, "status": decision}
-        change_state(connection, row, now, status=decision)
+        extra = {}
         if decision == "false_alarm":
             result = connection.execute(
                 suppressions.insert().values(
@@ -182,9 +192,8 @@ def decide(
                     created_at=now,
                 )
             )
-            after["suppression_id"] = result.inserted_primary_key[0]
-        _append(connection, case_id, actor.username, "decide", before, after, text, now)
-    return after
+            extra["suppression_id"] = result.inserted_primary_key[0]
+        return _change(connection, row, actor.username, "decide", text, now, extra, status=decision)
 
 
 def reopen(
@@ -198,9 +207,7 @@ def reopen(
         row = _load(connection, case_id)
         if row.status == "open":
             raise UnusableInputError.said("case %(case)s is already open", case=case_id)
-        before = _state(row)
-        after = {**before, "status": "open"}
-        change_state(connection, row, now, status="open")
+        extra = {}
         if row.status == "false_alarm":
             for suppression_id in _suppressions_made_by(connection, case_id):
                 # End it now rather than delete it: what was suppressed meanwhile stays explainable.
@@ -211,9 +218,8 @@ def reopen(
                     .values(ends_at=now)
                 )
                 if ended.rowcount:
-                    after.setdefault("ended_suppression_ids", []).append(suppression_id)
-        _append(connection, case_id, actor.username, "reopen", before, after, text, now)
-    return after
+                    extra.setdefault("ended_suppression_ids", []).append(suppression_id)
+        return _change(connection, row, actor.username, "reopen", text, now, extra, status="open")
 
 
 def _suppressions_made_by(connection: Connection, case_id: int) -> list[int]:
@@ -263,11 +269,7 @@ def assign(
             raise UnusableInputError.said(
                 "case %(case)s is already assigned to %(assignee)s", case=case_id, assignee=name
             )
-        before = _state(row)
-        after = {**before, "assignee": name}
-        change_state(connection, row, now, assignee=name)
-        _append(connection, case_id, actor.username, "assign", before, after, text, now)
-    return after
+        return _change(connection, row, actor.username, "assign", text, now, assignee=name)
 
 
 def set_due(
@@ -292,13 +294,7 @@ def set_due(
             )
         if row.due_on == due_on:
             raise UnusableInputError.said("case %(case)s already has that due day", case=case_id)
-        before = _state(row)
-        change_state(connection, row, now, due_on=due_on)
-        after = {k: v for k, v in before.items() if k != "due_on"}
-        if due_on is not None:
-            after["due_on"] = due_on.isoformat()
-        _append(connection, case_id, actor.username, "due", before, after, text, now)
-    return after
+        return _change(connection, row, actor.username, "due", text, now, due_on=due_on)
 
 
 def record_recovery(
@@ -334,11 +330,9 @@ def record_recovery(
                 case=case_id,
                 recovered_rp=recovered_rp,
             )
-        before = _state(row)
-        after = {**before, "recovered_rp": recovered_rp}
-        change_state(connection, row, now, recovered_rp=recovered_rp)
-        _append(connection, case_id, actor.username, "recover", before, after, text, now)
-    return after
+        return _change(
+            connection, row, actor.username, "recover", text, now, recovered_rp=recovered_rp
+        )
 
 
 def record_export(

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 
 import typer
 
-from pipeline.cli.common import runtime, say
+from pipeline.cli.common import moment_option, runtime, say
 from pipeline.core.errors import UnusableInputError
 
 alerts_app = typer.Typer(
@@ -23,21 +23,7 @@ alerts_app.add_typer(rules_app, name="rules")
 def _when(value: str | None, option: str) -> datetime:
     if value is None:
         return datetime.now(UTC)  # the CLI is an edge: here "now" is the moment judged
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise UnusableInputError(
-            say("%(option)s %(value)r is not an ISO-8601 time", option=option, value=value)
-        ) from None
-    if moment.tzinfo is None:
-        raise UnusableInputError(
-            say(
-                "%(option)s %(value)r has no UTC offset (e.g. 2025-11-03T00:00+07:00)",
-                option=option,
-                value=value,
-            )
-        )
-    return moment.astimezone(UTC)
+    return moment_option(value, option).astimezone(UTC)
 
 
 def _day(value: str | None) -> date:

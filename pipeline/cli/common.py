@@ -14,6 +14,7 @@ names, and ``--help`` is English (Typer builds it before any option is read).
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 
 from rich.console import Console
 
@@ -70,14 +71,37 @@ def say(msgid: str, **params) -> str:
     return text % params if params else text
 
 
-def reason_of(error: Exception) -> str:
-    """A refusal's message in this run's language (phrased refusals; others as written)."""
-    part = getattr(error, "phrase", None)
-    if part is None:
-        return str(error)
+def moment_option(value: str, option: str) -> datetime:
+    """The time an option gives, ISO 8601 with its UTC offset (a time without one is refused:
+    whose midnight would it be?)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UnusableInputError(
+            say("%(option)s %(value)r is not an ISO-8601 time", option=option, value=value)
+        ) from None
+    if moment.tzinfo is None:
+        raise UnusableInputError(
+            say(
+                "%(option)s %(value)r has no UTC offset (e.g. 2025-11-03T00:00+07:00)",
+                option=option,
+                value=value,
+            )
+        )
+    return moment
+
+
+def phrased(part) -> str:
+    """A phrase (``core.phrases``) in this run's language."""
     from pipeline.review.formats import phrase_text
 
     return phrase_text(part, language())
+
+
+def reason_of(error: Exception) -> str:
+    """A refusal's message in this run's language (phrased refusals; others as written)."""
+    part = getattr(error, "phrase", None)
+    return str(error) if part is None else phrased(part)
 
 
 def reasons_text(parts: str | None, text: str | None, tz_name: str | None = None) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from pipeline.cli.common import reasons_text, runtime, say
+from pipeline.cli.common import moment_option, reasons_text, runtime, say
 from pipeline.core.errors import UnusableInputError
 
 # Top-level `eincome` commands of this module; the hub (`pipeline.cli`) adds them.
@@ -23,24 +23,6 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-def _when(value: str, option: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise UnusableInputError(
-            say("%(option)s %(value)r is not an ISO-8601 time", option=option, value=value)
-        ) from None
-    if moment.tzinfo is None:
-        raise UnusableInputError(
-            say(
-                "%(option)s %(value)r has no UTC offset (e.g. 2025-11-03T00:00+07:00)",
-                option=option,
-                value=value,
-            )
-        )
-    return moment
-
-
 def _span(engine, start: str | None, end: str | None) -> tuple[datetime, datetime]:
     from pipeline.detection.features import data_span
 
@@ -50,8 +32,8 @@ def _span(engine, start: str | None, end: str | None) -> tuple[datetime, datetim
             say("no hour aggregates yet: ingest feeds first, or give --start and --end")
         )
     return (
-        _when(start, "--start") if start else span[0],
-        _when(end, "--end") if end else span[1],
+        moment_option(start, "--start") if start else span[0],
+        moment_option(end, "--end") if end else span[1],
     )
 
 
@@ -134,8 +116,8 @@ def score(
     result = score_range(
         rt.engine,
         rt.models_dir,
-        _when(start, "--start"),
-        _when(end, "--end"),
+        moment_option(start, "--start"),
+        moment_option(end, "--end"),
         calendar=calendar,
         model_version=model,
     )
@@ -190,7 +172,7 @@ def backfill_cmd(
     from datetime import timedelta
 
     rt = runtime()
-    begin, finish = _when(start, "--start"), _when(end, "--end")
+    begin, finish = moment_option(start, "--start"), moment_option(end, "--end")
     min_history = timedelta(weeks=min_history_weeks)
     if workers > 1:
         from pipeline.detection.fanout import plan_backfill, prepare_range, run_plan
@@ -250,8 +232,8 @@ def anomalies_cmd(
 
     frame = list_anomalies(
         runtime().engine,
-        _when(start, "--start") if start else None,
-        _when(end, "--end") if end else None,
+        moment_option(start, "--start") if start else None,
+        moment_option(end, "--end") if end else None,
     )
     frame["score"] = frame["score"].round(4)
     frame["reasons"] = _said_reasons(frame)
@@ -303,7 +285,11 @@ def backtest_cmd(
 
     rt = runtime()
     overlap = backtest_overlap(
-        rt.engine, rt.models_dir, model, _when(start, "--start"), _when(end, "--end")
+        rt.engine,
+        rt.models_dir,
+        model,
+        moment_option(start, "--start"),
+        moment_option(end, "--end"),
     )
     if overlap and format is OutputFormat.table:
         typer.echo(
@@ -318,8 +304,8 @@ def backtest_cmd(
         rt.engine,
         rt.models_dir,
         model,
-        _when(start, "--start"),
-        _when(end, "--end"),
+        moment_option(start, "--start"),
+        moment_option(end, "--end"),
         calendar=_calendar(events),
     )
     if format is OutputFormat.table:
@@ -382,8 +368,8 @@ def suppress_add(
     ident = add_suppression(
         runtime().engine,
         point_id=point_id,
-        starts_at=_when(start, "--start"),
-        ends_at=_when(end, "--end"),
+        starts_at=moment_option(start, "--start"),
+        ends_at=moment_option(end, "--end"),
         reason=reason,
         kind=kind,
         created_by=by,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.common import runtime, say
+from pipeline.cli.common import phrased, runtime, say
 from pipeline.cli.detect_cmds import OutputFormat, _print_frame
 from pipeline.core.errors import UnusableInputError
 from pipeline.core.times import DEFAULT_TIMEZONE, local_midnight, parse_day
@@ -172,16 +172,4 @@ def quarantine_release(
     if result.release_id is None:
         typer.echo(say("No open rows to release: nothing was changed."))
         return
-    typer.echo(
-        say(
-            "Release %(id)s: %(selected)s rows re-validated; %(stored)s stored, "
-            "%(duplicates)s already stored, %(still_bad)s still bad (quarantined again with "
-            "the new reason), %(skipped)s not rows (left open).",
-            id=result.release_id,
-            selected=result.selected,
-            stored=result.stored,
-            duplicates=result.duplicates,
-            still_bad=result.still_bad,
-            skipped=result.skipped,
-        )
-    )
+    typer.echo(phrased(result.summary()))

@@ -36,6 +36,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, text, update
 
 from pipeline.core.errors import NotFoundError, UnusableInputError
+from pipeline.core.phrases import Phrase, phrase
 from pipeline.intake.feeds import FEED_COLUMNS, frame_chunk
 from pipeline.intake.ingest import DEFAULT_FUTURE_TOLERANCE, ingest_rows
 from pipeline.intake.validate import DEFAULT_EARLIEST
@@ -113,6 +114,20 @@ class ReleaseResult:
     still_bad: int = 0
     skipped: int = 0  # lines that were never rows (malformed): they stay open
     batch_ids: list[int] = field(default_factory=list)
+
+    def summary(self) -> Phrase:
+        """What the release did, as the app's message and the command's output say it."""
+        return phrase(
+            "Release %(id)s: %(selected)s rows re-validated; %(stored)s stored, "
+            "%(duplicates)s already stored, %(still_bad)s still bad (quarantined again with "
+            "the new reason), %(skipped)s not rows (left open).",
+            id=self.release_id,
+            selected=self.selected,
+            stored=self.stored,
+            duplicates=self.duplicates,
+            still_bad=self.still_bad,
+            skipped=self.skipped,
+        )
 
 
 def _where(f: QuarantineFilter):
@@ -339,15 +354,20 @@ def _parts(ids: Sequence[int], size: int = 500):
         yield ids[i : i + size]
 
 
+def _reopen_unsettled(connection, release_id: int) -> None:
+    """The rows release ``release_id`` claimed and settled no outcome for are open again."""
+    q = quarantine.c
+    connection.execute(
+        update(quarantine)
+        .where(q.release_id == release_id, q.release_outcome.is_(None))
+        .values(release_id=None)
+    )
+
+
 def _give_back(engine: Engine, release_id: int, message: str) -> None:
     """A release that failed: its claimed rows without an outcome are open again."""
-    q = quarantine.c
     with engine.connect() as connection, _writing(connection):
-        connection.execute(
-            update(quarantine)
-            .where(q.release_id == release_id, q.release_outcome.is_(None))
-            .values(release_id=None)
-        )
+        _reopen_unsettled(connection, release_id)
         connection.execute(
             update(quarantine_releases)
             .where(quarantine_releases.c.release_id == release_id)
@@ -504,11 +524,7 @@ def _settle(
                 ],  # fmt: skip
             )
         if skipped:  # not rows: open again, for a person to read (and export)
-            connection.execute(
-                update(quarantine)
-                .where(q.release_id == release_id, q.release_outcome.is_(None))
-                .values(release_id=None)
-            )
+            _reopen_unsettled(connection, release_id)
         connection.execute(
             update(quarantine_releases)
             .where(quarantine_releases.c.release_id == release_id)

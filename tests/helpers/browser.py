@@ -16,7 +16,9 @@ CHROMIUM_ARGS = [
 
 
 def sign_in(page, base: str, path: str, username: str, password: str) -> None:
+    """Visit ``path`` signed out, land on the login form, and sign in (back to ``path``)."""
     page.goto(base + path)
+    assert "/login" in page.url, "an anonymous visitor must land on the login page"
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")

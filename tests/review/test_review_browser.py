@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -19,71 +16,24 @@ import pytest
 from pipeline.casework.users import ensure_demo_users
 from pipeline.core.money import rupiah
 from pipeline.core.settings import Settings
-from pipeline.review import create_app
 from pipeline.store import connect
+from tests.helpers.browser import sign_in
+from tests.helpers.push_client import served as serve_app
 from tests.helpers.review_seed import seed
-from tests.helpers.services import service_missing
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("EINCOME_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The app on a seeded SQLite database, served by uvicorn on 127.0.0.1 in a thread."""
-    import uvicorn
-
     engine = connect(f"sqlite:///{tmp_path_factory.mktemp('review') / 'eincome.db'}")
     world = seed(engine)
     ensure_demo_users(engine)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(engine, Settings(secret_key="browser-test")),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    long_case = _add_seven_day_case(engine, world)
-    yield f"http://127.0.0.1:{port}", world, long_case
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(engine, Settings(secret_key="browser-test")) as base:
+        long_case = _add_seven_day_case(engine, world)
+        yield base, world, long_case
     engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _add_seven_day_case(engine, world) -> int:
@@ -167,15 +117,6 @@ def _watch_errors(page) -> list[str]:
     return errors
 
 
-def _sign_in(page, base: str, path: str, username: str, password: str) -> None:
-    page.goto(base + path)
-    assert "/login" in page.url, "an anonymous visitor must land on the login page"
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state("load")
-
-
 def _screenshot(page, name: str) -> None:
     folder = os.environ.get("EINCOME_SCREENSHOTS")
     if folder:
@@ -183,12 +124,12 @@ def _screenshot(page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / name), full_page=True)
 
 
-def test_auditor_reads_the_chart_and_decides_a_case(served, browser):
+def test_auditor_reads_the_chart_and_decides_a_case(served, chromium_browser):
     base, world, _ = served
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = chromium_browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors = _watch_errors(page)
-    _sign_in(page, base, f"/cases/{world.case_id}", "demo", "demo")
+    sign_in(page, base, f"/cases/{world.case_id}", "demo", "demo")
     assert page.url.endswith(f"/cases/{world.case_id}")
 
     page.wait_for_selector("#case-chart canvas")
@@ -224,9 +165,9 @@ def test_auditor_reads_the_chart_and_decides_a_case(served, browser):
     context.close()
 
 
-def test_leader_dashboard_fits_a_phone_and_refreshes(served, browser):
+def test_leader_dashboard_fits_a_phone_and_refreshes(served, chromium_browser):
     base, world, _ = served
-    context = browser.new_context(
+    context = chromium_browser.new_context(
         viewport={"width": 390, "height": 844},
         device_scale_factor=2,
         is_mobile=True,
@@ -234,7 +175,7 @@ def test_leader_dashboard_fits_a_phone_and_refreshes(served, browser):
     )
     page = context.new_page()
     errors = _watch_errors(page)
-    _sign_in(page, base, "/dashboard?refresh=2", "leader", "leader")
+    sign_in(page, base, "/dashboard?refresh=2", "leader", "leader")
     assert "/dashboard" in page.url
     page.wait_for_selector("#chart-minute canvas")
     page.wait_for_selector("#chart-hour canvas")
@@ -268,9 +209,9 @@ def test_leader_dashboard_fits_a_phone_and_refreshes(served, browser):
     context.close()
 
 
-def test_the_app_speaks_indonesian_and_switches_to_english(served, browser):
+def test_the_app_speaks_indonesian_and_switches_to_english(served, chromium_browser):
     base, world, _ = served
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = chromium_browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors = _watch_errors(page)
     page.goto(base + "/login")
@@ -288,12 +229,12 @@ def test_the_app_speaks_indonesian_and_switches_to_english(served, browser):
     context.close()
 
 
-def test_a_seven_day_case_shows_both_dates_and_a_breakdown_that_sums(served, browser):
+def test_a_seven_day_case_shows_both_dates_and_a_breakdown_that_sums(served, chromium_browser):
     base, world, long_case = served
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = chromium_browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors = _watch_errors(page)
-    _sign_in(page, base, f"/cases/{long_case}", "demo", "demo")
+    sign_in(page, base, f"/cases/{long_case}", "demo", "demo")
     page.wait_for_selector("#case-chart canvas")
     span = page.inner_text("#case-span")
     from datetime import timedelta
@@ -325,12 +266,12 @@ def test_a_seven_day_case_shows_both_dates_and_a_breakdown_that_sums(served, bro
     context.close()
 
 
-def test_case_reasons_read_in_the_page_language(served, browser):
+def test_case_reasons_read_in_the_page_language(served, chromium_browser):
     base, world, _ = served
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = chromium_browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors = _watch_errors(page)
-    _sign_in(page, base, f"/cases/{world.case_id}", "demo", "demo")
+    sign_in(page, base, f"/cases/{world.case_id}", "demo", "demo")
     reasons = page.locator("ul.reasons li").all_inner_texts()
     assert reasons[0] == "3 jam ditandai, dugaan pelaporan kurang, Rp 412.000 dipertaruhkan"
     assert reasons[1].startswith("terkuat: pendapatan 65% di bawah biasanya untuk Sel 14.00")
@@ -348,11 +289,11 @@ def test_case_reasons_read_in_the_page_language(served, browser):
      "/cases?date_from=9999-12-31", "/cases?date_to=0001-01-01", "/dashboard?day=9999-12-31",
      "/api/dashboard?day=0001-01-01", "/cases/export.xlsx?date_from=0001-01-01"],
 )  # fmt: skip
-def test_out_of_range_parameters_give_a_4xx_page(served, browser, path):
+def test_out_of_range_parameters_give_a_4xx_page(served, chromium_browser, path):
     base, _, _ = served
-    context = browser.new_context()
+    context = chromium_browser.new_context()
     page = context.new_page()
-    _sign_in(page, base, "/cases", "supervisor", "supervisor")
+    sign_in(page, base, "/cases", "supervisor", "supervisor")
     cookies = {c["name"]: c["value"] for c in context.cookies()}
     response = page.goto(base + path)
     assert 400 <= response.status < 500, (path, response.status)
@@ -365,13 +306,13 @@ def test_out_of_range_parameters_give_a_4xx_page(served, browser, path):
     context.close()
 
 
-def test_sign_out_ends_a_copied_cookie(served, browser):
+def test_sign_out_ends_a_copied_cookie(served, chromium_browser):
     base, _, _ = served
-    mine = browser.new_context()
+    mine = chromium_browser.new_context()
     page = mine.new_page()
-    _sign_in(page, base, "/cases", "supervisor", "supervisor")
+    sign_in(page, base, "/cases", "supervisor", "supervisor")
     assert page.url.endswith("/cases")
-    copied = browser.new_context()
+    copied = chromium_browser.new_context()
     copied.add_cookies(mine.cookies())
     thief = copied.new_page()
     thief.goto(base + "/cases")
@@ -387,10 +328,10 @@ def test_sign_out_ends_a_copied_cookie(served, browser):
     copied.close()
 
 
-def test_a_strangers_wrong_passwords_do_not_lock_out_the_user(served, browser):
+def test_a_strangers_wrong_passwords_do_not_lock_out_the_user(served, chromium_browser):
     # Last in the module: the failures slow this address (127.0.0.1) for a while afterwards.
     base, _, _ = served
-    stranger = browser.new_context()
+    stranger = chromium_browser.new_context()
     page = stranger.new_page()
     for _ in range(5):
         page.goto(base + "/login")
@@ -401,21 +342,21 @@ def test_a_strangers_wrong_passwords_do_not_lock_out_the_user(served, browser):
         assert "Nama pengguna atau kata sandi salah" in page.inner_text("main")
     stranger.close()
 
-    user = browser.new_context()
+    user = chromium_browser.new_context()
     page = user.new_page()
     started = time.monotonic()
-    _sign_in(page, base, "/cases", "demo", "demo")
+    sign_in(page, base, "/cases", "demo", "demo")
     assert page.url.endswith("/cases"), "the right password is taken, only a little later"
     assert time.monotonic() - started < 6  # one capped delay (4 s) at most
     user.close()
 
 
-def test_inspector_finds_a_case_by_receipt_and_points_by_typing(served, browser):
+def test_inspector_finds_a_case_by_receipt_and_points_by_typing(served, chromium_browser):
     base, world, _ = served
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = chromium_browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors = _watch_errors(page)
-    _sign_in(page, base, "/cases?status=", "demo", "demo")
+    sign_in(page, base, "/cases?status=", "demo", "demo")
 
     # The point filter asks the server as one types and offers what matches.
     page.fill("#point-filter", "")
@@ -457,12 +398,14 @@ PNG_1PX = bytes.fromhex(
 )
 
 
-def test_evidence_is_attached_and_comes_back_as_a_download(served, browser, tmp_path):
+def test_evidence_is_attached_and_comes_back_as_a_download(served, chromium_browser, tmp_path):
     base, world, _ = served
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context = chromium_browser.new_context(
+        viewport={"width": 1280, "height": 900}, accept_downloads=True
+    )
     page = context.new_page()
     errors = _watch_errors(page)
-    _sign_in(page, base, f"/cases/{world.case_ids[2]}", "demo", "demo")
+    sign_in(page, base, f"/cases/{world.case_ids[2]}", "demo", "demo")
     photo = tmp_path / "cek-lapangan.png"
     photo.write_bytes(PNG_1PX)
     page.set_input_files("#attach-form input[type=file]", str(photo))
@@ -481,12 +424,12 @@ def test_evidence_is_attached_and_comes_back_as_a_download(served, browser, tmp_
     context.close()
 
 
-def test_the_inspection_report_prints_to_a_pdf(served, browser):
+def test_the_inspection_report_prints_to_a_pdf(served, chromium_browser):
     base, world, _ = served
-    context = browser.new_context(viewport={"width": 1000, "height": 1400})
+    context = chromium_browser.new_context(viewport={"width": 1000, "height": 1400})
     page = context.new_page()
     errors = _watch_errors(page)
-    _sign_in(page, base, f"/cases/{world.case_id}/report", "demo", "demo")
+    sign_in(page, base, f"/cases/{world.case_id}/report", "demo", "demo")
     assert "BERITA ACARA PEMERIKSAAN" in page.inner_text("header")
     page.emulate_media(media="print")
     assert not page.is_visible("nav.no-print"), "the print button is not on paper"

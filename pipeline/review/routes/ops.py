@@ -44,6 +44,18 @@ def _only_silent(value: str | None) -> bool:
     return text == "1"
 
 
+def _freshness(request: Request, silent, min_open_hours, page, **page_size):
+    """The freshness view the page and its JSON show, from the same query parameters."""
+    return queries.freshness_view(
+        engine_of(request),
+        as_of=datetime.now(UTC),
+        min_open_hours=queries.min_open_hours_param(min_open_hours),
+        only_silent=_only_silent(silent),
+        page=page_number(page),
+        **page_size,
+    )
+
+
 @router.get("/ops/freshness")
 def ops_freshness(
     request: Request,
@@ -52,19 +64,9 @@ def ops_freshness(
     page: str | None = None,
     user: User = need("ops.view"),
 ):
-    view = queries.freshness_view(
-        engine_of(request),
-        as_of=datetime.now(UTC),
-        min_open_hours=queries.min_open_hours_param(min_open_hours),
-        only_silent=_only_silent(silent),
-        page=page_number(page),
-    )
+    view = _freshness(request, silent, min_open_hours, page)
     return render(
-        request,
-        "freshness.html",
-        user=user,
-        fresh=view,
-        only_silent=_only_silent(silent),
+        request, "freshness.html", user=user, fresh=view, only_silent=_only_silent(silent)
     )
 
 
@@ -77,14 +79,7 @@ def ops_freshness_json(
     user: User = need("ops.view"),
 ):
     # Beside /api/dashboard: a signed-in page's JSON (session and rights), not a device API.
-    view = queries.freshness_view(
-        engine_of(request),
-        as_of=datetime.now(UTC),
-        min_open_hours=queries.min_open_hours_param(min_open_hours),
-        only_silent=_only_silent(silent),
-        page=page_number(page),
-        page_size=API_PAGE_SIZE,
-    )
+    view = _freshness(request, silent, min_open_hours, page, page_size=API_PAGE_SIZE)
     return JSONResponse(queries.freshness_json(view))
 
 

@@ -87,18 +87,6 @@ async def quarantine_release(request: Request, user: User = Depends(current_user
     if result.release_id is None:
         flash(request, N_("No open rows to release: nothing was changed."), kind="error")
     else:
-        flash(
-            request,
-            N_(
-                "Release %(id)s: %(selected)s rows re-validated; %(stored)s stored, "
-                "%(duplicates)s already stored, %(still_bad)s still bad (quarantined again with "
-                "the new reason), %(skipped)s not rows (left open)."
-            ),
-            id=result.release_id,
-            selected=result.selected,
-            stored=result.stored,
-            duplicates=result.duplicates,
-            still_bad=result.still_bad,
-            skipped=result.skipped,
-        )
+        summary = result.summary()
+        flash(request, summary.msgid, **summary.params)
     return see_other("/ops/quarantine?" + params.query_string(page=1))
