@@ -17,3 +17,20 @@ def smtp():
 def webhook():
     with webhook_receiver() as served:
         yield served
+
+
+@pytest.fixture
+def smtp_home(tmp_path, monkeypatch, smtp):
+    """The commands' and tasks' environment: a home in ``tmp_path`` (its SQLite database) and
+    e-mail through the local SMTP server, in Indonesian; yields that server's inbox."""
+    port, inbox = smtp
+    for key, value in {
+        "EINCOME_HOME": str(tmp_path),
+        "EINCOME_DB_URL": "",
+        "EINCOME_SMTP_HOST": "127.0.0.1",
+        "EINCOME_SMTP_PORT": str(port),
+        "EINCOME_SMTP_STARTTLS": "0",
+        "EINCOME_LANGUAGE": "id",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return inbox

@@ -18,17 +18,8 @@ def _run(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
-def test_rules_email_send_and_history_from_the_command_line(tmp_path, monkeypatch, smtp):
-    port, inbox = smtp
-    for key, value in {
-        "EINCOME_HOME": str(tmp_path),
-        "EINCOME_DB_URL": "",
-        "EINCOME_SMTP_HOST": "127.0.0.1",
-        "EINCOME_SMTP_PORT": str(port),
-        "EINCOME_SMTP_STARTTLS": "0",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("EINCOME_LANGUAGE", raising=False)
+def test_rules_email_send_and_history_from_the_command_line(tmp_path, smtp_home):
+    inbox = smtp_home
     engine = connect(f"sqlite:///{tmp_path / 'eincome.db'}")
     add_user(engine, "oki", "ops", "password-123", actor="test")
 

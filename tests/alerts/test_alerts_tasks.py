@@ -12,17 +12,8 @@ from pipeline.store.failures import record_failure
 from pipeline.store.schema import cases
 
 
-def test_the_hourly_and_daily_tasks_send_once(tmp_path, monkeypatch, smtp):
-    port, inbox = smtp
-    for key, value in {
-        "EINCOME_HOME": str(tmp_path),
-        "EINCOME_DB_URL": "",
-        "EINCOME_SMTP_HOST": "127.0.0.1",
-        "EINCOME_SMTP_PORT": str(port),
-        "EINCOME_SMTP_STARTTLS": "0",
-        "EINCOME_LANGUAGE": "id",
-    }.items():
-        monkeypatch.setenv(key, value)
+def test_the_hourly_and_daily_tasks_send_once(tmp_path, smtp_home):
+    inbox = smtp_home
     engine = connect(f"sqlite:///{tmp_path / 'eincome.db'}")
     add_user(engine, "oki", "ops", "password-123", actor="test")
     set_email(engine, "oki", "oki@pemkab.test", actor="test")

@@ -4,10 +4,16 @@
 from __future__ import annotations
 
 import re
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from pipeline.core.settings import Settings
+from pipeline.review import create_app
 from pipeline.review.app import SESSION_COOKIE
+from pipeline.store import connect
 
 ROLE_USER = {"auditor": "demo", "supervisor": "supervisor", "ops": "ops", "viewer": "leader"}
 PASSWORDS = {"demo": "demo", "supervisor": "supervisor", "ops": "ops", "leader": "leader"}
@@ -42,3 +48,18 @@ def as_role(app, role: str) -> tuple[TestClient, str]:
     client = client_for(app)
     client.cookies.set(SESSION_COOKIE, app.state.role_cookies[role])
     return client, csrf_token(client)
+
+
+@contextmanager
+def app_on_a_copy(template: Path, cookies: dict[str, str], tmp_path: Path, settings: Settings):
+    """(app, engine) on a copy of the seeded database ``template`` whose roles signed in once
+    (``cookies``, from ``role_cookies``): each test changes its own copy, nobody signs in again."""
+    copy = tmp_path / "eincome.db"
+    shutil.copy(template, copy)
+    engine = connect(f"sqlite:///{copy}")
+    app = create_app(engine, settings)
+    app.state.role_cookies = cookies
+    try:
+        yield app, engine
+    finally:
+        engine.dispose()

@@ -4,7 +4,6 @@ naming the value; the others get a 403."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +14,7 @@ from pipeline.casework.users import ensure_demo_users, set_email
 from pipeline.core.settings import Settings
 from pipeline.review import create_app
 from pipeline.store import connect
-from tests.helpers.review_client import as_role, role_cookies
+from tests.helpers.review_client import app_on_a_copy, as_role, role_cookies
 
 SETTINGS = Settings(secret_key="test-key")
 ROLES = ("viewer", "auditor", "ops", "supervisor")
@@ -42,13 +41,8 @@ def template_db(tmp_path_factory):
 @pytest.fixture
 def site(template_db, tmp_path):
     path, cookies = template_db
-    copy = tmp_path / "eincome.db"
-    shutil.copy(path, copy)
-    engine = connect(f"sqlite:///{copy}")
-    app = create_app(engine, SETTINGS)
-    app.state.role_cookies = cookies
-    yield app, engine
-    engine.dispose()
+    with app_on_a_copy(path, cookies, tmp_path, SETTINGS) as (app, engine):
+        yield app, engine
 
 
 @pytest.mark.parametrize("role", ROLES)

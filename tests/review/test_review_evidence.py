@@ -4,7 +4,6 @@ never shown inline; the audit trail and the export record; a file altered on dis
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 
 import pytest
@@ -16,7 +15,7 @@ from pipeline.core.settings import Settings
 from pipeline.review import create_app
 from pipeline.store import connect
 from pipeline.store.schema import case_attachments, case_events, case_exports
-from tests.helpers.review_client import as_role, role_cookies
+from tests.helpers.review_client import app_on_a_copy, as_role, role_cookies
 from tests.helpers.review_seed import seed
 
 SETTINGS = Settings(secret_key="test-key", false_alarm_days=7, attachment_max_mb=1)
@@ -39,14 +38,9 @@ def template_db(tmp_path_factory):
 @pytest.fixture
 def site(template_db, tmp_path):
     path, world, cookies = template_db
-    copy = tmp_path / "eincome.db"
-    shutil.copy(path, copy)
-    engine = connect(f"sqlite:///{copy}")
     home = tmp_path / "home"
-    app = create_app(engine, replace(SETTINGS, home=home))
-    app.state.role_cookies = cookies
-    yield app, engine, world, home
-    engine.dispose()
+    with app_on_a_copy(path, cookies, tmp_path, replace(SETTINGS, home=home)) as (app, engine):
+        yield app, engine, world, home
 
 
 def upload(client, token, case_id, name, data, note="field-check photo"):

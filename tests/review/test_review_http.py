@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import shutil
 import time
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from pipeline.review.exports import QUEUE_COLUMNS
 from pipeline.review.queries import QueueFilter
 from pipeline.store import connect
 from pipeline.store.schema import case_events, cases, review_sessions, suppressions
+from tests.helpers.review_client import app_on_a_copy
 from tests.helpers.review_seed import seed
 
 PASSWORDS = {"demo": "demo", "supervisor": "supervisor", "ops": "ops", "leader": "leader",
@@ -65,13 +65,8 @@ SETTINGS = Settings(secret_key="test-key", false_alarm_days=7)
 @pytest.fixture
 def site(template_db, tmp_path):
     path, world, cookies = template_db
-    copy = tmp_path / "eincome.db"
-    shutil.copy(path, copy)
-    engine = connect(f"sqlite:///{copy}")
-    app = create_app(engine, SETTINGS)
-    app.state.role_cookies = cookies
-    yield app, engine, world
-    engine.dispose()
+    with app_on_a_copy(path, cookies, tmp_path, SETTINGS) as (app, engine):
+        yield app, engine, world
 
 
 def client_for(app, address: str = "testclient") -> TestClient:

@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import re
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +21,7 @@ from pipeline.core.settings import Settings
 from pipeline.review import create_app, queries
 from pipeline.store import connect
 from pipeline.store.schema import case_events, case_exports, cases, points, suppressions
-from tests.helpers.review_client import as_role, role_cookies
+from tests.helpers.review_client import app_on_a_copy, as_role, role_cookies
 from tests.helpers.review_seed import TZ, seed
 
 SETTINGS = Settings(secret_key="test-key", false_alarm_days=7)
@@ -95,13 +94,8 @@ def template_db(tmp_path_factory):
 @pytest.fixture
 def site(template_db, tmp_path):
     path, world, planted, cookies = template_db
-    copy = tmp_path / "eincome.db"
-    shutil.copy(path, copy)
-    engine = connect(f"sqlite:///{copy}")
-    app = create_app(engine, SETTINGS)
-    app.state.role_cookies = cookies
-    yield app, engine, world, planted
-    engine.dispose()
+    with app_on_a_copy(path, cookies, tmp_path, SETTINGS) as (app, engine):
+        yield app, engine, world, planted
 
 
 def queue_ids(page: str) -> list[int]:

@@ -3,7 +3,6 @@ and the quarantine worklist, for every role."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +14,7 @@ from pipeline.review import create_app
 from pipeline.store import connect
 from pipeline.store.schema import points
 from pipeline.store.upsert import upsert
-from tests.helpers.review_client import as_role, role_cookies
+from tests.helpers.review_client import app_on_a_copy, as_role, role_cookies
 
 SETTINGS = Settings(secret_key="test-key")
 ROLES = ("viewer", "auditor", "ops", "supervisor")
@@ -55,13 +54,8 @@ def template_db(tmp_path_factory):
 @pytest.fixture
 def site(template_db, tmp_path):
     path, cookies = template_db
-    copy = tmp_path / "eincome.db"
-    shutil.copy(path, copy)
-    engine = connect(f"sqlite:///{copy}")
-    app = create_app(engine, SETTINGS)
-    app.state.role_cookies = cookies
-    yield app, engine
-    engine.dispose()
+    with app_on_a_copy(path, cookies, tmp_path, SETTINGS) as (app, engine):
+        yield app, engine
 
 
 FRESHNESS_ROUTES = ["/ops", "/ops/freshness", "/ops/freshness?silent=1", "/api/ops/freshness"]
