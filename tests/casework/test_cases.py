@@ -57,8 +57,11 @@ def scored(request, tmp_path_factory):
 def _postgres_world(tmp_path):
     import uuid
 
-    from conftest import _postgres_admin_engine
     from sqlalchemy import text
+
+    # tests.conftest by its package path: a bare ``conftest`` is whichever conftest.py pytest
+    # imported last (tests/alerts has one), so this failed when collected with the alert tests.
+    from tests.conftest import _postgres_admin_engine
 
     admin = _postgres_admin_engine()
     name = f"eincome_test_{uuid.uuid4().hex[:12]}"
