@@ -22,7 +22,7 @@ demo: install
 	$(BIN)/eincome demo
 
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=20
 
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
