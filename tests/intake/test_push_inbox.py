@@ -27,6 +27,11 @@ def _service(engine) -> PushService:
     )
 
 
+def _submit(engine, *args):
+    with engine.begin() as connection:
+        return inbox.submit(connection, *args)
+
+
 def _stored(engine) -> int:
     with engine.connect() as connection:
         return connection.execute(select(func.count()).select_from(transactions)).scalar_one()
@@ -36,9 +41,7 @@ def test_a_group_a_dead_writer_left_unstored_goes_back_and_is_ingested_once(engi
     register(engine, "P1")
     key = issue_key(engine, "box", ["P1"], actor="test").key
     now = datetime.now(UTC)
-    row, _ = inbox.submit(
-        engine, key.key_id, "req-1", "sha", [sale("a", "P1"), sale("b", "P1")], now
-    )
+    row, _ = _submit(engine, key.key_id, "req-1", "sha", [sale("a", "P1"), sale("b", "P1")], now)
     assert inbox.take_group(engine, DEAD_WRITER, max_rows=100, now=now)  # then the writer died
     service = _service(engine)
     service.recover_if_due()
@@ -54,7 +57,7 @@ def test_a_group_stored_but_not_answered_is_answered_from_its_batch(engine):
     key = issue_key(engine, "box", ["P1"], actor="test").key
     now = datetime.now(UTC)
     rows = [sale("a", "P1"), sale("bad", "P1", -1), sale("c", "P1")]
-    row, _ = inbox.submit(engine, key.key_id, "req-1", "sha", rows, now)
+    row, _ = _submit(engine, key.key_id, "req-1", "sha", rows, now)
     taken = inbox.take_group(engine, DEAD_WRITER, max_rows=100, now=now)
     # The writer stored the batch and was killed before it wrote the answers.
     ingest_group(
@@ -78,8 +81,8 @@ def test_the_same_row_in_two_requests_of_one_group_is_stored_once(engine):
     key = issue_key(engine, "box", ["P1"], actor="test").key
     now = datetime.now(UTC)
     same = sale("dup", "P1")
-    first, _ = inbox.submit(engine, key.key_id, "r1", "s1", [same], now)
-    second, _ = inbox.submit(engine, key.key_id, "r2", "s2", [same, sale("x", "P1")], now)
+    first, _ = _submit(engine, key.key_id, "r1", "s1", [same], now)
+    second, _ = _submit(engine, key.key_id, "r2", "s2", [same, sale("x", "P1")], now)
     assert _service(engine).write_one_group()
     a, b = inbox.get(engine, first.push_id).response, inbox.get(engine, second.push_id).response
     assert (a["accepted"], a["duplicates"]) == (1, 0)

@@ -15,10 +15,10 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
 from pipeline.store.schema import push_requests
+from pipeline.store.upsert import dialect_insert
 
 
 @dataclass(frozen=True)
@@ -67,66 +67,82 @@ _COLUMNS = (
 
 
 def record_refusal(
-    engine: Engine, key_id: int, request_id: str, status_code: int, message: str, now: datetime
+    connection: Connection,
+    key_id: int,
+    request_id: str,
+    status_code: int,
+    message: str,
+    now: datetime,
 ) -> None:
     """Keep a refused request as the key's use (nothing of it is ingested)."""
-    with engine.begin() as connection:
-        connection.execute(
-            insert(push_requests).values(
-                key_id=key_id,
-                request_id=request_id[:128],
-                received_at=now,
-                status="refused",
-                status_code=status_code,
-                response=json.dumps({"error": message}, ensure_ascii=False),
-                finished_at=now,
-            )
+    connection.execute(
+        insert(push_requests).values(
+            key_id=key_id,
+            request_id=request_id[:128],
+            received_at=now,
+            status="refused",
+            status_code=status_code,
+            response=json.dumps({"error": message}, ensure_ascii=False),
+            finished_at=now,
         )
+    )
 
 
 def submit(
-    engine: Engine,
+    connection: Connection,
     key_id: int,
     request_id: str,
     body_sha256: str,
     rows: list[dict],
     now: datetime,
 ) -> tuple[PushRow, bool]:
-    """Put a request in the inbox; returns (its row, whether it was new). A request id the key
-    already used returns the row it has (pending, processing or done) and False."""
-    try:
-        with engine.begin() as connection:
-            push_id = connection.execute(
-                insert(push_requests)
-                .values(
-                    key_id=key_id,
-                    request_id=request_id,
-                    received_at=now,
-                    status="pending",
-                    body_sha256=body_sha256,
-                    rows=len(rows),
-                    body=json.dumps(rows, ensure_ascii=False, default=str),
-                )
-                .returning(push_requests.c.push_id)
-            ).scalar_one()
+    """Put a request in the inbox, in the caller's transaction; returns (its row, whether it
+    was new). A request id the key already used returns the row it has (pending, processing or
+    done) and False. ON CONFLICT, not a caught IntegrityError: on PostgreSQL an error would
+    abort the caller's transaction (the key's read, a refusal to record) and a savepoint costs
+    two more round trips."""
+    push_id = connection.execute(
+        dialect_insert(connection, push_requests)
+        .values(
+            key_id=key_id,
+            request_id=request_id,
+            received_at=now,
+            status="pending",
+            body_sha256=body_sha256,
+            rows=len(rows),
+            body=json.dumps(rows, ensure_ascii=False, default=str),
+        )
+        .on_conflict_do_nothing(index_elements=["key_id", "request_id"], index_where=_LIVE_REQUEST)
+        .returning(push_requests.c.push_id)
+    ).scalar()
+    if push_id is not None:
         return PushRow(push_id, key_id, request_id, "pending", body_sha256, len(rows), None), True
-    except IntegrityError:
-        pass
-    found = find(engine, key_id, request_id)
-    if found is None:  # the clash was with a row that has since been refused: cannot happen
+    # A concurrent first arrival is waited for by the INSERT (PostgreSQL) or serialised by the
+    # database lock (SQLite): the row is committed by now.
+    found = _find(connection, key_id, request_id)
+    if found is None:
         raise RuntimeError(f"push request {request_id!r} clashed but is not in the inbox")
     return found, False
 
 
+# The predicate of ux_push_requests_key_request, as the schema writes it (ON CONFLICT names the
+# partial index by its columns and this predicate).
+_LIVE_REQUEST = text("status <> 'refused'")
+
+
 def find(engine: Engine, key_id: int, request_id: str) -> PushRow | None:
     with engine.connect() as connection:
-        result = connection.execute(
-            select(*_COLUMNS).where(
-                push_requests.c.key_id == key_id,
-                push_requests.c.request_id == request_id,
-                push_requests.c.status != "refused",
-            )
-        ).first()
+        return _find(connection, key_id, request_id)
+
+
+def _find(connection: Connection, key_id: int, request_id: str) -> PushRow | None:
+    result = connection.execute(
+        select(*_COLUMNS).where(
+            push_requests.c.key_id == key_id,
+            push_requests.c.request_id == request_id,
+            push_requests.c.status != "refused",
+        )
+    ).first()
     return None if result is None else _row(result)
 
 

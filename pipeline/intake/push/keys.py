@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from pipeline.core.errors import NotFoundError, UnusableInputError
 from pipeline.store.schema import api_keys, points
@@ -155,6 +155,14 @@ def revoke_key(engine: Engine, prefix: str, *, actor: str, now: datetime | None 
 
 def authenticate_key(engine: Engine, presented: str | None) -> ApiKey:
     """The active key ``presented`` (the whole key string), or KeyRefused saying why not."""
+    with engine.connect() as connection:
+        return key_presented(connection, presented)
+
+
+def key_presented(connection: Connection, presented: str | None) -> ApiKey:
+    """``authenticate_key`` on an open connection: the push path reads the key in the very
+    transaction that stores the request, so a revocation committed before it is always seen
+    (no cache of keys) and a request costs one transaction, not two."""
     if not presented:
         raise KeyRefused(
             "no API key: send it as 'Authorization: Bearer eik_...' (a supervisor issues keys)"
@@ -162,10 +170,7 @@ def authenticate_key(engine: Engine, presented: str | None) -> ApiKey:
     match = KEY_PATTERN.match(presented.strip())
     if match is None:
         raise KeyRefused("the API key is not an eincome key (it reads eik_<prefix>_<secret>)")
-    with engine.connect() as connection:
-        row = connection.execute(
-            select(api_keys).where(api_keys.c.prefix == match.group(1))
-        ).first()
+    row = connection.execute(_KEY_BY_PREFIX, {"prefix": match.group(1)}).first()
     # Compare even when no row matched, so timing does not tell a valid prefix from a bad one.
     stored = row.secret_sha256 if row is not None else "0" * 64
     if not hmac.compare_digest(stored, _sha256(presented.strip())) or row is None:
@@ -176,3 +181,8 @@ def authenticate_key(engine: Engine, presented: str | None) -> ApiKey:
             f"the API key {key.prefix} was revoked at {key.revoked_at.isoformat(timespec='seconds')}"
         )
     return key
+
+
+# Built once: the statement is the same on every request (SQLAlchemy caches its compiled form,
+# psycopg prepares it server-side after a few uses).
+_KEY_BY_PREFIX = select(api_keys).where(api_keys.c.prefix == bindparam("prefix"))

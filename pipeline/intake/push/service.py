@@ -29,7 +29,7 @@ from pipeline.intake.ingest import BatchFailedError
 from pipeline.intake.push import inbox
 from pipeline.intake.push.body import PushLimits, PushRefused, body_sha256, parse_rows
 from pipeline.intake.push.group import answers_from_batch, finished_batch, ingest_group, warm_up
-from pipeline.intake.push.keys import ApiKey
+from pipeline.intake.push.keys import ApiKey, key_presented
 from pipeline.intake.push.rate import RateLimiter
 
 log = logging.getLogger("eincome.push")
@@ -106,50 +106,81 @@ class PushService:
             )
             raise PushRefused(429, message, retry_after=wait)
 
-    def record_refusal(self, key: ApiKey, refusal: PushRefused) -> None:
-        """Keep a request refused before it was read (too big, too often) as the key's use."""
-        inbox.record_refusal(
-            self.engine, key.key_id, "(refused)", refusal.status, str(refusal), self.clock()
-        )
-
     def receive(
-        self, key: ApiKey, body: bytes, content_type: str | None, idempotency_key: str | None
+        self,
+        presented: str | None,
+        body: bytes | None,
+        content_type: str | None,
+        idempotency_key: str | None,
+        *,
+        refused: PushRefused | None = None,
     ) -> Receipt:
-        """Check a request and put it in the inbox (or find it there). Refusals are recorded
-        as the key's use and raised as PushRefused."""
+        """Authenticate a request and put it in the inbox (or find it there), in one
+        transaction on one connection: the key's read, its rate, the body's checks, the insert
+        and the commit. ``refused``: the body was refused while it was read (413); it is
+        recorded as the key's use like every other refusal. Raises KeyRefused (401, nothing
+        recorded: no key to record it for) or PushRefused (recorded, then raised)."""
         now = self.clock()
-        sha = body_sha256(body)
+        sha = body_sha256(body or b"")
         request_id = f"sha256:{sha}" if idempotency_key is None else idempotency_key.strip()
-        try:
-            if not REQUEST_ID.match(request_id):
-                raise PushRefused(
-                    400, "Idempotency-Key must be 1 to 128 visible ASCII characters (a UUID)"
+        refusal = refused
+        with self.engine.begin() as connection:
+            key = key_presented(connection, presented)
+            try:
+                if refusal is not None:
+                    raise refusal
+                self.check_rate(key)
+                receipt = self._store(
+                    connection, key, body or b"", content_type, request_id, sha, now
                 )
-            rows = parse_rows(body, content_type, self.limits)
-            outside = sorted(
-                {str(r["point_id"]) for r in rows if r["point_id"] is not None} - set(key.point_ids)
-            )
-            if outside:
-                raise PushRefused(
-                    403,
-                    f"key {key.prefix} may not push for point {', '.join(outside[:5])}"
-                    + (f" (and {len(outside) - 5} more)" if len(outside) > 5 else "")
-                    + f"; it covers {', '.join(key.point_ids)}",
+            except PushRefused as exc:
+                refusal = exc
+                inbox.record_refusal(
+                    connection,
+                    key.key_id,
+                    request_id if refused is None else "(refused)",
+                    exc.status,
+                    str(exc),
+                    now,
                 )
-            row, new = inbox.submit(self.engine, key.key_id, request_id, sha, rows, now)
-            if not new and row.body_sha256 != sha:
-                raise PushRefused(
-                    422,
-                    f"Idempotency-Key {request_id!r} was used before for a different body; "
-                    "use a new key for new rows",
-                )
-        except PushRefused as refusal:
-            inbox.record_refusal(
-                self.engine, key.key_id, request_id, refusal.status, str(refusal), now
-            )
-            raise
-        if new:
+        if refusal is not None:
+            raise refusal
+        if receipt.new:
             self._wake.set()
+        return receipt
+
+    def _store(
+        self,
+        connection,
+        key: ApiKey,
+        body: bytes,
+        content_type: str | None,
+        request_id: str,
+        sha: str,
+        now: datetime,
+    ) -> Receipt:
+        if not REQUEST_ID.match(request_id):
+            raise PushRefused(
+                400, "Idempotency-Key must be 1 to 128 visible ASCII characters (a UUID)"
+            )
+        rows = parse_rows(body, content_type, self.limits)
+        outside = sorted(
+            {str(r["point_id"]) for r in rows if r["point_id"] is not None} - set(key.point_ids)
+        )
+        if outside:
+            raise PushRefused(
+                403,
+                f"key {key.prefix} may not push for point {', '.join(outside[:5])}"
+                + (f" (and {len(outside) - 5} more)" if len(outside) > 5 else "")
+                + f"; it covers {', '.join(key.point_ids)}",
+            )
+        row, new = inbox.submit(connection, key.key_id, request_id, sha, rows, now)
+        if not new and row.body_sha256 != sha:
+            raise PushRefused(
+                422,
+                f"Idempotency-Key {request_id!r} was used before for a different body; "
+                "use a new key for new rows",
+            )
         return Receipt(row, new)
 
     def lookup(self, key: ApiKey, request_id: str) -> inbox.PushRow | None:

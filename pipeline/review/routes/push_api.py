@@ -37,13 +37,17 @@ def _refusal(status: int, message: str, *, retry_after: float | None = None) -> 
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
-async def _key(request: Request) -> ApiKey:
+def _presented(request: Request) -> str | None:
     presented = request.headers.get("x-api-key")
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         presented = token
+    return presented
+
+
+async def _key(request: Request) -> ApiKey:
     service = _service(request)
-    return await asyncio.to_thread(authenticate_key, service.engine, presented)
+    return await asyncio.to_thread(authenticate_key, service.engine, _presented(request))
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -63,23 +67,24 @@ async def _body(request: Request, limit: int) -> bytes:
 @router.post("/transactions")
 async def push_transactions(request: Request):
     service = _service(request)
+    # The body first (bounded by the limit), then one hop to a thread for everything that
+    # touches the database: the key, the rate, the checks and the inbox row in one transaction.
+    body, too_big = None, None
     try:
-        key = await _key(request)
-        service.check_rate(key)
         body = await _body(request, service.limits.max_body_bytes)
-    except KeyRefused as exc:
-        return _refusal(401, str(exc))
-    except PushRefused as exc:  # too often, too big: refused before the body was read
-        await asyncio.to_thread(service.record_refusal, key, exc)
-        return _refusal(exc.status, str(exc), retry_after=exc.retry_after)
+    except PushRefused as exc:
+        too_big = exc
     try:
         receipt = await asyncio.to_thread(
             service.receive,
-            key,
+            _presented(request),
             body,
             request.headers.get("content-type"),
             request.headers.get("idempotency-key"),
+            refused=too_big,
         )
+    except KeyRefused as exc:
+        return _refusal(401, str(exc))
     except PushRefused as exc:  # recorded by receive
         return _refusal(exc.status, str(exc), retry_after=exc.retry_after)
     if "respond-async" in request.headers.get("prefer", "").lower():
