@@ -18,7 +18,10 @@ from pipeline.review.routes import (
     users,
 )
 
+# The push API first: devices send a thousand requests a second, and a request is matched
+# against the routes in this order.
 ROUTERS = (
+    push_api.router,
     auth.router,
     cases.router,
     follow_up.router,
@@ -30,7 +33,6 @@ ROUTERS = (
     alerts.router,
     ops.router,
     quarantine.router,
-    push_api.router,
     users.router,
 )
 
