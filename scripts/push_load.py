@@ -278,10 +278,11 @@ def _wrk_requests(base: str, keys: dict, seconds: float, connections: int, home:
     }
 
 
-def _cpu_seconds(group: int) -> float | None:
+def _cpu_seconds(group: int) -> dict | None:
     """CPU seconds (user + system) used so far by the processes of session ``group`` (the
-    server: uvicorn, its workers, the push writer). Linux /proc; None elsewhere."""
-    total, tick = 0, os.sysconf("SC_CLK_TCK")
+    server): {"web": uvicorn and its workers, "writer": the push writer}. Linux /proc; None
+    elsewhere."""
+    total, tick = {"web": 0, "writer": 0}, os.sysconf("SC_CLK_TCK")
     try:
         entries = [e for e in os.listdir("/proc") if e.isdigit()]
     except OSError:
@@ -289,11 +290,13 @@ def _cpu_seconds(group: int) -> float | None:
     for pid in entries:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
         if int(fields[3]) == group:  # pgrp
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+            part = "writer" if b"push-writer" in command else "web"
+            total[part] += int(fields[11]) + int(fields[12])  # utime, stime
+    return {part: ticks / tick for part, ticks in total.items()}
 
 
 def _own_cpu_seconds() -> float:
@@ -309,7 +312,8 @@ def _measured(run, server: Server) -> dict:
     figures = run()
     figures["generator_cpu_s"] = round(_own_cpu_seconds() - own, 1)
     if theirs is not None:
-        figures["server_cpu_s"] = round(_cpu_seconds(server.process.pid) - theirs, 1)
+        now = _cpu_seconds(server.process.pid)
+        figures["server_cpu_s"] = {part: round(now[part] - theirs[part], 1) for part in now}
     figures["load_average"] = os.getloadavg()
     return figures
 
