@@ -10,7 +10,9 @@ key each), ``eincome serve --workers N`` as a subprocess, a signed-in dashboard 
 stream, and the simulated devices (pipeline.testbed.push_devices) pushing at ``--rate`` sales a
 second. A sale counts as on the dashboard at the first event whose day total covers every sale
 sent up to it (conservative: a sale that landed early still waits for the ones before it).
-Prints one JSON object of figures; nothing here is asserted.
+``--small-requests``: one-row requests, sent by wrk when it is installed (else by Python
+threads; ``--generator`` chooses), with the CPU the generator, the web workers, the writer and
+the database's backends used. Prints one JSON object of figures; nothing here is asserted.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from pipeline.casework.users import add_user  # noqa: E402
-from pipeline.intake.push import issue_key  # noqa: E402
+from pipeline.intake.push import inbox, issue_key  # noqa: E402
 from pipeline.reference.points import load_registry  # noqa: E402
 from pipeline.store import connect  # noqa: E402
 from pipeline.store.schema import transactions  # noqa: E402
@@ -69,6 +71,7 @@ def _database(kind: str, home: Path) -> tuple[str, callable]:
 class Server:
     def __init__(self, env: dict, port: int, workers: int):
         self.env, self.port, self.workers, self.process = env, port, workers, None
+        self.database = env["EINCOME_DB_URL"].rsplit("/", 1)[-1]  # its backends' CPU is counted
 
     def start(self) -> None:
         command = [sys.executable, "-m", "pipeline", "serve", "--port", str(self.port)]
@@ -278,11 +281,11 @@ def _wrk_requests(base: str, keys: dict, seconds: float, connections: int, home:
     }
 
 
-def _cpu_seconds(group: int) -> dict | None:
-    """CPU seconds (user + system) used so far by the processes of session ``group`` (the
-    server): {"web": uvicorn and its workers, "writer": the push writer}. Linux /proc; None
-    elsewhere."""
-    total, tick = {"web": 0, "writer": 0}, os.sysconf("SC_CLK_TCK")
+def _cpu_ticks(group: int, database: str) -> dict | None:
+    """{pid: (part, CPU ticks so far)} of the processes of session ``group`` (the server:
+    "web", uvicorn and its workers; "writer", the push writer) and of the PostgreSQL backends
+    serving ``database`` ("postgres"). Linux /proc; None elsewhere."""
+    found, backend = {}, f" {database} ".encode()
     try:
         entries = [e for e in os.listdir("/proc") if e.isdigit()]
     except OSError:
@@ -293,10 +296,21 @@ def _cpu_seconds(group: int) -> dict | None:
             command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
         if int(fields[3]) == group:  # pgrp
-            part = "writer" if b"push-writer" in command else "web"
-            total[part] += int(fields[11]) + int(fields[12])  # utime, stime
-    return {part: ticks / tick for part, ticks in total.items()}
+            found[pid] = ("writer" if b"push-writer" in command else "web", ticks)
+        elif command.startswith(b"postgres:") and backend in command:
+            found[pid] = ("postgres", ticks)
+    return found
+
+
+def _cpu_used(before: dict, after: dict) -> dict:
+    """CPU seconds each part used between two ``_cpu_ticks`` (a process that exited meanwhile
+    is not counted: its last ticks are gone with it)."""
+    used, tick = {"web": 0.0, "writer": 0.0, "postgres": 0.0}, os.sysconf("SC_CLK_TCK")
+    for pid, (part, ticks) in after.items():
+        used[part] += (ticks - before.get(pid, (part, 0))[1]) / tick
+    return {part: round(seconds, 1) for part, seconds in used.items()}
 
 
 def _own_cpu_seconds() -> float:
@@ -308,14 +322,21 @@ def _own_cpu_seconds() -> float:
 
 def _measured(run, server: Server) -> dict:
     """``run()``'s figures plus the CPU its generator (this process) and the server used."""
-    own, theirs = _own_cpu_seconds(), _cpu_seconds(server.process.pid)
+    own, theirs = _own_cpu_seconds(), _cpu_ticks(server.process.pid, server.database)
     figures = run()
     figures["generator_cpu_s"] = round(_own_cpu_seconds() - own, 1)
     if theirs is not None:
-        now = _cpu_seconds(server.process.pid)
-        figures["server_cpu_s"] = {part: round(now[part] - theirs[part], 1) for part in now}
+        figures["server_cpu_s"] = _cpu_used(theirs, _cpu_ticks(server.process.pid, server.database))
     figures["load_average"] = os.getloadavg()
     return figures
+
+
+def _drained(engine, limit: float = 180) -> float:
+    """Seconds until no request is pending or processing in the inbox (at most ``limit``)."""
+    started = time.time()
+    while time.time() - started < limit and inbox.pending_count(engine):
+        time.sleep(0.5)
+    return round(time.time() - started, 1)
 
 
 def _warm_up(base: str, keys: dict, point: str) -> float:
@@ -357,7 +378,7 @@ def main() -> None:
         default="auto",
         help="who sends the one-row requests Prefer: respond-async (auto: wrk when installed)",
     )
-    parser.add_argument("--connections", type=int, default=32, help="wrk's keep-alive connections")
+    parser.add_argument("--connections", type=int, default=16, help="wrk's keep-alive connections")
     parser.add_argument("--port", type=int, default=8790)
     args = parser.parse_args()
 
@@ -404,6 +425,9 @@ def main() -> None:
                     ),
                     server,
                 )
+            # The writer first ingests what the burst left in the inbox: otherwise the first
+            # waiting requests would measure that backlog, not their own group.
+            figures["inbox_drained_s"] = _drained(engine)
             figures["small_requests_sync"] = _measured(
                 lambda: _small_requests(
                     base, keys, point_ids, args.small_requests // 4, min(args.seconds, 20), False
