@@ -7,14 +7,16 @@ is one matter for an auditor, not two; a sustained drop is flagged on some days 
 and one visit to the point settles all of them). Its severity follows the rupiah at stake,
 tempered by the strength of the evidence, so the top of the queue is where the money is.
 
-A lone flagged hour of low evidence (``raises_case``) is kept as a flag but opens no case: a
-quiet hour at one point is ordinary noise until another flag of that point joins it (then the
-two are a case, point in time: the live run raises it when the second flag comes).
+Which incidents are cases is ``casework.incidents.raises_case``: not a lone flagged hour of low
+evidence, nor revenue or sales down at one point with nothing else before it has been seen on
+three local days; a silent device or a pattern's own signal at once. Until then the hours stay
+flags (point in time: the live run opens the case when the flag that makes it one comes).
 
 Rescoring a range is a replacement, never an accumulation: flags and open cases of the range are
 rebuilt from the new scores. A case a person has acted on (``case_store.ACTED_ON``: decided,
 assigned or annotated) is never rewritten or duplicated: its anomalies stay attached and new flags
-inside its span are dropped. Case rows are written through ``case_store``, the table's one writer. Suppression windows (closures, maintenance, auditor false alarms of one kind) keep flags
+inside its span are dropped. Case rows are written through ``case_store``, the table's one
+writer. Suppression windows (closures, maintenance, auditor false alarms of one kind) keep flags
 from being recorded at all.
 """
 
@@ -27,21 +29,28 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, text, true, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 
 from pipeline.casework.case_store import ACTED_ON, drop_cases, open_case, rewrite_case
+from pipeline.casework.incidents import INCIDENT_GAP, group_runs, raises_case
 from pipeline.core.phrases import Phrase, dumps, english, loads, phrase
-from pipeline.core.times import DEFAULT_TIMEZONE
-from pipeline.reference.points import known_points, open_hours_matrix, read_registry
+from pipeline.reference.points import known_points, read_registry
 from pipeline.reference.suppressions import suppressed_mask, suppression_windows
 from pipeline.store.schema import anomalies, cases
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
-MAX_GAP = timedelta(hours=18)  # closed hours (a night) between flags do not split a case
-# Flags of one point this close belong to one incident. Measured on the tune seeds (1-5): 48 h
-# split a sustained under-reporting into up to six cases (flagged on some days, not others);
-# a week made it one and lowered cases per real event from 2.4 to 1.7.
-INCIDENT_GAP = timedelta(days=7)
 MARGIN = INCIDENT_GAP  # >= INCIDENT_GAP: a rebuild sees every case a new flag may join
 HIGH_STAKE_RP = 1_000_000  # a case with this much at stake (and good evidence) is high
 MEDIUM_STAKE_RP = 250_000
@@ -55,54 +64,6 @@ class RecordResult:
     suppressed: int  # flags dropped by a suppression window
     kept_decided: int  # flags dropped because a decided case already covers them
     cases_open: int  # open cases (re)built around the range
-
-
-def _open_lookup(pts: dict[str, dict]):
-    matrix = {pid: open_hours_matrix(pd.Series([p["open_hours"]]))[0] for pid, p in pts.items()}
-
-    def closed_between(point_id: str, first: pd.Timestamp, last: pd.Timestamp) -> bool:
-        """True when every hour strictly between the two flagged hours is outside open hours."""
-        tz = pts[point_id]["timezone"] or DEFAULT_TIMEZONE
-        hours = pd.date_range(first + pd.Timedelta(hours=1), last, freq="h", inclusive="left")
-        if len(hours) == 0:
-            return True
-        local = hours.tz_convert(tz).hour
-        return not matrix[point_id][local].any()
-
-    return closed_between
-
-
-def group_runs(flags: pd.DataFrame, pts: dict[str, dict]) -> list[pd.DataFrame]:
-    """Split flags (point_id, hour_start, ...) into incidents per point: flagged hours at most
-    ``INCIDENT_GAP`` apart (or with only closed hours between them) belong together."""
-    if flags.empty:
-        return []
-    closed_between = _open_lookup(pts)
-    runs: list[pd.DataFrame] = []
-    for point_id, rows in flags.sort_values(["point_id", "hour_start"]).groupby(
-        "point_id", sort=False
-    ):
-        hours = list(rows["hour_start"])
-        cut = [0]
-        for i in range(1, len(hours)):
-            gap = hours[i] - hours[i - 1]
-            together = gap <= INCIDENT_GAP or (
-                gap <= MAX_GAP
-                and point_id in pts
-                and closed_between(point_id, hours[i - 1], hours[i])
-            )
-            if not together:
-                cut.append(i)
-        cut.append(len(hours))
-        runs.extend(rows.iloc[a:b] for a, b in zip(cut[:-1], cut[1:], strict=True))
-    return runs
-
-
-def raises_case(run: pd.DataFrame) -> bool:
-    """Whether an incident is worth a case: more than one flagged hour, or one hour whose own
-    evidence is more than low (a device that goes silent for hours, thirty voids). A lone
-    low-evidence hour (a dip in one hour at one point) stays a flag without a case."""
-    return len(run) > 1 or bool((run["severity"] != "low").any())
 
 
 def case_severity(stake_rp: int, evidence: str) -> str:
@@ -345,6 +306,7 @@ def _replace_flag_rows(
                 "score": float(r.score),
                 "severity": r.severity,
                 "kind": r.kind,
+                "evidence": getattr(r, "evidence", None),
                 "reasons": r.reasons,
                 "reason_parts": getattr(r, "reason_parts", None),
                 "shortfall_rp": int(r.shortfall_rp),
@@ -381,17 +343,9 @@ def _rebuild_cases(
     """Regroup the free flags around [start, end) (those before ``known_until``, when given)
     into open cases, reusing ids where a case with the same point and start already exists (so
     links to an open case survive a rescore)."""
-    begin, finish = start - MARGIN, end + MARGIN
     known = anomalies.c.hour_start < known_until if known_until is not None else true()
-    open_query = select(cases.c.case_id, cases.c.point_id, cases.c.start_at, cases.c.end_at).where(
-        and_(cases.c.origin == "detector", cases.c.start_at < finish, cases.c.end_at > begin)
-    )
-    if keep_ids:
-        open_query = open_query.where(cases.c.case_id.not_in(keep_ids))
-    old = _frame(connection.execute(open_query), ["case_id", "point_id", "start_at", "end_at"])
+    begin, finish, old = _rebuild_span(connection, start - MARGIN, end + MARGIN, keep_ids, known)
     if not old.empty:
-        begin = min(begin, old["start_at"].min().to_pydatetime())
-        finish = max(finish, old["end_at"].max().to_pydatetime())
         old_ids = [int(i) for i in old["case_id"]]
         connection.execute(
             update(anomalies).where(anomalies.c.case_id.in_(old_ids)).values(case_id=None)
@@ -440,6 +394,57 @@ def _rebuild_cases(
     leftover = [int(i) for i in old["case_id"] if int(i) not in used] if not old.empty else []
     drop_cases(connection, leftover)
     return _count_new(connection, begin, finish, keep_ids)
+
+
+def _rebuild_span(
+    connection: Connection, begin: datetime, finish: datetime, keep_ids: list[int], known
+) -> tuple[datetime, datetime, pd.DataFrame]:
+    """The span a rebuild regroups and the open cases in it: [begin, finish) widened to every
+    open case it touches and to every free flag that is one incident with a flag in it (at most
+    ``INCIDENT_GAP`` from the span, again and again). Whether an incident is a case depends on
+    all its flags (``raises_case``: on how many days a volume-only drop was seen), so a rebuild
+    must see the whole incident, whatever range was scored: a day scored alone and the same day
+    in a backfill then form the same cases."""
+    while True:
+        query = select(cases.c.case_id, cases.c.point_id, cases.c.start_at, cases.c.end_at).where(
+            and_(cases.c.origin == "detector", cases.c.start_at < finish, cases.c.end_at > begin)
+        )
+        if keep_ids:
+            query = query.where(cases.c.case_id.not_in(keep_ids))
+        old = _frame(connection.execute(query), ["case_id", "point_id", "start_at", "end_at"])
+        if not old.empty:
+            begin = min(begin, old["start_at"].min().to_pydatetime())
+            finish = max(finish, old["end_at"].max().to_pydatetime())
+        free = and_(anomalies.c.case_id.is_(None), known)
+        edges = connection.execute(
+            select(
+                select(func.min(anomalies.c.hour_start))
+                .where(
+                    free,
+                    anomalies.c.hour_start >= begin - INCIDENT_GAP,
+                    anomalies.c.hour_start < begin,
+                )
+                .scalar_subquery(),
+                select(func.max(anomalies.c.hour_start))
+                .where(
+                    free,
+                    anomalies.c.hour_start >= finish,
+                    anomalies.c.hour_start < finish + INCIDENT_GAP,
+                )
+                .scalar_subquery(),
+            )
+        ).one()
+        if edges[0] is None and edges[1] is None:
+            return begin, finish, old
+        if edges[0] is not None:
+            begin = _as_utc(edges[0])
+        if edges[1] is not None:
+            finish = _as_utc(edges[1]) + timedelta(hours=1)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite gives it back naive)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _count_new(

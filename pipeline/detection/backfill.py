@@ -162,6 +162,7 @@ def flag_hours(features: pd.DataFrame, detector: LeakageDetector) -> pd.DataFram
         return features.assign(
             score=[],
             kind=[],
+            evidence=[],
             severity=[],
             reasons=[],
             reason_parts=[],

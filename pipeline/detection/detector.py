@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from pipeline.core.phrases import Phrase, as_phrase, dumps, english, phrase
 from pipeline.detection.features import FEATURES, SHIFT_END_MINUTES
+from pipeline.detection.quiet import case_evidence, hour_not_down, local_dip
 
 THRESHOLD_SAMPLE = 50_000
 
@@ -501,35 +502,28 @@ def _void_operator(row) -> str | None:
     return max(named, key=lambda pair: pair[0])[1] if named else None
 
 
-NEAR_SILENT = 0.2  # an hour below this share of its expected revenue is a device mostly off
-
-
-def local_dip(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
-    """Flagged hours that are only an hour's revenue or sales down at one point, with tickets,
-    payment mix and operators normal (the kind stayed the generic ``under_reporting``), while
-    neither the day, the last days, nor an operator's shift bears it out: a rain shower or a
-    quiet afternoon at one point, not a case on its own. An hour far below its expectation
-    (under a fifth of it: a device mostly off) is kept."""
-    corroborated = rows[["day_drop", "level_shift", "op_cash_short"]].max(axis=1) >= min_evidence
-    near_silent = rows["gross_paid"] < NEAR_SILENT * rows["expected_rev"]
-    return (rows["kind"] == "under_reporting") & ~corroborated & ~near_silent
-
-
 def explain(
     frame: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, detector: LeakageDetector
 ) -> pd.DataFrame:
-    """Flag rows with score, severity, kind, reasons (English text and its phrases as JSON,
-    ``reason_parts``), shortfall_rp and operators."""
+    """Flag rows with score, severity, kind, evidence (``case_evidence``), reasons (English
+    text and its phrases as JSON, ``reason_parts``), shortfall_rp and operators."""
     rows = frame.loc[flagged.astype(bool)].copy()
     rows["score"] = np.asarray(scores)[flagged.astype(bool)]
     if not rows.empty:
         rows["kind"] = suspected_kind(rows, detector.min_evidence)
-        rows = rows[~local_dip(rows, detector.min_evidence)]
+        rows = rows[~local_dip(rows, detector.min_evidence) & ~hour_not_down(rows)]
     if rows.empty:
         return rows.assign(
-            kind=[], severity=[], reasons=[], reason_parts=[], shortfall_rp=[], operators=[]
+            kind=[],
+            evidence=[],
+            severity=[],
+            reasons=[],
+            reason_parts=[],
+            shortfall_rp=[],
+            operators=[],
         )
     evidence = rows[list(FEATURES)].max(axis=1)
+    rows["evidence"] = case_evidence(rows, detector.min_evidence)
     rows["severity"] = np.select(
         [
             (evidence >= 2.0 * detector.min_evidence) | (rows["score"] >= detector.score_high_),

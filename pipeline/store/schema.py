@@ -266,6 +266,9 @@ anomalies = Table(
     Column("score", Float, nullable=False),
     Column("severity", String(16), nullable=False),  # low | medium | high
     Column("kind", String(32), nullable=False),  # suspected pattern
+    # device | pattern | volume (detection.detector.case_evidence): whether the hour can open a
+    # case on its own (casework.incidents.raises_case); NULL before 0017 (read as before: it can).
+    Column("evidence", String(16)),
     Column("reasons", Text, nullable=False),  # English, "; "-separated (core.phrases.english)
     Column("reason_parts", Text),  # JSON: the same reasons as phrases; NULL before 0008
     Column("shortfall_rp", BigInteger, nullable=False),

@@ -118,3 +118,25 @@ def test_volume_evidence_on_a_holiday_is_damped_by_the_runs_config(damping):
         assert holiday[feature].iloc[0] == pytest.approx(ordinary[feature].iloc[0] * damping)
     assert damp_of(holiday, config).tolist() == [damping] * N_POINTS
     assert damp_of(ordinary, config).tolist() == [1.0] * N_POINTS
+
+
+@pytest.mark.parametrize(("peers_level", "device_off"), [(1.0, True), (0.1, False)])
+def test_a_silent_point_is_a_device_off_only_while_its_peers_trade(peers_level, device_off):
+    """Point 0 sells nothing for three open hours. With its peers trading that is a device
+    off; with every peer at a tenth of its usual and none quite silent (a regional day off the
+    calendar does not know: most lots closed, a few selling a little) it is closed with them:
+    no silence and no volume drop (issue 13 part 4, the peers are the evidence)."""
+    others = {p: round(USUAL_CNT * peers_level) for p in range(1, N_POINTS)}
+    frame = hour_frame(
+        hours=3,
+        txn_count={0: 0.0, **others},
+        gross_paid={0: 0.0, **{p: n * TICKET for p, n in others.items()}},
+        cash_amount={0: 0.0, **{p: 0.65 * n * TICKET for p, n in others.items()}},
+    )
+    out = scored(frame)
+    silent = out[out["pos"] == 0]
+    assert bool(silent["peers_closed"].all()) is not device_off
+    if device_off:
+        assert silent["silence"].iloc[-1] > 5
+    else:
+        assert (silent[["silence", "rev_drop", "count_drop"]] == 0).all().all()

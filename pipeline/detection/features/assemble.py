@@ -117,7 +117,15 @@ def compute_features(
         load_end = max(hour_floor_utc(window[1]), end_ts)
     else:
         load_begin, load_end = range_begin, end_ts
-    grid = context_grid(engine, pts, load_begin, load_end, calendar, undecided_until=start_ts)
+    grid = context_grid(
+        engine,
+        pts,
+        load_begin,
+        load_end,
+        calendar,
+        undecided_until=start_ts,
+        opened_before=window[1],
+    )
     if cached is None:
         baseline = _learn_baseline(engine, grid, pts, window, config, cache_path)
     else:

@@ -40,7 +40,7 @@ def baseline_path(
         ).one()
     # The case hours kept out of the window (confirmed, or waiting for a decision), clipped to
     # it: a case opening or growing after the window leaves its baseline as it was.
-    unusual = unusual_case_windows(engine, begin, end)
+    unusual = unusual_case_windows(engine, begin, end, opened_before=end)
     left_out = [
         [row.point_id, max(row.start_at, begin).isoformat(), min(row.end_at, end).isoformat()]
         for row in unusual.itertuples(index=False)

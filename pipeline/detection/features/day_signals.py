@@ -19,10 +19,9 @@ import pandas as pd
 from pipeline.detection.features.change_points import LEVEL_SHIFT_DAYS, level_shift
 from pipeline.detection.features.config import CAP, HORIZONS, FeatureConfig
 from pipeline.detection.features.hour_signals import damp_of, expected_open
-from pipeline.detection.features.peers import peer_median
+from pipeline.detection.features.peers import CLOSED_PEERS, peer_median
 from pipeline.detection.features.rolling import rolling_sum
 
-CLOSED_PEERS = 0.2  # peers at under this share of their usual day: closed, not a yardstick
 DAY_SUMS = ["rev", "usual", "usual_cnt", "cnt", "at_usual_ticket", "any_n", "usual_in_view"]
 # The complete days before an hour's own day that its snapshot holds: the level-shift CUSUM's
 # window (its first day is the baseline of what the CUSUM carried into today), and so every
@@ -246,6 +245,12 @@ def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
         days = rolling_sum(day, ["snapshot"], ["share"], h)["share"].clip(lower=0.25)
         sd = np.sqrt(phi**2 / days + 1.5 / rolled["usual_cnt"].clip(lower=1))
         z_rev[h] = ((ratio / peer - 1) / sd).fillna(0)
+        if h == 1:
+            # A day the peers were closed on (a regional event the calendar does not know) is
+            # no yardstick: divided by peers clipped at 5%, a point closed with them read as
+            # several noise units down. No day drop then (and so none of the longer views,
+            # which count only while the day itself is down).
+            z_rev[h] = z_rev[h].where(peer >= CLOSED_PEERS, 0.0)
         ticket = (rolled["rev"] / rolled["at_usual_ticket"]).where(
             (rolled["cnt"] >= 3) & (rolled["at_usual_ticket"] > 0)
         )

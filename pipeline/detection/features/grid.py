@@ -103,9 +103,11 @@ def context_grid(
     end: pd.Timestamp,
     calendar: Calendar,
     undecided_until: pd.Timestamp | None = None,
+    opened_before: datetime | None = None,
 ) -> pd.DataFrame:
     """The grid over [begin, end) with peer groups, special days and suppressed/confirmed hours
-    (undecided cases only before ``undecided_until``, the scored range's start)."""
+    (undecided cases only before ``undecided_until``, the scored range's start, and only those
+    that were cases by ``opened_before``, the baseline's end: ``unusual_case_windows``)."""
     aggregates = load_hour_aggregates(engine, begin.to_pydatetime(), end.to_pydatetime())
     grid = build_grid(aggregates, pts, begin, end)
     del aggregates
@@ -128,6 +130,7 @@ def context_grid(
         begin.to_pydatetime(),
         end.to_pydatetime(),
         undecided_until=undecided_until.to_pydatetime() if undecided_until is not None else None,
+        opened_before=opened_before,
     )
     grid["suppressed"] = excluded | window_mask(grid, pts, unusual, "start_at", "end_at")
     return grid

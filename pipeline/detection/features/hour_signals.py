@@ -12,7 +12,7 @@ from pipeline.detection.features.noise_units import (
     poisson_shortfall,
     poisson_surplus,
 )
-from pipeline.detection.features.peers import peer_median, peers_silent
+from pipeline.detection.features.peers import CLOSED_PEERS, peer_median, peers_silent
 
 
 def damp_of(frame: pd.DataFrame, config: FeatureConfig) -> np.ndarray:
@@ -53,9 +53,13 @@ def volume_signals(frame: pd.DataFrame, damp: np.ndarray) -> pd.DataFrame:
     )
     frame["count_drop"] = poisson_shortfall(cnt, frame["expected_cnt"], frame["s_cnt"]) * damp
     # A point silent while its peers are silent too is closed with them (a holiday or local
-    # event the calendar does not know), not a device switched off.
+    # event the calendar does not know), not a device switched off; so is one whose peers sold
+    # under a fifth of their usual that hour (most of them closed, a few selling a little:
+    # silence is what the point's own share of that looks like).
     silent = (cnt == 0) & (frame["void_count"] + frame["refund_count"] == 0)
-    frame["peers_closed"] = peers_silent(frame, silent, frame["usual_cnt"].where(expected, 0.0))
+    frame["peers_closed"] = peers_silent(frame, silent, frame["usual_cnt"].where(expected, 0.0)) | (
+        frame["peer_cnt"] < CLOSED_PEERS
+    )
     frame["silence"] = np.where(frame["peers_closed"], 0.0, silence(frame, expected) * damp)
     for column in ("rev_drop", "count_drop"):
         frame[column] = np.where(frame["peers_closed"] & silent, 0.0, frame[column])

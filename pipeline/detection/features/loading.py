@@ -8,10 +8,18 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Engine, String, and_, case, func, select, type_coerce
 
+from pipeline.casework.incidents import raises_case
 from pipeline.core.times import DEFAULT_TIMEZONE
 from pipeline.intake.aggregate import AGGREGATE_COLUMNS as AGG_COLUMNS
 from pipeline.reference.points import known_points
-from pipeline.store.schema import cases, hour_aggregates, points, transactions, transactions_between
+from pipeline.store.schema import (
+    anomalies,
+    cases,
+    hour_aggregates,
+    points,
+    transactions,
+    transactions_between,
+)
 
 OP_USUAL_VALUES = (
     "paid_n",
@@ -163,15 +171,27 @@ UNDECIDED = ("open", "field_check")
 
 
 def unusual_case_windows(
-    engine: Engine, start: datetime, end: datetime, *, undecided_until: datetime | None = None
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    *,
+    undecided_until: datetime | None = None,
+    opened_before: datetime | None = None,
 ) -> pd.DataFrame:
     """Cases whose hours are kept out of the usual level, overlapping [start, end): confirmed
     leakage, and detector cases no auditor has decided yet (an open case of a drop that goes on
     must not teach the baseline that the drop is usual; once dismissed as a false alarm its hours
     count again). ``undecided_until`` clips the undecided ones to end there: a hindsight run's
-    baseline overlaps the range it scores, whose own open cases it is about to rebuild."""
+    baseline overlaps the range it scores, whose own open cases it is about to rebuild.
+
+    ``opened_before`` (the baseline's end, the retrain moment): an undecided case counts only if
+    its flags before that moment already made it a case (``casework.incidents.raises_case``). A
+    volume-only drop becomes a case on its third day, reaching back to its first: one that
+    became a case after the retrain moment was, at that moment, flags only, and the usual levels
+    of the week are those known then - whether the week is scored at once (a backfill) or day
+    by day (the live run, which sees the case open mid-week)."""
     c = cases.c
-    query = select(c.point_id, c.start_at, c.end_at).where(
+    query = select(c.case_id, c.status, c.origin, c.point_id, c.start_at, c.end_at).where(
         and_(
             (c.status == "confirmed") | ((c.origin == "detector") & c.status.in_(UNDECIDED)),
             c.start_at < end,
@@ -180,7 +200,12 @@ def unusual_case_windows(
     )
     with engine.connect() as connection:
         rows = [r._asdict() for r in connection.execute(query)]
-    frame = pd.DataFrame(rows, columns=["point_id", "start_at", "end_at"])
+        frame = pd.DataFrame(
+            rows, columns=["case_id", "status", "origin", "point_id", "start_at", "end_at"]
+        )
+        if opened_before is not None and not frame.empty:
+            frame = frame[_was_a_case(connection, frame, opened_before)]
+    frame = frame[["point_id", "start_at", "end_at"]].reset_index(drop=True)
     for column in ("start_at", "end_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     if undecided_until is not None and not frame.empty:
@@ -191,6 +216,26 @@ def unusual_case_windows(
         frame.loc[undecided, "end_at"] = frame.loc[undecided, "end_at"].clip(upper=limit)
         frame = frame[frame["end_at"] > frame["start_at"]]
     return frame.sort_values(["point_id", "start_at", "end_at"], ignore_index=True)
+
+
+def _was_a_case(connection, found: pd.DataFrame, moment: datetime) -> pd.Series:
+    """Per row of ``found`` (cases): confirmed, or its flags before ``moment`` raise a case."""
+    undecided = found["status"].isin(UNDECIDED) & (found["origin"] == "detector")
+    ids = [int(i) for i in found.loc[undecided, "case_id"]]
+    if not ids:
+        return pd.Series(True, index=found.index)
+    a = anomalies.c
+    flag_rows = connection.execute(
+        select(a.case_id, a.hour_start, a.severity, a.evidence).where(
+            and_(a.case_id.in_(ids), a.hour_start < moment)
+        )
+    ).all()
+    flags = pd.DataFrame(flag_rows, columns=["case_id", "hour_start", "severity", "evidence"])
+    raised = {
+        int(case_id): raises_case(run.reset_index(drop=True))
+        for case_id, run in flags.groupby("case_id")
+    }
+    return ~undecided | found["case_id"].map(lambda i: raised.get(int(i), False))
 
 
 def _confirmed_keys(engine: Engine, start: datetime, end: datetime) -> set:

@@ -8,6 +8,10 @@ import pandas as pd
 
 SILENT_PEER_SHARE = 0.5  # this share of the peers' usual sales silent too: a closure, not a device
 SILENT_PEER_MASS = 3.0  # ... and those silent peers usually make this many sales an hour
+# Peers at under this share of their usual (their median, that hour or that day): closed or
+# nearly (a regional event the calendar does not know, every lot at a tenth of its trade),
+# not a yardstick a silent device or a low day can be judged against.
+CLOSED_PEERS = 0.2
 
 
 def peer_groups(pts: pd.DataFrame, min_peers: int) -> np.ndarray:
