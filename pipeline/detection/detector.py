@@ -511,7 +511,9 @@ def explain(
     rows["score"] = np.asarray(scores)[flagged.astype(bool)]
     if not rows.empty:
         rows["kind"] = suspected_kind(rows, detector.min_evidence)
-        rows = rows[~local_dip(rows, detector.min_evidence) & ~hour_not_down(rows)]
+        rows = rows[
+            ~local_dip(rows, detector.min_evidence) & ~hour_not_down(rows, detector.min_evidence)
+        ]
     if rows.empty:
         return rows.assign(
             kind=[],

@@ -32,17 +32,6 @@ def local_dip(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
     return (rows["kind"] == "under_reporting") & ~corroborated & ~near_silent
 
 
-def hour_not_down(rows: pd.DataFrame) -> pd.Series:
-    """Generic under-reporting hours whose own revenue and sales are within ``HOUR_DOWN``
-    noise units of usual x peers: only a day-level view (the day so far, the level shift, an
-    operator's day cash) is out, and it is out for every hour of that day alike. Such an hour
-    lost nothing an auditor could count in it (its shortfall is about nil); flagging it turned
-    one low day into a flag for every open hour of it, the largest share of the false alarms on
-    the tune seeds. The hours of that day that *are* down stay flagged."""
-    ordinary = (rows["rev_drop"] < HOUR_DOWN) & (rows["count_drop"] < HOUR_DOWN)
-    return (rows["kind"] == "under_reporting") & ordinary
-
-
 # The pattern signals, one per specific kind's own evidence (not the volume ones that every
 # kind of loss also moves).
 PATTERN_SIGNALS = (
@@ -59,6 +48,21 @@ PATTERN_SIGNALS = (
     "payer_repeat",
 )
 PATTERN_STRENGTH = 1.4  # x min_evidence: the "medium" band of an hour's severity
+
+
+def hour_not_down(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
+    """Hours that carry nothing of their own: revenue and sales within ``HOUR_DOWN`` noise
+    units of usual x peers and no pattern signal (``PATTERN_SIGNALS``) at ``min_evidence``,
+    so only a day-level volume view (the day so far, the level shift, an operator's day cash)
+    is out - and it is out for every hour of that day alike. Such an hour lost nothing an
+    auditor could count in it (its shortfall is about nil); flagging it turned one low day into
+    a flag for every open hour of it, the largest share of the false alarms on the tune seeds,
+    whatever weak pattern named it (a cash share or a ticket a little low: ordinary noise).
+    The hours of that day that *are* down, or show a pattern, stay flagged; a silent hour is
+    judged as a device off."""
+    ordinary = (rows["rev_drop"] < HOUR_DOWN) & (rows["count_drop"] < HOUR_DOWN)
+    no_pattern = rows[list(PATTERN_SIGNALS)].max(axis=1) < min_evidence
+    return ordinary & no_pattern & (rows["kind"] != "device_off")
 
 
 def case_evidence(rows: pd.DataFrame, min_evidence: float) -> pd.Series:

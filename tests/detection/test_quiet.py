@@ -1,5 +1,5 @@
 """Issue 13 part 4 in the detector, on small frames: an hour that is not itself down is not
-flagged as under-reporting because its day is; each flag says what kind of evidence it carries
+flagged because its day is; each flag says what kind of evidence it carries
 (what the case rule reads)."""
 
 from __future__ import annotations
@@ -19,15 +19,23 @@ def flags(**columns) -> pd.DataFrame:
 
 
 def test_an_hour_at_its_usual_level_on_a_low_day_is_not_flagged_for_it():
-    """Day-level evidence out for the whole day: the hour that is itself down (rev or sales
-    one noise unit or more) keeps its flag, the hours at their usual level do not; another kind
-    is never dropped by it."""
+    """Day-level evidence out for the whole day: the hours that are themselves down (revenue or
+    sales one noise unit or more) keep their flag, the hours at their usual level do not,
+    whatever weak pattern named them; an hour with a pattern's own signal out, or a silent one,
+    keeps its flag."""
     rows = flags(
         rev_drop=[0.4, 2.5, 0.2],
         count_drop=[0.3, 0.1, 0.9],
         kind=["under_reporting", "under_reporting", "cash_skimming"],
+        cash_drop=[0.0, 0.0, 2.5],
     )
-    assert hour_not_down(rows).tolist() == [True, False, False]
+    assert hour_not_down(rows, MIN_EVIDENCE).tolist() == [True, False, True]
+    kept = flags(
+        kind=["cash_skimming", "ticket_shaving", "device_off"],
+        op_cash_drop=[3.2, 0.0, 0.0],
+        ticket_day_drop=[0.0, 4.0, 0.0],
+    )
+    assert hour_not_down(kept, MIN_EVIDENCE).tolist() == [False, False, False]
 
 
 def test_each_flag_names_its_evidence_device_pattern_or_volume():
