@@ -28,7 +28,7 @@ from sqlalchemy import Engine, and_, func, select
 from pipeline.casework.cases import record_flags
 from pipeline.core.errors import UnusableInputError
 from pipeline.core.times import ceil_hour, floor_hour
-from pipeline.detection.detector import LeakageDetector, explain
+from pipeline.detection.detector import FLAG_COLUMNS, LeakageDetector, explain
 from pipeline.detection.features import FEATURES, FeatureConfig, compute_features, data_span
 from pipeline.detection.model_store import load_model, save_model
 from pipeline.detection.rhythm import (
@@ -159,16 +159,7 @@ def _train(
 def flag_hours(features: pd.DataFrame, detector: LeakageDetector) -> pd.DataFrame:
     """The flagged rows of ``features`` with kind, severity, reasons, shortfall and operators."""
     if features.empty:
-        return features.assign(
-            score=[],
-            kind=[],
-            evidence=[],
-            severity=[],
-            reasons=[],
-            reason_parts=[],
-            shortfall_rp=[],
-            operators=[],
-        )
+        return features.assign(score=[], **{column: [] for column in FLAG_COLUMNS})
     scores = detector.flag_scores(features[list(FEATURES)])
     return explain(features, scores, scores >= detector.threshold_, detector)
 

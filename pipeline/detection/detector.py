@@ -502,6 +502,18 @@ def _void_operator(row) -> str | None:
     return max(named, key=lambda pair: pair[0])[1] if named else None
 
 
+# What ``explain`` adds to a flagged row besides its score, in order.
+FLAG_COLUMNS = (
+    "kind",
+    "evidence",
+    "severity",
+    "reasons",
+    "reason_parts",
+    "shortfall_rp",
+    "operators",
+)
+
+
 def explain(
     frame: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, detector: LeakageDetector
 ) -> pd.DataFrame:
@@ -515,15 +527,7 @@ def explain(
             ~local_dip(rows, detector.min_evidence) & ~hour_not_down(rows, detector.min_evidence)
         ]
     if rows.empty:
-        return rows.assign(
-            kind=[],
-            evidence=[],
-            severity=[],
-            reasons=[],
-            reason_parts=[],
-            shortfall_rp=[],
-            operators=[],
-        )
+        return rows.assign(**{column: [] for column in FLAG_COLUMNS})
     evidence = rows[list(FEATURES)].max(axis=1)
     rows["evidence"] = case_evidence(rows, detector.min_evidence)
     rows["severity"] = np.select(
