@@ -83,14 +83,7 @@ def target_set(
     target = targets_store.set_target(
         engine_of(request), year, revenue_type, district, target_rp, actor=user.username
     )
-    flash(
-        request,
-        N_("Target for %(year)s %(type)s %(district)s set."),
-        year=target.year,
-        type=label(target.revenue_type, language(request)),
-        district=target.district or tr(request, "whole regency"),
-    )
-    return see_other(f"/realisation?year={target.year}")
+    return _target_changed(request, target, N_("Target for %(year)s %(type)s %(district)s set."))
 
 
 @router.post("/realisation/targets/remove")
@@ -104,9 +97,16 @@ def target_remove(
     target = targets_store.remove_target(
         engine_of(request), year, revenue_type, district, actor=user.username
     )
+    return _target_changed(
+        request, target, N_("Target for %(year)s %(type)s %(district)s removed.")
+    )
+
+
+def _target_changed(request: Request, target, message: str):
+    """Say which target changed, and go back to its year's realisation page."""
     flash(
         request,
-        N_("Target for %(year)s %(type)s %(district)s removed."),
+        message,
         year=target.year,
         type=label(target.revenue_type, language(request)),
         district=target.district or tr(request, "whole regency"),
