@@ -20,7 +20,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from pipeline.core.phrases import Phrase, as_phrase, dumps, english, phrase
 from pipeline.detection.features import FEATURES, SHIFT_END_MINUTES
-from pipeline.detection.quiet import case_evidence, hour_not_down, local_dip
+from pipeline.detection.quiet import (
+    case_evidence,
+    day_view_over,
+    hour_not_down,
+    local_dip,
+    weak_volume,
+)
 
 THRESHOLD_SAMPLE = 50_000
 
@@ -523,21 +529,26 @@ def explain(
     rows["score"] = np.asarray(scores)[flagged.astype(bool)]
     if not rows.empty:
         rows["kind"] = suspected_kind(rows, detector.min_evidence)
-        rows = rows[
-            ~local_dip(rows, detector.min_evidence) & ~hour_not_down(rows, detector.min_evidence)
-        ]
+        quiet = (
+            local_dip(rows, detector.min_evidence)
+            | hour_not_down(rows, detector.min_evidence)
+            | day_view_over(rows, detector.min_evidence)
+        )
+        rows = rows[~quiet]
+    if not rows.empty:
+        evidence = rows[list(FEATURES)].max(axis=1)
+        rows["evidence"] = case_evidence(rows, detector.min_evidence)
+        rows["severity"] = np.select(
+            [
+                (evidence >= 2.0 * detector.min_evidence) | (rows["score"] >= detector.score_high_),
+                evidence >= 1.4 * detector.min_evidence,
+            ],
+            ["high", "medium"],
+            "low",
+        )
+        rows = rows[~weak_volume(rows)]
     if rows.empty:
         return rows.assign(**{column: [] for column in FLAG_COLUMNS})
-    evidence = rows[list(FEATURES)].max(axis=1)
-    rows["evidence"] = case_evidence(rows, detector.min_evidence)
-    rows["severity"] = np.select(
-        [
-            (evidence >= 2.0 * detector.min_evidence) | (rows["score"] >= detector.score_high_),
-            evidence >= 1.4 * detector.min_evidence,
-        ],
-        ["high", "medium"],
-        "low",
-    )
     stakes = kind_shortfalls(rows)
     column = stakes.columns.get_indexer(rows["kind"])
     shortfalls = stakes.to_numpy()[np.arange(len(rows)), column].astype(np.int64)

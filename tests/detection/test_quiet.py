@@ -1,20 +1,22 @@
 """Issue 13 part 4 in the detector, on small frames: an hour that is not itself down is not
-flagged because its day is; each flag says what kind of evidence it carries
-(what the case rule reads)."""
+flagged because its day is, nor for days that are over; each flag says what kind of evidence
+it carries (what the case rule reads)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.detection.quiet import PATTERN_SIGNALS, case_evidence, hour_not_down
+from pipeline.detection.features import FEATURES
+from pipeline.detection.quiet import case_evidence, day_view_over, hour_not_down, weak_volume
 
 MIN_EVIDENCE = 3.0
 
 
 def flags(**columns) -> pd.DataFrame:
-    """Three flagged hours, every signal 0 unless given (a list of three values)."""
-    base = {name: [0.0] * 3 for name in (*PATTERN_SIGNALS, "rev_drop", "count_drop")}
-    base["kind"] = ["under_reporting"] * 3
+    """Flagged hours (three, or as many as the lists given), every signal 0 unless given."""
+    n = len(next(iter(columns.values()))) if columns else 3
+    base = {name: [0.0] * n for name in FEATURES}
+    base["kind"] = ["under_reporting"] * n
     return pd.DataFrame({**base, **columns})
 
 
@@ -32,10 +34,43 @@ def test_an_hour_at_its_usual_level_on_a_low_day_is_not_flagged_for_it():
     assert hour_not_down(rows, MIN_EVIDENCE).tolist() == [True, False, True]
     kept = flags(
         kind=["cash_skimming", "ticket_shaving", "device_off"],
-        op_cash_drop=[3.2, 0.0, 0.0],
-        ticket_day_drop=[0.0, 4.0, 0.0],
+        op_cash_drop=[4.5, 0.0, 0.0],
+        ticket_day_drop=[0.0, 4.5, 0.0],
     )
     assert hour_not_down(kept, MIN_EVIDENCE).tolist() == [False, False, False]
+
+
+def test_a_weak_pattern_signal_on_an_hour_at_its_usual_level_is_not_flagged():
+    """A cash share, a ticket or a few voids just past min_evidence (under the medium band)
+    with revenue and sales ordinary is ordinary noise; at the medium band it is kept, and so is
+    a weak one on an hour that is itself down."""
+    rows = flags(
+        kind=["cash_skimming", "void_abuse", "void_abuse"],
+        op_cash_drop=[3.5, 0.0, 0.0],
+        void_excess=[0.0, 4.3, 3.5],
+        rev_drop=[0.5, 0.5, 2.0],
+    )
+    assert hour_not_down(rows, MIN_EVIDENCE).tolist() == [True, False, False]
+
+
+def test_a_drop_of_earlier_days_does_not_flag_a_day_at_its_usual_level():
+    """The point's views of the last days (level shift, 3/7 days) still out after a drop
+    ended: an hour with nothing of its own is kept only while its day so far is itself down
+    (1.5 day-to-day spreads or more below usual x peers). An operator's cash short over their
+    shifts is kept on an ordinary day (skimming one shift barely moves the point's day), and
+    so is a silent hour, or one with its own revenue out."""
+    rows = flags(
+        kind=["under_reporting", "under_reporting", "cash_skimming"],
+        level_shift=[6.0, 6.0, 0.0],
+        op_cash_short=[0.0, 0.0, 5.0],
+        day_ratio=[0.9, 0.7, 0.97],
+        day_peer=[1.0, 1.0, 1.0],
+        phi_day=[0.12, 0.12, 0.12],
+    )
+    assert day_view_over(rows, MIN_EVIDENCE).tolist() == [True, False, False]
+    own = rows.assign(kind=["device_off", "under_reporting", "cash_skimming"])
+    own["rev_drop"] = [0.0, 0.0, 3.5]
+    assert day_view_over(own, MIN_EVIDENCE).tolist() == [False, False, False]
 
 
 def test_each_flag_names_its_evidence_device_pattern_or_volume():
@@ -56,3 +91,14 @@ def test_a_weak_pattern_signal_is_volume_evidence():
         ticket_day_drop=[0.0, 3.9, 4.3],
     )
     assert case_evidence(rows, MIN_EVIDENCE).tolist() == ["volume", "volume", "pattern"]
+
+
+def test_a_low_severity_flag_on_volume_alone_is_not_a_flag():
+    """Revenue or sales a few noise units down with nothing else, at low severity, is what
+    chance gives over the hours watched; the same at medium severity, or a low one resting on a
+    pattern or a silent device, stays."""
+    rows = flags(
+        evidence=["volume", "volume", "pattern", "device"],
+        severity=["low", "medium", "low", "low"],
+    )
+    assert weak_volume(rows).tolist() == [True, False, False, False]
