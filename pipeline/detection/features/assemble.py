@@ -54,6 +54,7 @@ SHORTFALL_HOUR_COLUMNS = [
     "usual_cash",
     "point_ticket",
     "s_rev",
+    "phi_day",
 ]
 # Each slice also reads this much before it: the operators' earlier working days (and one more
 # day, so the first of them is complete in every timezone).

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline.detection.features.config import CAP
+from pipeline.detection.features.config import CAP, SCALE_DEFAULTS
 from pipeline.detection.features.noise_units import (
     binomial_excess,
     binomial_shortfall,
@@ -24,6 +24,11 @@ SHIFT_CHOICE_DAYS = 3
 SHIFT_LOOKBACK_DAYS = 6
 # How far back the transactions and hours of a cash-shortfall computation must reach.
 CASH_SHORT_LEAD_DAYS = SHIFT_LOOKBACK_DAYS + SHIFT_CHOICE_DAYS + 1
+# How much of the point's day-to-day spread (phi_day) an operator's cash over their days carries
+# besides counting noise. Tune seeds 1-5 (walk-forward, retrained): 0.5 took false alarms
+# 2.50 -> 2.18 per 1,000 with the same events caught; a whole spread (1.0, tried on the scored
+# hours alone) lost the only flags of a creeping under-reporting.
+DAY_SPREAD = 0.5
 SHIFT_END_MINUTES = 45  # "the end of the shift": the last 45 minutes of an operator's working span
 SHIFT_END_COLUMNS = ("shift_end_z", "shift_end_id", "shift_end_k", "shift_end_n", "shift_end_p")
 CASH_REFUND_COLUMNS = ("cash_refund_z", "cash_refund_id", "cash_refund_k", "cash_refund_rp")
@@ -341,7 +346,7 @@ def _cash_so_far(work: pd.DataFrame) -> pd.DataFrame:
     """Per hour of ``work``: its operator's cash recorded and expected that day up to its end."""
     work = work.sort_values(["point_id", "operator_id", "hour_start"])
     day = work.groupby(["point_id", "operator_id", "local_date"], sort=False)
-    return work[[*KEYS, "operator_id", "local_date", "point_ticket", "s_rev"]].assign(
+    return work[[*KEYS, "operator_id", "local_date", "point_ticket", "s_rev", "phi_day"]].assign(
         obs=day["cash_amount"].cumsum(), exp=day["expected_cash"].cumsum()
     )
 
@@ -370,12 +375,22 @@ def _shortest_cash_run(so_far: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFr
     when the day itself is short, and the figures it quotes."""
     rows = so_far.merge(earlier, on=["point_id", "operator_id", "local_date"], how="left")
     unit = rows["point_ticket"].fillna(1.0).clip(lower=1)
-    dispersion = rows["s_rev"].fillna(2.0)
-    z1 = poisson_shortfall(rows["obs"] / unit, rows["exp"] / unit, dispersion)
+    hourly = rows["s_rev"].fillna(SCALE_DEFAULTS["s_rev"])
+    phi = rows["phi_day"].fillna(SCALE_DEFAULTS["phi_day"])
+
+    def shortfall(obs, exp, days):
+        """The Poisson shortfall in tickets, its spread widened by the point's day-to-day one:
+        a day's cash is not hours drawn alone (the whole day is busy or slack together), and at
+        a busy point counting noise alone read an ordinary slack day several units out."""
+        mu = exp / unit
+        dispersion = np.sqrt(hourly**2 + (DAY_SPREAD * phi) ** 2 * mu / days)
+        return poisson_shortfall(obs / unit, mu, dispersion)
+
+    z1 = shortfall(rows["obs"], rows["exp"], 1)
     obs3, exp3 = rows["obs"] + rows["obs_2"].fillna(0), rows["exp"] + rows["exp_2"].fillna(0)
-    z3 = poisson_shortfall(obs3 / unit, exp3 / unit, dispersion)
+    z3 = shortfall(obs3, exp3, 3)
     obs5, exp5 = rows["obs"] + rows["obs_4"].fillna(0), rows["exp"] + rows["exp_4"].fillna(0)
-    z5 = poisson_shortfall(obs5 / unit, exp5 / unit, dispersion)
+    z5 = shortfall(obs5, exp5, 5)
     # The longer views count only while the day itself is short.
     down = z1 > 1.0
     use5 = down & (z5 > np.maximum(z1, z3))
