@@ -116,3 +116,32 @@ def test_each_hour_reads_its_local_day_only_up_to_its_end_in_every_timezone():
         expected = alone[alone["hour_start"] == hour].reset_index(drop=True)
         got = bulk[bulk["hour_start"] == hour].reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
+def test_an_ordinary_slack_shift_at_a_busy_point_is_not_an_operators_cash_short():
+    """A busy point's day is busy or slack as a whole: an operator's cash a quarter under usual
+    on one day (under two of the point's day-to-day spreads) read over three noise units short
+    on counting noise alone; it stays under the evidence gate, and cash 60% short still scores
+    high."""
+    from pipeline.detection.features.operator_signals import _shortest_cash_run
+
+    expected = 2_000_000.0  # 400 tickets of Rp 5.000 in the operator's hours that day
+    so_far = pd.DataFrame(
+        {
+            "point_id": ["P0", "P0"],
+            "hour_start": [PLANTED, PLANTED],
+            "operator_id": ["A", "B"],
+            "local_date": [PLANTED.normalize()] * 2,
+            "point_ticket": [5000.0, 5000.0],
+            "s_rev": [1.5, 1.5],
+            "phi_day": [0.15, 0.15],
+            "obs": [0.75 * expected, 0.4 * expected],
+            "exp": [expected, expected],
+        }
+    )
+    # No earlier working days: the day alone, whichever view reads it.
+    earlier = so_far[["point_id", "operator_id", "local_date"]].assign(
+        obs_2=0.0, exp_2=0.0, days_2=0.0, obs_4=0.0, exp_4=0.0, days_4=0.0
+    )
+    z = _shortest_cash_run(so_far, earlier)["op_short_z"].tolist()
+    assert z[0] < 3.0 < 5.0 < z[1]

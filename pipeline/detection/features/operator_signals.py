@@ -352,13 +352,14 @@ def _cash_so_far(work: pd.DataFrame) -> pd.DataFrame:
 
 
 def _earlier_days(daily: pd.DataFrame) -> pd.DataFrame:
-    """Per operator and day, the sums (and count) of their last 2 and last 4 working days before
-    it within ``SHIFT_LOOKBACK_DAYS``."""
+    """Per operator and day, the sums (and count: ``days_2``, ``days_4``) of their last 2 and
+    last 4 working days before it within ``SHIFT_LOOKBACK_DAYS``."""
     out = daily[["point_id", "operator_id", "local_date"]].copy()
     group = daily["point_id"] + "\x00" + daily["operator_id"]
     for n in (2, 4):
         obs = np.zeros(len(daily))
         exp = np.zeros(len(daily))
+        days = np.zeros(len(daily))
         for lag in range(1, n + 1):
             same = (group.shift(lag) == group) & (
                 daily["local_date"].shift(lag)
@@ -366,7 +367,8 @@ def _earlier_days(daily: pd.DataFrame) -> pd.DataFrame:
             )
             obs += daily["obs"].shift(lag).where(same, 0.0).to_numpy()
             exp += daily["exp"].shift(lag).where(same, 0.0).to_numpy()
-        out[f"obs_{n}"], out[f"exp_{n}"] = obs, exp
+            days += same.to_numpy()
+        out[f"obs_{n}"], out[f"exp_{n}"], out[f"days_{n}"] = obs, exp, days
     return out
 
 
@@ -388,9 +390,9 @@ def _shortest_cash_run(so_far: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFr
 
     z1 = shortfall(rows["obs"], rows["exp"], 1)
     obs3, exp3 = rows["obs"] + rows["obs_2"].fillna(0), rows["exp"] + rows["exp_2"].fillna(0)
-    z3 = shortfall(obs3, exp3, 3)
+    z3 = shortfall(obs3, exp3, 1 + rows["days_2"].fillna(0))
     obs5, exp5 = rows["obs"] + rows["obs_4"].fillna(0), rows["exp"] + rows["exp_4"].fillna(0)
-    z5 = shortfall(obs5, exp5, 5)
+    z5 = shortfall(obs5, exp5, 1 + rows["days_4"].fillna(0))
     # The longer views count only while the day itself is short.
     down = z1 > 1.0
     use5 = down & (z5 > np.maximum(z1, z3))
