@@ -38,33 +38,40 @@ def record_batch_freshness(
     """Raise each point's newest time from ``source`` to the batch's, never lower it."""
     if not newest_by_point:
         return
-    stmt = dialect_insert(connection, feed_freshness)
-    stored = feed_freshness.c.last_occurred_at
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["point_id", "source"],
-        set_={
-            # Both sides are the same column type, so SQLite's text compares like the times.
-            "last_occurred_at": case(
-                (stmt.excluded.last_occurred_at > stored, stmt.excluded.last_occurred_at),
-                else_=stored,
-            ),
-            "last_batch_id": stmt.excluded.last_batch_id,
-            "updated_at": stmt.excluded.updated_at,
-        },
-    )
-    connection.execute(
-        stmt,
-        [
-            {
-                "point_id": point_id,
-                "source": source,
-                "last_occurred_at": newest,
-                "last_batch_id": batch_id,
-                "updated_at": now,
-            }
-            for point_id, newest in sorted(newest_by_point.items())
-        ],
-    )
+    rows = [
+        {
+            "point_id": point_id,
+            "source": source,
+            "last_occurred_at": newest,
+            "last_batch_id": batch_id,
+            "updated_at": now,
+        }
+        for point_id, newest in sorted(newest_by_point.items())
+    ]
+    # A few multi-row statements, not one statement per point: late in a large SQLite batch
+    # each statement's end costs ~25 ms (measured: 1,000 points took 24 s of a 1M-row ingest).
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        stmt = dialect_insert(connection, feed_freshness).values(
+            rows[start : start + _ROWS_PER_STATEMENT]
+        )
+        stored = feed_freshness.c.last_occurred_at
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["point_id", "source"],
+            set_={
+                # Both sides are the same column type, so SQLite's text compares like the times.
+                "last_occurred_at": case(
+                    (stmt.excluded.last_occurred_at > stored, stmt.excluded.last_occurred_at),
+                    else_=stored,
+                ),
+                "last_batch_id": stmt.excluded.last_batch_id,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        connection.execute(stmt)
+
+
+# 5 bound values a row: well under SQLite's smallest default limit (999 before 3.32).
+_ROWS_PER_STATEMENT = 190
 
 
 def read_feed_freshness(connection: Connection) -> list[FeedFreshness]:
