@@ -320,6 +320,7 @@ def _stored_rows(
             "hour_start": hours.view("datetime64[us]"),
             "hour_end": (hours + HOUR_US).view("datetime64[us]"),
         },
+        keep_slots=2,  # for the minute and hour aggregates written next
     )
     result = connection.execute(
         text(

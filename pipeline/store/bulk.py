@@ -178,10 +178,25 @@ def _chain(first, rest: Iterator) -> Iterator:
     yield from rest
 
 
-def copy_columns(connection: Connection, table: str, columns: Mapping[str, Sequence]) -> None:
+def copy_columns(
+    connection: Connection, table: str, columns: Mapping[str, Sequence], *, keep_slots: int = 0
+) -> None:
     """``format_rows`` then ``copy_rows``, for writers with nothing to overlap."""
-    arrow = uses_arrow(connection)
-    copy_rows(connection, table, format_rows(connection.dialect.name, columns, arrow=arrow))
+    arrow = uses_arrow(connection) and stage_slots_left(connection) > keep_slots
+    copy_rows(
+        connection,
+        table,
+        format_rows(connection.dialect.name, columns, arrow=arrow),
+        keep_slots=keep_slots,
+    )
+
+
+def stage_slots_left(connection: Connection) -> int:
+    """How many more staged (Arrow) writes this transaction can make: unlimited (a large
+    number) on PostgreSQL, what is left of ``SQLITE_STAGE_SLOTS`` on SQLite."""
+    if connection.dialect.name != "sqlite":
+        return 1 << 30
+    return SQLITE_STAGE_SLOTS - len(connection.info.get("eincome_stages", []))
 
 
 # --- the Arrow + ADBC path ----------------------------------------------------------------

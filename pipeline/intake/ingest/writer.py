@@ -13,6 +13,7 @@ from pipeline.store.bulk import (
     copy_rows,
     format_rows,
     nullable,
+    stage_slots_left,
     uses_arrow,
 )
 
@@ -20,6 +21,9 @@ CONTENT_FIELDS = ("occurred_at", "amount", "payment_method", "status", "operator
 STAGE_COLUMNS = ("pos", "point_id", "txn_id", *CONTENT_FIELDS)
 _TEXT = ("point_id", "txn_id", "payment_method", "status")
 _OPTIONAL = ("operator_id", "payer_ref")
+# SQLite stage slots every transactions write leaves for the batch's minute and hour
+# aggregates: with a slot, ~1.7 aggregate rows per transaction go in as one INSERT ... SELECT.
+_AGGREGATE_SLOTS = 2
 
 
 # --- writing transactions: a bulk append, or staged and compared when keys are already stored ---
@@ -40,6 +44,8 @@ class _TransactionWriter:
         self.dialect = connection.dialect.name
         time_type = "TEXT" if self.dialect == "sqlite" else "TIMESTAMPTZ"
         self.arrow = uses_arrow(connection)
+        # Chunks that will find a stage slot (SQLite has few; see ``store.bulk``).
+        self._arrow_chunks_left = stage_slots_left(connection) - _AGGREGATE_SLOTS
         connection.exec_driver_sql("DROP TABLE IF EXISTS ingest_stage")
         connection.exec_driver_sql(
             "CREATE TEMP TABLE ingest_stage (pos BIGINT NOT NULL, point_id TEXT NOT NULL, "
@@ -49,8 +55,8 @@ class _TransactionWriter:
         # On SQLite the batch's transaction is already open (BEGIN IMMEDIATE), so the
         # savepoints of ``append`` nest in it rather than starting (and committing) their own.
 
-    def _columns(self, rows: pd.DataFrame) -> dict[str, list | np.ndarray]:
-        if self.arrow:  # column arrays straight to Arrow: no Python list per column
+    def _columns(self, rows: pd.DataFrame, *, arrow: bool) -> dict[str, list | np.ndarray]:
+        if arrow:  # column arrays straight to Arrow: no Python list per column
             text = {c: rows[c].to_numpy(dtype=object) for c in _TEXT}
             optional = {c: rows[c].to_numpy(dtype=object, na_value=None) for c in _OPTIONAL}
         else:
@@ -67,18 +73,24 @@ class _TransactionWriter:
         }
 
     def format_new(self, rows: pd.DataFrame) -> BulkRows:
-        """``rows`` as ``append`` writes them; touches no database, so any thread may call it."""
-        columns = self._columns(rows)
+        """``rows`` as ``append`` writes them; touches no database, so any thread may call it.
+
+        On SQLite only the first chunks that will find a stage slot are made Arrow tables; the
+        rest are formatted as tuples here, on the worker thread, rather than converted from
+        Arrow on the writing thread when ``append`` finds no slot left.
+        """
+        arrow = self.arrow and self._arrow_chunks_left > 0
+        self._arrow_chunks_left -= 1
+        columns = self._columns(rows, arrow=arrow)
         columns["batch_id"] = np.full(len(rows), self.batch_id, dtype=np.int64)
-        return format_rows(self.dialect, columns, arrow=self.arrow)
+        return format_rows(self.dialect, columns, arrow=arrow)
 
     def append(self, formatted: BulkRows) -> bool:
         """Store the rows in one bulk write if none of their keys is stored yet; else write
         nothing and return False."""
         savepoint = self.connection.begin_nested()
         try:
-            # Two SQLite stage slots stay for the aggregates, the larger writes.
-            copy_rows(self.connection, "transactions", formatted, keep_slots=2)
+            copy_rows(self.connection, "transactions", formatted, keep_slots=_AGGREGATE_SLOTS)
         except IntegrityError:
             savepoint.rollback()
             return False
@@ -91,7 +103,8 @@ class _TransactionWriter:
         copy_columns(
             self.connection,
             "ingest_stage",
-            {"pos": rows["pos"].to_numpy(dtype=np.int64), **self._columns(rows)},
+            {"pos": rows["pos"].to_numpy(dtype=np.int64), **self._columns(rows, arrow=self.arrow)},
+            keep_slots=_AGGREGATE_SLOTS,
         )
 
     def classify_against_stored(self) -> tuple[set[int], list[tuple[int, dict]]]:
