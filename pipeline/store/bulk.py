@@ -345,9 +345,89 @@ def _sqlite_stage(connection: Connection, tables: Iterable, keep_slots: int) -> 
     return f"{alias}.rows"
 
 
+class GatheredRows:
+    """SQLite: many blocks of new rows for one table gathered in ONE scratch stage file by ADBC,
+    moved into the table by one ``INSERT ... SELECT`` when ``move_into`` is called: a batch's
+    every chunk takes one stage slot, not one each (a transaction has only
+    ``SQLITE_STAGE_SLOTS``). The stage is outside the batch's transaction until it is moved;
+    a crash before that leaves only the scratch file, deleted by ``discard``/``release_stages``.
+    """
+
+    def __init__(self, connection: Connection, table: str):
+        self.connection = connection
+        self.table = table
+        self.count = 0
+        self.columns: tuple[str, ...] = ()
+        self._adbc = self._cursor = self._path = None
+
+    def add(self, rows: BulkRows) -> None:
+        """Append an Arrow ``BulkRows`` to the stage (no database lock of the batch's is taken)."""
+        if not rows.count:
+            return
+        if self._adbc is None:
+            import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+            folder = Path(_sqlite_file(self.connection)).parent
+            handle, self._path = tempfile.mkstemp(
+                prefix=".eincome-stage-", suffix=".db", dir=folder
+            )
+            os.close(handle)
+            self._adbc = adbc_sqlite.connect(self._path, autocommit=True)
+            self._cursor = self._adbc.cursor()
+            self._cursor.execute("PRAGMA journal_mode=OFF")  # a scratch file: nothing to recover
+            self._cursor.execute("PRAGMA synchronous=OFF")
+            self._cursor.execute("BEGIN")
+            self.columns = rows.columns
+            # Whatever happens to the batch, ``release_stages`` deletes the file.
+            self.connection.info.setdefault("eincome_gathered", []).append(self)
+        self._cursor.adbc_ingest("rows", rows.payload, mode="create_append")
+        self.count += rows.count
+
+    def move_into(self) -> int:
+        """Move the gathered rows into the table inside the caller's transaction (one stage
+        slot); returns how many. A key already stored raises ``IntegrityError``."""
+        if self._adbc is None:
+            return 0
+        self._cursor.execute("COMMIT")
+        attached = self.connection.info.setdefault("eincome_stages", [])
+        if len(attached) >= SQLITE_STAGE_SLOTS:  # many resends in one batch: no slot left
+            self._cursor.execute("SELECT * FROM rows")
+            table = self._cursor.fetch_arrow_table()
+            self.discard()
+            rows = BulkRows(tuple(table.column_names), table.num_rows, table)
+            copy_rows(self.connection, self.table, _classic(self.connection.dialect.name, rows))
+            return rows.count
+        self._close()
+        alias = f"eincome_stage{len(attached)}"
+        self.connection.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (self._path,))
+        attached.append((alias, self._path))
+        names = ", ".join(self.columns)
+        self.connection.exec_driver_sql(
+            f"INSERT INTO {self.table} ({names}) SELECT {names} FROM {alias}.rows"
+        )
+        moved, self.count, self._path = self.count, 0, None
+        return moved
+
+    def discard(self) -> None:
+        """Drop rows not moved (the batch failed): the scratch file goes."""
+        self._close()
+        if self._path is not None:
+            Path(self._path).unlink(missing_ok=True)
+            self._path = None
+        self.count = 0
+
+    def _close(self) -> None:
+        if self._adbc is not None:
+            self._cursor.close()
+            self._adbc.close()
+            self._adbc = self._cursor = None
+
+
 def release_stages(connection: Connection) -> None:
     """SQLite: detach and delete the stages this connection attached; call it outside a
     transaction (after the batch committed or rolled back)."""
+    for gathered in connection.info.pop("eincome_gathered", []):
+        gathered.discard()
     attached = connection.info.pop("eincome_stages", [])
     for alias, path in attached:
         try:

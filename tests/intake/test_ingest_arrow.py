@@ -141,3 +141,49 @@ def test_an_in_memory_batch_of_dicts_or_an_arrow_table_ingests_with_lineage(engi
         engine, pa.Table.from_pylist(rows), source="push:test", source_ref="request 2", now=NOW
     )
     assert (again.accepted, again.duplicates, again.quarantined) == (0, 3, 1)
+
+
+def test_chunks_that_repeat_earlier_chunks_flush_the_gathered_rows_more_often_than_sqlite_has_stage_slots(
+    engine, tmp_path
+):
+    """SQLite gathers a batch's chunks into one stage; a chunk whose key range meets a gathered
+    or stored one moves them in first and is then checked key by key. Twenty such chunks need
+    more moves than a transaction has stage slots: the later ones go in the classic way."""
+    register(engine, "P0", "P1", "P2", "P3")
+    lines = [HEADER]
+    for i in range(1000):
+        lines.append(
+            f"T{i:05d},P{i % 4},2026-03-01T01:{i // 60 % 60:02d}:{i % 60:02d}+07:00,"
+            f"{1000 + i},cash,paid,op1,\n"
+        )
+        if i % 50 == 49:  # the next chunk starts with a repeat of this chunk's first row
+            lines.append(lines[-50])
+    path = tmp_path / "a.csv"
+    path.write_text("".join(lines))
+    result = ingest_file(engine, path, chunk_rows=50, now=NOW)
+    assert (result.accepted, result.duplicates, result.quarantined) == (1000, 20, 0)
+    rows = stored(engine)
+    assert sorted(row.txn_id for row in rows["transactions"]) == sorted(
+        f"T{i:05d}" for i in range(1000)
+    )
+    assert sum(row.txn_count for row in rows["hours"]) == 1000
+    assert not list(tmp_path.glob(".eincome-stage-*"))
+
+
+def test_new_keys_inside_a_stored_key_range_are_stored_by_the_checked_path(engine, tmp_path):
+    """Odd txn_ids first, then the even ones between them: every range meets a stored one, so
+    the second batch takes the checked path, and stores every row as new."""
+    register(engine, "P0", "P1", "P2", "P3")
+    for parity in (1, 0):
+        lines = [HEADER] + [
+            f"T{i:05d},P{i % 4},2026-03-01T01:{i // 60 % 60:02d}:{i % 60:02d}+07:00,{1000 + i},"
+            "cash,paid,op1,\n"
+            for i in range(600)
+            if i % 2 == parity
+        ]
+        path = tmp_path / f"p{parity}.csv"
+        path.write_text("".join(lines))
+        result = ingest_file(engine, path, chunk_rows=100, now=NOW)
+        assert (result.accepted, result.duplicates, result.quarantined) == (300, 0, 0)
+    assert len(stored(engine)["transactions"]) == 600
+    assert sum(row.txn_count for row in stored(engine)["hours"]) == 600

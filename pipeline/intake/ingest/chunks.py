@@ -168,7 +168,7 @@ def _store_chunk(
     rows = prepared.rows
     quarantine_rows = list(prepared.quarantine_rows)
     duplicates = prepared.duplicates
-    if len(rows) and not writer.append(prepared.formatted):
+    if len(rows) and not writer.append(prepared.formatted, rows):
         writer.load(rows)
         same, conflicts = writer.classify_against_stored()
         duplicates += len(same)

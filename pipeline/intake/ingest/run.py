@@ -277,6 +277,8 @@ def _store_batch(
             if on_chunk is not None:
                 on_chunk(counts.rows_read)
             timer.lap("store")
+        writer.flush()
+        timer.lap("store")
         if stored_rows:
             batch_rows = pd.concat(stored_rows)
             stored_rows.clear()  # the parts are copied: free them before aggregating

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection
@@ -9,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline.store.bulk import (
     BulkRows,
+    GatheredRows,
     copy_columns,
     copy_rows,
     format_rows,
@@ -44,8 +47,18 @@ class _TransactionWriter:
         self.dialect = connection.dialect.name
         time_type = "TEXT" if self.dialect == "sqlite" else "TIMESTAMPTZ"
         self.arrow = uses_arrow(connection)
+        # SQLite (one writer: the batch holds the write lock) gathers the chunks whose keys
+        # cannot be stored yet into one stage, moved by ``flush``; see ``append``.
+        self.gathered = (
+            GatheredRows(connection, "transactions")
+            if (self.arrow and self.dialect == "sqlite")
+            else None
+        )
+        self._gathered_ranges: dict[str, list[tuple[str, str]]] = {}
         # Chunks that will find a stage slot (SQLite has few; see ``store.bulk``).
-        self._arrow_chunks_left = stage_slots_left(connection) - _AGGREGATE_SLOTS
+        self._arrow_chunks_left = (
+            1 << 30 if self.gathered else stage_slots_left(connection) - _AGGREGATE_SLOTS
+        )
         connection.exec_driver_sql("DROP TABLE IF EXISTS ingest_stage")
         connection.exec_driver_sql(
             "CREATE TEMP TABLE ingest_stage (pos BIGINT NOT NULL, point_id TEXT NOT NULL, "
@@ -85,9 +98,23 @@ class _TransactionWriter:
         columns["batch_id"] = np.full(len(rows), self.batch_id, dtype=np.int64)
         return format_rows(self.dialect, columns, arrow=arrow)
 
-    def append(self, formatted: BulkRows) -> bool:
+    def append(self, formatted: BulkRows, rows: pd.DataFrame) -> bool:
         """Store the rows in one bulk write if none of their keys is stored yet; else write
-        nothing and return False."""
+        nothing and return False.
+
+        SQLite: a chunk none of whose points has a stored or gathered txn_id within the
+        chunk's own (smallest, largest) txn_id of that point cannot hold a stored key; it is
+        gathered, and the batch's gathered chunks go in with one INSERT ... SELECT (``flush``).
+        Any other chunk first flushes what is gathered, then takes the checked path below.
+        """
+        if self.gathered is not None and not isinstance(formatted.payload, (list, str)):
+            ranges = _key_ranges(rows)
+            if not self._overlaps_gathered(ranges) and not self._overlaps_stored(ranges):
+                self.gathered.add(formatted)
+                for point, low, high in ranges:
+                    self._gathered_ranges.setdefault(point, []).append((low, high))
+                return True
+            self.flush()
         savepoint = self.connection.begin_nested()
         try:
             copy_rows(self.connection, "transactions", formatted, keep_slots=_AGGREGATE_SLOTS)
@@ -96,6 +123,38 @@ class _TransactionWriter:
             return False
         savepoint.commit()
         return True
+
+    def flush(self) -> None:
+        """Move the gathered chunks into ``transactions`` (SQLite); a no-op elsewhere."""
+        if self.gathered is not None:
+            self.gathered.move_into()
+            self._gathered_ranges.clear()
+
+    def discard(self) -> None:
+        """The batch failed: drop what is gathered and not moved."""
+        if self.gathered is not None:
+            self.gathered.discard()
+
+    def _overlaps_gathered(self, ranges: list[tuple[str, str, str]]) -> bool:
+        for point, low, high in ranges:
+            for gathered_low, gathered_high in self._gathered_ranges.get(point, ()):
+                if low <= gathered_high and gathered_low <= high:
+                    return True
+        return False
+
+    def _overlaps_stored(self, ranges: list[tuple[str, str, str]]) -> bool:
+        """Whether any stored key lies in one of the (point, low, high) txn_id ranges: one
+        seek of the primary key per point, the ranges passed as one JSON text."""
+        if not ranges:
+            return False
+        found = self.connection.exec_driver_sql(
+            "SELECT 1 FROM json_each(?) AS r WHERE EXISTS (SELECT 1 FROM transactions t "
+            "WHERE t.point_id = json_extract(r.value, '$[0]') "
+            "AND t.txn_id BETWEEN json_extract(r.value, '$[1]') AND json_extract(r.value, '$[2]')) "
+            "LIMIT 1",
+            (json.dumps(ranges),),
+        ).first()
+        return found is not None
 
     def load(self, rows: pd.DataFrame) -> None:
         """Put ``rows`` in the stage (replacing what was there)."""
@@ -161,3 +220,20 @@ class _TransactionWriter:
                 "while this batch ran; run it again to classify them"
             )
         return result.rowcount
+
+
+def _key_ranges(rows: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(point_id, smallest txn_id, largest txn_id) of each point in ``rows``. Text compares as
+    SQLite compares it (code point order is UTF-8 byte order)."""
+    if not len(rows):
+        return []
+    grouped = pd.DataFrame(
+        {
+            "point_id": rows["point_id"].to_numpy(dtype=object),
+            "txn_id": rows["txn_id"].to_numpy(dtype=object),
+        }
+    ).groupby("point_id", sort=False)["txn_id"]
+    low, high = grouped.min(), grouped.max()
+    return list(
+        zip(low.index.tolist(), low.tolist(), high.reindex(low.index).tolist(), strict=True)
+    )
