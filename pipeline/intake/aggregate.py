@@ -102,7 +102,59 @@ class Encoder:
 
 
 def summarise(rows: pd.DataFrame, unit_us: int) -> pd.DataFrame:
-    """Aggregate encoded rows into (point, bucket) rows; bucket = start of the minute/hour in µs."""
+    """Aggregate encoded rows into (point, bucket) rows, in (point, bucket) order; bucket = start
+    of the minute/hour in µs.
+
+    One int64 key per row, one sort, then ``reduceat`` over the runs of equal keys: ~2.5x faster
+    than a pandas groupby on two columns (1M rows over a year, same run: 2.9 s against 7.5 s
+    for minutes, 1.5 s against 3.8 s for hours, machine loaded)."""
+    if not len(rows):
+        return pd.DataFrame(columns=["point", "bucket", *AGGREGATE_COLUMNS])
+    point = rows["point"].to_numpy().astype(np.int64)
+    bucket = rows["us"].to_numpy() // unit_us
+    low = int(bucket.min())
+    span = int(bucket.max()) - low + 1
+    key = point * span + (bucket - low)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    amount = rows["amount"].to_numpy()[order].astype(np.int64)
+    status = rows["status"].to_numpy()[order]
+    paid, void, refund = status == 0, status == 1, status == 2
+    cash = rows["cash"].to_numpy()[order]
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(values.astype(np.int64), starts)
+
+    out = {
+        "point": key[starts] // span,
+        "bucket": (key[starts] % span + low) * unit_us,
+        "txn_count": total(paid),
+        "gross_paid": total(np.where(paid, amount, 0)),
+        "void_count": total(void),
+        "void_amount": total(np.where(void, amount, 0)),
+        "refund_count": total(refund),
+        "refund_amount": total(np.where(refund, amount, 0)),
+        "cash_amount": total(np.where(paid & cash, amount, 0)),
+    }
+    # Distinct operators per bucket: the (key, operator) pairs, sorted, counted once each.
+    operator = rows["operator"].to_numpy()[order]
+    known = operator >= 0
+    pairs = np.lexsort((operator[known], key[known]))
+    pair_key, pair_op = key[known][pairs], operator[known][pairs]
+    first = np.concatenate(
+        ([True], (pair_key[1:] != pair_key[:-1]) | (pair_op[1:] != pair_op[:-1]))
+    )
+    staff_keys, staff = np.unique(pair_key[first], return_counts=True)
+    operators = np.zeros(len(starts), dtype=np.int64)
+    operators[np.searchsorted(key[starts], staff_keys)] = staff
+    out["operators"] = operators
+    out["max_ticket"] = np.maximum.reduceat(np.where(paid, amount, 0), starts)
+    return pd.DataFrame(out)
+
+
+def _summarise_by_groupby(rows: pd.DataFrame, unit_us: int) -> pd.DataFrame:
+    """The plain pandas form of ``summarise``, kept as its reference in the tests."""
     if not len(rows):
         return pd.DataFrame(columns=["point", "bucket", *AGGREGATE_COLUMNS])
     amount = rows["amount"].to_numpy()

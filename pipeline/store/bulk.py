@@ -56,6 +56,44 @@ def utc_text(micros: np.ndarray, dialect: str) -> list[str]:
     return formatted[inverse.reshape(-1)].tolist()
 
 
+_DAY_US = 86_400_000_000
+_FIRST_DAY, _LAST_DAY = -719_162, 2_932_896  # 0001-01-01 and 9999-12-31, days since 1970
+
+
+def sqlite_time_text(micros: np.ndarray):
+    """``utc_text(micros, "sqlite")`` as a pyarrow string array, built as bytes by numpy: the
+    date of each distinct day formatted once, the time of day from integer digits (a million
+    times: ~0.2 s, where formatting each as a Python string took several)."""
+    import pyarrow as pa
+
+    micros = np.asarray(micros, dtype=np.int64)
+    if len(micros) == 0:
+        return pa.array([], pa.string())
+    days, of_day = np.divmod(micros, _DAY_US)
+    first, last = int(days.min()), int(days.max())
+    if first < _FIRST_DAY or last > _LAST_DAY or last - first > 400_000:
+        # Years outside 1-9999 (not ten characters) or more than a millennium apart: the
+        # exact, slow way.
+        return pa.array(utc_text(micros, "sqlite"), pa.string())
+    dates = np.datetime_as_string(np.arange(first, last + 1).astype("datetime64[D]"))
+    out = np.empty((len(micros), 26), dtype=np.uint8)
+    out[:, :10] = np.frombuffer(dates.astype("S10").tobytes(), np.uint8).reshape(-1, 10)[
+        days - first
+    ]
+    out[:, 10], out[:, 13], out[:, 16], out[:, 19] = ord(" "), ord(":"), ord(":"), ord(".")
+    seconds, fraction = np.divmod(of_day, 1_000_000)
+    hours, rest = np.divmod(seconds, 3600)
+    minutes, secs = np.divmod(rest, 60)
+    for start, value, width in ((11, hours, 2), (14, minutes, 2), (17, secs, 2), (20, fraction, 6)):
+        for place in range(width - 1, -1, -1):
+            value, digit = np.divmod(value, 10)
+            out[:, start + place] = digit + 48
+    offsets = np.arange(0, 26 * (len(micros) + 1), 26, dtype=np.int64)
+    return pa.LargeStringArray.from_buffers(
+        len(micros), pa.py_buffer(offsets), pa.py_buffer(out)
+    ).cast(pa.string())
+
+
 def adbc_available() -> bool:
     """Whether pyarrow and the ADBC drivers are importable (they are core dependencies; a
     trimmed install without them still ingests, on the classic path)."""
@@ -214,7 +252,7 @@ def _arrow_table(dialect: str, columns: Mapping[str, Sequence]):
         if _is_time(values):
             micros = values.astype("datetime64[us]").view(np.int64)
             if dialect == "sqlite":
-                arrays[name] = pa.array(utc_text(micros, dialect), pa.string())
+                arrays[name] = sqlite_time_text(micros)
             else:
                 arrays[name] = pa.array(micros, pa.timestamp("us", tz="UTC"))
         elif isinstance(values, np.ndarray) and values.dtype.kind in "iub":

@@ -132,3 +132,28 @@ def test_touched_hours_merge_into_runs():
         (at(10, 0), at(13, 0)),
         (at(15, 0), at(16, 0)),
     ]
+
+
+def test_summarise_gives_what_a_pandas_groupby_gives():
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.intake.aggregate import HOUR_US, MINUTE_US, _summarise_by_groupby, summarise
+
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 50, 5000):
+        rows = pd.DataFrame(
+            {
+                "point": rng.integers(0, 7, n).astype(np.int32),
+                "us": rng.integers(10**15, 10**15 + 3 * 86_400 * 10**6, n),
+                "amount": rng.integers(0, 10**6, n),
+                "status": rng.integers(-1, 3, n).astype(np.int8),
+                "cash": rng.random(n) < 0.5,
+                "operator": rng.integers(-1, 4, n).astype(np.int32),
+            }
+        )
+        for unit in (MINUTE_US, HOUR_US):
+            fast, plain = summarise(rows, unit), _summarise_by_groupby(rows, unit)
+            pd.testing.assert_frame_equal(
+                fast.astype(np.int64), plain[fast.columns].astype(np.int64), check_dtype=False
+            )

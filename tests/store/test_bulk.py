@@ -122,3 +122,21 @@ def test_a_stage_left_by_a_killed_process_is_swept(engine):
         for table in (live, other_host):
             connection.exec_driver_sql(f"DROP TABLE {table}")
         connection.commit()
+
+
+def test_sqlite_time_text_is_the_text_sqlalchemy_stores_for_every_instant():
+    import numpy as np
+
+    from pipeline.store.bulk import sqlite_time_text, utc_text
+
+    rng = np.random.default_rng(5)
+    instants = np.concatenate(
+        [
+            [0, 1, -1, 999_999, 86_400_000_000 - 1, 253_402_300_799_999_999],
+            [-62_135_596_800_000_000, -62_135_596_800_000_001, 253_402_300_800_000_000],
+            rng.integers(1_700_000_000_000_000, 1_800_000_000_000_000, 5000),
+            rng.integers(-(10**17), 10**17, 500),  # millennia apart: the exact way
+        ]
+    ).astype(np.int64)
+    for part in (instants[:6], instants[6:9], instants[9:5009], instants, instants[:0]):
+        assert sqlite_time_text(part).to_pylist() == utc_text(part, "sqlite")
