@@ -140,14 +140,15 @@ def summarise(rows: pd.DataFrame, unit_us: int) -> pd.DataFrame:
     # Distinct operators per bucket: the (key, operator) pairs, sorted, counted once each.
     operator = rows["operator"].to_numpy()[order]
     known = operator >= 0
-    pairs = np.lexsort((operator[known], key[known]))
-    pair_key, pair_op = key[known][pairs], operator[known][pairs]
-    first = np.concatenate(
-        ([True], (pair_key[1:] != pair_key[:-1]) | (pair_op[1:] != pair_op[:-1]))
-    )
-    staff_keys, staff = np.unique(pair_key[first], return_counts=True)
     operators = np.zeros(len(starts), dtype=np.int64)
-    operators[np.searchsorted(key[starts], staff_keys)] = staff
+    if known.any():
+        pairs = np.lexsort((operator[known], key[known]))
+        pair_key, pair_op = key[known][pairs], operator[known][pairs]
+        first = np.concatenate(
+            ([True], (pair_key[1:] != pair_key[:-1]) | (pair_op[1:] != pair_op[:-1]))
+        )
+        staff_keys, staff = np.unique(pair_key[first], return_counts=True)
+        operators[np.searchsorted(key[starts], staff_keys)] = staff
     out["operators"] = operators
     out["max_ticket"] = np.maximum.reduceat(np.where(paid, amount, 0), starts)
     return pd.DataFrame(out)

@@ -152,8 +152,10 @@ def test_summarise_gives_what_a_pandas_groupby_gives():
                 "operator": rng.integers(-1, 4, n).astype(np.int32),
             }
         )
+        no_operator = rows.assign(operator=np.full(n, -1, dtype=np.int32))
         for unit in (MINUTE_US, HOUR_US):
-            fast, plain = summarise(rows, unit), _summarise_by_groupby(rows, unit)
-            pd.testing.assert_frame_equal(
-                fast.astype(np.int64), plain[fast.columns].astype(np.int64), check_dtype=False
-            )
+            for frame in (rows, no_operator):
+                fast, plain = summarise(frame, unit), _summarise_by_groupby(frame, unit)
+                pd.testing.assert_frame_equal(
+                    fast.astype(np.int64), plain[fast.columns].astype(np.int64), check_dtype=False
+                )
