@@ -29,7 +29,13 @@ from pipeline.casework.cases import record_flags
 from pipeline.core.errors import UnusableInputError
 from pipeline.core.times import ceil_hour, floor_hour
 from pipeline.detection.detector import FLAG_COLUMNS, LeakageDetector, explain
-from pipeline.detection.features import FEATURES, FeatureConfig, compute_features, data_span
+from pipeline.detection.features import (
+    FEATURES,
+    FeatureConfig,
+    StoredWeeks,
+    compute_features,
+    data_span,
+)
 from pipeline.detection.model_store import load_model, save_model
 from pipeline.detection.rhythm import (
     MIN_HISTORY,
@@ -51,6 +57,9 @@ from pipeline.store.schema import (
 CHUNK = timedelta(weeks=8)  # aggregation (and hindsight scoring) chunk
 MAX_TRAINING_ROWS = 300_000
 MAX_TRAINING_WEEKS = RETRAIN_WEEKS
+# A model's weeks are featured two weeks at a time (a month for small registries): the same
+# features, a quarter of the memory (eight weeks of 1,000 points took several GB at once).
+TRAINING_PIECE_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -108,13 +117,22 @@ def train_model(
     calendar: Calendar | None = None,
     config: FeatureConfig | None = None,
     detector: LeakageDetector | None = None,
+    stored: StoredWeeks | None = None,
 ) -> str:
     """Fit a detector on the point-hours of [start, end) and store it; returns the version.
 
-    Long ranges use their last eight weeks, and at most 300,000 point-hours of them.
+    Long ranges use their last eight weeks, and at most 300,000 point-hours of them. ``stored``:
+    the data read through it (a walk fitting many models), else straight from the store.
     """
     return _train(
-        engine, models_dir, start, end, calendar=calendar, config=config, detector=detector
+        engine,
+        models_dir,
+        start,
+        end,
+        calendar=calendar,
+        config=config,
+        detector=detector,
+        stored=stored,
     )
 
 
@@ -127,6 +145,7 @@ def _train(
     calendar: Calendar | None,
     config: FeatureConfig | None,
     detector: LeakageDetector | None = None,
+    stored: StoredWeeks | None = None,
 ) -> str:
     """train_model's work: features of the window judged by its own weeks, fit, store."""
     start, end = _check_range(start, end)
@@ -138,7 +157,15 @@ def _train(
     train_start = max(start, end - timedelta(weeks=MAX_TRAINING_WEEKS))
     # Trained on what was known at ``end``: usual levels from the same weeks.
     features = compute_features(
-        engine, train_start, end, config=config, calendar=calendar, span=span, baseline_end=end
+        engine,
+        train_start,
+        end,
+        config=config,
+        calendar=calendar,
+        span=span,
+        baseline_end=end,
+        stored=stored,
+        piece_days=TRAINING_PIECE_DAYS,
     )
     if len(features) < 10:
         raise UnusableInputError(
@@ -238,11 +265,19 @@ def _score_week(
     span: tuple[datetime, datetime] | None,
     cache_dir: Path | None,
     known_until: datetime | None = None,
+    stored: StoredWeeks | None = None,
 ) -> ScoreResult:
     """Score [start, end), inside one week, against the usual levels of its retrain moment
     (its cases formed from the flags before ``known_until``, when given)."""
     features, usual_until = _week_features(
-        engine, model, start, end, calendar=calendar, span=span, cache_dir=cache_dir
+        engine,
+        model,
+        start,
+        end,
+        calendar=calendar,
+        span=span,
+        cache_dir=cache_dir,
+        stored=stored,
     )
     return _scored_week(engine, model, features, usual_until, start, end, known_until)
 
@@ -263,6 +298,7 @@ def _week_features(
     calendar: Calendar | None,
     span: tuple[datetime, datetime] | None,
     cache_dir: Path | None,
+    stored: StoredWeeks | None = None,
 ) -> tuple[pd.DataFrame, datetime]:
     """Features of [start, end), inside one week, judged by its retrain moment's usual levels."""
     usual_until = last_moment(start)
@@ -275,6 +311,7 @@ def _week_features(
         span=span,
         cache_dir=cache_dir,
         baseline_end=usual_until,
+        stored=stored,
     )
     return features, usual_until
 
@@ -496,6 +533,9 @@ def _walk_forward(
     models: list[str] = list(state.get("models", []))
     trained = skipped = hours = flagged = 0
     loaded: dict[str, object] = {}
+    # Every week's data is read once for the whole walk (stored data does not change during it:
+    # the walk writes flags and cases only).
+    stored = StoredWeeks(engine)
     for a, b in weeks:
         if done is not None and pd.Timestamp(b) <= done:
             skipped += 1
@@ -504,7 +544,9 @@ def _walk_forward(
             version = model_at_moment(engine, moment)
             if version is None:
                 window = training_window(moment, span[0])
-                version = train_model(engine, models_dir, *window, calendar=calendar, config=None)
+                version = train_model(
+                    engine, models_dir, *window, calendar=calendar, config=None, stored=stored
+                )
                 trained += 1
             if version not in loaded:
                 loaded = {version: load_model(engine, models_dir, version)}  # one at a time
@@ -517,6 +559,7 @@ def _walk_forward(
                 span=span,
                 cache_dir=None,
                 known_until=_known_until(b, end),
+                stored=stored,
             )
             hours += result.hours_scored
             flagged += result.flagged

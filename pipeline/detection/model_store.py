@@ -97,6 +97,9 @@ def save_model(
     }
     path = models_dir / f"{version}.skops"
     sio.dump(detector, path)
+    # The process that fitted the model scores with it next (a backfill's walk): reading the
+    # 4 MB file back cost as much as writing it (~2 s a week of a walk).
+    _remember(path, copy.deepcopy(detector))
     (models_dir / f"{version}.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     with engine.begin() as connection:
         connection.execute(
@@ -154,18 +157,28 @@ def load_model(engine: Engine, models_dir: Path, version: str | None = None) -> 
     return StoredModel(version=row.version, detector=detector, config=config, meta=meta)
 
 
-# Detectors read from disk in this process, by file and its size and modification time: a
-# process scoring hour after hour (``score_interval`` in a loop, a week of hours rescored) read
-# and checked the same file each time, about 0.3 s per hour.
+# Detectors read from disk (or just written) in this process, by file and its size and
+# modification time: a process scoring hour after hour (``score_interval`` in a loop, a week of
+# hours rescored) read and checked the same file each time, about 0.3 s per hour.
 _READ: dict[tuple[str, int, int], LeakageDetector] = {}
 _READ_KEEP = 4
+
+
+def _read_key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def _remember(path: Path, detector: LeakageDetector) -> None:
+    while len(_READ) >= _READ_KEEP:
+        _READ.pop(next(iter(_READ)))
+    _READ[_read_key(path)] = detector
 
 
 def _read_detector(path: Path) -> LeakageDetector:
     """The detector in the skops file at ``path``, refusing untrusted types; a copy of the one
     read before when the file is unchanged (callers may not share one object)."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    key = _read_key(path)
     if key not in _READ:
         untrusted = sio.get_untrusted_types(file=path)
         unexpected = sorted(set(untrusted) - TRUSTED_TYPES - LEGACY_TRUSTED_TYPES)
@@ -178,9 +191,7 @@ def _read_detector(path: Path) -> LeakageDetector:
         detector = sio.load(path, trusted=list(untrusted))
         if not isinstance(detector, LeakageDetector):
             raise UnusableInputError(f"model file {path} does not hold a LeakageDetector")
-        while len(_READ) >= _READ_KEEP:
-            _READ.pop(next(iter(_READ)))
-        _READ[key] = detector
+        _remember(path, detector)
     return copy.deepcopy(_READ[key])
 
 

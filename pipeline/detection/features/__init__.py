@@ -31,6 +31,7 @@ from pipeline.detection.features.grid import HOUR_OF_WEEK_LABELS, build_grid
 from pipeline.detection.features.hour_signals import damp_of
 from pipeline.detection.features.loading import (
     OP_USUAL_VALUES,
+    StoredWeeks,
     confirmed_windows,
     data_span,
     load_hour_aggregates,
@@ -65,6 +66,7 @@ __all__ = [
     "SLOT_COLUMNS",
     "WEEKDAYS",
     "FeatureConfig",
+    "StoredWeeks",
     "baseline_window",
     "binomial_excess",
     "binomial_shortfall",

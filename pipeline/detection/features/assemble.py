@@ -8,8 +8,10 @@ at a time; turn the signals into the model's features.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ from pipeline.detection.features.day_signals import DAY_LEAD, day_signals
 from pipeline.detection.features.grid import context_grid, hour_floor_utc, local_labels
 from pipeline.detection.features.hour_signals import damp_of, hour_signals
 from pipeline.detection.features.loading import (
+    StoredWeeks,
     data_span,
     load_points,
     load_transactions,
@@ -80,6 +83,8 @@ def compute_features(
     span: tuple[datetime, datetime] | None = None,
     cache_dir: Path | None = None,
     baseline_end: datetime | None = None,
+    stored: StoredWeeks | None = None,
+    piece_days: int | None = None,
 ) -> pd.DataFrame:
     """Features of every point-hour in [start, end) that was open or traded.
 
@@ -91,7 +96,10 @@ def compute_features(
     and recorded revenue, counts, ticket, cash share, void share, peer ratio, operators, ...).
     With ``cache_dir`` the usual levels of a baseline window are kept on disk (numpy .npz, no
     pickle), keyed by the window and a fingerprint of its data, so the hourly runs of a day read
-    only the last few days of aggregates.
+    only the last few days of aggregates. ``stored``: hour aggregates and transactions read
+    through it (a walk over many weeks reads each week once), else straight from the store.
+    ``piece_days``: a longer range is computed about that many days at a time (whole
+    transaction slices of 7 or 28 days; at least one), to bound memory.
     """
     config = config or FeatureConfig()
     calendar = calendar or Calendar()
@@ -126,19 +134,61 @@ def compute_features(
         calendar,
         undecided_until=start_ts,
         opened_before=window[1],
+        stored=stored,
     )
     if cached is None:
         baseline = _learn_baseline(engine, grid, pts, window, config, cache_path)
     else:
         baseline = _Baseline(*cached)
-    # Rows the features are needed for: the range plus the week before it (for the day horizons).
-    frame = _with_usual_levels(grid, pts, baseline, range_begin, end_ts, config)
+    read = stored.transactions if stored is not None else partial(load_transactions, engine)
+    # Pieces of whole transaction slices: the same slices as in one go.
+    slice_days = _slice_days(pts)
+    piece = pd.Timedelta(days=max((piece_days or 0) // slice_days, 1) * slice_days)
+    if piece_days is None or end_ts - start_ts <= piece:
+        return _finish(_features_of(grid, pts, baseline, config, read, start_ts, end_ts))
+    # In pieces, each with the days before it in view: the features of an hour read only its
+    # own days and the ones before (the hourly runs and a backfill agree on them), so the same
+    # numbers, with one piece's day tables in memory at a time (a model's eight weeks of 1,000
+    # points took several GB at once).
+    del grid
+    parts = []
+    for a, b in _slices(start_ts, end_ts, piece):
+        piece_grid = context_grid(
+            engine,
+            pts,
+            a - DAY_LEAD,
+            b,
+            calendar,
+            undecided_until=start_ts,  # the range's, as the whole range's grid has them
+            opened_before=window[1],
+            stored=stored,
+        )
+        parts.append(_features_of(piece_grid, pts, baseline, config, read, a, b))
+        del piece_grid
+    return _finish(pd.concat(parts, ignore_index=True))
+
+
+def _features_of(
+    grid: pd.DataFrame,
+    pts: pd.DataFrame,
+    baseline: _Baseline,
+    config: FeatureConfig,
+    read_transactions: Callable[[datetime, datetime], pd.DataFrame],
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> pd.DataFrame:
+    """The features of [start, end) (not yet ``_finish``-ed) from a grid holding its hours and
+    the ``DAY_LEAD`` before them."""
+    # Rows the features are needed for: the range plus the days before it (the day horizons).
+    frame = _with_usual_levels(grid, pts, baseline, start - DAY_LEAD, end, config)
     frame = hour_signals(frame, config)
-    frame = day_signals(frame, baseline.slots, baseline.scales, config, scored_from=start_ts)
-    scored = _scored_hours(frame, start_ts)
-    signals = _transaction_signals_by_slice(engine, frame, pts, baseline, config, start_ts, end_ts)
+    frame = day_signals(frame, baseline.slots, baseline.scales, config, scored_from=start)
+    scored = _scored_hours(frame, start)
+    signals = _transaction_signals_by_slice(
+        read_transactions, frame, pts, baseline, config, start, end
+    )
     scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
-    return _finish(_transaction_features(scored, config))
+    return _transaction_features(scored, config)
 
 
 def _learn_baseline(
@@ -200,7 +250,7 @@ def _scored_hours(frame: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
 
 
 def _transaction_signals_by_slice(
-    engine: Engine,
+    read_transactions: Callable[[datetime, datetime], pd.DataFrame],
     frame: pd.DataFrame,
     pts: pd.DataFrame,
     baseline: _Baseline,
@@ -212,16 +262,15 @@ def _transaction_signals_by_slice(
     bounds memory on long ranges; each slice also reads the days before it (the operators'
     earlier working days)."""
     hours = frame[SHORTFALL_HOUR_COLUMNS].assign(local_hour=frame["how"] % 24)
-    # Small registries read a month of transactions at once (fewer passes), big ones a week.
-    slice_days = 28 if len(pts) <= 100 else 7
+    slice_days = _slice_days(pts)
     lead = TRANSACTION_LEAD
     parts = []
     carried = None  # the last days of the previous slice: read once, used twice
     for a, b in _slices(start, end, pd.Timedelta(days=slice_days)):
         if carried is None:
-            txns = load_transactions(engine, (a - lead).to_pydatetime(), b.to_pydatetime())
+            txns = read_transactions((a - lead).to_pydatetime(), b.to_pydatetime())
         else:
-            fresh = load_transactions(engine, a.to_pydatetime(), b.to_pydatetime())
+            fresh = read_transactions(a.to_pydatetime(), b.to_pydatetime())
             txns = pd.concat([carried, fresh], ignore_index=True)
         carried = txns[txns["occurred_at"] >= b - lead]
         part = _signals_so_far(txns, pts, baseline, config, a, b)
@@ -244,6 +293,11 @@ def _transaction_signals_by_slice(
     signals["hour_start"] = pd.to_datetime(signals["hour_start"], utc=True)
     signals["point_id"] = signals["point_id"].astype(frame["point_id"].dtype)
     return signals
+
+
+def _slice_days(pts: pd.DataFrame) -> int:
+    # Small registries read a month of transactions at once (fewer passes), big ones a week.
+    return 28 if len(pts) <= 100 else 7
 
 
 def _signals_so_far(

@@ -9,13 +9,18 @@ it falls on and whether it is kept out of the usual level (closures, confirmed l
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
 from pipeline.detection.features.config import WEEKDAYS
-from pipeline.detection.features.loading import load_hour_aggregates, unusual_case_windows
+from pipeline.detection.features.loading import (
+    StoredWeeks,
+    load_hour_aggregates,
+    unusual_case_windows,
+)
 from pipeline.intake.aggregate import AGGREGATE_COLUMNS as AGG_COLUMNS
 from pipeline.reference.calendar import Calendar
 from pipeline.reference.points import open_hours_matrix
@@ -104,11 +109,14 @@ def context_grid(
     calendar: Calendar,
     undecided_until: pd.Timestamp | None = None,
     opened_before: datetime | None = None,
+    stored: StoredWeeks | None = None,
 ) -> pd.DataFrame:
     """The grid over [begin, end) with peer groups, special days and suppressed/confirmed hours
     (undecided cases only before ``undecided_until``, the scored range's start, and only those
-    that were cases by ``opened_before``, the baseline's end: ``unusual_case_windows``)."""
-    aggregates = load_hour_aggregates(engine, begin.to_pydatetime(), end.to_pydatetime())
+    that were cases by ``opened_before``, the baseline's end: ``unusual_case_windows``); the
+    aggregates from ``stored`` when given."""
+    read = stored.hour_aggregates if stored is not None else partial(load_hour_aggregates, engine)
+    aggregates = read(begin.to_pydatetime(), end.to_pydatetime())
     grid = build_grid(aggregates, pts, begin, end)
     del aggregates
     grid["revenue_type"] = pts["revenue_type"].to_numpy()[grid["pos"].to_numpy()]
