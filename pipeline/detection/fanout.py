@@ -54,7 +54,7 @@ from pipeline.detection.backfill import (
     model_at_moment,
     train_model,
 )
-from pipeline.detection.features import data_span
+from pipeline.detection.features import StoredWeeks, data_span
 from pipeline.detection.model_store import load_model
 from pipeline.detection.rhythm import MIN_HISTORY, first_scored_moment, last_moment, training_window
 from pipeline.reference.calendar import Calendar
@@ -142,10 +142,16 @@ def plan_backfill(
 
 
 def train_for_moment(
-    engine: Engine, models_dir: Path, moment: datetime, *, calendar: Calendar | None = None
+    engine: Engine,
+    models_dir: Path,
+    moment: datetime,
+    *,
+    calendar: Calendar | None = None,
+    stored: StoredWeeks | None = None,
 ) -> tuple[str, bool]:
     """The model fitted at the retrain ``moment`` on the weeks before it: the stored one, else
-    fitted now on the weekly retrain's window. Returns (version, whether it was fitted now)."""
+    fitted now on the weekly retrain's window (its data read through ``stored`` when given).
+    Returns (version, whether it was fitted now)."""
     version = model_at_moment(engine, moment)
     if version is not None:
         return version, False
@@ -153,14 +159,19 @@ def train_for_moment(
     if span is None:
         raise UnusableInputError("no hour aggregates to train on: ingest feeds first")
     window = training_window(moment, span[0])
-    return train_model(engine, models_dir, *window, calendar=calendar), True
+    return train_model(engine, models_dir, *window, calendar=calendar, stored=stored), True
 
 
 def score_unit(
-    engine: Engine, models_dir: Path, unit: WorkUnit, *, calendar: Calendar | None = None
+    engine: Engine,
+    models_dir: Path,
+    unit: WorkUnit,
+    *,
+    calendar: Calendar | None = None,
+    stored: StoredWeeks | None = None,
 ) -> UnitResult:
     """Score one week with the model of its retrain moment and replace its flags; its cases are
-    left to ``join_week``."""
+    left to ``join_week``. ``stored``: the data read through it (weeks scored in a row)."""
     version = model_at_moment(engine, unit.moment)
     if version is None:
         raise UnusableInputError(
@@ -176,6 +187,7 @@ def score_unit(
         calendar=calendar,
         span=data_span(engine),
         cache_dir=None,
+        stored=stored,
     )
     flags = flag_hours(features, model.detector)
     recorded = replace_point_flags(
@@ -198,8 +210,9 @@ def score_weeks(
 ) -> list[UnitResult]:
     """Every week of the plan in order, each week's cases joined. Needs the plan's models."""
     results: list[UnitResult] = []
+    stored = StoredWeeks(engine)  # each week's data read once for the whole walk
     for unit in plan.units:
-        results.append(score_unit(engine, models_dir, unit, calendar=calendar))
+        results.append(score_unit(engine, models_dir, unit, calendar=calendar, stored=stored))
         join_week(engine, unit.start, unit.end, known_until=_known_until(unit.end, plan.end))
     return results
 
@@ -235,7 +248,11 @@ def run_plan(
     ``workers`` processes, each with its own connection - then score its weeks in order and
     join their cases."""
     if workers <= 1:
-        models = [train_for_moment(engine, models_dir, m, calendar=calendar) for m in plan.moments]
+        stored = StoredWeeks(engine)
+        models = [
+            train_for_moment(engine, models_dir, m, calendar=calendar, stored=stored)
+            for m in plan.moments
+        ]
     else:
         url = engine.url.render_as_string(hide_password=False)
         n = len(plan.moments)
