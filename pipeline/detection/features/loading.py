@@ -38,7 +38,7 @@ def utc_times(values) -> pd.Series:
     """Times read with type_coerce(…, String) as an aware UTC Series: SQLite gives naive UTC
     strings, PostgreSQL aware datetimes (vectorised; ``core.times.to_utc`` is its scalar twin).
     ISO 8601 with or without fractions and offsets covers both, at 2.4x the speed of inferring
-    each value's format ("mixed"): a quarter of an hourly run's reading of its 15 days."""
+    each value's format ("mixed"), with the same values and unit."""
     return pd.to_datetime(pd.Series(values), utc=True, format="ISO8601")
 
 
