@@ -73,6 +73,8 @@ class _Baseline:
     op_usual: pd.DataFrame  # per (point, operator)
 
 
+# long: the run's steps in order (registry, usual levels, grid, then one go or pieces); the
+# pieces' branch shares every name the one-go path sets up.
 def compute_features(
     engine: Engine,
     start: datetime,
