@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from pipeline.core.phrases import Phrase, as_phrase, dumps, english, phrase
 from pipeline.detection.features import FEATURES, SHIFT_END_MINUTES
+from pipeline.detection.features.small_points import thin_silence
 from pipeline.detection.quiet import (
     case_evidence,
     day_view_over,
@@ -151,9 +152,11 @@ def kind_evidence(frame: pd.DataFrame) -> pd.DataFrame:
             ),
             "under_reporting": np.where(
                 silent,
-                0.0,
+                frame["small_shortfall"],
                 np.maximum(
-                    frame[["rev_drop", "count_drop", "day_drop", "level_shift"]].max(axis=1),
+                    frame[
+                        ["rev_drop", "count_drop", "day_drop", "level_shift", "small_shortfall"]
+                    ].max(axis=1),
                     np.where(skim_like, 0.0, short),
                 ),
             ),
@@ -183,7 +186,8 @@ def suspected_kind(frame: pd.DataFrame, min_evidence: float) -> pd.Series:
         tie = evidence[list(SPECIFIC_KINDS)].where(strong).fillna(0) * 1e-6
         best = (stake.fillna(-1.0) + tie).idxmax(axis=1)
         kind = kind.where(~strong.any(axis=1), best)
-    return kind.where(~(evidence["device_off"] >= 0.75 * min_evidence), "device_off")
+    device = (evidence["device_off"] >= 0.75 * min_evidence) & ~thin_silence(frame, min_evidence)
+    return kind.where(~device, "device_off")
 
 
 def kind_shortfalls(frame: pd.DataFrame) -> pd.DataFrame:
@@ -483,6 +487,16 @@ def _day_reasons(row) -> list[Phrase]:
                     **figures,
                 )
             )
+    if row.small_shortfall >= 3 and row.small_expected > 0:
+        parts.append(
+            phrase(
+                "a small point: %(sales_n)s sales over the last %(days_n)s days vs usual x peers"
+                " %(usual_n)s",
+                sales_n=int(row.small_cnt),
+                days_n=int(row.small_days),
+                usual_n=round(row.small_expected),
+            )
+        )
     if row.day_drop >= 3 and row.day_usual > 0:
         parts.append(
             phrase(

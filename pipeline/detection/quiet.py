@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.detection.features.config import FEATURES
+from pipeline.detection.features.small_points import small_point_down
 
 NEAR_SILENT = 0.2  # an hour below this share of its expected revenue is a device mostly off
 # An hour within one noise unit of its usual x peers in both revenue and sales is not itself
@@ -30,7 +31,10 @@ def local_dip(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
     neither the day, the last days, nor an operator's shift bears it out: a rain shower or a
     quiet afternoon at one point, not a case on its own. An hour far below its expectation
     (under a fifth of it: a device mostly off) is kept."""
-    corroborated = rows[["day_drop", "level_shift", "op_cash_short"]].max(axis=1) >= min_evidence
+    corroborated = (
+        rows[["day_drop", "level_shift", "op_cash_short", "small_shortfall"]].max(axis=1)
+        >= min_evidence
+    )
     near_silent = rows["gross_paid"] < NEAR_SILENT * rows["expected_rev"]
     return (rows["kind"] == "under_reporting") & ~corroborated & ~near_silent
 
@@ -68,7 +72,10 @@ def hour_not_down(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
     show a pattern at strength, stay flagged; a silent hour is judged as a device off."""
     ordinary = (rows["rev_drop"] < HOUR_DOWN) & (rows["count_drop"] < HOUR_DOWN)
     no_pattern = rows[list(PATTERN_SIGNALS)].max(axis=1) < PATTERN_STRENGTH * min_evidence
-    return ordinary & no_pattern & (rows["kind"] != "device_off")
+    # A small point's hour is never some noise units down on its own; its days are the view
+    # (``features.small_points``).
+    thin = small_point_down(rows, min_evidence)
+    return ordinary & no_pattern & (rows["kind"] != "device_off") & ~thin
 
 
 # The point's views that read more than the hour: its day so far and last 3 and 7 days (revenue

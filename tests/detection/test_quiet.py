@@ -17,6 +17,10 @@ def flags(**columns) -> pd.DataFrame:
     n = len(next(iter(columns.values()))) if columns else 3
     base = {name: [0.0] * n for name in FEATURES}
     base["kind"] = ["under_reporting"] * n
+    # A point big enough to judge by the hour, each hour at its expectation.
+    base["small_shortfall"] = [0.0] * n
+    base["gross_paid"] = [100_000.0] * n
+    base["expected_rev"] = [100_000.0] * n
     return pd.DataFrame({**base, **columns})
 
 

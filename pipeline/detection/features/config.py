@@ -22,6 +22,7 @@ FEATURES = (
     "day_drop",  # the day's (3, 7 days') revenue below usual x peers (slow under-reporting)
     "ticket_day_drop",  # the day's (3, 7 days') average ticket below usual (ticket shaving)
     "level_shift",  # the day's revenue vs usual x peers has shifted down and stayed (CUSUM)
+    "small_shortfall",  # a small point's sales over the last days short of usual x peers
     "silence",  # a run of open hours without a single sale where sales were expected
 )
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

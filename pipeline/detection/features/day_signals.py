@@ -21,6 +21,11 @@ from pipeline.detection.features.config import CAP, HORIZONS, FeatureConfig
 from pipeline.detection.features.hour_signals import damp_of, expected_open
 from pipeline.detection.features.peers import CLOSED_PEERS, peer_median
 from pipeline.detection.features.rolling import rolling_sum
+from pipeline.detection.features.small_points import (
+    SMALL_COLUMNS,
+    horizon_shortfall,
+    small_points,
+)
 
 DAY_SUMS = ["rev", "usual", "usual_cnt", "cnt", "at_usual_ticket", "any_n", "usual_in_view"]
 # The complete days before an hour's own day that its snapshot holds: the level-shift CUSUM's
@@ -42,6 +47,7 @@ DAY_COLUMNS = [
     "shift_days",
     "shift_rev",
     "shift_exp",
+    *SMALL_COLUMNS,
 ]
 
 
@@ -70,14 +76,16 @@ def day_signals(
     snapshots = _horizon_drops(snapshots, scales)
     phi = snapshots["pos"].map(scales["phi_day"]).fillna(0.15)
     by_snapshot = snapshots.assign(pos=snapshots["snapshot"])
-    snapshots = snapshots.join(level_shift(by_snapshot, phi, _ordinary_days(snapshots, frame)))
-    today = snapshots[snapshots["today"]].set_index("snapshot")
+    ordinary = _ordinary_days(snapshots, frame)
+    snapshots = snapshots.join(level_shift(by_snapshot, phi, ordinary))
+    small = horizon_shortfall(snapshots, scales, ordinary, small_points(frame))
+    today = snapshots[snapshots["today"]].set_index("snapshot").join(small)
     today = today.rename(columns={"rev": "day_rev", "usual": "day_usual"})
     for column in DAY_COLUMNS:
         frame[column] = np.nan
         frame.loc[so_far.index, column] = today[column].reindex(so_far["snapshot"]).to_numpy()
     expected = expected_open(frame)
-    for column in ("day_drop", "ticket_day_drop", "level_shift"):
+    for column in ("day_drop", "ticket_day_drop", "level_shift", "small_shortfall"):
         frame[column] = frame[column].where(expected, 0).fillna(0)
     damp = damp_of(frame, config)
     frame["day_drop"] = frame["day_drop"] * damp

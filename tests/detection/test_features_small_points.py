@@ -1,0 +1,94 @@
+"""Issue 13 part 5 on tiny planted day series (no database): a small point's lasting loss of
+sales is raised once its days make the case, its ordinary days are not, and holidays, busy
+peers and big points are left to their own rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.detection.features.day_signals import HISTORY_DAYS
+from pipeline.detection.features.small_points import horizon_shortfall, small_point_down
+
+DAYS = 60
+ROWS = HISTORY_DAYS + 1
+
+
+def snapshots_of(cnt, *, usual: float, peer=None, weight=None):
+    """One snapshot per day from day ``HISTORY_DAYS`` on: its ``HISTORY_DAYS`` days before and
+    the day itself, complete (share 1), as ``day_signals`` builds them."""
+    cnt = np.asarray(cnt, dtype=float)
+    peer = np.ones(len(cnt)) if peer is None else np.asarray(peer, dtype=float)
+    weight = np.ones(len(cnt)) if weight is None else np.asarray(weight, dtype=float)
+    rows = np.concatenate(
+        [np.arange(d - HISTORY_DAYS, d + 1) for d in range(HISTORY_DAYS, len(cnt))]
+    )
+    frame = pd.DataFrame(
+        {
+            "snapshot": np.repeat(np.arange(len(cnt) - HISTORY_DAYS), ROWS),
+            "pos": 0,
+            "cnt": cnt[rows],
+            "usual_cnt": usual,
+            "day_peer": peer[rows],
+            "any_n": cnt[rows] + 1,
+            "share": 1.0,
+        }
+    )
+    return frame, weight[rows]
+
+
+def run(cnt, *, usual=12.0, small=True, peer=None, weight=None, phi=0.3):
+    frame, w = snapshots_of(cnt, usual=usual, peer=peer, weight=weight)
+    scales = pd.DataFrame({"phi_day": [phi], "c_ticket": [0.5], "history_days": [56]})
+    out = horizon_shortfall(frame, scales, w, pd.Series([small]))
+    return out["small_shortfall"].to_numpy()
+
+
+def test_a_small_points_lasting_loss_of_40pct_is_raised_within_a_week_and_stays():
+    """About one sale an hour (12 a day): no day shows it, a few days do."""
+    rng = np.random.default_rng(5)
+    cnt = rng.poisson(12.0, DAYS).astype(float)
+    start = 40
+    cnt[start:] = rng.poisson(12.0 * 0.6, DAYS - start)
+    z = run(cnt)
+    before, during = z[: start - HISTORY_DAYS], z[start - HISTORY_DAYS :]
+    assert (before < 3).all()
+    assert np.flatnonzero(during >= 3).min() <= 6
+    # Raised on most of the later days: only a day that is not itself short is let off.
+    assert (during[7:] >= 3).mean() >= 0.7
+
+
+def test_a_small_points_ordinary_days_are_not_a_shortfall():
+    rng = np.random.default_rng(11)
+    cnt = rng.poisson(12.0, 2_000).astype(float)
+    z = run(cnt)
+    assert (z >= 3).mean() < 0.005
+
+
+def test_a_holiday_today_is_no_evidence_and_busy_peers_raise_no_expectation():
+    rng = np.random.default_rng(2)
+    cnt = rng.poisson(12.0, DAYS).astype(float)
+    cnt[-1] = 0.0
+    weight = np.ones(DAYS)
+    weight[-1] = 0.0  # the silent last day is a holiday
+    assert run(cnt, weight=weight)[-1] == 0
+    # Every day ordinary, its peers at 160% of their usual: no shortfall for not following.
+    cnt = rng.poisson(12.0, DAYS).astype(float)
+    assert (run(cnt, peer=np.full(DAYS, 1.6)) < 3).all()
+
+
+def test_a_point_big_enough_to_judge_by_the_hour_is_left_to_the_hour_and_day_rules():
+    cnt = np.full(DAYS, 300.0)
+    cnt[-10:] = 150.0
+    assert (run(cnt, usual=300.0, small=False, phi=0.1) == 0).all()
+
+
+def test_only_the_hours_that_sold_less_than_expected_are_down_for_their_days():
+    rows = pd.DataFrame(
+        {
+            "small_shortfall": [4.0, 4.0, 2.0],
+            "gross_paid": [0.0, 90_000.0, 0.0],
+            "expected_rev": [40_000.0, 40_000.0, 40_000.0],
+        }
+    )
+    assert small_point_down(rows, 3.0).tolist() == [True, False, False]
