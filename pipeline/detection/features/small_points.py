@@ -45,8 +45,10 @@ MIN_EXTRA_SPREAD = 0.05
 # tenths over a fortnight is not read as leakage (on the tune seeds the 14-day view flagged a
 # small car park drifting 20% down for a week without it). Leakage takes a quarter or more.
 SLACK = 0.1
-# Today alone is judged only once this share of its usual trade is in view: a morning's few
-# sales against a usual profile learnt from about one sale per slot is no day.
+# Today counts in the horizons only once this share of its usual trade is in view (before, they
+# are the complete days before it): a morning's few sales against a usual profile learnt from
+# about one sale per slot is no day (the tune seeds' small entertainment points, silent on a
+# Saturday afternoon before their evening trade).
 MIN_TODAY_SHARE = 0.5
 SMALL_COLUMNS = ["small_shortfall", "small_days", "small_cnt", "small_expected"]
 
@@ -95,6 +97,7 @@ def horizon_shortfall(
     weeks = np.clip(pd.Series(pos).map(scales["history_days"]).fillna(28).to_numpy() / 7, 1, 8)
     cum_obs, cum_exp, cum_days = (np.cumsum(a, axis=1) for a in (observed, expected, used))
     today_share = snapshots["share"].to_numpy(dtype=float).reshape(n, rows_per)[:, -1]
+    late = today_share >= MIN_TODAY_SHARE
     # Today so far must be short of its own expectation (and be a day that counts).
     today_down = (used[:, 0] > 0) & (observed[:, 0] < expected[:, 0])
     best = np.zeros(n)
@@ -102,11 +105,13 @@ def horizon_shortfall(
     best_obs = np.zeros(n)
     best_exp = np.zeros(n)
     for h in HORIZONS_DAYS:
-        if h > rows_per:
+        if h >= rows_per:
             break
-        if h == 1:
-            enough = today_share >= MIN_TODAY_SHARE
-        obs, exp, days = cum_obs[:, h - 1], cum_exp[:, h - 1], cum_days[:, h - 1]
+        # Until half of today is in view, the horizon is the h complete days before it.
+        obs, exp, days = (
+            np.where(late, cum[:, h - 1], cum[:, h] - cum[:, 0])
+            for cum in (cum_obs, cum_exp, cum_days)
+        )
         per_day = exp / np.maximum(days, 1.0)
         # The day-to-day spread beyond counting noise (the point's day spread phi_day holds
         # both: the sales' Poisson noise and their tickets' spread), and what it adds to the
@@ -122,8 +127,6 @@ def horizon_shortfall(
         learnt = (1.0 / np.maximum(per_day, 1.0) + extra) / (weeks * weekdays)
         dispersion = np.sqrt(1.0 + exp * (extra / np.maximum(days, 1.0) + learnt))
         z = poisson_shortfall(obs, (1.0 - SLACK) * exp, dispersion)
-        if h == 1:
-            z = np.where(enough, z, 0.0)
         better = z > best
         best = np.where(better, z, best)
         best_days = np.where(better, days, best_days)
