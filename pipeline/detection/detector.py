@@ -22,6 +22,7 @@ from pipeline.core.phrases import Phrase, as_phrase, dumps, english, phrase
 from pipeline.detection.features import FEATURES, SHIFT_END_MINUTES
 from pipeline.detection.features.small_points import thin_silence
 from pipeline.detection.quiet import (
+    PATTERN_STRENGTH,
     case_evidence,
     day_view_over,
     hour_not_down,
@@ -555,7 +556,7 @@ def explain(
         rows["severity"] = np.select(
             [
                 (evidence >= 2.0 * detector.min_evidence) | (rows["score"] >= detector.score_high_),
-                evidence >= 1.4 * detector.min_evidence,
+                evidence >= PATTERN_STRENGTH * detector.min_evidence,
             ],
             ["high", "medium"],
             "low",

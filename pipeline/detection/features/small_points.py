@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.detection.features.config import SCALE_DEFAULTS
 from pipeline.detection.features.noise_units import poisson_shortfall
 from pipeline.detection.features.peers import CLOSED_PEERS
 
@@ -91,8 +92,8 @@ def horizon_shortfall(
     expected = expected.reshape(n, rows_per)[:, ::-1]
     used = counts.reshape(n, rows_per)[:, ::-1].astype(float)
     pos = snapshots["pos"].to_numpy().reshape(n, rows_per)[:, 0]
-    phi = pd.Series(pos).map(scales["phi_day"]).fillna(0.15).to_numpy()
-    c_ticket = pd.Series(pos).map(scales["c_ticket"]).fillna(0.5).to_numpy()
+    phi = pd.Series(pos).map(scales["phi_day"]).fillna(SCALE_DEFAULTS["phi_day"]).to_numpy()
+    c_ticket = pd.Series(pos).map(scales["c_ticket"]).fillna(SCALE_DEFAULTS["c_ticket"]).to_numpy()
     # How many of each weekday the usual day was learnt from (a new baseline: four).
     weeks = np.clip(pd.Series(pos).map(scales["history_days"]).fillna(28).to_numpy() / 7, 1, 8)
     cum_obs, cum_exp, cum_days = (np.cumsum(a, axis=1) for a in (observed, expected, used))
