@@ -358,25 +358,52 @@ def _drop_pg_stage(connection: Connection, stage: str) -> None:
 def _sqlite_stage(connection: Connection, tables: Iterable, keep_slots: int) -> str | None:
     """A scratch SQLite file filled by ADBC and attached to ``connection``; None when this
     transaction has no stage slot to spare. Detached and deleted by ``release_stages``."""
-    import adbc_driver_sqlite.dbapi as adbc_sqlite
-
     attached = connection.info.setdefault("eincome_stages", [])
     if len(attached) + keep_slots >= SQLITE_STAGE_SLOTS:
         return None
-    folder = Path(_sqlite_file(connection)).parent
-    handle, path = tempfile.mkstemp(prefix=".eincome-stage-", suffix=".db", dir=folder)
-    os.close(handle)
+    path = _scratch_file(connection)
     try:
-        with adbc_sqlite.connect(path, autocommit=True) as adbc, adbc.cursor() as cursor:
-            cursor.execute("PRAGMA journal_mode=OFF")  # a scratch file: nothing to recover
-            cursor.execute("PRAGMA synchronous=OFF")
-            cursor.execute("BEGIN")
+        adbc, cursor = _open_scratch(path)
+        try:
             for table in tables:
                 cursor.adbc_ingest("rows", table, mode="create_append")
             cursor.execute("COMMIT")
+        finally:
+            cursor.close()
+            adbc.close()
     except BaseException:
         Path(path).unlink(missing_ok=True)
         raise
+    return _attach_stage(connection, path)
+
+
+def _scratch_file(connection: Connection) -> str:
+    """A new, empty scratch file beside ``connection``'s database (same disk, same rights)."""
+    folder = Path(_sqlite_file(connection)).parent
+    handle, path = tempfile.mkstemp(prefix=".eincome-stage-", suffix=".db", dir=folder)
+    os.close(handle)
+    return path
+
+
+def _open_scratch(path: str):
+    """An ADBC connection and cursor on the scratch file ``path``, inside a transaction."""
+    import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+    adbc = adbc_sqlite.connect(path, autocommit=True)
+    try:
+        cursor = adbc.cursor()
+        cursor.execute("PRAGMA journal_mode=OFF")  # a scratch file: nothing to recover
+        cursor.execute("PRAGMA synchronous=OFF")
+        cursor.execute("BEGIN")
+    except BaseException:
+        adbc.close()
+        raise
+    return adbc, cursor
+
+
+def _attach_stage(connection: Connection, path: str) -> str:
+    """Attach the filled scratch file to ``connection`` as its next stage slot; its table."""
+    attached = connection.info.setdefault("eincome_stages", [])
     alias = f"eincome_stage{len(attached)}"
     connection.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (path,))
     attached.append((alias, path))
@@ -403,18 +430,8 @@ class GatheredRows:
         if not rows.count:
             return
         if self._adbc is None:
-            import adbc_driver_sqlite.dbapi as adbc_sqlite
-
-            folder = Path(_sqlite_file(self.connection)).parent
-            handle, self._path = tempfile.mkstemp(
-                prefix=".eincome-stage-", suffix=".db", dir=folder
-            )
-            os.close(handle)
-            self._adbc = adbc_sqlite.connect(self._path, autocommit=True)
-            self._cursor = self._adbc.cursor()
-            self._cursor.execute("PRAGMA journal_mode=OFF")  # a scratch file: nothing to recover
-            self._cursor.execute("PRAGMA synchronous=OFF")
-            self._cursor.execute("BEGIN")
+            self._path = _scratch_file(self.connection)
+            self._adbc, self._cursor = _open_scratch(self._path)
             self.columns = rows.columns
             # Whatever happens to the batch, ``release_stages`` deletes the file.
             self.connection.info.setdefault("eincome_gathered", []).append(self)
@@ -436,12 +453,10 @@ class GatheredRows:
             copy_rows(self.connection, self.table, _classic(self.connection.dialect.name, rows))
             return rows.count
         self._close()
-        alias = f"eincome_stage{len(attached)}"
-        self.connection.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (self._path,))
-        attached.append((alias, self._path))
+        source = _attach_stage(self.connection, self._path)
         names = ", ".join(self.columns)
         self.connection.exec_driver_sql(
-            f"INSERT INTO {self.table} ({names}) SELECT {names} FROM {alias}.rows"
+            f"INSERT INTO {self.table} ({names}) SELECT {names} FROM {source}"
         )
         moved, self.count, self._path = self.count, 0, None
         return moved
