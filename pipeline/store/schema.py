@@ -128,8 +128,8 @@ transactions = Table(
         "payer_ref", String(128)
     ),  # optional: hashed payer account (QRIS/card), for split-payment checks
     # Lineage: the batch that stored the row. A foreign key on SQLite only (migration 0018):
-    # PostgreSQL checks one with a trigger per row, which cost more than the key and the index
-    # together; ingest, the one writer, commits the batch's row first and writes its own id.
+    # PostgreSQL checks one with a trigger per row, which cost nearly as much as the key and the
+    # index together; ingest, the one writer, commits the batch's row first and writes its id.
     Column("batch_id", Integer, nullable=False),
     ForeignKeyConstraint(["batch_id"], ["ingest_batches.batch_id"]).ddl_if(dialect="sqlite"),
     Index("ix_transactions_point_id_occurred_at", "point_id", "occurred_at"),

@@ -1,9 +1,10 @@
 """Every stored transaction names the batch that stored it, on both databases.
 
 PostgreSQL has no foreign key from transactions to ingest_batches (migration 0018: its per-row
-check cost more than the key and index together), so lineage rests on ingest, the one writer:
-these tests pin it through each of the writer's paths - the bulk append, the checked path of a
-resend (keys already stored), and a failed batch - on SQLite (which keeps the key) and PostgreSQL.
+check cost nearly as much as the key and index together), so lineage rests on ingest, the one
+writer: these tests pin it through each of the writer's paths - the bulk append, the checked
+path of a resend (keys already stored), and a failed batch - on SQLite (which keeps the key)
+and PostgreSQL.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 PostgreSQL checks a foreign key with a row trigger: every stored transaction ran one
 ``SELECT 1 FROM ingest_batches WHERE batch_id = $1 FOR KEY SHARE``, so a load of a million rows
 ran a million of them, all finding the same batch. Measured (docs/bench.md, 2026-12-01
-23:06 UTC, ADBC COPY binary of 1M sorted rows): that check alone cost more than the primary
-key and the (point_id, occurred_at) index together.
+23:06 UTC, ADBC COPY binary of 1M rows sorted by point and time, medians of 3 rounds): 34.5 s
+into today's table, 21.5 s without the key; the primary key and the (point_id, occurred_at)
+index together cost 17 s over a bare table's 4.3 s, the check 13 s on top of them.
 
 What it guarded holds by construction: ingest (``intake.ingest``, the one writer of
 ``transactions``) commits the batch's row before any of its data, writes the batch's own id
