@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := postgres,web,airflow,alerts,dev
 
-.PHONY: install chromium demo test test-fast test-ingest-property lint format bench push-load serve up down migration clean airflow-check backfill-scaling base-install-check
+.PHONY: install chromium demo test test-fast test-ingest-property lint format bench push-load serve up down migration clean airflow-check backfill-scaling keyed-floor base-install-check
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ POINTS ?= 100
 WEEKS  ?= 9
 backfill-scaling: install
 	mkdir -p bench-results && $(BIN)/python scripts/backfill_scaling.py --points $(POINTS) --weeks $(WEEKS) --json bench-results/backfill-scaling.json
+
+# What each part of the transactions table (key, index, BRIN, foreign key, collation) costs a
+# bulk load, 1M rows by ADBC into each variant, both databases (PostgreSQL on 127.0.0.1). ~10 min.
+keyed-floor: install
+	mkdir -p bench-results && $(BIN)/python scripts/keyed_floor.py --rows 1000000 --json bench-results/keyed-floor.json
 
 up:
 	docker compose up -d --build
