@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.detection.features.change_points import level_shift
+from pipeline.detection.features.day_signals import HISTORY_DAYS
 
 DAYS = 28
 
@@ -29,8 +30,19 @@ def day_frame(rel, *, usual_cnt: float = 300.0, usual_rev: float = 1_500_000.0) 
 
 
 def _shift(frame, phi=0.1, weight=None):
-    weight = np.ones(len(frame)) if weight is None else weight
-    return level_shift(frame, pd.Series(phi, index=frame.index), weight)
+    """Each day judged on its own snapshot, as ``day_signals`` builds them: the day and the
+    ``HISTORY_DAYS`` before it (days before the series: no yardstick, no evidence)."""
+    weight = np.ones(len(frame)) if weight is None else np.asarray(weight, dtype=float)
+    lead = np.full(HISTORY_DAYS, np.nan)
+    series = {
+        column: np.concatenate([lead, frame[column].to_numpy(dtype=float)])
+        for column in ("rel", "usual_cnt", "rev", "expected")
+    }
+    series["usual_cnt"][:HISTORY_DAYS] = frame["usual_cnt"].iloc[0]
+    ordinary = np.concatenate([np.ones(HISTORY_DAYS), weight])
+    rows = np.arange(len(frame))[:, None] + np.arange(HISTORY_DAYS + 1)[None, :]
+    days = {column: values[rows] for column, values in series.items()}
+    return level_shift(days, np.full(len(frame), phi), ordinary[rows])
 
 
 def test_a_sustained_drop_starting_on_a_holiday_is_raised_within_three_days_and_stays():

@@ -15,32 +15,31 @@ ROWS = HISTORY_DAYS + 1
 
 
 def snapshots_of(cnt, *, usual: float, peer=None, weight=None):
-    """One snapshot per day from day ``HISTORY_DAYS`` on: its ``HISTORY_DAYS`` days before and
-    the day itself, complete (share 1), as ``day_signals`` builds them."""
+    """One snapshot per day from day ``HISTORY_DAYS`` on (a row of each (snapshot x day)
+    matrix): its ``HISTORY_DAYS`` days before and the day itself, complete (share 1), as
+    ``day_signals`` builds them."""
     cnt = np.asarray(cnt, dtype=float)
     peer = np.ones(len(cnt)) if peer is None else np.asarray(peer, dtype=float)
     weight = np.ones(len(cnt)) if weight is None else np.asarray(weight, dtype=float)
     rows = np.concatenate(
         [np.arange(d - HISTORY_DAYS, d + 1) for d in range(HISTORY_DAYS, len(cnt))]
     )
-    frame = pd.DataFrame(
-        {
-            "snapshot": np.repeat(np.arange(len(cnt) - HISTORY_DAYS), ROWS),
-            "pos": 0,
-            "cnt": cnt[rows],
-            "usual_cnt": usual,
-            "day_peer": peer[rows],
-            "any_n": cnt[rows] + 1,
-            "share": 1.0,
-        }
-    )
-    return frame, weight[rows]
+    rows = rows.reshape(-1, ROWS)
+    days = {
+        "cnt": cnt[rows],
+        "usual_cnt": np.full(rows.shape, usual),
+        "day_peer": peer[rows],
+        "any_n": cnt[rows] + 1,
+        "share": np.ones(rows.shape),
+    }
+    return days, weight[rows]
 
 
 def run(cnt, *, usual=12.0, small=True, peer=None, weight=None, phi=0.3):
-    frame, w = snapshots_of(cnt, usual=usual, peer=peer, weight=weight)
+    days, w = snapshots_of(cnt, usual=usual, peer=peer, weight=weight)
     scales = pd.DataFrame({"phi_day": [phi], "c_ticket": [0.5], "history_days": [56]})
-    out = horizon_shortfall(frame, scales, w, pd.Series([small]))
+    pos = np.zeros(len(w), dtype=np.int64)
+    out = horizon_shortfall(days, pos, scales, w, pd.Series([small]))
     return out["small_shortfall"].to_numpy()
 
 

@@ -13,7 +13,8 @@ with a fixed reference (the point's usual level from before, times what its peer
 which this pipeline already has, and its log-likelihood-ratio increments weigh a day by how much
 its volume supports (a point with 12 sales a day adds little per day and needs about a week, a
 busy one two days). The sum runs over a fixed window of the last ``LEVEL_SHIFT_DAYS`` days, so a
-chunked backfill and an hourly run see the same statistic.
+chunked backfill and an hourly run see the same statistic: each day is judged on its own
+snapshot of days (``day_signals``), one row of a (snapshot x day) matrix, oldest day first.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from pipeline.detection.features.config import CAP
-from pipeline.detection.features.rolling import rolling_min
 
 SHIFT = 0.3  # the drop the CUSUM is tuned to: a third of a day's revenue missing
 LEVEL_SHIFT_DAYS = 14  # the CUSUM's window: the longest run of days it sums
@@ -32,59 +32,86 @@ DECIDE = (
 )
 
 
-def level_shift(day: pd.DataFrame, phi_day: pd.Series, weight: np.ndarray) -> pd.DataFrame:
-    """Per (point, local day) row of ``day`` (sorted by pos, local_date; ``rel`` the day's revenue
-    / (usual x peers), ``usual_cnt``, ``rev``, ``expected``): the CUSUM in noise units
-    (``level_shift``, 3 x sqrt(log-likelihood ratio / ``DECIDE``), 0 on days that do not look
-    shifted themselves or are the first such day), the days the shift has run (``shift_days``) and its recorded and
-    expected revenue over them (``shift_rev``, ``shift_exp``). ``weight`` is what each day's
-    evidence counts for (0 on holidays and regional events: trade moves differently then, so
-    such a day neither starts, feeds nor ends a shift)."""
+def level_shift(
+    days: dict[str, np.ndarray], phi_day: np.ndarray, weight: np.ndarray
+) -> pd.DataFrame:
+    """Per snapshot (a row of ``days``' (snapshot x day) matrices, oldest day first, the day
+    judged last; ``rel`` the day's revenue / (usual x peers), ``usual_cnt``, ``rev``,
+    ``expected``), for its last day: the CUSUM in noise units (``level_shift``, 3 x
+    sqrt(log-likelihood ratio / ``DECIDE``), 0 on days that do not look shifted themselves or
+    are the first such day), the days the shift has run (``shift_days``) and its recorded and
+    expected revenue over them (``shift_rev``, ``shift_exp``). ``phi_day`` per snapshot;
+    ``weight`` per day, what its evidence counts for (0 on holidays and regional events: trade
+    moves differently then, so such a day neither starts, feeds nor ends a shift)."""
+    rel = days["rel"]
+    n, width = rel.shape
     # A day's spread: its own day-to-day spread, or the Poisson spread of its usual sales when
     # that is larger (a small point's day is mostly counting noise).
-    sigma = np.sqrt(np.maximum(phi_day**2, 1.0 / day["usual_cnt"].clip(lower=1.0))).clip(lower=0.05)
+    poisson = 1.0 / np.maximum(days["usual_cnt"], 1.0)
+    sigma = np.maximum(np.sqrt(np.maximum(phi_day[:, None] ** 2, poisson)), 0.05)
     r = SHIFT / sigma
     # One unusually busy day does not wipe out a week of evidence (a robust CUSUM: each day
     # counts for at most 1.5 noise units in favour of "usual").
-    z = ((1.0 - day["rel"]) / sigma).clip(lower=-1.5)
-    increment = (r * z - r**2 / 2).where(day["rel"].notna(), 0.0)
-    increment = increment.to_numpy() * weight
-    work = pd.DataFrame({"pos": day["pos"].to_numpy(), "cusum": increment}, index=day.index)
-    work["cusum"] = work.groupby("pos")["cusum"].cumsum()
-    first = work["pos"] != work["pos"].shift()
-    work["before"] = work.groupby("pos")["cusum"].shift(1).where(~first, 0.0)
-    lowest = rolling_min(work, ["pos"], ["before"], LEVEL_SHIFT_DAYS)["before"]
-    statistic = (work["cusum"] - lowest).clip(lower=0.0)
-    days = _run_length(work["pos"].to_numpy(), (statistic > 0).to_numpy())
+    z = np.maximum((1.0 - rel) / sigma, -1.5)
+    increment = np.where(np.isnan(rel), 0.0, r * z - r**2 / 2) * weight
+    cusum = _running_sum(increment)
+    before = np.column_stack([np.zeros(n), cusum[:, :-1]])
+    # The lowest the sum stood at before each day, over the window's days.
+    lowest = np.empty_like(before)
+    for day in range(width):
+        lowest[:, day] = before[:, max(day - LEVEL_SHIFT_DAYS + 1, 0) : day + 1].min(axis=1)
+    statistic = np.maximum(cusum - lowest, 0.0)
+    run = _run_length(statistic > 0)
     # A shift is a day that looks shifted itself after days that already made a case for it
     # (the sum was at least ``CARRIED`` the day before): one bad day (a device off for the
     # afternoon) is the hour and day signals' business.
-    first = work["pos"] != work["pos"].shift()
-    carried = statistic.groupby(work["pos"]).shift(1).where(~first, 0.0).fillna(0.0)
+    carried = statistic[:, -2] if width > 1 else np.zeros(n)
     # ... and the ordinary day before it was low too: after a real drop has ended the sum decays
     # slowly, and a single noisy low day then re-fired it at the whole run's strength (the tune
     # seeds' level-shift false alarms after an event; false alarms 7.6 -> 6.3 per 1,000).
-    low = pd.Series(increment > 0, index=day.index).astype(float).where(weight > 0)
-    low_before = low.groupby(work["pos"]).shift(1).groupby(work["pos"]).ffill().fillna(0.0)
-    shifted = (increment > 0) & (carried >= CARRIED) & (low_before > 0).to_numpy()
-    out = pd.DataFrame(index=day.index)
-    out["level_shift"] = np.clip(3.0 * np.sqrt(statistic.where(shifted, 0.0) / DECIDE), 0, CAP)
-    out["shift_days"] = days
+    low = np.where(weight > 0, (increment > 0).astype(float), np.nan)
+    low_before = np.zeros(n)
+    for day in range(width - 1):
+        low_before = np.where(np.isnan(low[:, day]), low_before, low[:, day])
+    last = increment[:, -1]
+    shifted = (last > 0) & (carried >= CARRIED) & (low_before > 0)
+    out = pd.DataFrame(index=pd.RangeIndex(n))
+    out["level_shift"] = np.clip(
+        3.0 * np.sqrt(np.where(shifted, statistic[:, -1], 0.0) / DECIDE), 0, CAP
+    )
+    shift_days = run[:, -1]
+    out["shift_days"] = shift_days
     for name, column in (("shift_rev", "rev"), ("shift_exp", "expected")):
-        total = day[column].fillna(0.0).groupby(day["pos"]).cumsum().to_numpy()
-        index = np.arange(len(day))
-        begin = index - days
-        pos = work["pos"].to_numpy()
-        same = (begin >= 0) & (pos[np.maximum(begin, 0)] == pos)
-        earlier = np.where(same, total[np.maximum(begin, 0)], 0.0)
-        out[name] = np.where(days > 0, total - earlier, 0.0)
+        values = days[column]
+        total = _running_sum(np.where(np.isnan(values), 0.0, values))
+        # The last ``shift_days`` days: the sum to today less the sum before they began.
+        begin = width - 1 - shift_days
+        earlier = np.where(begin >= 0, total[np.arange(n), np.maximum(begin, 0)], 0.0)
+        out[name] = np.where(shift_days > 0, total[:, -1] - earlier, 0.0)
     return out
 
 
-def _run_length(pos: np.ndarray, on: np.ndarray) -> np.ndarray:
-    """For each row, how many consecutive rows of the same point ending here are ``on``."""
-    out = np.zeros(len(on), dtype=np.int64)
-    for i in range(len(on)):
-        if on[i]:
-            out[i] = out[i - 1] + 1 if i > 0 and pos[i - 1] == pos[i] else 1
+def _running_sum(values: np.ndarray) -> np.ndarray:
+    """The running sum along each row, compensated (Kahan) as pandas' grouped ``cumsum`` is (the
+    first form of these days, one frame row per day, summed so): the same numbers to the last
+    bit. It matters at a tie: a sum back at its low by a rounding error above it is a day of
+    a run (``shift_days``)."""
+    total = np.zeros(len(values))
+    compensation = np.zeros(len(values))
+    out = np.empty_like(values)
+    for day in range(values.shape[1]):
+        step = values[:, day] - compensation
+        summed = total + step
+        compensation = (summed - total) - step
+        total = summed
+        out[:, day] = summed
     return out
+
+
+def _run_length(on: np.ndarray) -> np.ndarray:
+    """Per (row, day), how many consecutive days of the row ending there are ``on``."""
+    run = np.zeros(on.shape, dtype=np.int64)
+    for day in range(on.shape[1]):
+        previous = run[:, day - 1] if day > 0 else 0
+        run[:, day] = np.where(on[:, day], previous + 1, 0)
+    return run

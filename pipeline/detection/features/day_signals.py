@@ -7,8 +7,18 @@ Point in time inside the day too: hour h of day d is judged on day d up to the e
 "so far today" against the usual share of the day those hours make, its peers' day so far at
 the same hour) and on the complete days before it, never on the rest of d. So scoring hour by
 hour (the hourly DAG) and a range at once (a backfill) give the same features. Each scored hour
-gets its own small table of days ("snapshot": the ``HISTORY_DAYS`` complete days before it and
-its day so far), and the day-level steps run over all snapshots at once.
+is judged on its own table of days ("snapshot": the ``HISTORY_DAYS`` complete days before it and
+its day so far).
+
+How the snapshots are built, and why so: the 24 hours of a day share their complete days, and
+those days' peers with them. So the complete days are figured once per *view* (the moments
+that see the same points on the same local dates: a UTC day has one view per local midnight of
+the points' timezones), peer medians included, and only the day so far (a running sum within
+the day) is figured per scored hour; each snapshot is then one row of a matrix per measure,
+its complete days gathered from its view and its day so far last. One table of 15 day-rows per
+point-hour, the first form of this module, did every complete day's work 24 times over (53% of
+a backfill's feature time); ``tests/detection/test_day_tables.py`` holds it as the reference
+the matrices must match.
 """
 
 from __future__ import annotations
@@ -20,7 +30,6 @@ from pipeline.detection.features.change_points import LEVEL_SHIFT_DAYS, level_sh
 from pipeline.detection.features.config import CAP, HORIZONS, FeatureConfig
 from pipeline.detection.features.hour_signals import damp_of, expected_open
 from pipeline.detection.features.peers import CLOSED_PEERS, peer_median
-from pipeline.detection.features.rolling import rolling_sum
 from pipeline.detection.features.small_points import (
     SMALL_COLUMNS,
     horizon_shortfall,
@@ -49,6 +58,8 @@ DAY_COLUMNS = [
     "shift_exp",
     *SMALL_COLUMNS,
 ]
+# The day measures the horizons sum over a snapshot's last days.
+ROLLED = ["rev", "usual", "usual_cnt", "cnt", "at_usual_ticket", "share"]
 
 
 def day_signals(
@@ -70,20 +81,18 @@ def day_signals(
     if scored_from is not None:
         scored &= frame["hour_start"] >= scored_from
     wanted = frame["hour_start"].isin(frame.loc[scored, "hour_start"].unique())
-    so_far = _day_so_far(parts, wanted)
-    snapshots = _snapshots(whole_days, so_far)
-    snapshots = _usual_whole_days(snapshots, slots, scales)
-    snapshots = _horizon_drops(snapshots, scales)
-    phi = snapshots["pos"].map(scales["phi_day"]).fillna(0.15)
-    by_snapshot = snapshots.assign(pos=snapshots["snapshot"])
-    ordinary = _ordinary_days(snapshots, frame)
-    snapshots = snapshots.join(level_shift(by_snapshot, phi, ordinary))
-    small = horizon_shortfall(snapshots, scales, ordinary, small_points(frame))
-    today = snapshots[snapshots["today"]].set_index("snapshot").join(small)
-    today = today.rename(columns={"rev": "day_rev", "usual": "day_usual"})
-    for column in DAY_COLUMNS:
-        frame[column] = np.nan
-        frame.loc[so_far.index, column] = today[column].reindex(so_far["snapshot"]).to_numpy()
+    today = _day_so_far(parts, wanted)
+    features = pd.DataFrame(np.nan, index=frame.index, columns=DAY_COLUMNS)
+    if len(today):
+        history, history_row = _complete_days(whole_days, today)
+        history = _day_against_peers(_usual_whole_days(history, slots, scales))
+        today = _usual_whole_days(today, slots, scales)
+        history["ordinary"] = _ordinary_days(history, frame)
+        today["ordinary"] = _ordinary_days(today, frame)
+        days = _snapshot_days(history, today, history_row)
+        judged = _judge_today(today, days, scales, small_points(frame))
+        features.loc[today.index] = judged[DAY_COLUMNS].to_numpy()
+    frame[DAY_COLUMNS] = features
     expected = expected_open(frame)
     for column in ("day_drop", "ticket_day_drop", "level_shift", "small_shortfall"):
         frame[column] = frame[column].where(expected, 0).fillna(0)
@@ -126,85 +135,64 @@ def _day_totals(parts: pd.DataFrame) -> pd.DataFrame:
 
 
 def _day_so_far(parts: pd.DataFrame, wanted: pd.Series) -> pd.DataFrame:
-    """For each wanted hour, its local day's sums up to the end of that hour; one snapshot id
-    per hour, and the hour's UTC start (what its peers are compared at)."""
+    """For each wanted hour (a snapshot, in ``parts``' index), its local day's sums up to the
+    end of that hour and the hour's UTC start (what its peers are compared at); sorted by point
+    and hour."""
     ordered = parts.sort_values(["pos", "hour_start"])
     running = ordered.groupby(["pos", "local_date"], sort=False)[DAY_SUMS].cumsum()
     so_far = ordered[["pos", "local_date", "hour_start", "peer_group", "revenue_type"]].join(
         running
     )
-    so_far = so_far[wanted.reindex(so_far.index)]
-    so_far["snapshot"] = np.arange(len(so_far))
-    return so_far
+    return so_far[wanted.reindex(so_far.index)]
 
 
-def _snapshots(whole_days: pd.DataFrame, so_far: pd.DataFrame) -> pd.DataFrame:
-    """One table of days per wanted hour: the ``HISTORY_DAYS`` complete days of its point before
-    its day, then its day so far (``today``), sorted by snapshot and date. ``peer_key`` joins
-    the rows of one day at one moment (what ``peer_median`` groups on)."""
-    n = len(so_far)
-    offsets = np.arange(HISTORY_DAYS, 0, -1)
-    keyed = whole_days.set_index(["pos", "local_date"])
-    dates = so_far["local_date"].to_numpy().astype("datetime64[D]")
-    earlier_dates = dates[:, None] - offsets[None, :].astype("timedelta64[D]")
-    pos = np.repeat(so_far["pos"].to_numpy(), len(offsets))
-    earlier_index = pd.MultiIndex.from_arrays([pos, earlier_dates.ravel()])
-    earlier = keyed.reindex(earlier_index).reset_index(drop=True)
-    earlier["pos"] = pos
-    earlier["local_date"] = earlier_dates.ravel()
-    earlier["snapshot"] = np.repeat(so_far["snapshot"].to_numpy(), len(offsets))
-    earlier["moment"] = np.repeat(so_far["hour_start"].to_numpy(), len(offsets))
-    earlier["order"] = np.tile(np.arange(len(offsets)), n)
-    earlier["today"] = False
-    # Days the grid does not reach (before the data) are days without sales or usual levels.
-    missing = earlier["peer_group"].isna()
-    earlier.loc[missing, DAY_SUMS] = 0.0
-    for column in ("peer_group", "revenue_type"):
-        earlier[column] = earlier[column].fillna(
-            pd.Series(so_far[column].to_numpy().repeat(len(offsets)))
-        )
-    today = so_far.rename(columns={"hour_start": "moment"}).assign(order=len(offsets), today=True)
-    snapshots = pd.concat([earlier, today.reset_index(drop=True)], ignore_index=True)
-    snapshots = snapshots.sort_values(["snapshot", "order"], kind="stable").reset_index(drop=True)
-    moment_code = pd.factorize(snapshots["moment"])[0].astype(np.int64)
-    snapshots["peer_key"] = moment_code * (len(offsets) + 1) + snapshots["order"].to_numpy()
-    snapshots["source"] = _earlier_day_sources(so_far, len(offsets) + 1)
-    return snapshots
-
-
-def _earlier_day_sources(so_far: pd.DataFrame, rows_per_snapshot: int) -> np.ndarray:
-    """Per snapshot row, the row that holds the same figures and the same peers: itself for
-    today, and for an earlier complete day the row of the first moment whose snapshots hold the
-    same points on the same local dates (the 24 hours of a day share their earlier days, and
-    those days' peers with them). The peer medians are taken over the source rows only."""
-    days = so_far["local_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
-    point_day = so_far["pos"].to_numpy().astype(np.int64) * 1_000_000 + days
-    moment = pd.factorize(so_far["hour_start"])[0]
-    # The points and local dates of each moment's snapshots, as one code per moment.
+def _views(today: pd.DataFrame) -> np.ndarray:
+    """Per snapshot, its view: one code per set of (point, local date) that a moment's
+    snapshots hold. Moments with the same view have the same complete days before them, and
+    the same peers on those days."""
+    days = today["local_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    point_day = today["pos"].to_numpy().astype(np.int64) * 1_000_000 + days
+    moment = pd.factorize(today["hour_start"])[0]
     order = np.lexsort((point_day, moment))
     members = pd.Series(point_day[order]).groupby(moment[order]).agg(tuple)
-    alike = pd.Series(pd.factorize(members)[0], index=members.index)
-    snapshot = so_far["snapshot"].to_numpy()
-    first = (
-        pd.Series(snapshot)
-        .groupby([alike.reindex(moment).to_numpy(), so_far["pos"].to_numpy()])
-        .transform("min")
-        .to_numpy()
-    )
-    rows = np.arange(len(so_far) * rows_per_snapshot)
-    within = rows % rows_per_snapshot
-    earlier_source = first[rows // rows_per_snapshot] * rows_per_snapshot + within
-    return np.where(within == rows_per_snapshot - 1, rows, earlier_source)
+    # ``members`` is indexed by every moment code 0..n-1 in order.
+    return pd.factorize(members)[0][moment]
 
 
-def _ordinary_days(snapshots: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
-    """Per snapshot row, 1 on an ordinary day and 0 on a holiday or regional event."""
-    special = frame["holiday"].notna().groupby([frame["pos"], frame["local_date"]]).any()
-    keys = pd.MultiIndex.from_arrays(
-        [snapshots["pos"], snapshots["local_date"].to_numpy().astype("datetime64[D]")]
+def _complete_days(
+    whole_days: pd.DataFrame, today: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The ``HISTORY_DAYS`` complete days before each view's day of each of its points, oldest
+    first (``HISTORY_DAYS`` rows per view-point, in order), and per snapshot the view-point its
+    complete days are. ``peer_key`` joins the rows of one view's same earlier day (what
+    ``peer_median`` groups on)."""
+    view = _views(today)
+    pos = today["pos"].to_numpy()
+    view_point = view.astype(np.int64) * (int(pos.max()) + 1) + pos
+    _, first, history_row = np.unique(view_point, return_index=True, return_inverse=True)
+    offsets = np.arange(HISTORY_DAYS, 0, -1)
+    first_pos = pos[first]
+    dates = today["local_date"].to_numpy().astype("datetime64[D]")[first]
+    earlier_dates = (dates[:, None] - offsets[None, :].astype("timedelta64[D]")).ravel()
+    point = np.repeat(first_pos, HISTORY_DAYS)
+    keyed = whole_days.set_index(["pos", "local_date"])
+    history = keyed.reindex(pd.MultiIndex.from_arrays([point, earlier_dates])).reset_index(
+        drop=True
     )
-    on_holiday = special.reindex(keys).fillna(False).to_numpy(dtype=bool)
-    return np.where(on_holiday, 0.0, 1.0)
+    history["pos"] = point
+    history["local_date"] = earlier_dates
+    # Days the grid does not reach (before the data) are days without sales or usual levels.
+    missing = history["peer_group"].isna()
+    history.loc[missing, DAY_SUMS] = 0.0
+    for column in ("peer_group", "revenue_type"):
+        history[column] = history[column].fillna(
+            pd.Series(today[column].to_numpy()[first].repeat(HISTORY_DAYS))
+        )
+    order = np.tile(np.arange(HISTORY_DAYS), len(first))
+    history["peer_key"] = (
+        np.repeat(view[first].astype(np.int64), HISTORY_DAYS) * HISTORY_DAYS + order
+    )
+    return history, history_row.ravel()
 
 
 def _usual_whole_days(day: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
@@ -228,58 +216,117 @@ def _usual_whole_days(day: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFra
     return day
 
 
-def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
-    """Revenue and average ticket of the last 1, 3 and 7 days against usual x peers, per
-    snapshot; the day's own figures go with them for the reasons."""
-    phi = day["pos"].map(scales["phi_day"]).fillna(0.15)
-    c_ticket = day["pos"].map(scales["c_ticket"]).fillna(0.5)
-    source = day["source"].to_numpy()
-    own = source == np.arange(len(day))
-    peers = day.loc[own, ["peer_group", "revenue_type"]].assign(hour_start=day["peer_key"][own])
-    at_source = (np.cumsum(own) - 1)[source]
+def _day_against_peers(history: pd.DataFrame) -> pd.DataFrame:
+    """Each complete day's revenue against usual (``day_ratio``) and its peers' median of the
+    same (``day_peer``): the same day of the other points in its view."""
+    ratio = (history["rev"] / history["usual"]).where(history["usual"] > 0)
+    peers = history[["peer_group", "revenue_type"]].assign(hour_start=history["peer_key"])
+    history["day_ratio"] = ratio
+    history["day_peer"] = _peer_ratio(peers, ratio)
+    return history
 
-    def peer_of(values: pd.Series) -> pd.Series:
-        """The peer median of each row's group, taken once per group of source rows."""
-        median = peer_median(peers, values[own], values[own].notna(), 3).to_numpy()
-        return pd.Series(median[at_source], index=day.index)
 
+def _peer_ratio(peers: pd.DataFrame, ratio: pd.Series) -> pd.Series:
+    """The peers' median of ``ratio`` (1 where there are none), at least 5%."""
+    return peer_median(peers, ratio, ratio.notna(), 3).fillna(1.0).clip(lower=0.05)
+
+
+def _snapshot_days(
+    history: pd.DataFrame, today: pd.DataFrame, history_row: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per measure, a (snapshot x day) matrix: each snapshot's complete days (its view-point's
+    rows of ``history``), oldest first, and its day so far last. ``day_ratio`` and
+    ``day_peer`` hold only the complete days (today's are NaN: ``_judge_today`` figures them)."""
+    days = {}
+    for column in [*ROLLED, "any_n", "ordinary", "day_ratio", "day_peer"]:
+        earlier = history[column].to_numpy(dtype=float).reshape(-1, HISTORY_DAYS)[history_row]
+        own = today[column].to_numpy(dtype=float) if column in today else np.nan
+        days[column] = np.column_stack([earlier, np.broadcast_to(own, len(today))])
+    return days
+
+
+def _ordinary_days(days: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """Per row of ``days`` (pos, local_date), 1 on an ordinary day and 0 on a holiday or
+    regional event (as ``frame``'s hours say)."""
+    special = frame["holiday"].notna().groupby([frame["pos"], frame["local_date"]]).any()
+    keys = pd.MultiIndex.from_arrays(
+        [days["pos"], days["local_date"].to_numpy().astype("datetime64[D]")]
+    )
+    on_holiday = special.reindex(keys).fillna(False).to_numpy(dtype=bool)
+    return np.where(on_holiday, 0.0, 1.0)
+
+
+def _judge_today(
+    today: pd.DataFrame, days: dict[str, np.ndarray], scales: pd.DataFrame, small: pd.Series
+) -> pd.DataFrame:
+    """Per snapshot (``today``'s rows), the day features of its day so far: the horizons'
+    drops, the level-shift CUSUM and the small point's shortfall over its days."""
+    pos = today["pos"]
+    phi = pos.map(scales["phi_day"]).fillna(0.15).to_numpy()
+    c_ticket = pos.map(scales["c_ticket"]).fillna(0.5).to_numpy()
+    peers = today[["peer_group", "revenue_type", "hour_start"]]
+    out = pd.DataFrame(index=today.index)
+    out["day_rev"], out["day_usual"] = today["rev"], today["usual"]
     z_rev, z_ticket = {}, {}
     for h in HORIZONS:
-        rolled = rolling_sum(day, ["snapshot"], DAY_SUMS, h)
-        ratio = (rolled["rev"] / rolled["usual"]).where(rolled["usual"] > 0)
-        peer = peer_of(ratio).fillna(1.0).clip(lower=0.05)
+        # Today and the h - 1 complete days before it.
+        rolled = {column: days[column][:, -h:].sum(axis=1) for column in ROLLED}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(rolled["usual"] > 0, rolled["rev"] / rolled["usual"], np.nan)
+            ticket = np.where(
+                (rolled["cnt"] >= 3) & (rolled["at_usual_ticket"] > 0),
+                rolled["rev"] / rolled["at_usual_ticket"],
+                np.nan,
+            )
+        peer = _peer_ratio(peers, pd.Series(ratio, index=today.index)).to_numpy()
         # The days in view, today counted by the share of it so far: a morning is noisier
         # than a whole day (its spread phi_day is a whole day's).
-        days = rolling_sum(day, ["snapshot"], ["share"], h)["share"].clip(lower=0.25)
-        sd = np.sqrt(phi**2 / days + 1.5 / rolled["usual_cnt"].clip(lower=1))
-        z_rev[h] = ((ratio / peer - 1) / sd).fillna(0)
+        in_view = np.maximum(rolled["share"], 0.25)
+        sd = np.sqrt(phi**2 / in_view + 1.5 / np.maximum(rolled["usual_cnt"], 1))
+        z_rev[h] = _zero_nan((ratio / peer - 1) / sd)
         if h == 1:
             # A day the peers were closed on (a regional event the calendar does not know) is
             # no yardstick: divided by peers clipped at 5%, a point closed with them read as
             # several noise units down. No day drop then (and so none of the longer views,
             # which count only while the day itself is down).
-            z_rev[h] = z_rev[h].where(peer >= CLOSED_PEERS, 0.0)
-        ticket = (rolled["rev"] / rolled["at_usual_ticket"]).where(
-            (rolled["cnt"] >= 3) & (rolled["at_usual_ticket"] > 0)
-        )
-        peer_t = peer_of(ticket).fillna(1.0).clip(lower=0.05)
-        sd_t = np.sqrt(c_ticket**2 / rolled["cnt"].clip(lower=1) + 0.03**2)
-        z_ticket[h] = ((ticket / peer_t - 1) / sd_t).fillna(0)
+            z_rev[h] = np.where(peer >= CLOSED_PEERS, z_rev[h], 0.0)
+        peer_t = _peer_ratio(peers, pd.Series(ticket, index=today.index)).to_numpy()
+        sd_t = np.sqrt(c_ticket**2 / np.maximum(rolled["cnt"], 1) + 0.03**2)
+        z_ticket[h] = _zero_nan((ticket / peer_t - 1) / sd_t)
         if h == 1:
-            day["day_ratio"], day["day_peer"], day["day_ticket_ratio"] = ratio, peer, ticket
-            # What the level-shift CUSUM reads: the day against usual x peers.
-            # Days before the point's first transaction in view are no evidence: it was not
-            # there yet (or the data starts later).
-            started = day.groupby("snapshot")["any_n"].cumsum() > 0
-            # ... nor are days the peers were closed too (a holiday the calendar does not know).
-            day["rel"] = (ratio / peer).where(started & (peer >= CLOSED_PEERS))
-            day["expected"] = rolled["usual"] * peer
-    day["day_drop"] = _sustained_drop(z_rev)
-    day["ticket_day_drop"] = _sustained_drop(z_ticket)
-    return day
+            out["day_ratio"], out["day_peer"], out["day_ticket_ratio"] = ratio, peer, ticket
+            days["day_ratio"][:, -1], days["day_peer"][:, -1] = ratio, peer
+    out["day_drop"] = _sustained_drop(z_rev)
+    out["ticket_day_drop"] = _sustained_drop(z_ticket)
+    shift = level_shift(_cusum_days(days), phi, days["ordinary"])
+    out[list(shift.columns)] = shift.to_numpy()
+    shortfall = horizon_shortfall(days, pos.to_numpy(), scales, days["ordinary"], small)
+    out[SMALL_COLUMNS] = shortfall[SMALL_COLUMNS].to_numpy()
+    return out
 
 
-def _sustained_drop(z: dict[int, pd.Series]) -> np.ndarray:
+def _cusum_days(days: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the level-shift CUSUM reads of each snapshot's days: the day against usual x
+    peers (``rel``), its usual sales, recorded and expected revenue."""
+    ratio, peer = days["day_ratio"], days["day_peer"]
+    # Days before the point's first transaction in view are no evidence: it was not there yet
+    # (or the data starts later) ...
+    started = np.cumsum(days["any_n"], axis=1) > 0
+    # ... nor are days the peers were closed too (a holiday the calendar does not know).
+    rel = np.where(started & (peer >= CLOSED_PEERS), ratio / peer, np.nan)
+    return {
+        "rel": rel,
+        "usual_cnt": days["usual_cnt"],
+        "rev": days["rev"],
+        "expected": days["usual"] * peer,
+    }
+
+
+def _zero_nan(values: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(values), 0.0, values)
+
+
+def _sustained_drop(z: dict[int, np.ndarray]) -> np.ndarray:
     """The day's one-sided drop, or the 3 or 7 days' when larger, but those only while the day
     itself is down (more than one noise unit)."""
     down = -z[1] > 1.0

@@ -63,41 +63,41 @@ def small_points(frame: pd.DataFrame) -> pd.Series:
 
 
 def horizon_shortfall(
-    snapshots: pd.DataFrame, scales: pd.DataFrame, weight: np.ndarray, small: pd.Series
+    days: dict[str, np.ndarray],
+    pos: np.ndarray,
+    scales: pd.DataFrame,
+    weight: np.ndarray,
+    small: pd.Series,
 ) -> pd.DataFrame:
-    """For each snapshot's today row (``snapshots`` sorted by snapshot and order, each snapshot
-    the same number of day rows, today last): the strongest one-sided shortfall z of its sales
-    over ``HORIZONS_DAYS`` (``small_shortfall``; 0 at points that are not ``small``) and the
+    """For each snapshot's today (a row of ``days``' (snapshot x day) matrices, oldest day first,
+    today last; ``pos`` its point): the strongest one-sided shortfall z of its sales over
+    ``HORIZONS_DAYS`` (``small_shortfall``; 0 at points that are not ``small``) and the
     horizon's days, sales and expected sales (for the reasons). Indexed by snapshot.
 
-    ``snapshots`` columns used: snapshot, pos, cnt, usual_cnt, day_peer, any_n, share;
-    ``weight`` per row, 1 on an ordinary day and 0 on a holiday or regional event."""
-    rows_per = (
-        int(snapshots.groupby("snapshot", sort=False).size().iloc[0]) if len(snapshots) else 0
-    )
-    n = len(snapshots) // rows_per if rows_per else 0
+    ``days`` measures used: cnt, usual_cnt, day_peer, any_n, share; ``weight`` per day, 1 on an
+    ordinary day and 0 on a holiday or regional event."""
+    n, rows_per = weight.shape
     out = pd.DataFrame(0.0, index=pd.RangeIndex(n, name="snapshot"), columns=SMALL_COLUMNS)
     if n == 0:
         return out
     # Peers lower the expectation (a holiday, rain, a closure move every point), never raise
     # it: their ratio is the median of bigger points, and a small point that did not share
     # their busy day is weak evidence of a loss (the tune seeds' Boxing Day false alarms).
-    peer = np.minimum(snapshots["day_peer"].to_numpy(dtype=float), 1.0)
-    started = snapshots.groupby("snapshot", sort=False)["any_n"].cumsum().to_numpy() > 0
+    peer = np.minimum(days["day_peer"], 1.0)
+    started = np.cumsum(days["any_n"], axis=1) > 0
     counts = (weight > 0) & started & (peer >= CLOSED_PEERS)
-    observed = np.where(counts, snapshots["cnt"].to_numpy(dtype=float), 0.0)
-    expected = np.where(counts, snapshots["usual_cnt"].to_numpy(dtype=float) * peer, 0.0)
+    observed = np.where(counts, days["cnt"], 0.0)
+    expected = np.where(counts, days["usual_cnt"] * peer, 0.0)
     # Newest day first: column j is j days before today.
-    observed = observed.reshape(n, rows_per)[:, ::-1]
-    expected = expected.reshape(n, rows_per)[:, ::-1]
-    used = counts.reshape(n, rows_per)[:, ::-1].astype(float)
-    pos = snapshots["pos"].to_numpy().reshape(n, rows_per)[:, 0]
+    observed = observed[:, ::-1]
+    expected = expected[:, ::-1]
+    used = counts[:, ::-1].astype(float)
     phi = pd.Series(pos).map(scales["phi_day"]).fillna(SCALE_DEFAULTS["phi_day"]).to_numpy()
     c_ticket = pd.Series(pos).map(scales["c_ticket"]).fillna(SCALE_DEFAULTS["c_ticket"]).to_numpy()
     # How many of each weekday the usual day was learnt from (a new baseline: four).
     weeks = np.clip(pd.Series(pos).map(scales["history_days"]).fillna(28).to_numpy() / 7, 1, 8)
     cum_obs, cum_exp, cum_days = (np.cumsum(a, axis=1) for a in (observed, expected, used))
-    today_share = snapshots["share"].to_numpy(dtype=float).reshape(n, rows_per)[:, -1]
+    today_share = days["share"][:, -1]
     late = today_share >= MIN_TODAY_SHARE
     # Today so far must be short of its own expectation (and be a day that counts).
     today_down = (used[:, 0] > 0) & (observed[:, 0] < expected[:, 0])
