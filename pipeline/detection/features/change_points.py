@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline.detection.features.config import CAP
 
@@ -56,10 +57,10 @@ def level_shift(
     increment = np.where(np.isnan(rel), 0.0, r * z - r**2 / 2) * weight
     cusum = _running_sum(increment)
     before = np.column_stack([np.zeros(n), cusum[:, :-1]])
-    # The lowest the sum stood at before each day, over the window's days.
-    lowest = np.empty_like(before)
-    for day in range(width):
-        lowest[:, day] = before[:, max(day - LEVEL_SHIFT_DAYS + 1, 0) : day + 1].min(axis=1)
+    # The lowest the sum stood at before each day, over the window's days (the days before the
+    # snapshot's first are no part of it).
+    padded = np.pad(before, ((0, 0), (LEVEL_SHIFT_DAYS - 1, 0)), constant_values=np.inf)
+    lowest = sliding_window_view(padded, LEVEL_SHIFT_DAYS, axis=1).min(axis=2)
     statistic = np.maximum(cusum - lowest, 0.0)
     run = _run_length(statistic > 0)
     # A shift is a day that looks shifted itself after days that already made a case for it

@@ -29,7 +29,7 @@ import pandas as pd
 from pipeline.detection.features.change_points import LEVEL_SHIFT_DAYS, level_shift
 from pipeline.detection.features.config import CAP, HORIZONS, FeatureConfig
 from pipeline.detection.features.hour_signals import damp_of, expected_open
-from pipeline.detection.features.peers import CLOSED_PEERS, peer_median
+from pipeline.detection.features.peers import CLOSED_PEERS, peer_keys, peer_median
 from pipeline.detection.features.small_points import (
     SMALL_COLUMNS,
     horizon_shortfall,
@@ -222,13 +222,13 @@ def _day_against_peers(history: pd.DataFrame) -> pd.DataFrame:
     ratio = (history["rev"] / history["usual"]).where(history["usual"] > 0)
     peers = history[["peer_group", "revenue_type"]].assign(hour_start=history["peer_key"])
     history["day_ratio"] = ratio
-    history["day_peer"] = _peer_ratio(peers, ratio)
+    history["day_peer"] = _peer_ratio(peers, ratio, peer_keys(peers))
     return history
 
 
-def _peer_ratio(peers: pd.DataFrame, ratio: pd.Series) -> pd.Series:
+def _peer_ratio(peers: pd.DataFrame, ratio: pd.Series, keys: dict) -> pd.Series:
     """The peers' median of ``ratio`` (1 where there are none), at least 5%."""
-    return peer_median(peers, ratio, ratio.notna(), 3).fillna(1.0).clip(lower=0.05)
+    return peer_median(peers, ratio, ratio.notna(), 3, keys=keys).fillna(1.0).clip(lower=0.05)
 
 
 def _snapshot_days(
@@ -265,6 +265,7 @@ def _judge_today(
     phi = pos.map(scales["phi_day"]).fillna(0.15).to_numpy()
     c_ticket = pos.map(scales["c_ticket"]).fillna(0.5).to_numpy()
     peers = today[["peer_group", "revenue_type", "hour_start"]]
+    keys = peer_keys(peers)  # the same groups for each horizon's two medians
     out = pd.DataFrame(index=today.index)
     out["day_rev"], out["day_usual"] = today["rev"], today["usual"]
     z_rev, z_ticket = {}, {}
@@ -278,7 +279,7 @@ def _judge_today(
                 rolled["rev"] / rolled["at_usual_ticket"],
                 np.nan,
             )
-        peer = _peer_ratio(peers, pd.Series(ratio, index=today.index)).to_numpy()
+        peer = _peer_ratio(peers, pd.Series(ratio, index=today.index), keys).to_numpy()
         # The days in view, today counted by the share of it so far: a morning is noisier
         # than a whole day (its spread phi_day is a whole day's).
         in_view = np.maximum(rolled["share"], 0.25)
@@ -290,7 +291,7 @@ def _judge_today(
             # several noise units down. No day drop then (and so none of the longer views,
             # which count only while the day itself is down).
             z_rev[h] = np.where(peer >= CLOSED_PEERS, z_rev[h], 0.0)
-        peer_t = _peer_ratio(peers, pd.Series(ticket, index=today.index)).to_numpy()
+        peer_t = _peer_ratio(peers, pd.Series(ticket, index=today.index), keys).to_numpy()
         sd_t = np.sqrt(c_ticket**2 / np.maximum(rolled["cnt"], 1) + 0.03**2)
         z_ticket[h] = _zero_nan((ticket / peer_t - 1) / sd_t)
         if h == 1:

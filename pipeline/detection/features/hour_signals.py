@@ -12,7 +12,7 @@ from pipeline.detection.features.noise_units import (
     poisson_shortfall,
     poisson_surplus,
 )
-from pipeline.detection.features.peers import CLOSED_PEERS, peer_median, peers_silent
+from pipeline.detection.features.peers import CLOSED_PEERS, peer_keys, peer_median, peers_silent
 
 
 def damp_of(frame: pd.DataFrame, config: FeatureConfig) -> np.ndarray:
@@ -29,21 +29,27 @@ def expected_open(frame: pd.DataFrame) -> pd.Series:
 def hour_signals(frame: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
     """``frame`` (the grid with usual levels and scales) with the hour-level features added."""
     damp = damp_of(frame, config)
-    frame = volume_signals(frame, damp)
-    frame = ticket_signals(frame, damp)
-    frame = cash_share_signals(frame)
+    # One set of peer groups for the five peer views of the same hours.
+    keys = peer_keys(frame)
+    frame = volume_signals(frame, damp, keys=keys)
+    frame = ticket_signals(frame, damp, keys=keys)
+    frame = cash_share_signals(frame, keys=keys)
     return void_signals(frame)
 
 
-def volume_signals(frame: pd.DataFrame, damp: np.ndarray) -> pd.DataFrame:
+def volume_signals(
+    frame: pd.DataFrame, damp: np.ndarray, *, keys: dict | None = None
+) -> pd.DataFrame:
     """Revenue and sales below usual x peers, and silent runs of open hours."""
     rev, cnt = frame["gross_paid"], frame["txn_count"]
     expected = expected_open(frame)
     ratio_rev = (rev / frame["usual_rev"]).where(expected & (frame["usual_cnt"] >= 2))
     ratio_cnt = (cnt / frame["usual_cnt"]).where(expected & (frame["usual_cnt"] >= 2))
     valid = ratio_rev.notna()
-    frame["peer_rev"] = peer_median(frame, ratio_rev, valid, 3).fillna(1.0).clip(0, 2.0)
-    frame["peer_cnt"] = peer_median(frame, ratio_cnt, valid, 3).fillna(1.0).clip(0, 2.0)
+    peer_rev = peer_median(frame, ratio_rev, valid, 3, keys=keys)
+    peer_cnt = peer_median(frame, ratio_cnt, valid, 3, keys=keys)
+    frame["peer_rev"] = peer_rev.fillna(1.0).clip(0, 2.0)
+    frame["peer_cnt"] = peer_cnt.fillna(1.0).clip(0, 2.0)
     frame["expected_rev"] = (frame["usual_rev"] * frame["peer_rev"]).where(expected, 0.0)
     frame["expected_cnt"] = (frame["usual_cnt"] * frame["peer_cnt"]).where(expected, 0.0)
     unit = ticket_unit(frame)
@@ -57,7 +63,8 @@ def volume_signals(frame: pd.DataFrame, damp: np.ndarray) -> pd.DataFrame:
     # under a fifth of their usual that hour (most of them closed, a few selling a little:
     # silence is what the point's own share of that looks like).
     silent = (cnt == 0) & (frame["void_count"] + frame["refund_count"] == 0)
-    frame["peers_closed"] = peers_silent(frame, silent, frame["usual_cnt"].where(expected, 0.0)) | (
+    usual_cnt = frame["usual_cnt"].where(expected, 0.0)
+    frame["peers_closed"] = peers_silent(frame, silent, usual_cnt, keys=keys) | (
         frame["peer_cnt"] < CLOSED_PEERS
     )
     frame["silence"] = np.where(frame["peers_closed"], 0.0, silence(frame, expected) * damp)
@@ -71,14 +78,16 @@ def ticket_unit(frame: pd.DataFrame) -> pd.Series:
     return frame["usual_ticket"].fillna(frame["point_ticket"]).fillna(1.0).clip(lower=1)
 
 
-def ticket_signals(frame: pd.DataFrame, damp: np.ndarray) -> pd.DataFrame:
+def ticket_signals(
+    frame: pd.DataFrame, damp: np.ndarray, *, keys: dict | None = None
+) -> pd.DataFrame:
     """Average ticket below usual and peers' ticket movement; a burst of sales at a lower ticket."""
     rev, cnt = frame["gross_paid"], frame["txn_count"]
     ticket = rev / cnt.where(cnt > 0)
     ratio_ticket = ticket / frame["usual_ticket"]
     frame["ticket"] = ticket
     frame["peer_ticket"] = peer_median(
-        frame, ratio_ticket, ratio_ticket.notna() & (cnt >= 3), 3
+        frame, ratio_ticket, ratio_ticket.notna() & (cnt >= 3), 3, keys=keys
     ).fillna(1.0)
     sd_ticket = np.sqrt(frame["c_ticket"] ** 2 / cnt.clip(lower=1) + 0.03**2)
     z_ticket = (ratio_ticket / frame["peer_ticket"] - 1) / sd_ticket
@@ -88,15 +97,14 @@ def ticket_signals(frame: pd.DataFrame, damp: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-def cash_share_signals(frame: pd.DataFrame) -> pd.DataFrame:
+def cash_share_signals(frame: pd.DataFrame, *, keys: dict | None = None) -> pd.DataFrame:
     """Cash share against usual and peers' movement, in units of (over-dispersed) binomial noise."""
     rev, cnt = frame["gross_paid"], frame["txn_count"]
     cash_share = frame["cash_amount"] / rev.where(rev > 0)
     frame["cash_share"] = cash_share
     diff_cash = cash_share - frame["usual_cash"]
-    frame["peer_cash"] = peer_median(frame, diff_cash, diff_cash.notna() & (cnt >= 3), 3).fillna(
-        0.0
-    )
+    valid = diff_cash.notna() & (cnt >= 3)
+    frame["peer_cash"] = peer_median(frame, diff_cash, valid, 3, keys=keys).fillna(0.0)
     p = frame["usual_cash"].clip(0.02, 0.98)
     sd_cash = np.sqrt((frame["s_cash"] ** 2) * p * (1 - p) / cnt.clip(lower=1) + 0.02**2)
     z_cash = (diff_cash - frame["peer_cash"]) / sd_cash

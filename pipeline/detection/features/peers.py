@@ -25,34 +25,48 @@ def peer_groups(pts: pd.DataFrame, min_peers: int) -> np.ndarray:
     )
 
 
-def _hour_groups(frame: pd.DataFrame, key: str | None) -> pd.Series:
-    """One integer per (group, hour) (-1 where the row has no group): the same groups as
-    grouping by the text and time columns, several times faster to hash."""
+PEER_LEVELS = ("peer_group", "revenue_type", None)  # district group, type group, every point
+
+
+def peer_keys(frame: pd.DataFrame) -> dict[str | None, pd.Series]:
+    """Per level of ``PEER_LEVELS``, one integer per (group, hour) of each row (-1 where the row
+    has no group): the same groups as grouping by the text and time columns, several times
+    faster to hash. Worked out once, they serve every median of one frame (hashing its text and
+    time columns again for each was most of their cost)."""
     hour, hours = pd.factorize(frame["hour_start"])
-    if key is None:
-        return pd.Series(hour, index=frame.index)
-    codes = pd.factorize(frame[key])[0].astype(np.int64)
-    return pd.Series(np.where(codes >= 0, codes * len(hours) + hour, -1), index=frame.index)
+    keys: dict[str | None, pd.Series] = {None: pd.Series(hour, index=frame.index)}
+    for level in PEER_LEVELS[:-1]:
+        codes = pd.factorize(frame[level])[0].astype(np.int64)
+        keys[level] = pd.Series(
+            np.where(codes >= 0, codes * len(hours) + hour, -1), index=frame.index
+        )
+    return keys
 
 
 def peer_median(
-    frame: pd.DataFrame, values: pd.Series, valid: pd.Series, min_count: int
+    frame: pd.DataFrame,
+    values: pd.Series,
+    valid: pd.Series,
+    min_count: int,
+    *,
+    keys: dict[str | None, pd.Series] | None = None,
 ) -> pd.Series:
     """Median of ``values`` over the row's peers in the same hour (district group, else type group,
     else all points); where even all points have fewer than ``min_count`` valid values (a
     registry of two or three points), the mean of the *other* points' values, so two points
     closed together on a day the calendar does not know read as peers closed, not as a loss.
-    NaN when no other point had a usual level."""
+    NaN when no other point had a usual level. ``keys``: ``peer_keys(frame)``, when at hand."""
+    keys = keys if keys is not None else peer_keys(frame)
     result = pd.Series(np.nan, index=frame.index)
     masked = values.where(valid)
-    for key in ("peer_group", "revenue_type", None):
-        by = _hour_groups(frame, key)
+    for level in PEER_LEVELS:
+        by = keys[level]
         grouped = masked.groupby(by.where(by >= 0) if (by < 0).any() else by)
         median = grouped.transform("median")
         count = grouped.transform("count")
         result = result.fillna(median.where(count >= min_count))
     if result.isna().any():
-        by = _hour_groups(frame, None)
+        by = keys[None]
         total = masked.fillna(0).groupby(by).transform("sum")
         count = masked.groupby(by).transform("count")
         own = masked.notna()
@@ -62,17 +76,24 @@ def peer_median(
     return result
 
 
-def peers_silent(frame: pd.DataFrame, silent: pd.Series, usual_cnt: pd.Series) -> pd.Series:
+def peers_silent(
+    frame: pd.DataFrame,
+    silent: pd.Series,
+    usual_cnt: pd.Series,
+    *,
+    keys: dict[str | None, pd.Series] | None = None,
+) -> pd.Series:
     """True where the *other* points that usually trade this hour (the peer group, else the type
     regency-wide, else every point) were mostly silent too: at least half of their usual sales
     fell in points that recorded nothing, and that silence is itself no chance (those points
     usually make 3 or more sales an hour between them). A holiday or a local closure the
     calendar does not know: the peers are the evidence."""
+    keys = keys if keys is not None else peer_keys(frame)
     result = pd.Series(np.nan, index=frame.index)
     weight = usual_cnt.fillna(0.0).clip(lower=0.0)
     silent_weight = weight.where(silent, 0.0)
-    for key in ("peer_group", "revenue_type", None):
-        by = _hour_groups(frame, key)
+    for level in PEER_LEVELS:
+        by = keys[level]
         others = weight.groupby(by).transform("sum") - weight
         others_silent = silent_weight.groupby(by).transform("sum") - silent_weight
         closed = (others_silent >= SILENT_PEER_MASS) & (others_silent >= SILENT_PEER_SHARE * others)
