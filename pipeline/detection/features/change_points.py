@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline.detection.features.config import CAP
 
@@ -58,9 +57,10 @@ def level_shift(
     cusum = _running_sum(increment)
     before = np.column_stack([np.zeros(n), cusum[:, :-1]])
     # The lowest the sum stood at before each day, over the window's days (the days before the
-    # snapshot's first are no part of it).
-    padded = np.pad(before, ((0, 0), (LEVEL_SHIFT_DAYS - 1, 0)), constant_values=np.inf)
-    lowest = sliding_window_view(padded, LEVEL_SHIFT_DAYS, axis=1).min(axis=2)
+    # snapshot's first are no part of it): a running minimum until the window is full.
+    lowest = np.minimum.accumulate(before, axis=1)
+    for day in range(LEVEL_SHIFT_DAYS, width):
+        lowest[:, day] = before[:, day - LEVEL_SHIFT_DAYS + 1 : day + 1].min(axis=1)
     statistic = np.maximum(cusum - lowest, 0.0)
     run = _run_length(statistic > 0)
     # A shift is a day that looks shifted itself after days that already made a case for it
