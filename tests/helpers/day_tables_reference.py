@@ -5,8 +5,6 @@ the reference ``tests/detection/test_day_tables.py`` holds the shared-days form 
 built and judged on its own rows.
 """
 
-# ruff: noqa: E501
-
 from __future__ import annotations
 
 import numpy as np
