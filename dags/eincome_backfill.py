@@ -3,10 +3,12 @@
 
 For long ranges this is much faster than Airflow's hour-by-hour backfill of eincome_detect.
 Three steps: ``plan`` aggregates where needed and lists the retrain moments (Monday 02:00
-Jakarta) whose models the range needs; ``train`` is mapped over those moments, so the Celery
-workers fit them side by side (each on the eight weeks before its moment: most of the work);
+Jakarta) whose models can be fitted before any week is scored (the first two: their weeks need
+featuring); ``train`` is mapped over those moments, so the Celery workers fit them side by side;
 ``score`` then walks the weeks in order, as the live pipeline lived them (a week's usual levels
-leave out the cases the weeks before raised), and joins each week's cases. Every step is a
+leave out the cases the weeks before raised), fits each later moment's model from the weeks it
+has just scored (each week featured as it was scored: a fit, nothing featured again), and joins
+each week's cases. Every step is a
 replacement: a retry or a new run with the same range doubles nothing, and a model already
 stored for a moment (the weekly DAG's, or an earlier run's) is used, not fitted again.
 Trigger with conf {"start": "2025-01-01", "end": "2026-01-01"} (end exclusive). A date alone is
@@ -60,10 +62,10 @@ def eincome_backfill():
         )
 
     @task(map_index_template="{{ moment }}")
-    def train(moment: str) -> dict:
+    def train(moment: str, params=None) -> dict:
         from pipeline.orchestration import train_backfill_model
 
-        return train_backfill_model(moment)
+        return train_backfill_model(moment, int(params["min_history_weeks"]))
 
     # NONE_FAILED: a range too short to train on maps no training (skipped), and is still
     # scored (to nothing) and reported. It plans the same weeks again from the params (cheap:

@@ -318,8 +318,9 @@ def _first_model(engine, models_dir, end: datetime) -> str | None:
     """A fresh deployment has no model: train one on the history before ``end`` once it covers
     FIRST_MODEL_MIN_DAYS, else fail saying what to do. Returns the version trained, if any."""
     from pipeline.core.errors import UnusableInputError
-    from pipeline.detection.backfill import fitting_model, train_model
+    from pipeline.detection.backfill import fitting_model
     from pipeline.detection.features import data_span
+    from pipeline.detection.training import train_model
 
     if fitting_model(engine) is not None:
         return None
@@ -342,9 +343,9 @@ def _first_model(engine, models_dir, end: datetime) -> str | None:
 def retrain(end: datetime, weeks: int = RETRAIN_WEEKS) -> str:
     """Fit a new model version on the ``weeks`` before ``end``; earlier versions are kept.
     A backfill walking forward fits the same window at the same moments (``rhythm``)."""
-    from pipeline.detection.backfill import train_model
     from pipeline.detection.features import data_span
     from pipeline.detection.rhythm import training_window
+    from pipeline.detection.training import train_model
 
     end = _utc(end)
     with _no_retry_on_unusable_input():
@@ -371,7 +372,8 @@ def bulk_backfill(start: datetime, end: datetime) -> dict[str, Any]:
 @_task_call
 def plan_backfill_moments(start: datetime, end: datetime, min_history_weeks: int = 4) -> list[str]:
     """The fanned-out backfill's first task: aggregate where needed, then the retrain moments
-    whose models the range needs (ISO times; the DAG maps the training over them)."""
+    whose models can be fitted before any week is scored (ISO times; the DAG maps the training
+    over them; the scoring fits the later ones from the weeks it scored)."""
     from pipeline.detection.fanout import plan_backfill, prepare_range
 
     start, end = _utc(start), _utc(end)
@@ -379,18 +381,21 @@ def plan_backfill_moments(start: datetime, end: datetime, min_history_weeks: int
         engine = _runtime().engine
         prepare_range(engine, start, end)
         plan = plan_backfill(engine, start, end, min_history=timedelta(weeks=min_history_weeks))
-    return [moment.isoformat() for moment in plan.moments]
+    return [moment.isoformat() for moment in plan.upfront_moments]
 
 
 @_task_call
-def train_backfill_model(moment: str) -> dict[str, Any]:
+def train_backfill_model(moment: str, min_history_weeks: int = 4) -> dict[str, Any]:
     """One retrain moment's model for the fanned-out backfill (the stored one when there is)."""
     from pipeline.detection.fanout import train_for_moment
 
     with _no_retry_on_unusable_input():
         runtime = _runtime()
         version, fitted = train_for_moment(
-            runtime.engine, runtime.models_dir, datetime.fromisoformat(moment)
+            runtime.engine,
+            runtime.models_dir,
+            datetime.fromisoformat(moment),
+            min_history=timedelta(weeks=min_history_weeks),
         )
     return {"moment": moment, "version": version, "fitted": fitted}
 
@@ -400,9 +405,9 @@ def score_backfill_weeks(
     start: datetime, end: datetime, min_history_weeks: int = 4
 ) -> dict[str, Any]:
     """The fanned-out backfill's last task: the weeks of [start, end) in order, each week's
-    cases joined, with the models the training tasks left; a rerun replaces every week's flags,
-    never doubles them. (How many models were fitted now is in the train tasks' results;
-    ``trained`` here is 0.)"""
+    cases joined, with the models the training tasks left (and the later moments' fitted on the
+    way, from the weeks scored before them); a rerun replaces every week's flags, never doubles
+    them. (``trained`` counts the models fitted here; the train tasks' are in their results.)"""
     from pipeline.detection.backfill import model_at_moment
     from pipeline.detection.fanout import plan_backfill, score_weeks, summarise
 
@@ -413,7 +418,8 @@ def score_backfill_weeks(
             runtime.engine, start, end, min_history=timedelta(weeks=min_history_weeks)
         )
         results = score_weeks(runtime.engine, runtime.models_dir, plan)
-        models = [(model_at_moment(runtime.engine, m) or "", False) for m in plan.moments]
+        fitted = {r.unit.moment for r in results if r.fitted}
+        models = [(model_at_moment(runtime.engine, m) or "", m in fitted) for m in plan.moments]
     return _plain(summarise(plan, models, results))
 
 

@@ -82,7 +82,7 @@ def train(
     events: Path = typer.Option(None, help=EVENTS_HELP),
 ) -> None:
     """Train a detector model on a window of history and store it as a new version."""
-    from pipeline.detection.backfill import train_model
+    from pipeline.detection.training import train_model
 
     rt = runtime()
     begin, finish = _span(rt.engine, start, end)

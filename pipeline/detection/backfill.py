@@ -1,10 +1,12 @@
-"""Training, scoring and backfilling: the detection stage as tasks over time intervals.
+"""Scoring and backfilling: the detection stage as tasks over time intervals (the models'
+training is ``training``).
 
 Every score is point in time (``rhythm``): the hours after a retrain moment are judged by the
 model fitted at that moment and by usual levels learnt from the weeks before it, never from the
 hours themselves or later ones. ``score_range`` scores one interval (what the hourly DAG calls)
 with the newest model trained on data before it; ``backfill`` walks a long range forward week by
-week, fitting the model of each retrain moment where the weekly DAG has not (recording how far
+week, fitting the model of each retrain moment where the weekly DAG has not, from the features
+of the weeks it scored before that moment (recording how far
 it got, so an interrupted run continues where it stopped; every week is a replacement, so nothing
 is doubled) and so gives the flags the hourly runs would have given. ``hindsight=True`` keeps the
 old in-sample way (one model and usual levels from the whole range) for a first look at a
@@ -27,24 +29,23 @@ from sqlalchemy import Engine, and_, func, select
 
 from pipeline.casework.cases import record_flags
 from pipeline.core.errors import UnusableInputError
-from pipeline.core.times import ceil_hour, floor_hour
 from pipeline.detection.detector import FLAG_COLUMNS, LeakageDetector, explain
 from pipeline.detection.features import (
     FEATURES,
-    FeatureConfig,
     StoredWeeks,
     compute_features,
     data_span,
 )
-from pipeline.detection.model_store import load_model, save_model
+from pipeline.detection.model_store import load_model
 from pipeline.detection.rhythm import (
     MIN_HISTORY,
-    RETRAIN_WEEKS,
+    checked_range,
     first_scored_moment,
     last_moment,
-    moments,
     training_window,
+    weeks_of,
 )
+from pipeline.detection.training import KeptWeeks, train_model
 from pipeline.intake.sources.watermarks import get_watermark, set_watermark
 from pipeline.reference.calendar import Calendar
 from pipeline.store.schema import (
@@ -55,11 +56,6 @@ from pipeline.store.schema import (
 )
 
 CHUNK = timedelta(weeks=8)  # aggregation (and hindsight scoring) chunk
-MAX_TRAINING_ROWS = 300_000
-MAX_TRAINING_WEEKS = RETRAIN_WEEKS
-# A model's weeks are featured two weeks at a time (a month for small registries): the same
-# features, a quarter of the memory (eight weeks of 1,000 points took several GB at once).
-TRAINING_PIECE_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -89,16 +85,6 @@ class BackfillResult:
     hindsight: bool = False  # the in-sample way: for comparison, not what live runs raise
 
 
-def _check_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    for name, value in (("start", start), ("end", end)):
-        if value.tzinfo is None:
-            raise UnusableInputError(f"{name} {value.isoformat()} has no UTC offset")
-    start, end = floor_hour(start), ceil_hour(end)
-    if end <= start:
-        raise UnusableInputError(f"end {end.isoformat()} is not after start {start.isoformat()}")
-    return start, end
-
-
 def _chunks(start: datetime, end: datetime, size: timedelta) -> list[tuple[datetime, datetime]]:
     edges = []
     cursor = start
@@ -106,81 +92,6 @@ def _chunks(start: datetime, end: datetime, size: timedelta) -> list[tuple[datet
         edges.append((cursor, min(cursor + size, end)))
         cursor += size
     return edges
-
-
-def train_model(
-    engine: Engine,
-    models_dir: Path,
-    start: datetime,
-    end: datetime,
-    *,
-    calendar: Calendar | None = None,
-    config: FeatureConfig | None = None,
-    detector: LeakageDetector | None = None,
-    stored: StoredWeeks | None = None,
-) -> str:
-    """Fit a detector on the point-hours of [start, end) and store it; returns the version.
-
-    Long ranges use their last eight weeks, and at most 300,000 point-hours of them. ``stored``:
-    the data read through it (a walk fitting many models), else straight from the store.
-    """
-    return _train(
-        engine,
-        models_dir,
-        start,
-        end,
-        calendar=calendar,
-        config=config,
-        detector=detector,
-        stored=stored,
-    )
-
-
-def _train(
-    engine: Engine,
-    models_dir: Path,
-    start: datetime,
-    end: datetime,
-    *,
-    calendar: Calendar | None,
-    config: FeatureConfig | None,
-    detector: LeakageDetector | None = None,
-    stored: StoredWeeks | None = None,
-) -> str:
-    """train_model's work: features of the window judged by its own weeks, fit, store."""
-    start, end = _check_range(start, end)
-    config = config or FeatureConfig()
-    span = data_span(engine)
-    if span is None:
-        raise UnusableInputError("no hour aggregates to train on: ingest feeds first")
-    # The most recent weeks of the range: one read of aggregates, and the freshest normal.
-    train_start = max(start, end - timedelta(weeks=MAX_TRAINING_WEEKS))
-    # Trained on what was known at ``end``: usual levels from the same weeks.
-    features = compute_features(
-        engine,
-        train_start,
-        end,
-        config=config,
-        calendar=calendar,
-        span=span,
-        baseline_end=end,
-        stored=stored,
-        piece_days=TRAINING_PIECE_DAYS,
-    )
-    if len(features) < 10:
-        raise UnusableInputError(
-            f"only {len(features)} point-hours between {start.isoformat()} and {end.isoformat()}: "
-            "too few to train on"
-        )
-    sample = (
-        features.sample(MAX_TRAINING_ROWS, random_state=0)
-        if len(features) > MAX_TRAINING_ROWS
-        else features
-    )
-    detector = detector or LeakageDetector()
-    detector.fit(sample[list(FEATURES)])
-    version = save_model(engine, models_dir, detector, config, trained_from=start, trained_to=end)
-    return version
 
 
 def flag_hours(features: pd.DataFrame, detector: LeakageDetector) -> pd.DataFrame:
@@ -215,7 +126,7 @@ def score_range(
     shown the range's new flags (before suppressions) ahead of their recording: the re-scoring
     of late data (``late_data``) closes there the cases they no longer hold up.
     """
-    start, end = _check_range(start, end)
+    start, end = checked_range(start, end)
     cache_dir = Path(models_dir) / "baselines" if cache_baseline else None
     if hindsight:
         model = load_model(engine, models_dir, model_version)
@@ -227,7 +138,7 @@ def score_range(
         return _score_features(engine, model, features, start, end)
     span = span if span is not None else data_span(engine)
     weeks, results = [], []
-    for a, b in _weeks(start, end):
+    for a, b in weeks_of(start, end):
         version = model_version or model_in_force(engine, a)
         if version is None:
             raise UnusableInputError(
@@ -249,12 +160,6 @@ def score_range(
     return _combined(results, start, end)
 
 
-def _weeks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """[start, end) cut at the retrain moments inside it."""
-    edges = [start, *(m for m in moments(start, end) if m > start), end]
-    return list(zip(edges[:-1], edges[1:], strict=True))
-
-
 def _score_week(
     engine: Engine,
     model,
@@ -266,9 +171,11 @@ def _score_week(
     cache_dir: Path | None,
     known_until: datetime | None = None,
     stored: StoredWeeks | None = None,
+    kept: KeptWeeks | None = None,
 ) -> ScoreResult:
     """Score [start, end), inside one week, against the usual levels of its retrain moment
-    (its cases formed from the flags before ``known_until``, when given)."""
+    (its cases formed from the flags before ``known_until``, when given; its features kept in
+    ``kept`` for the next models)."""
     features, usual_until = _week_features(
         engine,
         model,
@@ -278,6 +185,7 @@ def _score_week(
         span=span,
         cache_dir=cache_dir,
         stored=stored,
+        kept=kept,
     )
     return _scored_week(engine, model, features, usual_until, start, end, known_until)
 
@@ -299,8 +207,10 @@ def _week_features(
     span: tuple[datetime, datetime] | None,
     cache_dir: Path | None,
     stored: StoredWeeks | None = None,
+    kept: KeptWeeks | None = None,
 ) -> tuple[pd.DataFrame, datetime]:
-    """Features of [start, end), inside one week, judged by its retrain moment's usual levels."""
+    """Features of [start, end), inside one week, judged by its retrain moment's usual levels
+    (and kept in ``kept``, a walk's store of what the next models learn from)."""
     usual_until = last_moment(start)
     features = _model_features(
         engine,
@@ -313,6 +223,8 @@ def _week_features(
         baseline_end=usual_until,
         stored=stored,
     )
+    if kept is not None:
+        kept.keep((start, end, usual_until, model.config), features)
     return features, usual_until
 
 
@@ -475,7 +387,7 @@ def backfill(
     ``min_history``: one model fitted on the range's last eight weeks (unless one fits already),
     usual levels from the weeks around each chunk.
     """
-    start, end = _check_range(start, end)
+    start, end = checked_range(start, end)
     if aggregate is None:
         from pipeline.intake.aggregate import (
             aggregate_range as aggregate,  # the ingest stage's recomputation
@@ -527,15 +439,17 @@ def _walk_forward(
         raise UnusableInputError("no hour aggregates to score: ingest feeds first")
     first = first_scored_moment(span[0], end, min_history)
     scored_from = max(start, first) if first is not None else end
-    weeks = _weeks(scored_from, end) if scored_from < end else []
+    weeks = weeks_of(scored_from, end) if scored_from < end else []
     task = bar.add_task("score (walk-forward)", total=len(weeks)) if bar else None
     done = pd.Timestamp(state["scored_to"]) if "scored_to" in state else None
     models: list[str] = list(state.get("models", []))
     trained = skipped = hours = flagged = 0
     loaded: dict[str, object] = {}
     # Every week's data is read once for the whole walk (stored data does not change during it:
-    # the walk writes flags and cases only).
+    # the walk writes flags and cases only), and every week is featured once: the models learn
+    # from the features of the weeks the walk scored before their moments (``training``).
     stored = StoredWeeks(engine)
+    kept = KeptWeeks()
     for a, b in weeks:
         if done is not None and pd.Timestamp(b) <= done:
             skipped += 1
@@ -545,7 +459,13 @@ def _walk_forward(
             if version is None:
                 window = training_window(moment, span[0])
                 version = train_model(
-                    engine, models_dir, *window, calendar=calendar, config=None, stored=stored
+                    engine,
+                    models_dir,
+                    *window,
+                    calendar=calendar,
+                    stored=stored,
+                    kept=kept,
+                    min_history=min_history,
                 )
                 trained += 1
             if version not in loaded:
@@ -560,6 +480,7 @@ def _walk_forward(
                 cache_dir=None,
                 known_until=_known_until(b, end),
                 stored=stored,
+                kept=kept,
             )
             hours += result.hours_scored
             flagged += result.flagged
@@ -607,7 +528,7 @@ def _backfill_in_hindsight(
     version = state.get("model") or fitting_model(engine)
     trained = 0
     if version is None:
-        version = train_model(engine, models_dir, start, end, calendar=calendar, config=None)
+        version = train_model(engine, models_dir, start, end, calendar=calendar, hindsight=True)
         trained = 1
     state["model"] = version
     _write_progress(engine, key, state)

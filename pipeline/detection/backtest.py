@@ -10,10 +10,10 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from pipeline.casework.cases import cases_from_flags, drop_suppressed, registry
-from pipeline.detection.backfill import _check_range, _weeks, flag_hours
+from pipeline.detection.backfill import flag_hours
 from pipeline.detection.features import compute_features, data_span
 from pipeline.detection.model_store import load_model
-from pipeline.detection.rhythm import last_moment
+from pipeline.detection.rhythm import checked_range, last_moment, weeks_of
 from pipeline.reference.calendar import Calendar
 
 
@@ -30,11 +30,11 @@ def backtest(
     Usual levels point in time, week by week as live; suppressions apply as they would live;
     nothing is written. Weeks before any data are left out. (A model trained on weeks inside
     the range judges them in sample: ``backtest_overlap`` says how much.)"""
-    start, end = _check_range(start, end)
+    start, end = checked_range(start, end)
     model = load_model(engine, models_dir, version)
     span = data_span(engine)
     frames = []
-    for a, b in _weeks(start, end):
+    for a, b in weeks_of(start, end):
         usual_until = last_moment(a)
         if span is None or usual_until <= span[0]:
             continue

@@ -8,10 +8,13 @@ pieces that need not all run in one process:
 * ``plan_backfill`` lists the retrain moments whose models the range needs and the work units
   that score it: the weeks, a week being the hours between two retrain moments;
 * ``train_for_moment`` fits one moment's model on the weekly retrain's window (nothing when one
-  is stored already: the weekly DAG's, or an earlier run's). The moments are independent of
-  each other - a model learns from the weeks before its moment, and open cases before the
-  window it learns from cannot touch it - so they train in parallel, in any order: that is most
-  of a backfill's work (a model reads eight weeks, a week's scoring one);
+  is stored already: the weekly DAG's, or an earlier run's), each week of it featured as it was
+  scored (``training``). A week's features leave out the cases open at its start, which the
+  weeks before raised, so a moment's model depends on the flags of the range's weeks before it:
+  only the plan's first two moments (``BackfillPlan.upfront_moments``), whose windows hold no
+  week featured after a week of the range was scored, can be fitted before any scoring, in
+  parallel, in any order; ``score_weeks`` fits the others as it reaches them, from the features
+  of the weeks it has just scored (a fit, nothing featured again: cheap);
 * ``score_unit`` scores one week with its model and usual levels and replaces that week's flags
   and nothing else, so a rerun of a unit is a replacement;
 * ``join_week`` forms the cases around a week once it is in: an incident that crosses a week
@@ -23,9 +26,9 @@ raised. (Splitting a week by point groups, each reading every point's hour aggre
 and usual levels and its own points' transactions, was tried and moved 1 flag of 1,107 on a
 60-point simulated regency: not exact, so not done.) Every hour is judged exactly as the
 single-process walk judges it, so both give the same flags and cases
-(tests/detection/test_fanout.py pins it). ``run_plan`` runs it all here or trains the models in
-a pool of processes (``eincome backfill --workers N``); the ``eincome_backfill`` DAG maps the
-training over Airflow's workers.
+(tests/detection/test_fanout.py pins it). ``run_plan`` runs it all here, or fits the upfront
+models in a pool of processes (``eincome backfill --workers N``) first; the ``eincome_backfill``
+DAG maps those over Airflow's workers.
 """
 
 from __future__ import annotations
@@ -44,19 +47,24 @@ from pipeline.core.errors import UnusableInputError
 from pipeline.detection.backfill import (
     CHUNK,
     BackfillResult,
-    _check_range,
     _chunks,
     _known_until,
     _week_features,
-    _weeks,
     aggregates_current,
     flag_hours,
     model_at_moment,
-    train_model,
 )
 from pipeline.detection.features import StoredWeeks, data_span
 from pipeline.detection.model_store import load_model
-from pipeline.detection.rhythm import MIN_HISTORY, first_scored_moment, last_moment, training_window
+from pipeline.detection.rhythm import (
+    MIN_HISTORY,
+    checked_range,
+    first_scored_moment,
+    last_moment,
+    training_window,
+    weeks_of,
+)
+from pipeline.detection.training import KeptWeeks, train_model
 from pipeline.reference.calendar import Calendar
 
 
@@ -88,6 +96,17 @@ class BackfillPlan:
     scored_from: datetime  # hours before it are not scored (too little history)
     moments: tuple[datetime, ...]  # the retrain moments whose models the units need
     units: tuple[WorkUnit, ...]  # the weeks, in order
+    min_history: timedelta = MIN_HISTORY
+
+    @property
+    def upfront_moments(self) -> tuple[datetime, ...]:
+        """The moments whose models can be fitted before any week is scored: those whose
+        windows hold, of the range's weeks, only the first (its usual levels leave out cases
+        raised before the range); a later model learns from weeks whose usual levels left out
+        the cases the range's earlier weeks raised."""
+        if len(self.units) < 2:
+            return self.moments
+        return tuple(m for m in self.moments if m <= self.units[1].start)
 
 
 @dataclass(frozen=True)
@@ -97,6 +116,7 @@ class UnitResult:
     hours_scored: int
     flagged: int
     suppressed: int
+    fitted: bool = False  # its model was fitted for it, on the way (``score_weeks``)
 
 
 def prepare_range(
@@ -109,7 +129,7 @@ def prepare_range(
 ) -> int:
     """Aggregate the chunks of [start, end) whose hour aggregates do not account for their
     transactions (``backfill.aggregates_current``); returns how many were aggregated."""
-    start, end = _check_range(start, end)
+    start, end = checked_range(start, end)
     if aggregate is None:
         from pipeline.intake.aggregate import aggregate_range as aggregate
     done = 0
@@ -129,16 +149,16 @@ def plan_backfill(
 ) -> BackfillPlan:
     """The work units of a walk-forward backfill of [start, end): every week from the first
     retrain moment with ``min_history`` behind it, and the moments whose models they need."""
-    start, end = _check_range(start, end)
+    start, end = checked_range(start, end)
     span = data_span(engine)
     if span is None:
         raise UnusableInputError("no hour aggregates to score: ingest feeds first")
     first = first_scored_moment(span[0], end, min_history)
     scored_from = max(start, first) if first is not None else end
-    weeks = _weeks(scored_from, end) if scored_from < end else []
+    weeks = weeks_of(scored_from, end) if scored_from < end else []
     units = tuple(WorkUnit(a, b) for a, b in weeks)
     moments = tuple(sorted({unit.moment for unit in units}))
-    return BackfillPlan(start, end, scored_from, moments, units)
+    return BackfillPlan(start, end, scored_from, moments, units, min_history)
 
 
 def train_for_moment(
@@ -148,10 +168,14 @@ def train_for_moment(
     *,
     calendar: Calendar | None = None,
     stored: StoredWeeks | None = None,
+    kept: KeptWeeks | None = None,
+    min_history: timedelta = MIN_HISTORY,
 ) -> tuple[str, bool]:
     """The model fitted at the retrain ``moment`` on the weeks before it: the stored one, else
-    fitted now on the weekly retrain's window (its data read through ``stored`` when given).
-    Returns (version, whether it was fitted now)."""
+    fitted now on the weekly retrain's window (``training.train_model``: the weeks' features
+    from ``kept`` where a walk has them, their data read through ``stored`` when given).
+    Returns (version, whether it was fitted now). Fitted before the weeks of the range before
+    ``moment`` were scored, it is the walk's only for the plan's ``upfront_moments``."""
     version = model_at_moment(engine, moment)
     if version is not None:
         return version, False
@@ -159,7 +183,16 @@ def train_for_moment(
     if span is None:
         raise UnusableInputError("no hour aggregates to train on: ingest feeds first")
     window = training_window(moment, span[0])
-    return train_model(engine, models_dir, *window, calendar=calendar, stored=stored), True
+    version = train_model(
+        engine,
+        models_dir,
+        *window,
+        calendar=calendar,
+        stored=stored,
+        kept=kept,
+        min_history=min_history,
+    )
+    return version, True
 
 
 def score_unit(
@@ -169,9 +202,11 @@ def score_unit(
     *,
     calendar: Calendar | None = None,
     stored: StoredWeeks | None = None,
+    kept: KeptWeeks | None = None,
 ) -> UnitResult:
     """Score one week with the model of its retrain moment and replace its flags; its cases are
-    left to ``join_week``. ``stored``: the data read through it (weeks scored in a row)."""
+    left to ``join_week``. ``stored``: the data read through it (weeks scored in a row);
+    ``kept``: where its features are kept for the next models."""
     version = model_at_moment(engine, unit.moment)
     if version is None:
         raise UnusableInputError(
@@ -188,6 +223,7 @@ def score_unit(
         span=data_span(engine),
         cache_dir=None,
         stored=stored,
+        kept=kept,
     )
     flags = flag_hours(features, model.detector)
     recorded = replace_point_flags(
@@ -208,11 +244,23 @@ def join_week(
 def score_weeks(
     engine: Engine, models_dir: Path, plan: BackfillPlan, *, calendar: Calendar | None = None
 ) -> list[UnitResult]:
-    """Every week of the plan in order, each week's cases joined. Needs the plan's models."""
+    """Every week of the plan in order, each week's cases joined; a week whose moment has no
+    model yet gets it fitted first, from the weeks scored before it (``train_for_moment``)."""
     results: list[UnitResult] = []
     stored = StoredWeeks(engine)  # each week's data read once for the whole walk
+    kept = KeptWeeks()  # and each week featured once
     for unit in plan.units:
-        results.append(score_unit(engine, models_dir, unit, calendar=calendar, stored=stored))
+        _, fitted = train_for_moment(
+            engine,
+            models_dir,
+            unit.moment,
+            calendar=calendar,
+            stored=stored,
+            kept=kept,
+            min_history=plan.min_history,
+        )
+        result = score_unit(engine, models_dir, unit, calendar=calendar, stored=stored, kept=kept)
+        results.append(UnitResult(**{**result.__dict__, "fitted": fitted}))
         join_week(engine, unit.start, unit.end, known_until=_known_until(unit.end, plan.end))
     return results
 
@@ -244,27 +292,34 @@ def run_plan(
     workers: int = 1,
     calendar: Calendar | None = None,
 ) -> BackfillResult:
-    """Train the plan's models - in this process (``workers`` 1) or side by side in a pool of
-    ``workers`` processes, each with its own connection - then score its weeks in order and
-    join their cases."""
-    if workers <= 1:
-        stored = StoredWeeks(engine)
-        models = [
-            train_for_moment(engine, models_dir, m, calendar=calendar, stored=stored)
-            for m in plan.moments
-        ]
-    else:
+    """Score the plan's weeks in order and join their cases, fitting each moment's model as it
+    is reached (in this process, ``workers`` 1); with more ``workers``, the plan's upfront
+    models are fitted first side by side in a pool of processes, each with its own connection
+    (they are the ones whose weeks need featuring: the later ones learn from scored weeks)."""
+    models: list[tuple[str, bool]] = []
+    if workers > 1 and plan.upfront_moments:
         url = engine.url.render_as_string(hide_password=False)
-        n = len(plan.moments)
+        moments = plan.upfront_moments
+        n = len(moments)
         # spawn: a fresh interpreter per worker, no engine or thread state copied by fork.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             models = list(
                 pool.map(
-                    _train_in_worker, [url] * n, [str(models_dir)] * n, plan.moments, [calendar] * n
+                    _train_in_worker,
+                    [url] * n,
+                    [str(models_dir)] * n,
+                    moments,
+                    [calendar] * n,
+                    [plan.min_history] * n,
                 )
             )
     results = score_weeks(engine, models_dir, plan, calendar=calendar)
+    found = {version for version, _ in models}
+    for result in results:
+        if result.model_version not in found:
+            found.add(result.model_version)
+            models.append((result.model_version, result.fitted))
     return summarise(plan, models, results)
 
 
@@ -274,9 +329,11 @@ def _worker_engine(url: str) -> Engine:
     return create(url)  # the parent migrated the schema already
 
 
-def _train_in_worker(url, models_dir, moment, calendar) -> tuple[str, bool]:
+def _train_in_worker(url, models_dir, moment, calendar, min_history) -> tuple[str, bool]:
     engine = _worker_engine(url)
     try:
-        return train_for_moment(engine, Path(models_dir), moment, calendar=calendar)
+        return train_for_moment(
+            engine, Path(models_dir), moment, calendar=calendar, min_history=min_history
+        )
     finally:
         engine.dispose()

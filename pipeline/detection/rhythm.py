@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from pipeline.core.times import DEFAULT_TIMEZONE
+from pipeline.core.errors import UnusableInputError
+from pipeline.core.times import DEFAULT_TIMEZONE, ceil_hour, floor_hour
 
 RETRAIN_WEEKS = 8  # training window: every hour of the week seen several times
 RETRAIN_WEEKDAY, RETRAIN_HOUR = 0, 2  # Monday 02:00, after the weekend's markets
@@ -44,6 +45,13 @@ def moments(start: datetime, end: datetime) -> list[datetime]:
     return found
 
 
+def weeks_of(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut at the retrain moments inside it: the weeks as they are scored, each
+    judged by one model and one moment's usual levels."""
+    edges = [start, *(m for m in moments(start, end) if m > start), end]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
 def _next(moment: datetime) -> datetime:
     # A week later in Jakarta's wall time (no daylight saving there, but keep it honest).
     local = moment.astimezone(RETRAIN_ZONE) + timedelta(weeks=1)
@@ -70,3 +78,15 @@ def first_scored_moment(
     first_day = local.replace(hour=0, minute=0, second=0, microsecond=0)
     found = moments(first_day.astimezone(UTC) + min_history, end)
     return found[0] if found else None
+
+
+def checked_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of a detection task widened to whole hours; refused when a bound has no UTC
+    offset or the range is empty."""
+    for name, value in (("start", start), ("end", end)):
+        if value.tzinfo is None:
+            raise UnusableInputError(f"{name} {value.isoformat()} has no UTC offset")
+    start, end = floor_hour(start), ceil_hour(end)
+    if end <= start:
+        raise UnusableInputError(f"end {end.isoformat()} is not after start {start.isoformat()}")
+    return start, end

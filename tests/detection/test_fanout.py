@@ -98,7 +98,11 @@ def test_fanned_out_units_give_the_single_process_backfills_flags_and_cases(engi
     assert plan.scored_from == walked.scored_from
     assert len(plan.moments) == 2 and len(plan.units) == 2
     models = tmp_path / "units"
-    trained = [train_for_moment(engine, models, m) for m in reversed(plan.moments)]
+    trained = [
+        train_for_moment(engine, models, m, min_history=MIN_HISTORY)
+        for m in reversed(plan.upfront_moments)
+    ]
+    assert plan.upfront_moments == plan.moments  # two weeks: both models fit before scoring
     assert all(fitted for _, fitted in trained)
     for unit in plan.units:
         score_unit(engine, models, unit)

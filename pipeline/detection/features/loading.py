@@ -277,7 +277,7 @@ def unusual_case_windows(
             rows, columns=["case_id", "status", "origin", "point_id", "start_at", "end_at"]
         )
         if opened_before is not None and not frame.empty:
-            frame = frame[_was_a_case(connection, frame, opened_before)]
+            frame = _as_known_at(connection, frame, opened_before)
     frame = frame[["point_id", "start_at", "end_at"]].reset_index(drop=True)
     for column in ("start_at", "end_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
@@ -291,12 +291,18 @@ def unusual_case_windows(
     return frame.sort_values(["point_id", "start_at", "end_at"], ignore_index=True)
 
 
-def _was_a_case(connection, found: pd.DataFrame, moment: datetime) -> pd.Series:
-    """Per row of ``found`` (cases): confirmed, or its flags before ``moment`` raise a case."""
+def _as_known_at(connection, found: pd.DataFrame, moment: datetime) -> pd.DataFrame:
+    """The rows of ``found`` (cases) that were cases at ``moment``, as they stood then: confirmed
+    ones whole; a detector case waiting for a decision only if its flags before ``moment`` raise
+    a case (``casework.incidents.raises_case``), and ending with the last of those flags. A case
+    that grew over the moment later (a drop going on into the week) left the usual levels learnt
+    at the moment as they were: the hourly runs of the week (a cached baseline), a backfill that
+    scores the week at once and a model fitted later from the week's features (``training``)
+    then all see the same numbers."""
     undecided = found["status"].isin(UNDECIDED) & (found["origin"] == "detector")
     ids = [int(i) for i in found.loc[undecided, "case_id"]]
     if not ids:
-        return pd.Series(True, index=found.index)
+        return found
     a = anomalies.c
     flag_rows = connection.execute(
         select(a.case_id, a.hour_start, a.severity, a.evidence).where(
@@ -304,11 +310,18 @@ def _was_a_case(connection, found: pd.DataFrame, moment: datetime) -> pd.Series:
         )
     ).all()
     flags = pd.DataFrame(flag_rows, columns=["case_id", "hour_start", "severity", "evidence"])
-    raised = {
-        int(case_id): raises_case(run.reset_index(drop=True))
-        for case_id, run in flags.groupby("case_id")
-    }
-    return ~undecided | found["case_id"].map(lambda i: raised.get(int(i), False))
+    raised, known_end = {}, {}
+    for case_id, run in flags.groupby("case_id"):
+        raised[int(case_id)] = raises_case(run.reset_index(drop=True))
+        last_flag = pd.to_datetime(run["hour_start"], utc=True).max()
+        known_end[int(case_id)] = last_flag + pd.Timedelta(hours=1)
+    keep = ~undecided | found["case_id"].map(lambda i: raised.get(int(i), False))
+    found = found[keep].copy()
+    ends = pd.to_datetime(found["end_at"], utc=True)
+    last = pd.to_datetime(found["case_id"].map(lambda i: known_end.get(int(i))), utc=True)
+    clip = undecided[keep] & last.notna() & (last < ends)
+    found["end_at"] = ends.where(~clip, last)
+    return found
 
 
 def _confirmed_keys(engine: Engine, start: datetime, end: datetime) -> set:
