@@ -6,9 +6,9 @@ model fitted at that moment and by usual levels learnt from the weeks before it,
 hours themselves or later ones. ``score_range`` scores one interval (what the hourly DAG calls)
 with the newest model trained on data before it; ``backfill`` walks a long range forward week by
 week, fitting the model of each retrain moment where the weekly DAG has not, from the features
-of the weeks it scored before that moment (recording how far
-it got, so an interrupted run continues where it stopped; every week is a replacement, so nothing
-is doubled) and so gives the flags the hourly runs would have given. ``hindsight=True`` keeps the
+of the weeks it scored before that moment (recording how far it got, so an interrupted run
+continues where it stopped; every week is a replacement, so nothing is doubled) and so gives
+the flags the hourly runs would have given. ``hindsight=True`` keeps the
 old in-sample way (one model and usual levels from the whole range) for a first look at a
 history shorter than the minimum, and for comparison; it says so in its result.
 """

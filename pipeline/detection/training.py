@@ -14,8 +14,9 @@ Weeks that were never scored - before the first retrain moment with ``min_histor
 behind it - have no point-in-time usual levels: fewer weeks give an hour of the week too few
 samples (the reason scoring waits). They are judged by the usual levels of that first moment,
 the earliest there are (in sample for them, as every week was before), so they are featured
-once for every model that learns from them, and a young history's first model learns what it
-always did. Leaving them out instead would leave the first model nothing to learn from.
+once for every model that learns from them, and a young history's first model learns from the
+usual levels it always did. Leaving them out instead would leave the first model nothing to
+learn from.
 """
 
 from __future__ import annotations
