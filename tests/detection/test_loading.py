@@ -8,7 +8,8 @@ import pandas as pd
 from sqlalchemy import String, select, type_coerce
 
 from pipeline.detection.features import load_hour_aggregates, load_transactions
-from pipeline.detection.features.loading import operator_usuals
+from pipeline.detection.features.loading import load_operator_sales, operator_usuals
+from pipeline.detection.features.operator_signals import operator_sales
 from pipeline.intake.aggregate import AGGREGATE_COLUMNS
 from pipeline.store.schema import hour_aggregates, transactions, transactions_between
 from tests.helpers.detect_fixtures import START, load_world, make_points, make_transactions
@@ -80,3 +81,24 @@ def test_readers_return_what_sqlalchemy_rows_give(engine):
     assert len(usual) >= 4 and usual["paid_n"].dtype == "float64"
     assert usual["op_usual_cash"].between(0, 1).all()
 
+
+def test_operator_sales_read_from_the_store_are_those_of_the_transactions(engine):
+    """The operators' earlier days are read as their sales only: the same rows as the
+    transactions of the range filtered by ``operator_sales``, including sales without an
+    operator and voids left out."""
+    pts = make_points(3)
+    txns = make_transactions(pts, days=5, seed=8)
+    txns.loc[txns.index[::7], "operator_id"] = None
+    txns.loc[txns.index[3::11], "operator_id"] = ""
+    load_world(engine, pts, txns)
+    a = pd.Timestamp(START + pd.Timedelta(days=1)).to_pydatetime()
+    b = pd.Timestamp(START + pd.Timedelta(days=4, hours=3)).to_pydatetime()
+    expected = operator_sales(load_transactions(engine, a, b)).reset_index(drop=True)
+    got = load_operator_sales(engine, a, b)
+    everything = load_transactions(engine, a, b)
+    assert 0 < len(got) < len(everything) and (everything["status"] != "paid").any()
+    if engine.dialect.name != "sqlite":
+        got, expected = (
+            f.sort_values(list(f.columns)).reset_index(drop=True) for f in (got, expected)
+        )
+    pd.testing.assert_frame_equal(got, expected)

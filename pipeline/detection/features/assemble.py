@@ -33,6 +33,7 @@ from pipeline.detection.features.hour_signals import damp_of, hour_signals
 from pipeline.detection.features.loading import (
     StoredWeeks,
     data_span,
+    load_operator_sales,
     load_points,
     load_transactions,
     operator_usuals,
@@ -41,6 +42,7 @@ from pipeline.detection.features.operator_signals import (
     CASH_SHORT_COLUMNS,
     CASH_SHORT_LEAD_DAYS,
     operator_cash_shortfall,
+    operator_sales,
 )
 from pipeline.detection.features.peers import peer_groups
 from pipeline.detection.features.transaction_signals import transaction_signals
@@ -62,6 +64,17 @@ SHORTFALL_HOUR_COLUMNS = [
 # Each slice also reads this much before it: the operators' earlier working days (and one more
 # day, so the first of them is complete in every timezone).
 TRANSACTION_LEAD = pd.Timedelta(days=CASH_SHORT_LEAD_DAYS + 1)
+# Of that lead, the last day is read whole (the signals of an operator's or payer's day read the
+# hour's local day from its start); the days before it only as the operators' sales.
+WHOLE_LEAD = pd.Timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class _Readers:
+    """Where a run's transactions come from: whole, and as the operators' sales only."""
+
+    transactions: Callable[[datetime, datetime], pd.DataFrame]
+    operator_sales: Callable[[datetime, datetime], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -142,7 +155,10 @@ def compute_features(
         baseline = _learn_baseline(engine, grid, pts, window, config, cache_path)
     else:
         baseline = _Baseline(*cached)
-    read = stored.transactions if stored is not None else partial(load_transactions, engine)
+    if stored is not None:  # the operators' sales from the weeks it holds anyway
+        read = _Readers(stored.transactions, lambda a, b: operator_sales(stored.transactions(a, b)))
+    else:
+        read = _Readers(partial(load_transactions, engine), partial(load_operator_sales, engine))
     # Pieces of whole transaction slices: the same slices as in one go.
     slice_days = _slice_days(pts)
     piece = pd.Timedelta(days=max((piece_days or 0) // slice_days, 1) * slice_days)
@@ -175,7 +191,7 @@ def _features_of(
     pts: pd.DataFrame,
     baseline: _Baseline,
     config: FeatureConfig,
-    read_transactions: Callable[[datetime, datetime], pd.DataFrame],
+    read: _Readers,
     start: pd.Timestamp,
     end: pd.Timestamp,
 ) -> pd.DataFrame:
@@ -186,9 +202,7 @@ def _features_of(
     frame = hour_signals(frame, config)
     frame = day_signals(frame, baseline.slots, baseline.scales, config, scored_from=start)
     scored = _scored_hours(frame, start)
-    signals = _transaction_signals_by_slice(
-        read_transactions, frame, pts, baseline, config, start, end
-    )
+    signals = _transaction_signals_by_slice(read, frame, pts, baseline, config, start, end)
     scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
     return _transaction_features(scored, config)
 
@@ -252,7 +266,7 @@ def _scored_hours(frame: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
 
 
 def _transaction_signals_by_slice(
-    read_transactions: Callable[[datetime, datetime], pd.DataFrame],
+    read: _Readers,
     frame: pd.DataFrame,
     pts: pd.DataFrame,
     baseline: _Baseline,
@@ -262,23 +276,31 @@ def _transaction_signals_by_slice(
 ) -> pd.DataFrame:
     """The transaction-level signals of [start, end), a slice of transactions at a time: that
     bounds memory on long ranges; each slice also reads the days before it (the operators'
-    earlier working days)."""
+    earlier working days, only their sales but for the last day: ``WHOLE_LEAD``)."""
     hours = frame[SHORTFALL_HOUR_COLUMNS].assign(local_hour=frame["how"] % 24)
     slice_days = _slice_days(pts)
     lead = TRANSACTION_LEAD
     parts = []
-    carried = None  # the last days of the previous slice: read once, used twice
+    carried = None  # the previous slice's last days (its operators' sales, its last whole day)
     for a, b in _slices(start, end, pd.Timedelta(days=slice_days)):
         if carried is None:
-            txns = read_transactions((a - lead).to_pydatetime(), b.to_pydatetime())
+            earlier_sales = read.operator_sales(
+                (a - lead).to_pydatetime(), (a - WHOLE_LEAD).to_pydatetime()
+            )
+            txns = read.transactions((a - WHOLE_LEAD).to_pydatetime(), b.to_pydatetime())
         else:
-            fresh = read_transactions(a.to_pydatetime(), b.to_pydatetime())
-            txns = pd.concat([carried, fresh], ignore_index=True)
-        carried = txns[txns["occurred_at"] >= b - lead]
+            earlier_sales, last_day = carried
+            fresh = read.transactions(a.to_pydatetime(), b.to_pydatetime())
+            txns = pd.concat([last_day, fresh], ignore_index=True)
+        sales = pd.concat([earlier_sales, operator_sales(txns)], ignore_index=True)
+        carried = (
+            sales[(sales["occurred_at"] >= b - lead) & (sales["occurred_at"] < b - WHOLE_LEAD)],
+            txns[txns["occurred_at"] >= b - WHOLE_LEAD],
+        )
         part = _signals_so_far(txns, pts, baseline, config, a, b)
         if not part.empty:
             shift = operator_cash_shortfall(
-                txns, hours[(hours["hour_start"] >= a - lead) & (hours["hour_start"] < b)]
+                sales, hours[(hours["hour_start"] >= a - lead) & (hours["hour_start"] < b)]
             )
             part = part.merge(shift, on=["point_id", "hour_start"], how="outer")
             part = part[(part["hour_start"] >= a) & (part["hour_start"] < b)]

@@ -115,6 +115,26 @@ def load_transactions(engine: Engine, start: datetime, end: datetime) -> pd.Data
     return frame
 
 
+def load_operator_sales(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """``operator_signals.operator_sales`` of the transactions of [start, end), read as such: the
+    operators' earlier working days (ten of them before an hourly run's hour) need only who sold
+    what where and when, not the amounts, payment methods and payers of every row."""
+    t = transactions.c
+    query = select(
+        t.point_id, type_coerce(t.occurred_at, String).label("occurred_at"), t.status, t.operator_id
+    ).where(
+        and_(
+            transactions_between(start, end),
+            t.status == "paid",
+            t.operator_id.is_not(None),
+            t.operator_id != "",
+        )
+    )
+    frame = _read_frame(engine, query, ["point_id", "occurred_at", "status", "operator_id"])
+    frame["occurred_at"] = utc_times(frame["occurred_at"])
+    return frame
+
+
 class StoredWeeks:
     """Hour aggregates and transactions read from the store a whole UTC week at a time and kept
     in memory (the ``keep`` weeks used last), so that a walk over a long range reads each week

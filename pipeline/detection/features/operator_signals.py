@@ -292,9 +292,7 @@ def operator_cash_shortfall(txns: pd.DataFrame, hours: pd.DataFrame) -> pd.DataF
     days of the ``SHIFT_LOOKBACK_DAYS`` before it, so an hour scored alone and the same hour in
     a backfill get the same figures (``txns`` and ``hours`` must reach that far back)."""
     columns = [*KEYS, *CASH_SHORT_COLUMNS]
-    ops = txns[
-        (txns["status"] == "paid") & txns["operator_id"].notna() & (txns["operator_id"] != "")
-    ]
+    ops = operator_sales(txns)
     if ops.empty or hours.empty:
         return pd.DataFrame(columns=columns)
     work = _hours_by_shift_operator(ops, hours)
@@ -303,6 +301,17 @@ def operator_cash_shortfall(txns: pd.DataFrame, hours: pd.DataFrame) -> pd.DataF
     out = _shortest_cash_run(_cash_so_far(work), _earlier_days(_daily_cash(work)))
     out = out.rename(columns={"operator_id": "op_short_id"})
     return out[columns]
+
+
+# What the cash shortfall reads of a transaction: whose paid sale it was, where and when.
+OPERATOR_SALE_COLUMNS = ["point_id", "occurred_at", "status", "operator_id"]
+
+
+def operator_sales(txns: pd.DataFrame) -> pd.DataFrame:
+    """The paid sales of ``txns`` recorded by an operator, only the columns the cash shortfall
+    reads (``loading.load_operator_sales`` is the same rows read from the store)."""
+    paid = (txns["status"] == "paid") & txns["operator_id"].notna() & (txns["operator_id"] != "")
+    return txns.loc[paid, OPERATOR_SALE_COLUMNS]
 
 
 def _hours_by_shift_operator(ops: pd.DataFrame, hours: pd.DataFrame) -> pd.DataFrame:
