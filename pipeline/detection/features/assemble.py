@@ -29,7 +29,7 @@ from pipeline.detection.features.config import (
 )
 from pipeline.detection.features.day_signals import DAY_LEAD, day_signals
 from pipeline.detection.features.grid import context_grid, hour_floor_utc, local_labels
-from pipeline.detection.features.hour_signals import damp_of, hour_signals
+from pipeline.detection.features.hour_signals import damp_of, pattern_signals, volume_signals
 from pipeline.detection.features.loading import (
     StoredWeeks,
     data_span,
@@ -44,7 +44,7 @@ from pipeline.detection.features.operator_signals import (
     operator_cash_shortfall,
     operator_sales,
 )
-from pipeline.detection.features.peers import peer_groups
+from pipeline.detection.features.peers import peer_groups, peer_keys
 from pipeline.detection.features.transaction_signals import transaction_signals
 from pipeline.reference.calendar import Calendar
 
@@ -199,9 +199,12 @@ def _features_of(
     the ``DAY_LEAD`` before them."""
     # Rows the features are needed for: the range plus the days before it (the day horizons).
     frame = _with_usual_levels(grid, pts, baseline, start - DAY_LEAD, end, config)
-    frame = hour_signals(frame, config)
+    # The days before the range need only the volume side (expected revenue and sales, silence:
+    # the day horizons and the operators' cash read them); the ticket, cash-share and void
+    # features only on the scored hours (an hourly run's lead is 15 of its 16 days).
+    frame = volume_signals(frame, damp_of(frame, config), keys=peer_keys(frame))
     frame = day_signals(frame, baseline.slots, baseline.scales, config, scored_from=start)
-    scored = _scored_hours(frame, start)
+    scored = pattern_signals(_scored_hours(frame, start), config)
     signals = _transaction_signals_by_slice(read, frame, pts, baseline, config, start, end)
     scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
     return _transaction_features(scored, config)

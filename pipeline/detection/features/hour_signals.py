@@ -28,10 +28,21 @@ def expected_open(frame: pd.DataFrame) -> pd.Series:
 
 def hour_signals(frame: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
     """``frame`` (the grid with usual levels and scales) with the hour-level features added."""
-    damp = damp_of(frame, config)
     # One set of peer groups for the five peer views of the same hours.
     keys = peer_keys(frame)
-    frame = volume_signals(frame, damp, keys=keys)
+    frame = volume_signals(frame, damp_of(frame, config), keys=keys)
+    return pattern_signals(frame, config, keys=keys)
+
+
+def pattern_signals(
+    frame: pd.DataFrame, config: FeatureConfig, *, keys: dict | None = None
+) -> pd.DataFrame:
+    """The ticket, cash-share and void features of ``frame``'s hours (``volume_signals`` already
+    added). Each reads only its own hour and its peers' in that hour, and only hours with sales
+    count as peers, so the hours a run scores (open or trading) give the same figures alone as
+    among the days before them, which read only the volume side (``compute_features``)."""
+    damp = damp_of(frame, config)
+    keys = keys if keys is not None else peer_keys(frame)
     frame = ticket_signals(frame, damp, keys=keys)
     frame = cash_share_signals(frame, keys=keys)
     return void_signals(frame)
