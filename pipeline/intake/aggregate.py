@@ -313,44 +313,85 @@ def reaggregate_batch(
     """Aggregates for the point-hours a batch stored ``rows`` (encoded) in.
 
     Point-hours that already had aggregates (late rows, overlapping files) are recomputed from
-    every stored row in them; the rest are new and come from the batch's rows alone.
+    every stored row in them; the rest are new and come from the batch's rows alone. Which
+    are which is found in the database, by joining the batch's point-hours with
+    ``hour_aggregates``. Reading back every stored hour of the batch's span instead (a year
+    for late rows spread over it: ~700k hours as Python rows and datetimes) made the aggregate
+    stage of 50k late rows into 1M stored 32-36 s on PostgreSQL, against 6-8 s this way.
     """
     if not len(rows):
         return
-    dialect = connection.dialect.name
     names = encoder.point_names()
+    touched = _touched_hours(rows)
+    if _hours_stored_between(connection, touched):
+        dirty = _already_aggregated(connection, touched, names)
+        if len(dirty):
+            rows = pd.concat([rows, _stored_rows(connection, batch_id, dirty, names, encoder)])
+            _delete_hours(connection, dirty, names)
+    write_aggregates(connection, rows, encoder)
+
+
+def _touched_hours(rows: pd.DataFrame) -> pd.DataFrame:
+    """The distinct (point, hour in µs) of encoded rows."""
     # Distinct (point, hour) as one int64 key: np.unique sorts 8 bytes a row, where a two-column
     # drop_duplicates of millions of rows builds a hash table several times that size.
     hour_index = rows["us"].to_numpy() // HOUR_US
     base = int(hour_index.min())
     span = int(hour_index.max()) - base + 1
     keys = np.unique(rows["point"].to_numpy().astype(np.int64) * span + (hour_index - base))
-    touched = pd.DataFrame({"point": keys // span, "hour": (keys % span + base) * HOUR_US})
+    return pd.DataFrame({"point": keys // span, "hour": (keys % span + base) * HOUR_US})
+
+
+def _hours_stored_between(connection: Connection, touched: pd.DataFrame) -> bool:
+    """Whether any hour aggregate lies in the span of the touched hours: a batch of new hours
+    only finds none and skips the join (one seek of the hour_start index)."""
+    dialect = connection.dialect.name
     first, last = int(touched["hour"].min()), int(touched["hour"].max()) + HOUR_US
-    existing = connection.execute(
+    found = connection.execute(
         text(
-            "SELECT point_id, hour_start FROM hour_aggregates "
-            "WHERE hour_start >= :start AND hour_start < :end"
+            "SELECT 1 FROM hour_aggregates WHERE hour_start >= :start AND hour_start < :end LIMIT 1"
         ),
         {
             "start": _time_param(datetime.fromtimestamp(first / 1e6, UTC), dialect),
             "end": _time_param(datetime.fromtimestamp(last / 1e6, UTC), dialect),
         },
+    ).first()
+    return found is not None
+
+
+def _already_aggregated(
+    connection: Connection, touched: pd.DataFrame, names: np.ndarray
+) -> pd.DataFrame:
+    """The touched (point, hour) that have an hour aggregate: the touched hours go into a temp
+    table with their codes, and only the matches come back, as integers."""
+    dialect = connection.dialect.name
+    time_type = "TEXT" if dialect == "sqlite" else "TIMESTAMPTZ"
+    connection.exec_driver_sql("DROP TABLE IF EXISTS ingest_touched_hours")
+    connection.exec_driver_sql(
+        "CREATE TEMP TABLE ingest_touched_hours (point_code BIGINT, hour_us BIGINT, "
+        f"point_id TEXT, hour_start {time_type})"
+    )
+    point, hour = touched["point"].to_numpy(dtype=np.int64), touched["hour"].to_numpy(np.int64)
+    copy_columns(
+        connection,
+        "ingest_touched_hours",
+        {
+            "point_code": point,
+            "hour_us": hour,
+            "point_id": names[point].tolist(),
+            "hour_start": hour.view("datetime64[us]"),
+        },
+        keep_slots=3,  # for the stored rows' dirty hours and the two aggregates written next
+    )
+    if dialect == "postgresql":
+        # Autovacuum never analyses temp tables; without statistics the planner guesses.
+        connection.exec_driver_sql("ANALYZE ingest_touched_hours")
+    found = connection.exec_driver_sql(
+        "SELECT d.point_code, d.hour_us FROM ingest_touched_hours d JOIN hour_aggregates h "
+        "ON h.point_id = d.point_id AND h.hour_start = d.hour_start"
     ).fetchall()
-    if existing:
-        stored = pd.DataFrame(existing, columns=["point_id", "hour_start"])
-        stored = stored[stored["point_id"].isin(encoder.points)]
-        stored = pd.DataFrame(
-            {
-                "point": stored["point_id"].map(encoder.points).to_numpy(dtype=np.int64),
-                "hour": micros_from_db(stored["hour_start"].tolist(), dialect),
-            }
-        )
-        dirty = touched.merge(stored, on=["point", "hour"])
-        if len(dirty):
-            rows = pd.concat([rows, _stored_rows(connection, batch_id, dirty, names, encoder)])
-            _delete_hours(connection, dirty, names)
-    write_aggregates(connection, rows, encoder)
+    connection.exec_driver_sql("DROP TABLE ingest_touched_hours")
+    return pd.DataFrame(np.array(found, dtype=np.int64).reshape(-1, 2), columns=["point", "hour"])
 
 
 def _stored_rows(
@@ -375,6 +416,8 @@ def _stored_rows(
         },
         keep_slots=2,  # for the minute and hour aggregates written next
     )
+    # Not analysed, on purpose: with statistics PostgreSQL joined by merge on point_id with the
+    # hour range as a filter (45k dirty hours of a year: 22 s, against 0.2-0.7 s unanalysed).
     result = connection.execute(
         text(
             f"SELECT {_READ_COLUMNS} FROM ingest_dirty_hours d JOIN transactions t "
