@@ -54,7 +54,7 @@ def day_signals(
     by_snapshot = snapshots.assign(pos=snapshots["snapshot"])
     ordinary = _ordinary_days(snapshots, frame)
     snapshots = snapshots.join(level_shift(by_snapshot, phi, ordinary))
-    small = horizon_shortfall(snapshots, scales, ordinary, small_points(frame))
+    small = horizon_shortfall(snapshots, scales, ordinary, small_points(slots, frame))
     today = snapshots[snapshots["today"]].set_index("snapshot").join(small)
     today = today.rename(columns={"rev": "day_rev", "usual": "day_usual"})
     for column in DAY_COLUMNS:

@@ -90,7 +90,7 @@ def day_signals(
         history["ordinary"] = _ordinary_days(history, frame)
         today["ordinary"] = _ordinary_days(today, frame)
         days = _snapshot_days(history, today, history_row)
-        judged = _judge_today(today, days, scales, small_points(frame))
+        judged = _judge_today(today, days, scales, small_points(slots, frame))
         features.loc[today.index] = judged[DAY_COLUMNS].to_numpy()
     frame[DAY_COLUMNS] = features
     expected = expected_open(frame)
