@@ -437,9 +437,7 @@ def _walk_forward(
     span = data_span(engine)
     if span is None:
         raise UnusableInputError("no hour aggregates to score: ingest feeds first")
-    first = first_scored_moment(span[0], end, min_history)
-    scored_from = max(start, first) if first is not None else end
-    weeks = weeks_of(scored_from, end) if scored_from < end else []
+    scored_from, weeks = scored_weeks(span, start, end, min_history)
     task = bar.add_task("score (walk-forward)", total=len(weeks)) if bar else None
     done = pd.Timestamp(state["scored_to"]) if "scored_to" in state else None
     models: list[str] = list(state.get("models", []))
@@ -454,20 +452,17 @@ def _walk_forward(
         if done is not None and pd.Timestamp(b) <= done:
             skipped += 1
         else:
-            moment = last_moment(a)
-            version = model_at_moment(engine, moment)
-            if version is None:
-                window = training_window(moment, span[0])
-                version = train_model(
-                    engine,
-                    models_dir,
-                    *window,
-                    calendar=calendar,
-                    stored=stored,
-                    kept=kept,
-                    min_history=min_history,
-                )
-                trained += 1
+            version, fitted = model_for_moment(
+                engine,
+                models_dir,
+                last_moment(a),
+                span=span,
+                calendar=calendar,
+                stored=stored,
+                kept=kept,
+                min_history=min_history,
+            )
+            trained += fitted
             if version not in loaded:
                 loaded = {version: load_model(engine, models_dir, version)}  # one at a time
             result = _score_week(
@@ -502,6 +497,51 @@ def _walk_forward(
         trained=trained,
         scored_from=scored_from,
     )
+
+
+def scored_weeks(
+    span: tuple[datetime, datetime], start: datetime, end: datetime, min_history: timedelta
+) -> tuple[datetime, list[tuple[datetime, datetime]]]:
+    """Where a walk-forward of [start, end) starts scoring (the first retrain moment with
+    ``min_history`` of the data's ``span`` behind it; ``end`` when there is none) and the weeks
+    it scores from there."""
+    first = first_scored_moment(span[0], end, min_history)
+    scored_from = max(start, first) if first is not None else end
+    return scored_from, weeks_of(scored_from, end) if scored_from < end else []
+
+
+def model_for_moment(
+    engine: Engine,
+    models_dir: Path,
+    moment: datetime,
+    *,
+    span: tuple[datetime, datetime] | None = None,
+    calendar: Calendar | None = None,
+    stored: StoredWeeks | None = None,
+    kept: KeptWeeks | None = None,
+    min_history: timedelta = MIN_HISTORY,
+) -> tuple[str, bool]:
+    """The model fitted at the retrain ``moment``: the stored one (the weekly DAG's, or an
+    earlier run's), else fitted now on the weekly retrain's window (``training.train_model``).
+    ``span``: the data's, read from the store only when a model is fitted and it is not given.
+    Returns (version, whether it was fitted now)."""
+    version = model_at_moment(engine, moment)
+    if version is not None:
+        return version, False
+    span = span if span is not None else data_span(engine)
+    if span is None:
+        raise UnusableInputError("no hour aggregates to train on: ingest feeds first")
+    window = training_window(moment, span[0])
+    version = train_model(
+        engine,
+        models_dir,
+        *window,
+        calendar=calendar,
+        stored=stored,
+        kept=kept,
+        min_history=min_history,
+    )
+    return version, True
 
 
 def _known_until(week_end: datetime, end: datetime) -> datetime | None:

@@ -53,18 +53,17 @@ from pipeline.detection.backfill import (
     aggregates_current,
     flag_hours,
     model_at_moment,
+    model_for_moment,
+    scored_weeks,
 )
 from pipeline.detection.features import StoredWeeks, data_span
 from pipeline.detection.model_store import load_model
 from pipeline.detection.rhythm import (
     MIN_HISTORY,
     checked_range,
-    first_scored_moment,
     last_moment,
-    training_window,
-    weeks_of,
 )
-from pipeline.detection.training import KeptWeeks, train_model
+from pipeline.detection.training import KeptWeeks
 from pipeline.reference.calendar import Calendar
 
 
@@ -153,9 +152,7 @@ def plan_backfill(
     span = data_span(engine)
     if span is None:
         raise UnusableInputError("no hour aggregates to score: ingest feeds first")
-    first = first_scored_moment(span[0], end, min_history)
-    scored_from = max(start, first) if first is not None else end
-    weeks = weeks_of(scored_from, end) if scored_from < end else []
+    scored_from, weeks = scored_weeks(span, start, end, min_history)
     units = tuple(WorkUnit(a, b) for a, b in weeks)
     moments = tuple(sorted({unit.moment for unit in units}))
     return BackfillPlan(start, end, scored_from, moments, units, min_history)
@@ -176,23 +173,15 @@ def train_for_moment(
     from ``kept`` where a walk has them, their data read through ``stored`` when given).
     Returns (version, whether it was fitted now). Fitted before the weeks of the range before
     ``moment`` were scored, it is the walk's only for the plan's ``upfront_moments``."""
-    version = model_at_moment(engine, moment)
-    if version is not None:
-        return version, False
-    span = data_span(engine)
-    if span is None:
-        raise UnusableInputError("no hour aggregates to train on: ingest feeds first")
-    window = training_window(moment, span[0])
-    version = train_model(
+    return model_for_moment(
         engine,
         models_dir,
-        *window,
+        moment,
         calendar=calendar,
         stored=stored,
         kept=kept,
         min_history=min_history,
     )
-    return version, True
 
 
 def score_unit(
