@@ -75,34 +75,14 @@ def _ddl(table: str, variant: tuple, dialect: str) -> list[str]:
 
 def _chunks(feed: Path, chunk_rows: int, dialect: str, batch_id: int) -> list:
     """The feed's storable rows as the bench's store stage writes them: Arrow tables."""
-    import numpy as np
-
     from pipeline.intake.feeds import read_feed
-    from pipeline.store.bulk import format_rows
-    from pipeline.testbed.bench.stages import _storable
+    from pipeline.testbed.bench.stages import _arrow_rows, _storable
 
     seen: set[int] = set()
     tables = []
     for chunk in read_feed(feed, chunk_rows=chunk_rows):
         frame, micros, amount = _storable(chunk.frame, seen)
-        table = format_rows(
-            dialect,
-            {
-                "point_id": frame["point_id"].to_numpy(dtype=object),
-                "txn_id": frame["txn_id"].to_numpy(dtype=object),
-                "occurred_at": micros.view("datetime64[us]"),
-                "amount": amount.to_numpy(dtype=np.int64),
-                "payment_method": frame["payment_method"].to_numpy(dtype=object),
-                "status": frame["status"].to_numpy(dtype=object),
-                "operator_id": frame["operator_id"].to_numpy(dtype=object, na_value=None),
-                "payer_ref": frame["payer_ref"].to_numpy(dtype=object, na_value=None),
-                "batch_id": np.full(len(frame), batch_id, dtype=np.int64),
-            },
-            arrow=True,
-        ).payload
-        if dialect == "postgresql":  # COPY binary wants the column's own width: INTEGER
-            table = table.set_column(8, "batch_id", table.column("batch_id").cast("int32"))
-        tables.append(table)
+        tables.append(_arrow_rows(dialect, frame, micros, amount, batch_id))
     return tables
 
 

@@ -183,12 +183,11 @@ def _parse_and_write(
     known - ADBC's bulk ingest straight into the table (PostgreSQL: COPY in binary; SQLite:
     adbc-driver-sqlite), Arrow columns as ingest builds them, sorted by (point, time), one
     transaction - timing only the writes: the database's floor, not this stage's own dedupe."""
-    import numpy as np
 
     from pipeline.intake.feeds import read_feed
     from pipeline.reference.points import load_registry
     from pipeline.store import connect
-    from pipeline.store.bulk import adbc_uri, format_rows
+    from pipeline.store.bulk import adbc_uri
     from pipeline.store.schema import ingest_batches
 
     engine = connect(db_url)
@@ -220,23 +219,7 @@ def _parse_and_write(
     for chunk in read_feed(feed, chunk_rows=chunk_rows):
         frame, micros, amount = _storable(chunk.frame, seen_keys)
         rows += len(frame)
-        arrow = format_rows(
-            dialect,
-            {
-                "point_id": frame["point_id"].to_numpy(dtype=object),
-                "txn_id": frame["txn_id"].to_numpy(dtype=object),
-                "occurred_at": micros.view("datetime64[us]"),
-                "amount": amount.to_numpy(dtype=np.int64),
-                "payment_method": frame["payment_method"].to_numpy(dtype=object),
-                "status": frame["status"].to_numpy(dtype=object),
-                "operator_id": frame["operator_id"].to_numpy(dtype=object, na_value=None),
-                "payer_ref": frame["payer_ref"].to_numpy(dtype=object, na_value=None),
-                "batch_id": np.full(len(frame), batch_id, dtype=np.int64),
-            },
-            arrow=True,
-        ).payload
-        if dialect == "postgresql":  # COPY binary wants the column's own width: INTEGER
-            arrow = arrow.set_column(8, "batch_id", arrow.column("batch_id").cast("int32"))
+        arrow = _arrow_rows(dialect, frame, micros, amount, batch_id)
         write_started = time.perf_counter()
         cursor.adbc_ingest(table, arrow, mode="append")
         write_seconds += time.perf_counter() - write_started
@@ -265,6 +248,33 @@ def _adbc_connect(dialect: str, uri: str):
     import adbc_driver_sqlite.dbapi as adbc_sqlite
 
     return adbc_sqlite.connect(uri, autocommit=True)
+
+
+def _arrow_rows(dialect: str, frame, micros, amount, batch_id: int):
+    """A chunk's storable rows (``_storable``) as the Arrow table ADBC bulk-loads into
+    ``transactions``."""
+    import numpy as np
+
+    from pipeline.store.bulk import format_rows
+
+    arrow = format_rows(
+        dialect,
+        {
+            "point_id": frame["point_id"].to_numpy(dtype=object),
+            "txn_id": frame["txn_id"].to_numpy(dtype=object),
+            "occurred_at": micros.view("datetime64[us]"),
+            "amount": amount.to_numpy(dtype=np.int64),
+            "payment_method": frame["payment_method"].to_numpy(dtype=object),
+            "status": frame["status"].to_numpy(dtype=object),
+            "operator_id": frame["operator_id"].to_numpy(dtype=object, na_value=None),
+            "payer_ref": frame["payer_ref"].to_numpy(dtype=object, na_value=None),
+            "batch_id": np.full(len(frame), batch_id, dtype=np.int64),
+        },
+        arrow=True,
+    ).payload
+    if dialect == "postgresql":  # COPY binary wants the column's own width: INTEGER
+        arrow = arrow.set_column(8, "batch_id", arrow.column("batch_id").cast("int32"))
+    return arrow
 
 
 def _storable(frame, seen_keys: set[int]):
