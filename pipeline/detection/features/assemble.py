@@ -42,9 +42,17 @@ from pipeline.detection.features.operator_signals import (
     CASH_SHORT_COLUMNS,
     CASH_SHORT_LEAD_DAYS,
     operator_cash_shortfall,
+    operator_cash_shortfall_after,
     operator_sales,
+    shift_days,
 )
 from pipeline.detection.features.peers import peer_groups, peer_keys
+from pipeline.detection.features.shift_cache import (
+    points_today,
+    read_shift_days,
+    shift_days_path,
+    write_shift_days,
+)
 from pipeline.detection.features.transaction_signals import transaction_signals
 from pipeline.reference.calendar import Calendar
 
@@ -163,7 +171,9 @@ def compute_features(
     slice_days = _slice_days(pts)
     piece = pd.Timedelta(days=max((piece_days or 0) // slice_days, 1) * slice_days)
     if piece_days is None or end_ts - start_ts <= piece:
-        return _finish(_features_of(grid, pts, baseline, config, read, start_ts, end_ts))
+        return _finish(
+            _features_of(grid, pts, baseline, config, read, start_ts, end_ts, cache_path)
+        )
     # In pieces, each with the days before it in view: the features of an hour read only its
     # own days and the ones before (the hourly runs and a backfill agree on them), so the same
     # numbers, with one piece's day tables in memory at a time (a model's eight weeks of 1,000
@@ -194,9 +204,11 @@ def _features_of(
     read: _Readers,
     start: pd.Timestamp,
     end: pd.Timestamp,
+    cache_path: Path | None = None,
 ) -> pd.DataFrame:
     """The features of [start, end) (not yet ``_finish``-ed) from a grid holding its hours and
-    the ``DAY_LEAD`` before them."""
+    the ``DAY_LEAD`` before them (the operators' complete days kept beside the baseline at
+    ``cache_path``, when given and [start, end) is one transaction slice)."""
     # Rows the features are needed for: the range plus the days before it (the day horizons).
     frame = _with_usual_levels(grid, pts, baseline, start - DAY_LEAD, end, config)
     # The days before the range need only the volume side (expected revenue and sales, silence:
@@ -205,7 +217,13 @@ def _features_of(
     frame = volume_signals(frame, damp_of(frame, config), keys=peer_keys(frame))
     frame = day_signals(frame, baseline.slots, baseline.scales, config, scored_from=start)
     scored = pattern_signals(_scored_hours(frame, start), config)
-    signals = _transaction_signals_by_slice(read, frame, pts, baseline, config, start, end)
+    slices = list(_slices(start, end, pd.Timedelta(days=_slice_days(pts))))
+    if cache_path is not None and len(slices) == 1:
+        signals = _transaction_signals_cached(
+            read, frame, pts, baseline, config, start, end, cache_path
+        )
+    else:
+        signals = _transaction_signals_by_slice(read, frame, pts, baseline, config, start, end)
     scored = scored.merge(signals, on=["point_id", "hour_start"], how="left")
     return _transaction_features(scored, config)
 
@@ -308,11 +326,23 @@ def _transaction_signals_by_slice(
             part = part.merge(shift, on=["point_id", "hour_start"], how="outer")
             part = part[(part["hour_start"] >= a) & (part["hour_start"] < b)]
         parts.append(part)
-    signals = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else transaction_signals(pd.DataFrame(), pts, baseline.scales, baseline.op_usual, config)
+    return _typed_signals(
+        pd.concat(parts, ignore_index=True) if parts else None, frame, pts, baseline, config
     )
+
+
+def _typed_signals(
+    signals: pd.DataFrame | None,
+    frame: pd.DataFrame,
+    pts: pd.DataFrame,
+    baseline: _Baseline,
+    config: FeatureConfig,
+) -> pd.DataFrame:
+    """The slices' signals with every column, typed (an empty frame when there are none)."""
+    if signals is None:
+        signals = transaction_signals(
+            pd.DataFrame(), pts, baseline.scales, baseline.op_usual, config
+        )
     for column in CASH_SHORT_COLUMNS:
         if column not in signals:
             signals[column] = np.nan
@@ -320,6 +350,44 @@ def _transaction_signals_by_slice(
     signals["hour_start"] = pd.to_datetime(signals["hour_start"], utc=True)
     signals["point_id"] = signals["point_id"].astype(frame["point_id"].dtype)
     return signals
+
+
+def _transaction_signals_cached(
+    read: _Readers,
+    frame: pd.DataFrame,
+    pts: pd.DataFrame,
+    baseline: _Baseline,
+    config: FeatureConfig,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    cache_path: Path,
+) -> pd.DataFrame:
+    """``_transaction_signals_by_slice`` of one slice, the operators' complete days before it
+    from the shift cache beside the baseline at ``cache_path`` (figured from the store and kept
+    there when it has none for those days and their data): the hourly runs of a day read only
+    the last day of transactions."""
+    hours = frame[SHORTFALL_HOUR_COLUMNS].assign(local_hour=frame["how"] % 24)
+    today, row_today = points_today(frame, start)
+    path = shift_days_path(cache_path, frame, today, row_today)
+    txns = read.transactions((start - WHOLE_LEAD).to_pydatetime(), end.to_pydatetime())
+    on_today = hours[(frame["local_date"].to_numpy() >= row_today) & (frame["hour_start"] < end)]
+    days = read_shift_days(path, on_today)
+    if days is None:
+        hours = hours[
+            (hours["hour_start"] >= start - TRANSACTION_LEAD) & (hours["hour_start"] < end)
+        ]
+        earlier_sales = read.operator_sales(
+            (start - TRANSACTION_LEAD).to_pydatetime(), (start - WHOLE_LEAD).to_pydatetime()
+        )
+        sales = pd.concat([earlier_sales, operator_sales(txns)], ignore_index=True)
+        days = shift_days(sales, hours, today)
+        write_shift_days(path, days)
+    part = _signals_so_far(txns, pts, baseline, config, start, end)
+    if not part.empty:
+        shift = operator_cash_shortfall_after(days, txns, on_today)
+        part = part.merge(shift, on=["point_id", "hour_start"], how="outer")
+        part = part[(part["hour_start"] >= start) & (part["hour_start"] < end)]
+    return _typed_signals(part, frame, pts, baseline, config)
 
 
 def _slice_days(pts: pd.DataFrame) -> int:

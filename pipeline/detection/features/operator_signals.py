@@ -5,6 +5,8 @@ operator, which is what an auditor acts on."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -291,16 +293,75 @@ def operator_cash_shortfall(txns: pd.DataFrame, hours: pd.DataFrame) -> pd.DataF
     Point in time: an hour reads its operator's day up to its own end and their complete working
     days of the ``SHIFT_LOOKBACK_DAYS`` before it, so an hour scored alone and the same hour in
     a backfill get the same figures (``txns`` and ``hours`` must reach that far back)."""
-    columns = [*KEYS, *CASH_SHORT_COLUMNS]
     ops = operator_sales(txns)
     if ops.empty or hours.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=CASH_SHORT_OUTPUT)
     work = _hours_by_shift_operator(ops, hours)
     if work.empty:
-        return pd.DataFrame(columns=columns)
-    out = _shortest_cash_run(_cash_so_far(work), _earlier_days(_daily_cash(work)))
+        return pd.DataFrame(columns=CASH_SHORT_OUTPUT)
+    return _cash_shortfall_of(work, _daily_cash(work))
+
+
+CASH_SHORT_OUTPUT = [*KEYS, *CASH_SHORT_COLUMNS]
+
+
+@dataclass(frozen=True)
+class ShiftDays:
+    """What ``operator_cash_shortfall`` reads of the complete local days before a point's day
+    ``today`` (the per-day shift operators' sales counts and the operators' daily cash): the
+    same for every hour of that day, so the hourly runs of a day can share it
+    (``shift_cache``). ``counts``: per (point, local hour, operator, local date) the sales, for
+    the ``SHIFT_CHOICE_DAYS`` days before ``today``; ``daily``: per (point, operator, local
+    date) the cash recorded and expected in the hours of their shifts, for the
+    ``SHIFT_LOOKBACK_DAYS`` days before it."""
+
+    counts: pd.DataFrame
+    daily: pd.DataFrame
+
+
+def shift_days(txns: pd.DataFrame, hours: pd.DataFrame, today: pd.Series) -> ShiftDays:
+    """The ``ShiftDays`` of the days before each point's ``today`` (a local date per point_id),
+    from ``txns`` and ``hours`` reaching ``CASH_SHORT_LEAD_DAYS`` before it, as
+    ``operator_cash_shortfall`` figures them."""
+    ops = operator_sales(txns)
+    counts = _shift_counts(ops, hours)
+    work = _with_shift_operator(hours, _shift_operators(counts))
+    daily = _daily_cash(work)
+    return ShiftDays(
+        counts=_days_before(counts, today, SHIFT_CHOICE_DAYS).reset_index(drop=True),
+        daily=_days_before(daily, today, SHIFT_LOOKBACK_DAYS).reset_index(drop=True),
+    )
+
+
+def operator_cash_shortfall_after(
+    days: ShiftDays, txns: pd.DataFrame, on: pd.DataFrame
+) -> pd.DataFrame:
+    """``operator_cash_shortfall`` of the hours ``on`` (those from each point's day of
+    ``days`` on), from ``days`` (the complete days before it) and ``txns`` reaching back to
+    the start of those days: the same figures, without the earlier days' sales."""
+    ops = operator_sales(txns)
+    fresh = _shift_counts(ops, on)
+    counts = pd.concat([days.counts, fresh], ignore_index=True)
+    if counts.empty or on.empty:
+        return pd.DataFrame(columns=CASH_SHORT_OUTPUT)
+    work = _with_shift_operator(on, _shift_operators(counts))
+    if work.empty:
+        return pd.DataFrame(columns=CASH_SHORT_OUTPUT)
+    daily = pd.concat([days.daily, _daily_cash(work)], ignore_index=True)
+    daily = daily.sort_values(["point_id", "operator_id", "local_date"]).reset_index(drop=True)
+    return _cash_shortfall_of(work, daily)
+
+
+def _days_before(rows: pd.DataFrame, today: pd.Series, n: int) -> pd.DataFrame:
+    """The rows of the ``n`` local days before their point's ``today``."""
+    day = rows["point_id"].map(today)
+    return rows[(rows["local_date"] < day) & (rows["local_date"] >= day - pd.Timedelta(days=n))]
+
+
+def _cash_shortfall_of(work: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+    out = _shortest_cash_run(_cash_so_far(work), _earlier_days(daily))
     out = out.rename(columns={"operator_id": "op_short_id"})
-    return out[columns]
+    return out[CASH_SHORT_OUTPUT]
 
 
 # What the cash shortfall reads of a transaction: whose paid sale it was, where and when.
@@ -318,11 +379,25 @@ def _hours_by_shift_operator(ops: pd.DataFrame, hours: pd.DataFrame) -> pd.DataF
     """The open hours, each with the operator of its shift: whoever recorded most sales at that
     local hour of the day over the ``SHIFT_CHOICE_DAYS`` days before and the hour itself, so the
     hours of a shift where nothing was recorded still count (and nothing later decides)."""
+    return _with_shift_operator(hours, _shift_operators(_shift_counts(ops, hours)))
+
+
+SHIFT_COUNT_KEYS = ["point_id", "local_hour", "operator_id", "local_date"]
+
+
+def _shift_counts(ops: pd.DataFrame, hours: pd.DataFrame) -> pd.DataFrame:
+    """Per point, local hour of the day, operator and local date: the sales they recorded in
+    the hours of ``hours``."""
     ops = ops.drop(columns=["local_date"], errors="ignore")
     ops = ops.assign(hour_start=ops["occurred_at"].dt.floor("h"))
     ops = ops.merge(hours[[*KEYS, "local_hour", "local_date"]], on=KEYS, how="inner")
+    return ops.groupby(SHIFT_COUNT_KEYS).size().rename("n").reset_index()
+
+
+def _shift_operators(daily: pd.DataFrame) -> pd.DataFrame:
+    """Per point, local hour and local date, the operator with most sales at that hour over
+    that day and the ``SHIFT_CHOICE_DAYS`` before it (of those tied, the last in name order)."""
     keys = ["point_id", "local_hour", "operator_id"]
-    daily = ops.groupby([*keys, "local_date"]).size().rename("n").reset_index()
     # Each day's sales count for that day and the SHIFT_CHOICE_DAYS after it.
     spread = pd.concat(
         daily.assign(local_date=daily["local_date"] + pd.Timedelta(days=lag))
@@ -330,7 +405,11 @@ def _hours_by_shift_operator(ops: pd.DataFrame, hours: pd.DataFrame) -> pd.DataF
     )
     shift = spread.groupby([*keys, "local_date"], as_index=False)["n"].sum()
     shift = shift.sort_values(["n", "operator_id"], kind="stable")
-    shift = shift.groupby(["point_id", "local_hour", "local_date"]).tail(1)
+    return shift.groupby(["point_id", "local_hour", "local_date"]).tail(1)
+
+
+def _with_shift_operator(hours: pd.DataFrame, shift: pd.DataFrame) -> pd.DataFrame:
+    """The open hours of ``hours`` with their shift's operator and the cash they usually bring."""
     work = hours[hours["is_open"]].merge(
         shift[["point_id", "local_hour", "local_date", "operator_id"]],
         on=["point_id", "local_hour", "local_date"],
