@@ -60,6 +60,7 @@ def test_late_rows_in_a_cached_day_are_seen_by_the_next_run(engine, tmp_path):
     before = _features(engine, HOUR, tmp_path)
     shift_of = before.set_index(["point_id", "hour_start"])["op_short_id"]
     assert shift_of[(POINT, HOUR)] == f"{POINT}-opB"
+    kept = _shift_files(tmp_path)
     # A device syncs late: 120 cash sales by another operator at the same local hour the day
     # before. They make that operator the shift's, so a run reading the days kept before they
     # came would name the old one.
@@ -84,4 +85,5 @@ def test_late_rows_in_a_cached_day_are_seen_by_the_next_run(engine, tmp_path):
         f"{POINT}-late"
     )
     _assert_same(_features(engine, HOUR, tmp_path), uncached)
-    assert len(_shift_files(tmp_path)) == 2  # the days figured again, under a new name
+    # The days figured again, under a new name; the stale file is gone.
+    assert len(_shift_files(tmp_path)) == 1 and _shift_files(tmp_path) != kept

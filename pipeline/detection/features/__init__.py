@@ -11,7 +11,8 @@ noise-scaled units) because only losses matter: a busy day is not leakage.
 The modules, in the order a run uses them: ``config`` (the features and knobs), ``loading``
 (reads from the store), ``grid`` (every point x hour), ``baseline`` and ``baseline_cache`` (the
 usual levels), ``peers``, ``noise_units`` (the one-sided z yardsticks), ``hour_signals``,
-``day_signals``, ``transaction_signals`` and ``operator_signals``, and ``assemble``
+``day_signals``, ``transaction_signals`` and ``operator_signals`` (with ``shift_cache``: the
+operators' complete days kept between the hourly runs of a day), and ``assemble``
 (``compute_features``, which runs them).
 """
 

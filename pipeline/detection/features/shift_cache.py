@@ -78,15 +78,25 @@ def write_shift_days(path: Path, days: ShiftDays) -> None:
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(path)
+    # A day's file is read by that day's hourly runs only (~4 MB at 1,000 points): the ones of
+    # its day and before go, those of its data before late rows came included. A later day's
+    # stays (a past day scored again beside the live runs).
+    day = path.name[len("shifts-") :][:10]
+    for old in path.parent.glob("shifts-*.npz"):
+        written = not old.name.endswith(".tmp.npz")  # another run's, being written
+        if written and old != path and old.name[len("shifts-") :][:10] <= day:
+            old.unlink(missing_ok=True)
 
 
 def read_shift_days(path: Path, hours: pd.DataFrame) -> ShiftDays | None:
     """The ``ShiftDays`` kept at ``path``, with the column types of ``hours`` (the run's hour
     rows: its local dates and hours of the day); None when there is no file."""
-    if not path.exists():
-        return None
     date_type, hour_type = hours["local_date"].dtype, hours["local_hour"].dtype
-    with np.load(path, allow_pickle=False) as data:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:  # none yet, or a later day's run has just pruned it
+        return None
+    with data:
 
         def keys(name: str) -> dict:
             return {
