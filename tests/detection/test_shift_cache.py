@@ -6,6 +6,7 @@ run (the cache is not served stale)."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from pipeline.detection.features import compute_features
 from pipeline.intake.ingest import ingest_frame
@@ -35,13 +36,21 @@ def _assert_same(cached: pd.DataFrame, uncached: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(cached, uncached, check_exact=True)
 
 
-def _world(engine):
+def _world(engine, *, east: int = 0):
+    """Eight points, the last ``east`` of them in Asia/Jayapura (two hours ahead of Jakarta:
+    their local days start at another UTC hour), trading at the same local hours."""
     pts = make_points(8)
-    load_world(engine, pts, make_transactions(pts, days=DAYS, seed=3))
+    far = pts["point_id"].isin(pts["point_id"].iloc[len(pts) - east :])
+    pts.loc[far, "timezone"] = "Asia/Jayapura"
+    txns = make_transactions(pts, days=DAYS, seed=3)
+    ahead = txns["point_id"].isin(pts.loc[far, "point_id"])
+    txns.loc[ahead, "occurred_at"] -= pd.Timedelta(hours=2)
+    load_world(engine, pts, txns)
 
 
-def test_a_run_from_cached_operator_days_gives_the_uncached_features(engine, tmp_path):
-    _world(engine)
+@pytest.mark.parametrize("east", [0, 3], ids=["one zone", "two zones"])
+def test_a_run_from_cached_operator_days_gives_the_uncached_features(engine, tmp_path, east):
+    _world(engine, east=east)
     uncached = _features(engine, HOUR)
     # The cash shortfall is there to compare: every open hour has its shift's operator.
     assert uncached["op_short_exp"].fillna(0).gt(0).sum() >= 6
