@@ -17,7 +17,8 @@ its peak RSS is its own) on SQLite and/or PostgreSQL:
   for this schema); bare: the same into a table with no key or index (the least any writer of
   these rows pays);
 - naive: pandas ``read_csv`` + ``to_sql`` into a bare table;
-- backfill (aggregate + train + score) from the stored data, and one hourly scoring run,
+- backfill (aggregate + train + score) from the stored data, and one hourly scoring run (cold,
+  then the same hour warm three times: CPU seconds of each),
   through the detection lane's ``pipeline.detection.backfill``.
 
 Writes bench-results/bench.json and prints a table with each figure's ratio to the floor.
