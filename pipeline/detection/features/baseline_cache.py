@@ -12,26 +12,46 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, String, and_, func, select, type_coerce
+from sqlalchemy import Connection, Engine, String, and_, func, select, type_coerce
 
 from pipeline.detection.features.config import SLOT_COLUMNS, FeatureConfig
 from pipeline.detection.features.loading import OP_USUAL_VALUES, unusual_case_windows
+from pipeline.intake.aggregate import AGGREGATE_COLUMNS
 from pipeline.store.schema import hour_aggregates, points, suppressions
+
+
+def hour_aggregates_fingerprint(
+    connection: Connection, begin: datetime, end: datetime
+) -> list[int]:
+    """The row count and the total of every column of the hour aggregates in [begin, end), every
+    point's: a fingerprint of the window, figured in SQL without reading its rows into Python.
+
+    Stored transactions are never changed or removed (a resend that differs is quarantined as a
+    conflict), so the aggregates of a window only gain: every row landing in it adds one to a
+    sale, void or refund count of its hour, a new hour's row or an existing one's (late rows,
+    which keep the row count the same). Totals therefore change whenever the rows do, without
+    hashing each row.
+
+    It visits every row of the window, in the database: at 1,000 points and eight weeks
+    (~240,000 rows) ~0.12 s CPU on SQLite (a count alone, from the index, 0.01 s) and 0.07 s on
+    PostgreSQL, against ~4 s to learn the baseline again. The operators' complete days
+    (``shift_cache``) hash their rows instead: a run has them in memory, not these."""
+    h = hour_aggregates.c
+    totals = connection.execute(
+        select(
+            func.count(),
+            *(func.coalesce(func.sum(h[column]), 0) for column in AGGREGATE_COLUMNS),
+        ).where(and_(h.hour_start >= begin, h.hour_start < end))
+    ).one()
+    return [int(value) for value in totals]  # PostgreSQL sums bigints as numeric
 
 
 def baseline_path(
     engine: Engine, cache_dir: Path, begin: datetime, end: datetime, config: FeatureConfig
 ) -> Path:
     """Cache file of one baseline window; its name changes when the window's data changes."""
-    h = hour_aggregates.c
     with engine.connect() as connection:
-        # A count is answered from the hour_start index alone; summing amounts would read every
-        # row of eight weeks, which is what the cache is there to avoid.
-        count = connection.execute(
-            select(func.count())
-            .select_from(hour_aggregates)
-            .where(and_(h.hour_start >= begin, h.hour_start < end))
-        ).scalar_one()
+        aggregates = hour_aggregates_fingerprint(connection, begin, end)
         windows = connection.execute(
             select(func.count()).select_from(suppressions).where(suppressions.c.kind.is_(None))
         ).scalar_one()
@@ -49,7 +69,7 @@ def baseline_path(
         [
             begin.isoformat(),
             end.isoformat(),
-            int(count),
+            aggregates,
             windows,
             left_out,
             list(registry),
