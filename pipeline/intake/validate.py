@@ -3,8 +3,9 @@
 Times and amounts are parsed vectorised first (pandas/numpy), and the suite checks the parsed
 columns: an expectation on raw timestamp strings is 5-20x slower. Every failing row comes back
 with its reasons in plain words, taken from each expectation's ``meta.reason`` in the suite file.
-The complete list of failing rows is requested (``result_format`` COMPLETE): the partial lists
-Great Expectations returns by default stop at 200 rows, and the quarantine must hold every one.
+Every expectation runs on every row with ``result_format`` BOOLEAN_ONLY first; for those that
+failed, the complete list of failing rows is then requested (COMPLETE): the partial lists Great
+Expectations returns by default stop at 200 rows, and the quarantine must hold every one.
 """
 
 from __future__ import annotations
@@ -304,31 +305,61 @@ def _raised(info) -> str | None:
     return None
 
 
+def _run_suite(frame: pd.DataFrame, suite, parameters: dict, result_format: str) -> list:
+    """GX's result for every expectation of ``suite`` over ``frame``; one that failed to run
+    stops the ingest (never rows passed unchecked)."""
+    with _gx_lock:
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+        outcome = batch.validate(
+            suite,
+            result_format={"result_format": result_format, "include_unexpected_rows": False},
+            expectation_parameters=parameters,
+        )
+    for result in outcome.results:
+        error = _raised(result.exception_info)
+        if error:
+            config = result.expectation_config
+            raise RuntimeError(
+                f"expectation {config.type} on {config.kwargs.get('column')} failed to run: {error}"
+            )
+    return outcome.results
+
+
+def _config_key(config) -> str:
+    """One expectation's identity in a result: its type, resolved kwargs and meta."""
+    return json.dumps(config.to_json_dict(), sort_keys=True, default=str)
+
+
 def failing_rows(
     frame: pd.DataFrame, suite_name: str, parameters: dict
 ) -> list[tuple[str, list[int]]]:
     """Run the suite ``suite_name`` over ``frame``: (reason template, row positions) for every
     expectation some rows fail. Every failing row is listed (COMPLETE, not GX's first 200); the
-    template is the expectation's ``meta.reason``, to be filled with the row's raw values."""
+    template is the expectation's ``meta.reason``, to be filled with the row's raw values.
+
+    Two passes: every expectation on every row with BOOLEAN_ONLY (success from the same
+    unexpected counts, at about half COMPLETE's cost, which builds and resolves the index and
+    value lists of every expectation), then COMPLETE only for the expectations that failed - on most
+    chunks none, so the second pass is skipped.
+    """
     suite = load_suite(suite_name)
-    with _gx_lock:
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-        outcome = batch.validate(
-            suite,
-            result_format={"result_format": "COMPLETE", "include_unexpected_rows": False},
-            expectation_parameters=parameters,
-        )
+    failed = [r for r in _run_suite(frame, suite, parameters, "BOOLEAN_ONLY") if not r.success]
+    if not failed:
+        return []
+    from great_expectations.core import ExpectationSuite
+
+    # The failed expectations as GX resolved them (the parameters filled in), rerun for their rows.
+    rerun = ExpectationSuite(
+        name=f"{suite.name} (failed)", expectations=[r.expectation_config for r in failed]
+    )
+    complete = {
+        _config_key(r.expectation_config): r
+        for r in _run_suite(frame, rerun, parameters, "COMPLETE")
+    }
     failures = []
-    for result in outcome.results:
-        config = result.expectation_config
-        error = _raised(result.exception_info)
-        if error:
-            # A broken expectation must stop the ingest, never pass rows unchecked.
-            raise RuntimeError(
-                f"expectation {config.type} on {config.kwargs.get('column')} failed to run: {error}"
-            )
-        if result.success:
-            continue
+    for first in failed:  # the first pass's order: the order one COMPLETE run of the suite gives
+        config = first.expectation_config
+        result = complete[_config_key(config)]
         template = (config.meta or {}).get(
             "reason"
         ) or f"{config.type} failed on {config.kwargs.get('column')}"

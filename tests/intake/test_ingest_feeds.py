@@ -11,7 +11,13 @@ import pytest
 
 from pipeline.core.errors import UnusableInputError
 from pipeline.intake.feeds import read_feed
-from pipeline.intake.validate import SUITES_USED, load_suite, suite_path, validate_chunk
+from pipeline.intake.validate import (
+    SUITES_USED,
+    failing_rows,
+    load_suite,
+    suite_path,
+    validate_chunk,
+)
 
 HEADER = "txn_id,point_id,occurred_at,amount,payment_method,status,operator_id\n"
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
@@ -147,6 +153,43 @@ def test_more_failing_rows_than_great_expectations_lists_by_default_all_come_bac
         frame, known_point_ids={"P1"}, now=NOW, future_tolerance=timedelta(minutes=10)
     )
     assert result.failed_count == n
+
+
+def test_a_chunk_failing_only_some_expectations_gets_every_reason_of_every_row():
+    # Each expectation is rerun for its rows only when it failed on the chunk: rows failing one,
+    # two or none of them, each count past GX's 200-row partial list, must all come back whole.
+    n = 2_000
+    negative = {i for i in range(n) if i % 7 == 0}
+    lost = {i for i in range(n) if i % 9 == 0}
+    frame = pd.DataFrame(
+        {
+            "txn_id": [f"T{i}" for i in range(n)],
+            "point_id": "P1",
+            "occurred_at": "2026-03-01T10:00:00+07:00",
+            "amount": ["-1" if i in negative else "1000" for i in range(n)],
+            "payment_method": "cash",
+            "status": ["lost" if i in lost else "paid" for i in range(n)],
+            "operator_id": None,
+            "payer_ref": None,
+        }
+    )
+    result = validate_chunk(
+        frame, known_point_ids={"P1"}, now=NOW, future_tolerance=timedelta(minutes=10)
+    )
+    expected = {}
+    for i in range(n):
+        reasons = ['amount "-1" is negative'] if i in negative else []
+        reasons += ['status "lost" is not one of paid, void, refund'] if i in lost else []
+        if reasons:
+            expected[i] = reasons
+    assert {i: sorted(r) for i, r in result.reasons.items()} == expected
+    assert result.failed.tolist() == [i in expected for i in range(n)]
+
+
+def test_an_expectation_that_cannot_run_stops_validation():
+    frame = pd.DataFrame({"txn_id": ["T1"]})  # the suite's other columns are missing
+    with pytest.raises(RuntimeError, match="failed to run"):
+        failing_rows(frame, "transactions", {"future_tolerance_minutes": 10.0})
 
 
 def test_a_header_with_repeated_other_columns_is_read_and_a_repeated_feed_column_refused(tmp_path):
