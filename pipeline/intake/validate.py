@@ -93,8 +93,8 @@ class ChunkValidation:
         return int(self.failed.sum())
 
 
-# Longer values are refused before the fixed-width code-point views below, which cost
-# rows x the longest value: one 10,000-character amount must not make a 8 GB array.
+# Longer values are refused, on both paths: the Python path's fixed-width code-point views
+# cost rows x the longest value, and one 10,000-character amount must not make a 8 GB array.
 _AMOUNT_MAX_CHARS = 32
 _TIME_MAX_CHARS = 64
 # Stored column widths (pipeline/store/schema.py): checked here so SQLite, which does not
@@ -124,13 +124,9 @@ def _code_points(values: pd.Series, max_chars: int) -> tuple[np.ndarray, np.ndar
     return points, lengths, too_long
 
 
-def _has_offset(values: pd.Series) -> np.ndarray:
-    """True where an ISO-8601 time ends in Z, +HH:MM, +HHMM or +HH (or the minus forms).
-
-    Done on a fixed-width unicode array viewed as code points: a regex over millions of
-    strings costs more than the whole time parse. The offset must come after the date
-    (position 11 or later), so the "-01" of a bare date is not taken for one.
-    """
+def _has_offset_python(values: pd.Series) -> np.ndarray:
+    """``_has_offset`` for a column Arrow cannot hold, on a fixed-width unicode array viewed
+    as code points (a regex per value in Python costs more than the whole time parse)."""
     n = len(values)
     if n == 0:
         return np.zeros(0, dtype=bool)
@@ -155,12 +151,9 @@ def _has_offset(values: pd.Series) -> np.ndarray:
     return zulu | colon_form | compact_form | hour_form
 
 
-def _parse_amount(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(amounts as float64 rupiah, NaN where not a plain decimal number; thousands-separator
-    flags). One rule for every row: optional sign, ASCII digits, optionally a point and more
-    digits. Python's float() alone would also take "5_000", full-width digits and "1e3", and
-    "1.000" (Indonesian for one thousand) would be Rp 1: a value with a thousands separator is
-    flagged instead, never guessed."""
+def _parse_amount_python(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``_parse_amount`` for a column Arrow cannot hold, on a fixed-width unicode array viewed
+    as code points."""
     n = len(values)
     amount = np.full(n, np.nan)
     separated = np.zeros(n, dtype=bool)
@@ -189,8 +182,68 @@ def _parse_amount(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     # Not a plain number, or one whose point is followed by exactly three digits ("12.500"):
     # is it a thousands-separated amount?
     suspect = (~plain & pd.notna(raw)) | (plain & (dots == 1) & (lengths <= 8))
-    for i in np.flatnonzero(suspect):
-        separated[i] = bool(_SEPARATED.fullmatch(str(raw[i]).strip()))
+    separated[suspect] = _thousands_separated(raw[suspect])
+    amount[separated] = np.nan
+    return amount, separated
+
+
+# The same rules as regular expressions for Arrow's (RE2) kernels, one C pass per column.
+# An offset counts only after the date (11 characters or more before it), so the "-01" of a
+# bare date is not taken for one: Z or z, +HH:MM, +HHMM, or +HH after a time's ":MM".
+_OFFSET_AT_END = r"(?s)^.{11,}(?:[Zz]|[+-][0-9]{2}:..|[+-][0-9]{4}|:..[+-][0-9]{2})$"
+_PLAIN_AMOUNT = r"^[+-]?[0-9]+(?:\.[0-9]+)?$"
+
+
+def _has_offset(values: pd.Series, text: pa.StringArray | None) -> np.ndarray:
+    """True where an ISO-8601 time ends in Z, +HH:MM, +HHMM or +HH (or the minus forms).
+
+    ``text``: the column as ``_arrow_text`` gives it (None: the Python path)."""
+    if text is None:
+        return _has_offset_python(values)
+    matches = pc.and_(
+        pc.match_substring_regex(text, _OFFSET_AT_END),
+        pc.less_equal(pc.utf8_length(text), _TIME_MAX_CHARS),
+    )
+    return pc.fill_null(matches, False).to_numpy(zero_copy_only=False)
+
+
+def _thousands_separated(raw: np.ndarray) -> np.ndarray:
+    """Per value, whether it is a thousands-separated number ("1.000", "12 500"). Python's
+    ``re``, not RE2: its \\d and ``strip`` follow Python's Unicode tables (full-width digits,
+    no-break spaces). Only the few values that are not plain numbers come here."""
+    return np.fromiter(
+        (bool(_SEPARATED.fullmatch(str(v).strip())) for v in raw), dtype=bool, count=len(raw)
+    )
+
+
+def _parse_amount(values: pd.Series, text: pa.StringArray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(amounts as float64 rupiah, NaN where not a plain decimal number; thousands-separator
+    flags). One rule for every row: optional sign, ASCII digits, optionally a point and more
+    digits. Python's float() alone would also take "5_000", full-width digits and "1e3", and
+    "1.000" (Indonesian for one thousand) would be Rp 1: a value with a thousands separator is
+    flagged instead, never guessed.
+
+    ``text``: the column as ``_arrow_text`` gives it (None: the Python path). Arrow's
+    string-to-float cast rounds as Python's float() does (both correctly rounded)."""
+    if text is None:
+        return _parse_amount_python(values)
+    n = len(values)
+    amount = np.full(n, np.nan)
+    lengths = pc.fill_null(pc.utf8_length(text), 0).to_numpy().astype(np.int64)
+    plain = pc.fill_null(pc.match_substring_regex(text, _PLAIN_AMOUNT), False).to_numpy(
+        zero_copy_only=False
+    ) & (lengths <= _AMOUNT_MAX_CHARS)
+    if plain.any():
+        amount[plain] = pc.cast(text.filter(pa.array(plain)), pa.float64()).to_numpy()
+    amount[~np.isfinite(amount)] = np.nan
+    # Not a plain number, or one whose point is followed by exactly three digits ("12.500"):
+    # is it a thousands-separated amount?
+    has_dot = pc.fill_null(pc.match_substring(text, "."), False).to_numpy(zero_copy_only=False)
+    present = text.is_valid().to_numpy(zero_copy_only=False)
+    suspect = (~plain & present) | (plain & has_dot & (lengths <= 8))
+    separated = np.zeros(n, dtype=bool)
+    if suspect.any():
+        separated[suspect] = _thousands_separated(text.filter(pa.array(suspect)).to_pylist())
     amount[separated] = np.nan
     return amount, separated
 
@@ -283,7 +336,7 @@ def prepare(
     """
     arrow = {c: _arrow_text(frame[c]) for c in TEXT_FIELDS if c in frame.columns}
     occurred_raw = frame["occurred_at"]
-    offset = _has_offset(occurred_raw)
+    offset = _has_offset(occurred_raw, arrow["occurred_at"])
     with_offset = occurred_raw.where(offset)
     if arrow["occurred_at"] is not None:
         ends_z = pc.fill_null(pc.ends_with(arrow["occurred_at"], "z"), False).to_numpy(
@@ -302,7 +355,7 @@ def prepare(
     occurred_at = pd.to_datetime(
         with_offset, format="ISO8601", utc=True, errors="coerce"
     ).dt.as_unit("us")
-    amount, separated = _parse_amount(frame["amount"])
+    amount, separated = _parse_amount(frame["amount"], arrow["amount"])
     minutes_ahead = (occurred_at - pd.Timestamp(now)).dt.total_seconds().to_numpy() / 60.0
     minutes_after_earliest = (
         occurred_at - pd.Timestamp(earliest)
