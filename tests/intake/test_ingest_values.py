@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from pipeline.intake import validate
 from pipeline.intake.ingest import ingest_file, ingest_frame, quarantine_reasons
 from pipeline.intake.validate import validate_chunk
 from pipeline.store.schema import transactions
@@ -191,3 +192,66 @@ def test_json_objects_and_arrays_are_quarantined_not_stored_as_ids(engine, tmp_p
     assert reasons[0] == "txn_id is a JSON object or array, not a single value"
     assert "amount is a JSON object or array" in reasons[1]
     assert stored_ids(engine) == {"J1"}
+
+
+EDGE_TIMES = [
+    "2026-03-01T10:00:00+07",
+    "2026-03-01T10:00:00-0700",
+    "2026-03-01T10:00+07",
+    "2026-03-01T10:00:00+07:xz",
+    "2026-03-01T10:00:00.123456+07:00",
+    "2026-03-01 03:00:00z",
+    "2026-03-01T03:00:00\x00Z",
+    "2026-03-01T03:00:00+07:00\n",
+    "2026-03-01Z",
+    "2026-03-0Z",
+    "2026-03-01-07",
+    "2026-03-01T10:00:00+٠٧:٠٠",
+    "x" * 70 + "Z",
+    "2026-03-01T10:00:00+07:00" + "0" * 39,
+    "",
+    None,
+]
+EDGE_AMOUNTS = [
+    "1000",
+    "+5",
+    "-0",
+    "12.500",
+    "12.5000",
+    "1.000,50",
+    " 1.000 ",
+    "\u00a01\u00a0000\u2003",
+    "1'000",
+    "١٬٠٠٠",
+    "１,０００",
+    ".5",
+    "5.",
+    "+.5",
+    "+",
+    "1..2",
+    "5\x00",
+    "1" * 32,
+    "1" * 33,
+    "9" * 40 + ".5",
+    "",
+    None,
+]
+
+
+def test_the_arrow_and_python_paths_give_the_same_offsets_and_amounts():
+    # The Arrow (RE2) kernels replaced the code-point arrays only for columns Arrow holds; a
+    # column with a lone surrogate or a non-text value still takes the Python path.
+    times = pd.Series(EDGE_TIMES, dtype=object)
+    amounts = pd.Series(EDGE_AMOUNTS, dtype=object)
+    time_text, amount_text = validate._arrow_text(times), validate._arrow_text(amounts)
+    assert time_text is not None and amount_text is not None
+    assert (
+        validate._has_offset(times, time_text).tolist()
+        == validate._has_offset_python(times).tolist()
+    )
+    arrow_amount, arrow_separated = validate._parse_amount(amounts, amount_text)
+    python_amount, python_separated = validate._parse_amount_python(amounts)
+    assert arrow_separated.tolist() == python_separated.tolist()
+    assert arrow_amount.tobytes() == python_amount.tobytes()  # NaN where unparsed, -0.0 kept
+    assert arrow_separated.any() and arrow_separated.sum() < len(EDGE_AMOUNTS) - 5
+    assert validate._arrow_text(pd.Series(["\ud800", "1"], dtype=object)) is None
