@@ -76,7 +76,7 @@ def test_a_failed_batch_stores_no_row_to_name_it(engine, tmp_path, monkeypatch):
         raise OSError("disk gone")
 
     # After every chunk's rows are written, before the batch commits.
-    monkeypatch.setattr(ingest_run, "reaggregate_batch", fail)
+    monkeypatch.setattr(ingest_run, "finish_aggregates", fail)
     with pytest.raises(BatchFailedError) as failed:
         ingest_file(engine, feed(tmp_path, "b.csv", rows(100, 300)), now=NOW)
     assert stored_by_batch(engine) == {stored.batch_id: 100}
