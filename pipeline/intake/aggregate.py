@@ -27,7 +27,6 @@ from pipeline.store.bulk import (
     GatheredRows,
     copy_columns,
     copy_many,
-    copy_rows,
     format_rows,
     micros_from_db,
     prefetched,
@@ -336,9 +335,10 @@ class BatchAggregates:
     hour split between two chunks) are not summed from the chunk: ``finish`` recomputes them
     from every stored row in them once the batch's rows are all in ``transactions``. Operators
     are a distinct count, so partial sums of one hour from two chunks could not be merged
-    exactly; a recompute can. On SQLite the chunks' aggregates are gathered into one stage per
-    table and moved by ``finish``; the batch's whole set of rows is never held in memory (its
-    concat cost ~170 MiB at 5M rows, docs/bench.md).
+    exactly; a recompute can. On SQLite's Arrow path the chunks' aggregates are gathered into
+    one stage per table and moved by ``finish``, so the batch's rows are never all held in
+    memory (their concat cost ~170 MiB at 5M rows, docs/bench.md); elsewhere they are held and
+    summed by ``finish`` (see ``_held``).
     """
 
     def __init__(self, connection: Connection, batch_id: int, encoder: Encoder):
@@ -360,11 +360,21 @@ class BatchAggregates:
         self._earlier_span = _stored_hour_span(connection)
         self._summed = np.empty(0, dtype=np.int64)  # sorted keys this batch summed
         self._dirty: list[np.ndarray] = []
+        # Elsewhere the chunks' rows are held and summed once, week by week, in key order:
+        # per-chunk writes of a feed sorted by point scatter inserts over the whole year of
+        # PostgreSQL's aggregate indexes (5M rows: aggregate stage 38 -> 72 s, docs/bench.md).
+        self._held: list[pd.DataFrame] = []
 
     def add_chunk(self, rows: pd.DataFrame) -> None:
         """Sum a chunk's stored rows (encoded) into the point-hours they are alone in."""
         if not len(rows):
             return
+        if self.gathered is None:
+            self._held.append(rows)
+            return
+        self._sum_alone(rows)
+
+    def _sum_alone(self, rows: pd.DataFrame) -> None:
         keys = _hour_keys(rows)
         touched = np.unique(keys)
         dirty = touched[_isin_sorted(touched, self._summed)]
@@ -388,20 +398,24 @@ class BatchAggregates:
         self._summed = np.union1d(self._summed, fresh)
         if not len(rows):
             return
+        if self.gathered is None:
+            write_aggregates(self.connection, rows, self.encoder)
+            return
         names = self.encoder.point_names()
         for unit, unit_us in (("minute", MINUTE_US), ("hour", HOUR_US)):
             formatted = format_summary(
                 self.dialect, unit, summarise(rows, unit_us), names, arrow=self.arrow
             )[1]
-            if self.gathered is not None:
-                self.gathered[unit].add(formatted)
-            else:
-                table = minute_aggregates if unit == "minute" else hour_aggregates
-                copy_rows(self.connection, table.name, formatted, keep_slots=2)
+            self.gathered[unit].add(formatted)
 
     def finish(self) -> None:
         """Move the gathered aggregates in, then recompute the dirty point-hours from every
         stored row in them (call once the batch's transactions are all written)."""
+        if self._held:
+            rows = pd.concat(self._held)
+            self._held.clear()  # the parts are copied: free them before summing
+            self._sum_alone(rows)
+            del rows
         if self.gathered is not None:
             for gathered in self.gathered.values():
                 gathered.move_into()
