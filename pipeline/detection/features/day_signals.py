@@ -31,6 +31,7 @@ from pipeline.detection.features.config import CAP, HORIZONS, FeatureConfig
 from pipeline.detection.features.hour_signals import damp_of, expected_open
 from pipeline.detection.features.peers import CLOSED_PEERS, peer_keys, peer_median
 from pipeline.detection.features.small_points import (
+    MIN_TODAY_SHARE,
     SMALL_COLUMNS,
     horizon_shortfall,
     small_points,
@@ -300,6 +301,9 @@ def _judge_today(
     out["day_drop"] = _sustained_drop(z_rev)
     out["ticket_day_drop"] = _sustained_drop(z_ticket)
     shift = level_shift(_cusum_days(days), phi, days["ordinary"])
+    # As for the small points' horizons: until half of today is in view, a shift is the days
+    # before it, which their own hours raised.
+    shift["level_shift"] = shift["level_shift"].where(days["share"][:, -1] >= MIN_TODAY_SHARE, 0.0)
     out[list(shift.columns)] = shift.to_numpy()
     shortfall = horizon_shortfall(days, pos.to_numpy(), scales, days["ordinary"], small)
     out[SMALL_COLUMNS] = shortfall[SMALL_COLUMNS].to_numpy()

@@ -145,7 +145,10 @@ def horizon_shortfall(
         best_obs = np.where(better, obs, best_obs)
         best_exp = np.where(better, exp, best_exp)
     is_small = small.reindex(pos).fillna(False).to_numpy(dtype=bool)
-    keep = today_down & is_small
+    # Before half of today is in view its hours carry only the complete days' evidence, which
+    # the last hours of those days raised already: a morning after a drop has ended is not more
+    # of it (the dev seeds' false alarms the morning after an event).
+    keep = today_down & is_small & late
     out["small_shortfall"] = np.where(keep, best, 0.0)
     out["small_days"] = np.where(keep, best_days, 0.0)
     out["small_cnt"] = np.where(keep, best_obs, 0.0)
