@@ -91,3 +91,24 @@ def test_only_the_hours_that_sold_less_than_expected_are_down_for_their_days():
         }
     )
     assert small_point_down(rows, 3.0).tolist() == [True, False, False]
+
+
+def test_the_morning_after_a_small_points_loss_carries_none_of_it_until_half_the_day_is_in_view():
+    """The dev seeds' false alarms the morning after an event: before half of today is in view
+    its horizons are the complete days before it, which their own hours raised already."""
+    rng = np.random.default_rng(5)
+    cnt = rng.poisson(12.0, DAYS).astype(float)
+    cnt[40:-1] = rng.poisson(12.0 * 0.6, DAYS - 41)  # the loss, up to yesterday
+    days, weight = snapshots_of(cnt, usual=12.0)
+    scales = pd.DataFrame({"phi_day": [0.3], "c_ticket": [0.5], "history_days": [56]})
+    pos = np.zeros(len(weight), dtype=np.int64)
+
+    def today(share: float, sold: float) -> float:
+        days["share"][-1, -1] = share
+        days["usual_cnt"][-1, -1] = 12.0 * share
+        days["cnt"][-1, -1] = sold
+        out = horizon_shortfall(days, pos, scales, weight, pd.Series([True]))
+        return float(out["small_shortfall"].iloc[-1])
+
+    assert today(0.2, 1.0) == 0  # a morning a sale short of its usual 2.4
+    assert today(0.6, 4.0) >= 3  # the afternoon still short: the loss goes on

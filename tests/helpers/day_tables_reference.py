@@ -56,6 +56,7 @@ def day_signals(
     snapshots = snapshots.join(level_shift(by_snapshot, phi, ordinary))
     small = horizon_shortfall(snapshots, scales, ordinary, small_points(slots, frame))
     today = snapshots[snapshots["today"]].set_index("snapshot").join(small)
+    today["level_shift"] = today["level_shift"].where(today["share"] >= MIN_TODAY_SHARE, 0.0)
     today = today.rename(columns={"rev": "day_rev", "usual": "day_usual"})
     for column in DAY_COLUMNS:
         frame[column] = np.nan
@@ -393,7 +394,7 @@ def horizon_shortfall(
         best_obs = np.where(better, obs, best_obs)
         best_exp = np.where(better, exp, best_exp)
     is_small = small.reindex(pos).fillna(False).to_numpy(dtype=bool)
-    keep = today_down & is_small
+    keep = today_down & is_small & late
     out["small_shortfall"] = np.where(keep, best, 0.0)
     out["small_days"] = np.where(keep, best_days, 0.0)
     out["small_cnt"] = np.where(keep, best_obs, 0.0)
