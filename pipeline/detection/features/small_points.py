@@ -145,9 +145,8 @@ def horizon_shortfall(
         best_obs = np.where(better, obs, best_obs)
         best_exp = np.where(better, exp, best_exp)
     is_small = small.reindex(pos).fillna(False).to_numpy(dtype=bool)
-    # Before half of today is in view its hours carry only the complete days' evidence, which
-    # the last hours of those days raised already: a morning after a drop has ended is not more
-    # of it (the dev seeds' false alarms the morning after an event).
+    # Before half of today is in view, the horizons are the complete days, which their own hours
+    # raised: a morning after a drop has ended is not more of it (dev seeds' false alarms).
     keep = today_down & is_small & late
     out["small_shortfall"] = np.where(keep, best, 0.0)
     out["small_days"] = np.where(keep, best_days, 0.0)
