@@ -251,15 +251,16 @@ def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
             # ... nor are days the peers were closed too (a holiday the calendar does not know).
             day["rel"] = (ratio / peer).where(started & (peer >= CLOSED_PEERS))
             day["expected"] = rolled["usual"] * peer
-    day["day_drop"] = _sustained_drop(z_rev)
-    day["ticket_day_drop"] = _sustained_drop(z_ticket)
+    late = day["share"] >= MIN_TODAY_SHARE
+    day["day_drop"] = _sustained_drop(z_rev, late)
+    day["ticket_day_drop"] = _sustained_drop(z_ticket, late)
     return day
 
 
-def _sustained_drop(z: dict[int, pd.Series]) -> np.ndarray:
+def _sustained_drop(z: dict[int, pd.Series], late: pd.Series) -> np.ndarray:
     """The day's one-sided drop, or the 3 or 7 days' when larger, but those only while the day
-    itself is down (more than one noise unit)."""
-    down = -z[1] > 1.0
+    itself is down (more than one noise unit) and half of it is in view."""
+    down = (-z[1] > 1.0) & late
     longer = np.maximum(-z[3], -z[7])
     return np.clip(np.maximum(-z[1], np.where(down, longer, 0.0)), 0, CAP)
 

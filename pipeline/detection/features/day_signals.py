@@ -298,12 +298,13 @@ def _judge_today(
         if h == 1:
             out["day_ratio"], out["day_peer"], out["day_ticket_ratio"] = ratio, peer, ticket
             days["day_ratio"][:, -1], days["day_peer"][:, -1] = ratio, peer
-    out["day_drop"] = _sustained_drop(z_rev)
-    out["ticket_day_drop"] = _sustained_drop(z_ticket)
+    late = days["share"][:, -1] >= MIN_TODAY_SHARE
+    out["day_drop"] = _sustained_drop(z_rev, late)
+    out["ticket_day_drop"] = _sustained_drop(z_ticket, late)
     shift = level_shift(_cusum_days(days), phi, days["ordinary"])
     # As for the small points' horizons: until half of today is in view, a shift is the days
     # before it, which their own hours raised.
-    shift["level_shift"] = shift["level_shift"].where(days["share"][:, -1] >= MIN_TODAY_SHARE, 0.0)
+    shift["level_shift"] = shift["level_shift"].where(late, 0.0)
     out[list(shift.columns)] = shift.to_numpy()
     shortfall = horizon_shortfall(days, pos.to_numpy(), scales, days["ordinary"], small)
     out[SMALL_COLUMNS] = shortfall[SMALL_COLUMNS].to_numpy()
@@ -331,9 +332,10 @@ def _zero_nan(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), 0.0, values)
 
 
-def _sustained_drop(z: dict[int, np.ndarray]) -> np.ndarray:
+def _sustained_drop(z: dict[int, np.ndarray], late: np.ndarray) -> np.ndarray:
     """The day's one-sided drop, or the 3 or 7 days' when larger, but those only while the day
-    itself is down (more than one noise unit)."""
-    down = -z[1] > 1.0
+    itself is down (more than one noise unit) and half of it is in view (``late``: before, the
+    longer views are mostly the days before it, which their own hours raised)."""
+    down = (-z[1] > 1.0) & late
     longer = np.maximum(-z[3], -z[7])
     return np.clip(np.maximum(-z[1], np.where(down, longer, 0.0)), 0, CAP)
