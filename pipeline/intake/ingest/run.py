@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import time
@@ -40,6 +41,11 @@ from pipeline.store.freshness import record_batch_freshness
 from pipeline.store.schema import ingest_batches, points, quarantine
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The batch connection's SQLite page cache. 64 MiB, not 256: the 5M-row ingest's moves into
+# transactions and the aggregates and its commit took the same time with either (the writes are
+# near key order, so the hot pages are few), and the larger cache, full by the batch's end, was
+# what lifted its peak above 1 GiB (docs/bench.md, 2026-12-02 session 10).
+SQLITE_CACHE_KIB = 65_536
 
 
 def ingest_file(
@@ -239,11 +245,11 @@ def _store_batch(
     """Everything of the batch in one transaction; returns its final (status, message)."""
     if connection.dialect.name == "sqlite":
         # The default 2 MB page cache thrashes once the transactions indexes outgrow it (set
-        # outside a transaction). Temp files, not memory: with temp_store=MEMORY SQLite's
+        # outside a transaction; its size: ``SQLITE_CACHE_KIB``). Temp files, not memory: with temp_store=MEMORY SQLite's
         # scratch space (statement journals, temp B-trees) grew RSS by 383 MiB during the
         # 5M-row ingest's aggregates, 75 MiB with files (docs/bench.md, 2026-12-02 02:55).
         # A resend's stage (a temp table) keeps a 64 MiB cache of its own.
-        connection.exec_driver_sql("PRAGMA cache_size=-262144")
+        connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         connection.exec_driver_sql("PRAGMA temp_store=FILE")
         connection.exec_driver_sql("PRAGMA temp.cache_size=-65536")
         connection.commit()  # ends SQLAlchemy's autobegun transaction; SQLite had none
@@ -285,6 +291,7 @@ def _store_batch(
             queue_late_hours(connection, batch_id, stored, encoder, datetime.now(UTC))
             _note_newest(newest_us, stored)
             del stored
+            _return_freed_memory()
             timer.lap("aggregate")
             if on_chunk is not None:
                 on_chunk(counts.rows_read)
@@ -300,6 +307,29 @@ def _store_batch(
             .values(status=status, message=message, finished_at=datetime.now(UTC), **asdict(counts))
         )
     return status, message
+
+
+def _glibc_malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to call
+        return None
+
+
+_MALLOC_TRIM = _glibc_malloc_trim()
+
+
+def _return_freed_memory() -> None:
+    """Give the pages of a chunk's freed frames back to the system (glibc's ``malloc_trim``).
+
+    glibc keeps freed memory mapped in its arenas (the worker thread that reads and validates
+    the chunks has one of its own), so the frames of chunks already stored stayed resident
+    beneath the SQLite page cache that fills at the batch's end: the 5M-row ingest peaked at
+    1,181 MiB, ~1,020 MiB with this call after each chunk (~2 ms a call; docs/bench.md,
+    2026-12-02 session 10).
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def finish_aggregates(aggregates: BatchAggregates) -> None:

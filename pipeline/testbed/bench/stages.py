@@ -185,6 +185,7 @@ def _parse_and_write(
     transaction - timing only the writes: the database's floor, not this stage's own dedupe."""
 
     from pipeline.intake.feeds import read_feed
+    from pipeline.intake.ingest.run import SQLITE_CACHE_KIB
     from pipeline.reference.points import load_registry
     from pipeline.store import connect
     from pipeline.store.bulk import adbc_uri
@@ -210,7 +211,7 @@ def _parse_and_write(
     adbc = _adbc_connect(dialect, uri)
     cursor = adbc.cursor()
     if dialect == "sqlite":
-        cursor.execute("PRAGMA cache_size=-262144")  # as ingest's writer
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # as ingest's writer
         cursor.execute("BEGIN IMMEDIATE")
     rows = 0
     seen_keys: set[int] = set()
