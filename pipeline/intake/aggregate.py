@@ -389,9 +389,7 @@ class BatchAggregates:
                     self.connection, _keys_frame(candidates), self.encoder.point_names()
                 )
                 earlier = _keys_of(found)
-            if len(earlier):
-                dirty = np.union1d(dirty, earlier)
-                fresh = np.setdiff1d(fresh, earlier, assume_unique=True)
+            dirty, fresh = _move_earlier(dirty, fresh, earlier)
         if len(dirty):
             self._dirty.append(dirty)
             rows = rows[~np.isin(keys, dirty)]
@@ -421,7 +419,7 @@ class BatchAggregates:
                 gathered.move_into()
         if not self._dirty:
             return
-        dirty = _keys_frame(np.unique(np.concatenate(self._dirty)))
+        dirty = _keys_frame(_sorted_unique(np.concatenate(self._dirty)))
         self._dirty.clear()
         names = self.encoder.point_names()
         rows = _stored_rows(self.connection, dirty, names, self.encoder)
@@ -445,6 +443,18 @@ def _insert_sorted(sorted_keys: np.ndarray, new: np.ndarray) -> np.ndarray:
     return np.insert(sorted_keys, np.searchsorted(sorted_keys, new), new)
 
 
+def _move_earlier(
+    dirty: np.ndarray, fresh: np.ndarray, earlier: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(dirty, fresh) with the ``earlier`` keys (found aggregated by an earlier batch; sorted,
+    unique, all of them fresh) moved from fresh to dirty: a sorted insert and a binary search,
+    where ``np.union1d`` hashed the set (1.6 s at 2M keys: a 5M-row feed of new rows over an
+    already aggregated year, docs/bench.md 2026-12-02 session 10)."""
+    if not len(earlier):
+        return dirty, fresh
+    return _insert_sorted(dirty, earlier), fresh[~_isin_sorted(fresh, earlier)]
+
+
 def _isin_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     """``np.isin`` against keys already sorted and unique: one binary search each."""
     if not len(sorted_keys):
@@ -454,7 +464,7 @@ def _isin_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def _keys_of(hours: pd.DataFrame) -> np.ndarray:
-    return np.unique(
+    return _sorted_unique(
         (hours["point"].to_numpy(dtype=np.int64) << _HOUR_BITS)
         | (hours["hour"].to_numpy(dtype=np.int64) // HOUR_US)
     )
