@@ -51,6 +51,9 @@ AGGREGATE_COLUMNS = (*SUM_COLUMNS, "operators", "max_ticket")
 STATUS_CODES = {"paid": 0, "void": 1, "refund": 2}
 # Reading a long interval back from the database a week at a time bounds memory.
 READ_SLICE = timedelta(days=7)
+# Dirty point-hours (touched again by a batch) recomputed per round trip: ~5 stored rows an hour
+# at the bench's volume, so a round holds ~250k rows in memory.
+DIRTY_HOURS_PER_READ = 50_000
 
 
 def _micros(when: datetime) -> int:
@@ -422,9 +425,14 @@ class BatchAggregates:
         dirty = _keys_frame(_sorted_unique(np.concatenate(self._dirty)))
         self._dirty.clear()
         names = self.encoder.point_names()
-        rows = _stored_rows(self.connection, dirty, names, self.encoder)
-        _delete_hours(self.connection, dirty, names)
-        write_aggregates(self.connection, rows, self.encoder)
+        # A bounded share of the dirty hours at a time: their stored rows come back as Python
+        # objects (a 5M-row feed of new rows over a year already stored: 9.8M rows, 8.1 GiB).
+        for first in range(0, len(dirty), DIRTY_HOURS_PER_READ):
+            part = dirty.iloc[first : first + DIRTY_HOURS_PER_READ]
+            rows = _stored_rows(self.connection, part, names, self.encoder)
+            _delete_hours(self.connection, part, names)
+            write_aggregates(self.connection, rows, self.encoder)
+            del rows
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from pipeline.intake import aggregate
 from pipeline.intake.aggregate import aggregate_range
 from pipeline.intake.ingest import ingest_file
 from pipeline.store import bulk
@@ -48,12 +49,18 @@ def aggregates(engine) -> dict[str, list[tuple]]:
         }
 
 
-@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "classic"])
+@pytest.mark.parametrize(
+    ("arrow", "dirty_per_read"),
+    [(True, 50_000), (False, 50_000), (True, 7)],
+    ids=["arrow", "classic", "dirty-hours-in-rounds"],
+)
 def test_aggregates_after_resends_late_rows_and_overlaps_equal_a_recomputation(
-    engine, tmp_path, monkeypatch, arrow
+    engine, tmp_path, monkeypatch, arrow, dirty_per_read
 ):
     if not arrow:
         monkeypatch.setattr(bulk, "ARROW_WRITES", False)
+    # Recomputing the dirty point-hours a few at a time gives the same aggregates.
+    monkeypatch.setattr(aggregate, "DIRTY_HOURS_PER_READ", dirty_per_read)
     register(engine, "P0", "P1", "P2", "P3")
     first = [line(i) for i in range(0, 1600) if i % 4 != 1]  # every 4th row held back
     late = [line(i) for i in range(1, 1600, 4)]  # the held-back rows: hours already aggregated
