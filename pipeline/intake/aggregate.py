@@ -316,17 +316,18 @@ def aggregate_range(
 _HOUR_BITS = 22
 
 
-def _hour_keys(rows: pd.DataFrame) -> np.ndarray:
-    """Each encoded row's (point, hour) as one int64 key."""
-    return (rows["point"].to_numpy().astype(np.int64) << _HOUR_BITS) | (
-        rows["us"].to_numpy() // HOUR_US
-    )
+def _packed(point: np.ndarray, us: np.ndarray) -> np.ndarray:
+    """(point code, time in µs) as one int64 key of the point-hour."""
+    return (point.astype(np.int64, copy=False) << _HOUR_BITS) | (us // HOUR_US)
+
+
+def _hour_start_us(keys: np.ndarray) -> np.ndarray:
+    """The hour start in µs of each packed key."""
+    return (keys & ((1 << _HOUR_BITS) - 1)) * HOUR_US
 
 
 def _keys_frame(keys: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"point": keys >> _HOUR_BITS, "hour": (keys & ((1 << _HOUR_BITS) - 1)) * HOUR_US}
-    )
+    return pd.DataFrame({"point": keys >> _HOUR_BITS, "hour": _hour_start_us(keys)})
 
 
 class BatchAggregates:
@@ -344,9 +345,8 @@ class BatchAggregates:
     summed by ``finish`` (see ``_held``).
     """
 
-    def __init__(self, connection: Connection, batch_id: int, encoder: Encoder):
+    def __init__(self, connection: Connection, encoder: Encoder):
         self.connection = connection
-        self.batch_id = batch_id
         self.encoder = encoder
         self.dialect = connection.dialect.name
         self.arrow = uses_arrow(connection)
@@ -378,13 +378,13 @@ class BatchAggregates:
         self._sum_alone(rows)
 
     def _sum_alone(self, rows: pd.DataFrame) -> None:
-        keys = _hour_keys(rows)
+        keys = _packed(rows["point"].to_numpy(), rows["us"].to_numpy())
         touched = _sorted_unique(keys)
-        dirty = touched[_isin_sorted(touched, self._summed)]
-        fresh = touched[~_isin_sorted(touched, self._summed)]
+        summed = _isin_sorted(touched, self._summed)
+        dirty, fresh = touched[summed], touched[~summed]
         if len(fresh) and self._earlier_span is not None:
             first, last = self._earlier_span
-            hour_us = (fresh & ((1 << _HOUR_BITS) - 1)) * HOUR_US
+            hour_us = _hour_start_us(fresh)
             candidates = fresh[(hour_us >= first) & (hour_us <= last)]
             earlier = np.empty(0, dtype=np.int64)
             if len(candidates):
@@ -472,10 +472,8 @@ def _isin_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def _keys_of(hours: pd.DataFrame) -> np.ndarray:
-    return _sorted_unique(
-        (hours["point"].to_numpy(dtype=np.int64) << _HOUR_BITS)
-        | (hours["hour"].to_numpy(dtype=np.int64) // HOUR_US)
-    )
+    """The sorted, distinct keys of (point, hour start in µs) rows."""
+    return _sorted_unique(_packed(hours["point"].to_numpy(), hours["hour"].to_numpy()))
 
 
 def _stored_hour_span(connection: Connection) -> tuple[int, int] | None:

@@ -245,9 +245,10 @@ def _store_batch(
     """Everything of the batch in one transaction; returns its final (status, message)."""
     if connection.dialect.name == "sqlite":
         # The default 2 MB page cache thrashes once the transactions indexes outgrow it (set
-        # outside a transaction; its size: ``SQLITE_CACHE_KIB``). Temp files, not memory: with temp_store=MEMORY SQLite's
-        # scratch space (statement journals, temp B-trees) grew RSS by 383 MiB during the
-        # 5M-row ingest's aggregates, 75 MiB with files (docs/bench.md, 2026-12-02 02:55).
+        # outside a transaction; its size: ``SQLITE_CACHE_KIB``). Temp files, not memory: with
+        # temp_store=MEMORY SQLite's scratch space (statement journals, temp B-trees) grew RSS
+        # by 383 MiB during the 5M-row ingest's aggregates, 75 MiB with files (docs/bench.md,
+        # 2026-12-02 02:55).
         # A resend's stage (a temp table) keeps a 64 MiB cache of its own.
         connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         connection.exec_driver_sql("PRAGMA temp_store=FILE")
@@ -262,7 +263,7 @@ def _store_batch(
         known = set(connection.execute(select(points.c.point_id)).scalars())
         writer = _TransactionWriter(connection, batch_id)
         encoder = Encoder()
-        aggregates = BatchAggregates(connection, batch_id, encoder)
+        aggregates = BatchAggregates(connection, encoder)
         newest_us: dict[int, int] = {}  # point code -> newest stored time, for freshness
         record_lines = 0
 
