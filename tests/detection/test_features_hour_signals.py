@@ -120,6 +120,27 @@ def test_volume_evidence_on_a_holiday_is_damped_by_the_runs_config(damping):
     assert damp_of(ordinary, config).tolist() == [1.0] * N_POINTS
 
 
+def test_on_a_holiday_by_default_a_silent_point_and_a_low_hour_give_no_volume_evidence():
+    """Issue 13 (no flag on a public holiday): each point's holiday trade moves its own way
+    (closing early, a family day), so by default an hour's drop or silence then is no evidence
+    of a loss. What the transactions themselves show still is: a hour of voids on the same
+    holiday scores as on any day."""
+    silent = {"txn_count": {0: 0.0}, "gross_paid": {0: 0.0}, "cash_amount": {0: 0.0}}
+    voids = {"void_count": {1: 12.0}}
+    on_holiday = {"holiday": {p: "Hari Raya Nyepi" for p in range(N_POINTS)}}
+    ordinary = scored(hour_frame(hours=3, **silent, **voids))
+    holiday = scored(hour_frame(hours=3, **silent, **voids, **on_holiday))
+    point0 = ordinary["pos"] == 0
+    assert ordinary.loc[point0, "silence"].iloc[-1] > 5  # the planted silence is strong
+    for feature in ("silence", "rev_drop", "count_drop"):
+        assert (holiday.loc[point0, feature] == 0).all(), feature
+    point1 = ordinary["pos"] == 1
+    assert (ordinary.loc[point1, "void_excess"] > 3).all()
+    assert (
+        holiday.loc[point1, "void_excess"].tolist() == ordinary.loc[point1, "void_excess"].tolist()
+    )
+
+
 @pytest.mark.parametrize(("peers_level", "device_off"), [(1.0, True), (0.1, False)])
 def test_a_silent_point_is_a_device_off_only_while_its_peers_trade(peers_level, device_off):
     """Point 0 sells nothing for three open hours. With its peers trading that is a device
