@@ -123,7 +123,7 @@ def test_volume_evidence_on_a_holiday_is_damped_by_the_runs_config(damping):
 def test_on_a_holiday_by_default_a_silent_point_and_a_low_hour_give_no_volume_evidence():
     """Issue 13 (no flag on a public holiday): each point's holiday trade moves its own way
     (closing early, a family day), so by default an hour's drop or silence then is no evidence
-    of a loss. What the transactions themselves show still is: a hour of voids on the same
+    of a loss. What the transactions themselves show still is: an hour of voids on the same
     holiday scores as on any day."""
     silent = {"txn_count": {0: 0.0}, "gross_paid": {0: 0.0}, "cash_amount": {0: 0.0}}
     voids = {"void_count": {1: 12.0}}

@@ -17,7 +17,7 @@ from pipeline.detection.features.peers import CLOSED_PEERS, peer_keys, peer_medi
 
 def damp_of(frame: pd.DataFrame, config: FeatureConfig) -> np.ndarray:
     """Per row, what its volume evidence is multiplied by: the run's ``holiday_damping`` on a
-    holiday or regional event (everyone's trade moves then), 1 on other days."""
+    holiday or regional event (each point's trade moves its own way then), 1 on other days."""
     return np.where(frame["holiday"].notna(), config.holiday_damping, 1.0)
 
 
