@@ -12,7 +12,14 @@ import pandas as pd
 
 from pipeline.detection.features.change_points import CARRIED, DECIDE, LEVEL_SHIFT_DAYS, SHIFT
 from pipeline.detection.features.config import CAP, HORIZONS, SCALE_DEFAULTS, FeatureConfig
-from pipeline.detection.features.day_signals import DAY_COLUMNS, DAY_SUMS, HISTORY_DAYS
+
+# What each hour adds to its day is the same in both forms; the forms differ in how days are shared.
+from pipeline.detection.features.day_signals import (
+    DAY_COLUMNS,
+    DAY_SUMS,
+    HISTORY_DAYS,
+    _hour_parts,
+)
 from pipeline.detection.features.hour_signals import damp_of, expected_open
 from pipeline.detection.features.noise_units import poisson_shortfall
 from pipeline.detection.features.peers import CLOSED_PEERS, peer_median
@@ -68,31 +75,6 @@ def day_signals(
     frame["day_drop"] = frame["day_drop"] * damp
     frame["ticket_day_drop"] = frame["ticket_day_drop"] * damp
     return frame
-
-
-def _hour_parts(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per hour of ``frame``, what it adds to its local day's figures (its expected hours)."""
-    expected = expected_open(frame)
-    cnt = frame["txn_count"].where(expected, 0)
-    return pd.DataFrame(
-        {
-            "pos": frame["pos"],
-            "local_date": frame["local_date"],
-            "hour_start": frame["hour_start"],
-            "rev": frame["gross_paid"].where(expected, 0),
-            "usual": frame["usual_rev"].where(expected, 0),
-            "usual_cnt": frame["usual_cnt"].where(expected, 0),
-            "cnt": cnt,
-            "any_n": frame["txn_count"] + frame["void_count"] + frame["refund_count"],
-            # What these sales would have come to at the usual ticket of each hour.
-            "at_usual_ticket": (cnt * frame["usual_ticket"]).fillna(0),
-            # The usual revenue of every hour in view, open or not: the share of the day.
-            "usual_in_view": frame["usual_rev"].fillna(0),
-            "peer_group": frame["peer_group"],
-            "revenue_type": frame["revenue_type"],
-        },
-        index=frame.index,
-    )
 
 
 def _day_totals(parts: pd.DataFrame) -> pd.DataFrame:

@@ -104,15 +104,17 @@ def day_signals(
 
 
 def _hour_parts(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per hour of ``frame``, what it adds to its local day's figures (its expected hours)."""
+    """Per hour of ``frame``, what it adds to its local day's figures: its sales whatever the
+    hour (the usual whole day they are held against is learnt from every hour of the baseline's
+    days), its usual levels where it is expected open."""
     expected = expected_open(frame)
-    cnt = frame["txn_count"].where(expected, 0)
+    cnt = frame["txn_count"]
     return pd.DataFrame(
         {
             "pos": frame["pos"],
             "local_date": frame["local_date"],
             "hour_start": frame["hour_start"],
-            "rev": frame["gross_paid"].where(expected, 0),
+            "rev": frame["gross_paid"],
             "usual": frame["usual_rev"].where(expected, 0),
             "usual_cnt": frame["usual_cnt"].where(expected, 0),
             "cnt": cnt,
