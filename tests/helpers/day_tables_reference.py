@@ -22,7 +22,12 @@ from pipeline.detection.features.day_signals import (
 )
 from pipeline.detection.features.hour_signals import damp_of, expected_open
 from pipeline.detection.features.noise_units import poisson_shortfall
-from pipeline.detection.features.peers import CLOSED_PEERS, peer_median
+from pipeline.detection.features.peers import (
+    CLOSED_PEERS,
+    COMMON_ORDINARY,
+    common_movement,
+    peer_median_error,
+)
 from pipeline.detection.features.rolling import rolling_min, rolling_sum
 from pipeline.detection.features.small_points import (
     HORIZONS_DAYS,
@@ -56,10 +61,10 @@ def day_signals(
     so_far = _day_so_far(parts, wanted)
     snapshots = _snapshots(whole_days, so_far)
     snapshots = _usual_whole_days(snapshots, slots, scales)
-    snapshots = _horizon_drops(snapshots, scales)
+    ordinary = _ordinary_days(snapshots, frame)
+    snapshots = _horizon_drops(snapshots, scales, ordinary)
     phi = snapshots["pos"].map(scales["phi_day"]).fillna(0.15)
     by_snapshot = snapshots.assign(pos=snapshots["snapshot"])
-    ordinary = _ordinary_days(snapshots, frame)
     snapshots = snapshots.join(level_shift(by_snapshot, phi, ordinary))
     small = horizon_shortfall(snapshots, scales, ordinary, small_points(slots, frame))
     today = snapshots[snapshots["today"]].set_index("snapshot").join(small)
@@ -187,9 +192,10 @@ def _usual_whole_days(day: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFra
     return day
 
 
-def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
-    """Revenue and average ticket of the last 1, 3 and 7 days against usual x peers, per
-    snapshot; the day's own figures go with them for the reasons."""
+def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame, ordinary: np.ndarray) -> pd.DataFrame:
+    """Revenue and average ticket of the last 1, 3 and 7 days against usual x peers (the
+    revenue's peers read as a common movement against the spread of the snapshot's earlier
+    ordinary days), per snapshot; the day's own figures go with them for the reasons."""
     phi = day["pos"].map(scales["phi_day"]).fillna(0.15)
     c_ticket = day["pos"].map(scales["c_ticket"]).fillna(0.5)
     source = day["source"].to_numpy()
@@ -197,16 +203,37 @@ def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
     peers = day.loc[own, ["peer_group", "revenue_type"]].assign(hour_start=day["peer_key"][own])
     at_source = (np.cumsum(own) - 1)[source]
 
-    def peer_of(values: pd.Series) -> pd.Series:
-        """The peer median of each row's group, taken once per group of source rows."""
-        median = peer_median(peers, values[own], values[own].notna(), 3).to_numpy()
-        return pd.Series(median[at_source], index=day.index)
+    def median_of(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """The peer median of each row's group and its squared error, taken once per group of
+        source rows."""
+        median, error = peer_median_error(peers, values[own], values[own].notna(), 3)
+        median = median.fillna(1.0).clip(lower=0.05).to_numpy()
+        return median[at_source], error.to_numpy()[at_source]
+
+    def peer_of(values: pd.Series, spread: np.ndarray | None = None) -> pd.Series:
+        median, error = median_of(values)
+        if spread is not None:
+            median = np.clip(common_movement(median, error, spread), 0.05, None)
+        return pd.Series(median, index=day.index)
+
+    # The spread of the peers' common movement: over each snapshot's earlier ordinary days,
+    # how far their median strayed from 1 less what its error explains.
+    median, error = median_of((day["rev"] / day["usual"]).where(day["usual"] > 0))
+    earlier = (~day["today"].to_numpy()) & (ordinary > 0) & np.isfinite(error)
+    moments = pd.DataFrame(
+        {
+            "gap2": np.where(earlier, (median - 1.0) ** 2, np.nan),
+            "se2": np.where(earlier, error, np.nan),
+        }
+    ).groupby(day["snapshot"].to_numpy())
+    excess = (moments["gap2"].mean() - moments["se2"].mean()).fillna(0.0)
+    spread = np.sqrt(excess.clip(lower=COMMON_ORDINARY**2)).reindex(day["snapshot"]).to_numpy()
 
     z_rev, z_ticket = {}, {}
     for h in HORIZONS:
         rolled = rolling_sum(day, ["snapshot"], DAY_SUMS, h)
         ratio = (rolled["rev"] / rolled["usual"]).where(rolled["usual"] > 0)
-        peer = peer_of(ratio).fillna(1.0).clip(lower=0.05)
+        peer = peer_of(ratio, spread)
         # The days in view, today counted by the share of it so far: a morning is noisier
         # than a whole day (its spread phi_day is a whole day's).
         days = rolling_sum(day, ["snapshot"], ["share"], h)["share"].clip(lower=0.25)
@@ -221,7 +248,7 @@ def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
         ticket = (rolled["rev"] / rolled["at_usual_ticket"]).where(
             (rolled["cnt"] >= 3) & (rolled["at_usual_ticket"] > 0)
         )
-        peer_t = peer_of(ticket).fillna(1.0).clip(lower=0.05)
+        peer_t = peer_of(ticket)
         sd_t = np.sqrt(c_ticket**2 / rolled["cnt"].clip(lower=1) + 0.03**2)
         z_ticket[h] = ((ticket / peer_t - 1) / sd_t).fillna(0)
         if h == 1:

@@ -23,13 +23,22 @@ the matrices must match.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from pipeline.detection.features.change_points import LEVEL_SHIFT_DAYS, level_shift
 from pipeline.detection.features.config import CAP, HORIZONS, FeatureConfig
 from pipeline.detection.features.hour_signals import damp_of, expected_open
-from pipeline.detection.features.peers import CLOSED_PEERS, peer_keys, peer_median
+from pipeline.detection.features.peers import (
+    CLOSED_PEERS,
+    COMMON_ORDINARY,
+    common_movement,
+    peer_keys,
+    peer_median,
+    peer_median_error,
+)
 from pipeline.detection.features.small_points import (
     MIN_TODAY_SHARE,
     SMALL_COLUMNS,
@@ -86,9 +95,10 @@ def day_signals(
     features = pd.DataFrame(np.nan, index=frame.index, columns=DAY_COLUMNS)
     if len(today):
         history, history_row = _complete_days(whole_days, today)
-        history = _day_against_peers(_usual_whole_days(history, slots, scales))
-        today = _usual_whole_days(today, slots, scales)
+        history = _usual_whole_days(history, slots, scales)
         history["ordinary"] = _ordinary_days(history, frame)
+        history = _day_against_peers(history)
+        today = _usual_whole_days(today, slots, scales)
         today["ordinary"] = _ordinary_days(today, frame)
         days = _snapshot_days(history, today, history_row)
         judged = _judge_today(today, days, scales, small_points(slots, frame))
@@ -220,18 +230,50 @@ def _usual_whole_days(day: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFra
 
 
 def _day_against_peers(history: pd.DataFrame) -> pd.DataFrame:
-    """Each complete day's revenue against usual (``day_ratio``) and its peers' median of the
-    same (``day_peer``): the same day of the other points in its view."""
+    """Each complete day's revenue against usual (``day_ratio``) and its peers' common movement
+    (``day_peer``: the median of the same over the same day of the other points in its view,
+    read against ``common_spread``, how far that median strays from 1 on the view-point's
+    ordinary days)."""
     ratio = (history["rev"] / history["usual"]).where(history["usual"] > 0)
     peers = history[["peer_group", "revenue_type"]].assign(hour_start=history["peer_key"])
+    median, error = peer_median_error(peers, ratio, ratio.notna(), 3, keys=peer_keys(peers))
+    spread = _ordinary_spread(median, error, history["ordinary"])
+    history["common_spread"] = np.repeat(spread, HISTORY_DAYS)
     history["day_ratio"] = ratio
-    history["day_peer"] = _peer_ratio(peers, ratio, peer_keys(peers))
+    history["day_peer"] = _common(median, error, history["common_spread"].to_numpy())
     return history
 
 
-def _peer_ratio(peers: pd.DataFrame, ratio: pd.Series, keys: dict) -> pd.Series:
-    """The peers' median of ``ratio`` (1 where there are none), at least 5%."""
-    return peer_median(peers, ratio, ratio.notna(), 3, keys=keys).fillna(1.0).clip(lower=0.05)
+def _ordinary_spread(median: pd.Series, error: pd.Series, ordinary: pd.Series) -> np.ndarray:
+    """Per view-point (``HISTORY_DAYS`` rows each), the spread of its peers' common movement:
+    how far their median strayed from 1 on its ordinary days less what the median's own error
+    explains (method of moments), at least ``COMMON_ORDINARY``."""
+    counted = (ordinary.to_numpy() > 0) & np.isfinite(error.to_numpy())
+    gap2 = np.where(counted, (median.fillna(1.0).clip(lower=0.05) - 1.0) ** 2, np.nan)
+    se2 = np.where(counted, error.to_numpy(), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a view-point without ordinary days
+        excess = np.nanmean(gap2.reshape(-1, HISTORY_DAYS), axis=1) - np.nanmean(
+            se2.reshape(-1, HISTORY_DAYS), axis=1
+        )
+    return np.sqrt(np.clip(np.nan_to_num(excess, nan=0.0), COMMON_ORDINARY**2, None))
+
+
+def _common(median: pd.Series, error: pd.Series, spread: np.ndarray) -> np.ndarray:
+    """The peers' ``median`` (1 where there are none, at least 5%) read as a common movement."""
+    median = median.fillna(1.0).clip(lower=0.05).to_numpy()
+    return np.clip(common_movement(median, error.to_numpy(), spread), 0.05, None)
+
+
+def _peer_ratio(
+    peers: pd.DataFrame, ratio: pd.Series, keys: dict, spread: np.ndarray | None = None
+) -> pd.Series:
+    """The peers' median of ``ratio`` (1 where there are none), at least 5%; with the group's
+    ordinary ``spread``, read as a common movement (``_common``)."""
+    if spread is None:
+        return peer_median(peers, ratio, ratio.notna(), 3, keys=keys).fillna(1.0).clip(lower=0.05)
+    median, error = peer_median_error(peers, ratio, ratio.notna(), 3, keys=keys)
+    return pd.Series(_common(median, error, spread), index=ratio.index)
 
 
 def _snapshot_days(
@@ -241,7 +283,7 @@ def _snapshot_days(
     rows of ``history``), oldest first, and its day so far last. ``day_ratio`` and
     ``day_peer`` hold only the complete days (today's are NaN: ``_judge_today`` figures them)."""
     days = {}
-    for column in [*ROLLED, "any_n", "ordinary", "day_ratio", "day_peer"]:
+    for column in [*ROLLED, "any_n", "ordinary", "day_ratio", "day_peer", "common_spread"]:
         earlier = history[column].to_numpy(dtype=float).reshape(-1, HISTORY_DAYS)[history_row]
         own = today[column].to_numpy(dtype=float) if column in today else np.nan
         days[column] = np.column_stack([earlier, np.broadcast_to(own, len(today))])
@@ -282,7 +324,9 @@ def _judge_today(
                 rolled["rev"] / rolled["at_usual_ticket"],
                 np.nan,
             )
-        peer = _peer_ratio(peers, pd.Series(ratio, index=today.index), keys).to_numpy()
+        peer = _peer_ratio(
+            peers, pd.Series(ratio, index=today.index), keys, days["common_spread"][:, 0]
+        ).to_numpy()
         # The days in view, today counted by the share of it so far: a morning is noisier
         # than a whole day (its spread phi_day is a whole day's).
         in_view = np.maximum(rolled["share"], 0.25)

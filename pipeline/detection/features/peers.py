@@ -76,6 +76,66 @@ def peer_median(
     return result
 
 
+# The day peers' median read as a common movement (spike and slab): on ordinary days what moves
+# a group's points together stays within its ordinary spread of 1 (estimated per group from its
+# last two weeks, at least ``COMMON_ORDINARY``: parking and markets move with the weather,
+# restaurants hardly); on some days (``COMMON_EVENT_SHARE``) something moves them all by any
+# amount (``COMMON_EVENT``: an event the calendar does not know). A median of a few noisy peers
+# that sits at 0.85 because two of nine leak and the rest scatter is then mostly noise and reads
+# near 1; nine peers that agree on 0.5 read 0.5.
+COMMON_ORDINARY = 0.05
+COMMON_EVENT = 0.5
+COMMON_EVENT_SHARE = 0.2
+
+
+def peer_median_error(
+    frame: pd.DataFrame,
+    values: pd.Series,
+    valid: pd.Series,
+    min_count: int,
+    *,
+    keys: dict[str | None, pd.Series] | None = None,
+) -> tuple[pd.Series, pd.Series]:
+    """``peer_median`` and the squared standard error of each median (1.2533 sigma / sqrt(n),
+    sigma from the group's MAD; NaN where a registry too small for a median took the others'
+    mean)."""
+    keys = keys if keys is not None else peer_keys(frame)
+    median = pd.Series(np.nan, index=frame.index)
+    error = pd.Series(np.nan, index=frame.index)
+    masked = values.where(valid)
+    for level in PEER_LEVELS:
+        by = keys[level]
+        by = by.where(by >= 0) if (by < 0).any() else by
+        grouped = masked.groupby(by)
+        level_median = grouped.transform("median")
+        level_count = grouped.transform("count")
+        level_mad = (masked - level_median).abs().groupby(by).transform("median")
+        take = median.isna() & (level_count >= min_count)
+        median = median.where(~take, level_median)
+        error = error.where(~take, (1.4826 * 1.2533 * level_mad) ** 2 / level_count)
+    if median.isna().any():
+        median = median.fillna(peer_median(frame, values, valid, min_count, keys=keys))
+    return median, error
+
+
+def common_movement(median: np.ndarray, error: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Posterior mean of the common movement given the peers' ``median``, its squared standard
+    ``error`` and the group's ordinary ``spread`` (the spike's); ``median`` where the error is
+    unknown."""
+    gap = median - 1.0
+    se2 = np.nan_to_num(error, nan=0.0)
+    posterior = np.zeros_like(gap)
+    weights = np.zeros_like(gap)
+    for tau, prior in ((spread, 1 - COMMON_EVENT_SHARE), (COMMON_EVENT, COMMON_EVENT_SHARE)):
+        var = tau**2 + se2
+        weight = prior * np.exp(-0.5 * gap**2 / var) / np.sqrt(var)
+        posterior += weight * (1.0 + gap * tau**2 / var)
+        weights += weight
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shrunk = posterior / weights
+    return np.where(np.isfinite(shrunk), shrunk, median)
+
+
 def peers_silent(
     frame: pd.DataFrame,
     silent: pd.Series,
