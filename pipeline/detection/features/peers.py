@@ -109,8 +109,14 @@ def peer_median_error(
         grouped = masked.groupby(by)
         level_median = grouped.transform("median")
         level_count = grouped.transform("count")
-        level_mad = (masked - level_median).abs().groupby(by).transform("median")
         take = median.isna() & (level_count >= min_count)
+        if not take.any():
+            continue
+        # The spread only of the groups some row takes its median from (after the first
+        # level, a few).
+        member = by.isin(by[take].unique())
+        deviation = (masked[member] - level_median[member]).abs()
+        level_mad = deviation.groupby(by[member]).transform("median").reindex(masked.index)
         median = median.where(~take, level_median)
         error = error.where(~take, (1.4826 * 1.2533 * level_mad) ** 2 / level_count)
     if median.isna().any():
