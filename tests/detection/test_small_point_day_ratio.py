@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pandas as pd
-
 from pipeline.detection.features import compute_features
 from pipeline.store import connect
 from tests.helpers.detect_fixtures import START, load_world, make_points, make_transactions
