@@ -31,6 +31,11 @@ CASH_SHORT_LEAD_DAYS = SHIFT_LOOKBACK_DAYS + SHIFT_CHOICE_DAYS + 1
 # 2.50 -> 2.18 per 1,000 with the same events caught; a whole spread (1.0, tried on the scored
 # hours alone) lost the only flags of a creeping under-reporting.
 DAY_SPREAD = 0.5
+# An operator's last 3 and 5 working days count only while their day so far is this many noise
+# units short itself: at one unit, an ordinary slack day after a real loss (a shortfall that had
+# ended) carried the loss's days on (a quarter of the dev seeds' false alarms named
+# op_cash_short, a third of those within a week after an event at the point).
+DAY_SHORT = 1.5
 SHIFT_END_MINUTES = 45  # "the end of the shift": the last 45 minutes of an operator's working span
 SHIFT_END_COLUMNS = ("shift_end_z", "shift_end_id", "shift_end_k", "shift_end_n", "shift_end_p")
 CASH_REFUND_COLUMNS = ("cash_refund_z", "cash_refund_id", "cash_refund_k", "cash_refund_rp")
@@ -482,7 +487,7 @@ def _shortest_cash_run(so_far: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFr
     obs5, exp5 = rows["obs"] + rows["obs_4"].fillna(0), rows["exp"] + rows["exp_4"].fillna(0)
     z5 = shortfall(obs5, exp5, 1 + rows["days_4"].fillna(0))
     # The longer views count only while the day itself is short.
-    down = z1 > 1.0
+    down = z1 > DAY_SHORT
     use5 = down & (z5 > np.maximum(z1, z3))
     use3 = down & ~use5 & (z3 > z1)
     rows["op_short_z"] = np.select([use5, use3], [z5, z3], z1)
