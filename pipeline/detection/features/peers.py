@@ -57,23 +57,11 @@ def peer_median(
     closed together on a day the calendar does not know read as peers closed, not as a loss.
     NaN when no other point had a usual level. ``keys``: ``peer_keys(frame)``, when at hand."""
     keys = keys if keys is not None else peer_keys(frame)
-    result = pd.Series(np.nan, index=frame.index)
     masked = values.where(valid)
-    for level in PEER_LEVELS:
-        by = keys[level]
-        grouped = masked.groupby(by.where(by >= 0) if (by < 0).any() else by)
-        median = grouped.transform("median")
-        count = grouped.transform("count")
-        result = result.fillna(median.where(count >= min_count))
-    if result.isna().any():
-        by = keys[None]
-        total = masked.fillna(0).groupby(by).transform("sum")
-        count = masked.groupby(by).transform("count")
-        own = masked.notna()
-        others = count - own.astype(int)
-        others_mean = (total - masked.fillna(0)) / others.where(others > 0)
-        result = result.fillna(others_mean)
-    return result
+    median, _ = _level_medians(masked, keys, min_count, with_error=False)
+    if median.isna().any():
+        median = median.fillna(_others_mean(masked, keys[None]))
+    return median
 
 
 # The day peers' median read as a common movement (spike and slab): on ordinary days what moves
@@ -100,9 +88,21 @@ def peer_median_error(
     sigma from the group's MAD; NaN where a registry too small for a median took the others'
     mean)."""
     keys = keys if keys is not None else peer_keys(frame)
-    median = pd.Series(np.nan, index=frame.index)
-    error = pd.Series(np.nan, index=frame.index)
     masked = values.where(valid)
+    median, error = _level_medians(masked, keys, min_count, with_error=True)
+    if median.isna().any():
+        median = median.fillna(_others_mean(masked, keys[None]))
+    return median, error
+
+
+def _level_medians(
+    masked: pd.Series, keys: dict[str | None, pd.Series], min_count: int, *, with_error: bool
+) -> tuple[pd.Series, pd.Series | None]:
+    """Per row, the median of ``masked`` over the first of its ``PEER_LEVELS`` groups with
+    ``min_count`` values (NaN where none has), and with ``with_error`` the median's squared
+    standard error."""
+    median = pd.Series(np.nan, index=masked.index)
+    error = pd.Series(np.nan, index=masked.index) if with_error else None
     for level in PEER_LEVELS:
         by = keys[level]
         by = by.where(by >= 0) if (by < 0).any() else by
@@ -112,16 +112,23 @@ def peer_median_error(
         take = median.isna() & (level_count >= min_count)
         if not take.any():
             continue
-        # The spread only of the groups some row takes its median from (after the first
-        # level, a few).
-        member = by.isin(by[take].unique())
-        deviation = (masked[member] - level_median[member]).abs()
-        level_mad = deviation.groupby(by[member]).transform("median").reindex(masked.index)
         median = median.where(~take, level_median)
-        error = error.where(~take, (1.4826 * 1.2533 * level_mad) ** 2 / level_count)
-    if median.isna().any():
-        median = median.fillna(peer_median(frame, values, valid, min_count, keys=keys))
+        if with_error:
+            # The spread only of the groups some row takes its median from (after the first
+            # level, a few).
+            member = by.isin(by[take].unique())
+            deviation = (masked[member] - level_median[member]).abs()
+            level_mad = deviation.groupby(by[member]).transform("median").reindex(masked.index)
+            error = error.where(~take, (1.4826 * 1.2533 * level_mad) ** 2 / level_count)
     return median, error
+
+
+def _others_mean(masked: pd.Series, by: pd.Series) -> pd.Series:
+    """Per row, the mean of the *other* rows' values of its group ``by`` (NaN without any)."""
+    total = masked.fillna(0).groupby(by).transform("sum")
+    count = masked.groupby(by).transform("count")
+    others = count - masked.notna().astype(int)
+    return (total - masked.fillna(0)) / others.where(others > 0)
 
 
 def common_movement(median: np.ndarray, error: np.ndarray, spread: np.ndarray) -> np.ndarray:
