@@ -23,8 +23,6 @@ the matrices must match.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -249,14 +247,14 @@ def _ordinary_spread(median: pd.Series, error: pd.Series, ordinary: pd.Series) -
     how far their median strayed from 1 on its ordinary days less what the median's own error
     explains (method of moments), at least ``COMMON_ORDINARY``."""
     counted = (ordinary.to_numpy() > 0) & np.isfinite(error.to_numpy())
-    gap2 = np.where(counted, (median.fillna(1.0).clip(lower=0.05) - 1.0) ** 2, np.nan)
-    se2 = np.where(counted, error.to_numpy(), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a view-point without ordinary days
-        excess = np.nanmean(gap2.reshape(-1, HISTORY_DAYS), axis=1) - np.nanmean(
-            se2.reshape(-1, HISTORY_DAYS), axis=1
-        )
-    return np.sqrt(np.clip(np.nan_to_num(excess, nan=0.0), COMMON_ORDINARY**2, None))
+    gap2 = np.where(counted, (median.fillna(1.0).clip(lower=0.05) - 1.0) ** 2, 0.0)
+    se2 = np.where(counted, error.to_numpy(), 0.0)
+    # A view-point without an ordinary day has no excess (the floor).
+    days = np.maximum(counted.reshape(-1, HISTORY_DAYS).sum(axis=1), 1)
+    excess = gap2.reshape(-1, HISTORY_DAYS).sum(axis=1) / days - (
+        se2.reshape(-1, HISTORY_DAYS).sum(axis=1) / days
+    )
+    return np.sqrt(np.clip(excess, COMMON_ORDINARY**2, None))
 
 
 def _common(median: pd.Series, error: pd.Series, spread: np.ndarray) -> np.ndarray:
