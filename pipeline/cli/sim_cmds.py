@@ -180,6 +180,12 @@ def evaluate_cmd(
     console.print(_kinds_table(report))
     _print_ingest_lines(console, report)
     console.print(_books_table(report))
+    mean = report["mean"]
+    console.print(
+        f"recall within the data: {_pct(mean.get('recall_within_data'))} "
+        f"({mean.get('events_beyond_data', 0)} events beyond it, kept in recall above)",
+        highlight=False,
+    )
     for name, met in report["mean"]["targets"].items():
         console.print(f"{'[green]met[/]    ' if met else '[red]not met[/]'}  {name}")
 
@@ -311,6 +317,12 @@ def _print_ingest_lines(console, report: dict) -> None:
         )
         if run["metrics"]["missed"]:
             console.print("  missed: " + "; ".join(run["metrics"]["missed"]), highlight=False)
+        if run["metrics"].get("beyond_data"):
+            console.print(
+                "  beyond the data (best possible reading under 3 noise units): "
+                + "; ".join(run["metrics"]["beyond_data"]),
+                highlight=False,
+            )
 
 
 def _books_table(report: dict):

@@ -207,3 +207,26 @@ def test_summary_means_and_targets_are_honest():
     assert not summary["targets"]["issue 3: precision >= 0.6"]
     assert summary["targets"]["issue 2: on at least two seeds"]  # seeds 1 and 3
     assert summary["case_precision"] is None
+
+
+def test_an_event_beyond_the_data_stays_in_recall_and_is_named_apart():
+    labels = LABELS.copy()
+    labels["detectability"] = float("nan")  # the planter assesses missing sales only
+    labels.loc[labels["kind"] == "device_off", "detectability"] = 0.4  # 3 hours, 1 sale due
+    registry = pd.DataFrame(
+        {"point_id": ["A", "B", "C"], "open_hours": ["00:00-24:00"] * 3, "timezone": ["UTC"] * 3}
+    )
+    flags = _flags(("B", "2026-01-12 04:00"))  # catches B's cash skimming only
+    empty_cases = pd.DataFrame(columns=["point_id", "start_at", "end_at"])
+    window = T("2026-01-05", tz="UTC"), T("2026-01-19", tz="UTC")
+    result = score(labels, flags, empty_cases, registry, *window)
+    assert result["recall"] == pytest.approx(1 / 3)  # the silence still counts as missed
+    assert result["recall_within_data"] == pytest.approx(1 / 2)
+    assert result["beyond_data"] == ["device_off A 2026-01-10 03:00 (0.4 units)"]
+    assert "device_off A 2026-01-10 03:00" in result["missed"]
+    # A reading of 3 units or more is within the data; labels without the column all are.
+    labels.loc[labels["kind"] == "device_off", "detectability"] = 3.0
+    again = score(labels, flags, empty_cases, registry, *window)
+    assert again["beyond_data"] == [] and again["recall_within_data"] == pytest.approx(1 / 3)
+    plain = score(LABELS, flags, empty_cases, registry, *window)
+    assert plain["recall_within_data"] == plain["recall"]

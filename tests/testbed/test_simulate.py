@@ -321,3 +321,30 @@ def test_varied_regional_day_closes_every_levy_point_and_is_not_in_the_calendar(
         (good["at"] >= day - pd.Timedelta(days=7)) & (good["at"] < day - pd.Timedelta(days=6))
     ]
     assert inside["point_id"].isin(levy).sum() < 0.15 * week_before["point_id"].isin(levy).sum()
+
+
+def test_missing_sales_say_how_detectable_they_were(sample):
+    """The planter's reading of each event of missing sales: the best the data allows."""
+    _, _, good, labels = sample
+    volume = labels[labels["kind"].isin(["under_reporting", "device_off"])]
+    assert volume["detectability"].notna().all() and (volume["detectability"] >= 0).all()
+    assert labels.loc[~labels.index.isin(volume.index), "detectability"].isna().all()
+    # Days of a third of the sales gone at an ordinary point are far beyond noise.
+    assert volume.loc[volume["kind"] == "under_reporting", "detectability"].min() > 3
+
+
+def test_detectability_grows_with_what_was_due_and_what_the_history_holds():
+    from pipeline.testbed.simulator.planting import detectability
+
+    history = np.full(28, 24.0)  # four clean weeks of a sale an hour
+    # Three silent hours where about three sales were due: P(0) = 0.05, under 2 units.
+    assert detectability(np.array([3.0]), 3, history) == pytest.approx(1.6, abs=0.1)
+    assert detectability(np.array([1.0]), 1, history) < 0.5
+    # A third of the sales gone for a week at 24 a day: 56 of 168 against a spread of ~17
+    # (counting, the day-to-day spread, and the level's own error from 672 sales).
+    week = detectability(np.full(7, 24.0), 56, history)
+    assert 3 < week < 4
+    # ... fewer with a shorter history to learn the level from, more with a longer window.
+    assert detectability(np.full(7, 24.0), 56, history[:7]) < week
+    assert detectability(np.full(14, 24.0), 112, history) > week
+    assert detectability(np.zeros(3), 0, history) == 0.0

@@ -2,6 +2,12 @@
 
 Each planter edits the transactions of one point in a window it picks (dropping rows, voiding,
 shaving tickets, adding refunds or bursts) and records a label of what it did.
+
+A label of missing sales (under-reporting, a device off) also says how *detectable* it was:
+the shortfall of its recorded sales in noise units as an oracle would read it, knowing the
+event's exact window and the sales the point would have made (``detectability``). It is an
+upper bound for any detector, which has to learn the usual level and cannot know the window;
+an event below the detector's evidence threshold is beyond the data, whatever reads it.
 """
 
 from __future__ import annotations
@@ -9,9 +15,40 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.detection.features.noise_units import poisson_shortfall
 from pipeline.testbed.simulator.points import operator_slot, shift_bounds, shift_of_operator
-from pipeline.testbed.simulator.profiles import CASH, HOURLY, PAID, QRIS, REFUND, TYPES, VOID
+from pipeline.testbed.simulator.profiles import (
+    CASH,
+    DAY_NOISE,
+    HOURLY,
+    PAID,
+    QRIS,
+    REFUND,
+    TYPES,
+    VOID,
+)
 from pipeline.testbed.simulator.regency import _Simulation
+
+
+def detectability(sales_by_day: np.ndarray, removed: float, history_by_day: np.ndarray) -> float:
+    """The shortfall of an event's recorded sales in noise units, read by the best detector the
+    data allows: it knows the event's exact window and the shape of the point's trade (its
+    weekdays, hours, trend and weather), and learns only the point's level, from the same clean
+    weeks a real detector has (``history_by_day``: their sales per day). ``sales_by_day``: the
+    sales each day of the window would have held before the event took ``removed`` of them.
+    Its noise: counting noise and the simulator's day-to-day spread (``DAY_NOISE``) in the
+    window, and the same in the history the level is learnt from. The same Poisson lower tail
+    the detector reads."""
+    expected = float(np.sum(sales_by_day))
+    learnt = float(np.sum(history_by_day))
+    if expected <= 0 or learnt <= 0:
+        return 0.0
+
+    def variance(by_day: np.ndarray) -> float:
+        return float(np.sum(by_day)) + DAY_NOISE**2 * float(np.sum(np.square(by_day)))
+
+    total = variance(sales_by_day) + (expected / learnt) ** 2 * variance(history_by_day)
+    return float(poisson_shortfall(expected - removed, expected, np.sqrt(total / expected)))
 
 
 class _Planter:
@@ -120,6 +157,21 @@ class _Planter:
         self.busy_days.setdefault(p, set()).update(range(day, day + length))
         return day
 
+    def _detectability(self, p: int, rows: np.ndarray) -> float:
+        """``detectability`` of the sales an event at point p dropped among ``rows`` (its
+        window's rows), its level learnt from the point's clean weeks."""
+        clean = self._rows(p, self.t0, self._day_s(self.clean_days, 0))
+        return detectability(
+            self._paid_by_day(rows),
+            float(self.drop[rows[self.frame["status"][rows] == PAID]].sum()),
+            self._paid_by_day(clean),
+        )
+
+    def _paid_by_day(self, rows: np.ndarray) -> np.ndarray:
+        """Paid sales per day (from day 0) among ``rows``, before any were dropped."""
+        paid = rows[self.frame["status"][rows] == PAID]
+        return np.bincount(((self.frame["t"][paid] - self.t0) // 86400).astype(np.int64))
+
     def _rows(self, p: int, lo_s: float, hi_s: float) -> np.ndarray:
         """Row indexes of point p with lo_s <= t < hi_s (epoch seconds)."""
         t = self.frame["t"]
@@ -145,6 +197,7 @@ class _Planter:
             day * 24 + self.pts.open_[p],
             (end_day - 1) * 24 + self.pts.close[p],
             note=f"{share:.0%} of sales not tapped for {end_day - day} days",
+            detectability=self._detectability(p, rows),
         )
 
     def _device_off(self, p: int) -> None:
@@ -164,6 +217,7 @@ class _Planter:
             day * 24 + begin,
             day * 24 + begin + length,
             note=f"no transactions for {length} open hours",
+            detectability=self._detectability(p, rows),
         )
 
     def _operator_shift(self, p: int) -> tuple[int, float, float]:
@@ -345,6 +399,7 @@ class _Planter:
             (self.days - 1) * 24 + self.pts.close[p],
             note=f"{share:.0%} of sales not tapped from day {day} to the end"
             + (" (began on a public holiday)" if first is not None else ""),
+            detectability=self._detectability(p, rows),
         )
 
     def _drifting_under_reporting(self, p: int) -> None:
@@ -366,6 +421,7 @@ class _Planter:
             day * 24 + self.pts.open_[p],
             (self.days - 1) * 24 + self.pts.close[p],
             note=f"under-reporting creeping from 0% to {top:.0%} of sales from day {day}",
+            detectability=self._detectability(p, rows),
         )
 
     def start_day_of_scored_holiday(self) -> int | None:

@@ -28,7 +28,15 @@ QUIET_KINDS = ("holiday", "closure", "rain", "dip", "regional")
 # "varied" (the default) is the harder regency; "classic" writes exactly what the simulator wrote
 # before it (the demo's and older tests' data).
 SCENARIOS = ("varied", "classic")
-LABEL_COLUMNS = ("point_id", "kind", "start_utc", "end_utc", "operator_id", "note")
+LABEL_COLUMNS = (
+    "point_id",
+    "kind",
+    "start_utc",
+    "end_utc",
+    "operator_id",
+    "note",
+    "detectability",
+)
 METHODS = np.array(["cash", "qris", "card", "transfer", "ewallet"])
 STATUSES = np.array(["paid", "void", "refund"])
 CASH, QRIS, CARD, TRANSFER, EWALLET = range(5)
@@ -61,6 +69,8 @@ DAILY_MEDIAN = {
     "entertainment_tax": 30.0,
 }
 SIZE_SIGMA = 0.8
+# Each point's day-to-day spread of trade beyond counting noise (lognormal sigma of a day's rate).
+DAY_NOISE = 0.12
 # The varied scenario: sizes spread wider still, and about one point in eight a tiny one with
 # about one sale an hour (a warung's tapping box, a losmen).
 VARIED_SIZE_SIGMA = 0.5  # an extra lognormal spread on top of SIZE_SIGMA

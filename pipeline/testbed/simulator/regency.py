@@ -16,6 +16,7 @@ from pipeline.testbed.simulator.points import make_points, operator_slot
 from pipeline.testbed.simulator.profiles import (
     CASH,
     CLOSURE_REASONS,
+    DAY_NOISE,
     HOLIDAY_EFFECT,
     HOURLY,
     JAKARTA,
@@ -215,8 +216,10 @@ class _Simulation:
         hi_hour: int | float,
         operator: str = "",
         note: str = "",
+        detectability: float | None = None,
     ) -> None:
-        """Record one planted event at point p over [lo_hour, hi_hour) hours from day 0."""
+        """Record one planted event at point p over [lo_hour, hi_hour) hours from day 0
+        (``detectability``: see ``planting.detectability``; left blank where not assessed)."""
         self.labels.append(
             {
                 "point_id": self.pts.ids[p],
@@ -225,6 +228,7 @@ class _Simulation:
                 "end_utc": _iso_utc(self.t0 + round(hi_hour * 3600)),
                 "operator_id": operator,
                 "note": note,
+                "detectability": "" if detectability is None else f"{detectability:.2f}",
             }
         )
 
@@ -237,7 +241,7 @@ class _Simulation:
         weekday = (self.weekday0 + np.arange(hours) // 24) % 7
         hourly = np.stack([HOURLY[t] for t in TYPES])[pts.types][:, hour_of_day]
         weekly = np.array([WEEKLY[t] for t in TYPES])[pts.types][:, weekday]
-        day_noise = rng.lognormal(0.0, 0.12, (n_points, self.days)).repeat(24, axis=1)
+        day_noise = rng.lognormal(0.0, DAY_NOISE, (n_points, self.days)).repeat(24, axis=1)
         hour_noise = rng.gamma(25.0, 1 / 25.0, (n_points, hours))
         rate = pts.daily[:, None] * hourly * weekly * day_noise * hour_noise * factor
         counts = rng.poisson(rate).ravel()

@@ -150,8 +150,11 @@ def _event_counts(sim: _Simulation) -> dict[str, int]:
 
 
 def read_labels(path: Path) -> pd.DataFrame:
-    """labels.csv with aware UTC start/end times."""
+    """labels.csv with aware UTC start/end times and ``detectability`` as a number (NaN where
+    blank)."""
     labels = pd.read_csv(path, dtype=str, keep_default_na=False)
     labels["start_utc"] = pd.to_datetime(labels["start_utc"], utc=True)
     labels["end_utc"] = pd.to_datetime(labels["end_utc"], utc=True)
+    if "detectability" in labels.columns:  # blank where the planter does not assess it
+        labels["detectability"] = pd.to_numeric(labels["detectability"], errors="coerce")
     return labels
