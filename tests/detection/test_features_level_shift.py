@@ -92,3 +92,46 @@ def test_days_without_a_yardstick_add_nothing():
     rel = np.full(DAYS, np.nan)
     out = _shift(day_frame(rel))
     assert (out["level_shift"] == 0).all() and (out["shift_days"] == 0).all()
+
+
+def test_a_days_sales_spread_leaves_out_what_the_tickets_add():
+    """A restaurant of 15 sales a day whose revenue varies 30% from day to day, most of it its
+    tickets' spread: a third of its sales gone is raised sooner on the spread of its sales."""
+    rng = np.random.default_rng(3)
+    rel = 1 + rng.normal(0, 0.2, DAYS)
+    start = 10
+    rel[start:] *= 0.67
+    frame = day_frame(rel, usual_cnt=15.0)
+    lead = np.full(HISTORY_DAYS, np.nan)
+
+    def first_raised(c_ticket):
+        series = {c: np.concatenate([lead, frame[c].to_numpy(float)]) for c in frame.columns[2:]}
+        series["usual_cnt"][:HISTORY_DAYS] = 15.0
+        rows = np.arange(DAYS)[:, None] + np.arange(HISTORY_DAYS + 1)[None, :]
+        days = {column: values[rows] for column, values in series.items()}
+        weight = np.ones((DAYS, HISTORY_DAYS + 1))
+        out = level_shift(days, np.full(DAYS, 0.3), weight, np.full(DAYS, c_ticket))
+        raised = np.flatnonzero(out["level_shift"].to_numpy() >= 3)
+        return raised.min() if len(raised) else DAYS
+
+    assert first_raised(0.9) < first_raised(0.0)
+    assert first_raised(0.9) <= start + 7
+
+
+def test_the_cusum_reads_the_days_sales_not_their_revenue():
+    from pipeline.detection.features.day_signals import _cusum_days
+
+    usual_cnt = np.full((2, 3), 20.0)
+    days = {
+        "usual_cnt": usual_cnt,
+        "usual": np.full((2, 3), 1_000_000.0),
+        "day_peer": np.ones((2, 3)),
+        "day_ratio": np.array([[1.0, 1.0, 1.0], [0.5, 0.5, 0.5]]),  # revenue
+        "cnt": np.array([[13.0, 13.0, 13.0], [20.0, 20.0, 20.0]]),  # sales
+        "rev": np.array([[1e6, 1e6, 1e6], [5e5, 5e5, 5e5]]),
+        "any_n": np.ones((2, 3)),
+    }
+    rel = _cusum_days(days)["rel"]
+    # A third of the sales unrecorded at a full revenue (bigger tickets) reads as the drop it is;
+    # tickets shaved with every sale recorded is the ticket signals' business, not a shift.
+    assert np.allclose(rel[0], 0.65) and np.allclose(rel[1], 1.0)

@@ -65,7 +65,8 @@ def day_signals(
     snapshots = _horizon_drops(snapshots, scales, ordinary)
     phi = snapshots["pos"].map(scales["phi_day"]).fillna(0.15)
     by_snapshot = snapshots.assign(pos=snapshots["snapshot"])
-    snapshots = snapshots.join(level_shift(by_snapshot, phi, ordinary))
+    c_ticket = snapshots["pos"].map(scales["c_ticket"]).fillna(0.5)
+    snapshots = snapshots.join(level_shift(by_snapshot, phi, ordinary, c_ticket))
     small = horizon_shortfall(snapshots, scales, ordinary, small_points(slots, frame))
     today = snapshots[snapshots["today"]].set_index("snapshot").join(small)
     today["level_shift"] = today["level_shift"].where(today["share"] >= MIN_TODAY_SHARE, 0.0)
@@ -253,12 +254,13 @@ def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame, ordinary: np.ndarray
         z_ticket[h] = ((ticket / peer_t - 1) / sd_t).fillna(0)
         if h == 1:
             day["day_ratio"], day["day_peer"], day["day_ticket_ratio"] = ratio, peer, ticket
-            # What the level-shift CUSUM reads: the day against usual x peers.
+            # What the level-shift CUSUM reads: the day's sales against usual x peers.
             # Days before the point's first transaction in view are no evidence: it was not
             # there yet (or the data starts later).
             started = day.groupby("snapshot")["any_n"].cumsum() > 0
             # ... nor are days the peers were closed too (a holiday the calendar does not know).
-            day["rel"] = (ratio / peer).where(started & (peer >= CLOSED_PEERS))
+            sales = (rolled["cnt"] / rolled["usual_cnt"]).where(rolled["usual_cnt"] > 0)
+            day["rel"] = (sales / peer).where(started & (peer >= CLOSED_PEERS))
             day["expected"] = rolled["usual"] * peer
     late = day["share"] >= MIN_TODAY_SHARE
     day["day_drop"] = _sustained_drop(z_rev, late)
@@ -274,17 +276,21 @@ def _sustained_drop(z: dict[int, pd.Series], late: pd.Series) -> np.ndarray:
     return np.clip(np.maximum(-z[1], np.where(down, longer, 0.0)), 0, CAP)
 
 
-def level_shift(day: pd.DataFrame, phi_day: pd.Series, weight: np.ndarray) -> pd.DataFrame:
-    """Per (point, local day) row of ``day`` (sorted by pos, local_date; ``rel`` the day's revenue
+def level_shift(
+    day: pd.DataFrame, phi_day: pd.Series, weight: np.ndarray, c_ticket: pd.Series
+) -> pd.DataFrame:
+    """Per (point, local day) row of ``day`` (sorted by pos, local_date; ``rel`` the day's sales
     / (usual x peers), ``usual_cnt``, ``rev``, ``expected``): the CUSUM in noise units
     (``level_shift``, 3 x sqrt(log-likelihood ratio / ``DECIDE``), 0 on days that do not look
     shifted themselves or are the first such day), the days the shift has run (``shift_days``) and its recorded and
     expected revenue over them (``shift_rev``, ``shift_exp``). ``weight`` is what each day's
     evidence counts for (0 on holidays and regional events: trade moves differently then, so
     such a day neither starts, feeds nor ends a shift)."""
-    # A day's spread: its own day-to-day spread, or the Poisson spread of its usual sales when
-    # that is larger (a small point's day is mostly counting noise).
-    sigma = np.sqrt(np.maximum(phi_day**2, 1.0 / day["usual_cnt"].clip(lower=1.0))).clip(lower=0.05)
+    # A day's spread of sales: its day-to-day spread of revenue less what the tickets add to it,
+    # or the Poisson spread of its usual sales when that is larger.
+    poisson = 1.0 / day["usual_cnt"].clip(lower=1.0)
+    counted = phi_day**2 - c_ticket**2 * poisson
+    sigma = np.sqrt(np.maximum(counted, poisson)).clip(lower=0.05)
     r = SHIFT / sigma
     # One unusually busy day does not wipe out a week of evidence (a robust CUSUM: each day
     # counts for at most 1.5 noise units in favour of "usual").

@@ -1,4 +1,9 @@
-"""Level shifts: a one-sided CUSUM on each point's peer-relative daily revenue ratio.
+"""Level shifts: a one-sided CUSUM on each point's peer-relative daily sales ratio.
+
+Sales (the count), not revenue: leakage that leaves sales unrecorded lowers both alike, and the
+count does not carry the tickets' spread (a restaurant's day of 15 sales varies about a third
+more in revenue than in sales). The rupiah the shift has cost (``shift_rev``, ``shift_exp``) is
+still summed in revenue.
 
 A drop that starts on some day and continues (a third of the sales left unrecorded every day)
 is weak evidence on any one day at a small point and becomes "usual" if it lasts long enough
@@ -33,22 +38,30 @@ DECIDE = (
 
 
 def level_shift(
-    days: dict[str, np.ndarray], phi_day: np.ndarray, weight: np.ndarray
+    days: dict[str, np.ndarray],
+    phi_day: np.ndarray,
+    weight: np.ndarray,
+    c_ticket: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per snapshot (a row of ``days``' (snapshot x day) matrices, oldest day first, the day
-    judged last; ``rel`` the day's revenue / (usual x peers), ``usual_cnt``, ``rev``,
+    judged last; ``rel`` the day's sales / (usual x peers), ``usual_cnt``, ``rev``,
     ``expected``), for its last day: the CUSUM in noise units (``level_shift``, 3 x
     sqrt(log-likelihood ratio / ``DECIDE``), 0 on days that do not look shifted themselves or
     are the first such day), the days the shift has run (``shift_days``) and its recorded and
     expected revenue over them (``shift_rev``, ``shift_exp``). ``phi_day`` per snapshot;
     ``weight`` per day, what its evidence counts for (0 on holidays and regional events: trade
-    moves differently then, so such a day neither starts, feeds nor ends a shift)."""
+    moves differently then, so such a day neither starts, feeds nor ends a shift).
+    ``c_ticket`` per snapshot: the point's ticket spread, what tickets add to ``phi_day`` (its
+    day spread of revenue) that a day's sales do not have (None: nothing)."""
     rel = days["rel"]
     n, width = rel.shape
-    # A day's spread: its own day-to-day spread, or the Poisson spread of its usual sales when
-    # that is larger (a small point's day is mostly counting noise).
+    # A day's spread of sales: its day-to-day spread of revenue less what the tickets add to it
+    # (their spread over the day's sales), or the Poisson spread of its usual sales when that is
+    # larger (a small point's day is mostly counting noise).
     poisson = 1.0 / np.maximum(days["usual_cnt"], 1.0)
-    sigma = np.maximum(np.sqrt(np.maximum(phi_day[:, None] ** 2, poisson)), 0.05)
+    c_ticket = np.zeros(n) if c_ticket is None else np.asarray(c_ticket, dtype=float)
+    counted = phi_day[:, None] ** 2 - c_ticket[:, None] ** 2 * poisson
+    sigma = np.maximum(np.sqrt(np.maximum(counted, poisson)), 0.05)
     r = SHIFT / sigma
     # One unusually busy day does not wipe out a week of evidence (a robust CUSUM: each day
     # counts for at most 1.5 noise units in favour of "usual").

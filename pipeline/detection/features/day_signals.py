@@ -345,7 +345,7 @@ def _judge_today(
     late = days["share"][:, -1] >= MIN_TODAY_SHARE
     out["day_drop"] = _sustained_drop(z_rev, late)
     out["ticket_day_drop"] = _sustained_drop(z_ticket, late)
-    shift = level_shift(_cusum_days(days), phi, days["ordinary"])
+    shift = level_shift(_cusum_days(days), phi, days["ordinary"], c_ticket)
     # As for the small points' horizons: until half of today is in view, a shift is the days
     # before it, which their own hours raised.
     shift["level_shift"] = shift["level_shift"].where(late, 0.0)
@@ -356,14 +356,16 @@ def _judge_today(
 
 
 def _cusum_days(days: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """What the level-shift CUSUM reads of each snapshot's days: the day against usual x
-    peers (``rel``), its usual sales, recorded and expected revenue."""
-    ratio, peer = days["day_ratio"], days["day_peer"]
+    """What the level-shift CUSUM reads of each snapshot's days: the day's sales against usual
+    x peers (``rel``), its usual sales, recorded and expected revenue."""
+    peer = days["day_peer"]
     # Days before the point's first transaction in view are no evidence: it was not there yet
     # (or the data starts later) ...
     started = np.cumsum(days["any_n"], axis=1) > 0
     # ... nor are days the peers were closed too (a holiday the calendar does not know).
-    rel = np.where(started & (peer >= CLOSED_PEERS), ratio / peer, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sales = np.where(days["usual_cnt"] > 0, days["cnt"] / days["usual_cnt"], np.nan)
+    rel = np.where(started & (peer >= CLOSED_PEERS), sales / peer, np.nan)
     return {
         "rel": rel,
         "usual_cnt": days["usual_cnt"],
