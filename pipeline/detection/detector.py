@@ -561,7 +561,7 @@ def explain(
             ["high", "medium"],
             "low",
         )
-        rows = rows[~weak_volume(rows)]
+        rows = rows[~weak_volume(rows, detector.min_evidence)]
     if rows.empty:
         return rows.assign(**{column: [] for column in FLAG_COLUMNS})
     stakes = kind_shortfalls(rows)

@@ -75,7 +75,8 @@ def hour_not_down(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
     # A small point's hour is never some noise units down on its own; its days are the view
     # (``features.small_points``).
     thin = small_point_down(rows, min_evidence)
-    return ordinary & no_pattern & (rows["kind"] != "device_off") & ~thin
+    shifted = shifted_day(rows, min_evidence)
+    return ordinary & no_pattern & (rows["kind"] != "device_off") & ~thin & ~shifted
 
 
 # The point's views that read more than the hour: its day so far and last 3 and 7 days (revenue
@@ -103,10 +104,30 @@ def day_view_over(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
     only_days = rows[own].max(axis=1) < min_evidence
     today = rows["day_ratio"] / rows["day_peer"]
     day_ordinary = today > 1 - DAY_DOWN * rows["phi_day"]
-    return only_days & day_ordinary & (rows["kind"] != "device_off")
+    shifted = shifted_day(rows, min_evidence)
+    return only_days & day_ordinary & (rows["kind"] != "device_off") & ~shifted
 
 
-def weak_volume(rows: pd.DataFrame) -> pd.Series:
+# A level shift that has run this many days (and is decided) is a case to make, not chance.
+SHIFT_FLAG_DAYS = 5
+
+
+def shifted_day(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
+    """The one hour per day (``day_judged_hour``: the first the day views judge) of a point
+    whose level shift is decided (``min_evidence``) and has run ``SHIFT_FLAG_DAYS`` days or more.
+    A third of the sales gone at a point of a few sales an hour leaves no hour of its own a
+    noise unit down, and a decided shift is rarely 1.4 x ``min_evidence`` strong before weeks
+    have passed, so ``hour_not_down``, ``day_view_over`` and ``weak_volume`` kept every hour of it
+    quiet; each hour of those days flagged instead cost many false alarms where the shift was
+    chance. One hour a day keeps the shift raised, and the case it opens grows by a day a day."""
+    return (
+        (rows["level_shift"] >= min_evidence)
+        & (rows["shift_days"] >= SHIFT_FLAG_DAYS)
+        & rows["day_judged_hour"].astype(bool)
+    )
+
+
+def weak_volume(rows: pd.DataFrame, min_evidence: float = 3.0) -> pd.Series:
     """Flags of ``volume`` evidence at ``low`` severity (``explain``: every signal under the
     medium band, 1.4 x min_evidence, and a combination the forest does not rank among its
     rarest): revenue or sales a few noise units down, the hour's or the day's, with tickets,
@@ -122,7 +143,8 @@ def weak_volume(rows: pd.DataFrame) -> pd.Series:
     3.5 -> 2.5 per 1,000, point-hour precision 0.85 -> 0.88, cases per event 1.07 -> 1.01, recall
     unchanged."""
     skimming = rows["kind"] == "cash_skimming"
-    return (rows["evidence"] == "volume") & (rows["severity"] == "low") & ~skimming
+    shifted = shifted_day(rows, min_evidence)
+    return (rows["evidence"] == "volume") & (rows["severity"] == "low") & ~skimming & ~shifted
 
 
 def case_evidence(rows: pd.DataFrame, min_evidence: float) -> pd.Series:

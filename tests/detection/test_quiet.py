@@ -7,7 +7,13 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.detection.features import FEATURES
-from pipeline.detection.quiet import case_evidence, day_view_over, hour_not_down, weak_volume
+from pipeline.detection.quiet import (
+    case_evidence,
+    day_view_over,
+    hour_not_down,
+    shifted_day,
+    weak_volume,
+)
 
 MIN_EVIDENCE = 3.0
 
@@ -21,6 +27,8 @@ def flags(**columns) -> pd.DataFrame:
     base["small_shortfall"] = [0.0] * n
     base["gross_paid"] = [100_000.0] * n
     base["expected_rev"] = [100_000.0] * n
+    base["shift_days"] = [0] * n
+    base["day_judged_hour"] = [False] * n
     return pd.DataFrame({**base, **columns})
 
 
@@ -106,3 +114,23 @@ def test_a_low_severity_flag_on_volume_alone_is_not_a_flag():
         severity=["low", "medium", "low", "low"],
     )
     assert weak_volume(rows).tolist() == [True, False, False, False]
+
+
+def test_a_lasting_level_shift_keeps_one_hour_a_day_flagged():
+    """A decided level shift of five days or more at a point whose hours are each at their
+    expectation: the day's judged hour stays a flag through every quiet rule (at low severity
+    too), the other hours of the day do not, and neither does a shift of four days."""
+    rows = flags(
+        level_shift=[3.3, 3.3, 3.3],
+        shift_days=[6, 6, 4],
+        day_judged_hour=[True, False, True],
+        day_ratio=[0.7, 0.7, 0.7],
+        day_peer=[1.0, 1.0, 1.0],
+        phi_day=[0.3, 0.3, 0.3],
+    )
+    rows["evidence"] = "volume"
+    rows["severity"] = "low"
+    assert shifted_day(rows, MIN_EVIDENCE).tolist() == [True, False, False]
+    for rule in (hour_not_down, day_view_over):
+        assert rule(rows, MIN_EVIDENCE).tolist() == [False, True, True], rule.__name__
+    assert weak_volume(rows, MIN_EVIDENCE).tolist() == [False, True, True]

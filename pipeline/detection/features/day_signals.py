@@ -96,12 +96,20 @@ def day_signals(
         history = _usual_whole_days(history, slots, scales)
         history["ordinary"] = _ordinary_days(history, frame)
         history = _day_against_peers(history)
+        today["hour_in_view"] = parts.loc[today.index, "usual_in_view"].to_numpy()
         today = _usual_whole_days(today, slots, scales)
         today["ordinary"] = _ordinary_days(today, frame)
         days = _snapshot_days(history, today, history_row)
         judged = _judge_today(today, days, scales, small_points(slots, frame))
         features.loc[today.index] = judged[DAY_COLUMNS].to_numpy()
     frame[DAY_COLUMNS] = features
+    # The hour in which half of its day's usual trade comes into view: the first that the day
+    # views judge (``MIN_TODAY_SHARE``), one per point and day, the same in a backfill and in
+    # the hourly run that scores it (it reads only its own day so far).
+    frame["day_judged_hour"] = False
+    if len(today):
+        first = (today["share"] >= MIN_TODAY_SHARE) & (today["share_before"] < MIN_TODAY_SHARE)
+        frame.loc[today.index, "day_judged_hour"] = first.to_numpy()
     expected = expected_open(frame)
     for column in ("day_drop", "ticket_day_drop", "level_shift", "small_shortfall"):
         frame[column] = frame[column].where(expected, 0).fillna(0)
@@ -218,6 +226,10 @@ def _usual_whole_days(day: pd.DataFrame, slots: pd.DataFrame, scales: pd.DataFra
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.clip(np.nan_to_num(in_view / whole, nan=1.0), 0, 1)
     day["share"] = share
+    if "hour_in_view" in day:  # a day so far: the share before its last hour
+        with np.errstate(divide="ignore", invalid="ignore"):
+            before = (in_view - day["hour_in_view"].to_numpy()) / whole
+        day["share_before"] = np.clip(np.nan_to_num(before, nan=1.0), 0, 1)
     pos = day["pos"].to_numpy()
     for measure, column in (("rev", "usual"), ("cnt", "usual_cnt")):
         table = scales[[f"day_{measure}_{w}" for w in range(7)]].to_numpy()
