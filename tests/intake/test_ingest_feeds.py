@@ -89,6 +89,15 @@ def test_a_file_that_is_not_a_feed_is_refused_naming_the_file(tmp_path, content,
     assert "week3.csv" in str(caught.value)
 
 
+def test_a_folder_or_a_missing_file_is_refused_saying_which(tmp_path):
+    folder = tmp_path / "feeds"
+    folder.mkdir()
+    with pytest.raises(UnusableInputError, match=r"feeds: is a folder; give its feed files"):
+        list(read_feed(folder))
+    with pytest.raises(UnusableInputError, match=r"week9.csv: no such file"):
+        list(read_feed(tmp_path / "week9.csv"))
+
+
 def test_validation_gives_every_reason_in_plain_words():
     frame = pd.DataFrame(
         {

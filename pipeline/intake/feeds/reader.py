@@ -34,6 +34,10 @@ class FeedReader:
 
     def __iter__(self) -> Iterator[FeedChunk]:
         path = self.path
+        if path.is_dir():
+            raise UnusableInputError(
+                f"feed {path}: is a folder; give its feed files (e.g. {path}/*.csv)"
+            )
         if not path.is_file():
             raise UnusableInputError(f"feed {path}: no such file")
         source = _ByteSource(path, _is_gzip(path))
