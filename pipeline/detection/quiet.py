@@ -127,7 +127,7 @@ def shifted_day(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
     )
 
 
-def weak_volume(rows: pd.DataFrame, min_evidence: float = 3.0) -> pd.Series:
+def weak_volume(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
     """Flags of ``volume`` evidence at ``low`` severity (``explain``: every signal under the
     medium band, 1.4 x min_evidence, and a combination the forest does not rank among its
     rarest): revenue or sales a few noise units down, the hour's or the day's, with tickets,

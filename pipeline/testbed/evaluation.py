@@ -143,7 +143,7 @@ def beyond_data(events: pd.DataFrame) -> pd.Series:
     (labels without a ``detectability``, or events it does not assess, are within the data)."""
     if "detectability" not in events.columns:
         return pd.Series(False, index=events.index)
-    return pd.to_numeric(events["detectability"], errors="coerce").lt(BEYOND_DATA)
+    return events["detectability"].lt(BEYOND_DATA)  # NaN (not assessed): within
 
 
 def _within_data(events: pd.DataFrame) -> dict:
@@ -154,7 +154,7 @@ def _within_data(events: pd.DataFrame) -> dict:
         "recall_within_data": float(within["caught"].mean()) if len(within) else None,
         "beyond_data": [
             f"{e.kind} {e.point_id} {e.start_utc:%Y-%m-%d %H:%M} "
-            f"({float(e.detectability):.1f} units{', caught' if e.caught else ''})"
+            f"({e.detectability:.1f} units{', caught' if e.caught else ''})"
             for e in events[beyond].itertuples()
         ],
     }

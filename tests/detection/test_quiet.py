@@ -113,7 +113,7 @@ def test_a_low_severity_flag_on_volume_alone_is_not_a_flag():
         evidence=["volume", "volume", "pattern", "device"],
         severity=["low", "medium", "low", "low"],
     )
-    assert weak_volume(rows).tolist() == [True, False, False, False]
+    assert weak_volume(rows, MIN_EVIDENCE).tolist() == [True, False, False, False]
 
 
 def test_a_lasting_level_shift_keeps_one_hour_a_day_flagged():
