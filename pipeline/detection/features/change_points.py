@@ -52,66 +52,120 @@ def level_shift(
     ``weight`` per day, what its evidence counts for (0 on holidays and regional events: trade
     moves differently then, so such a day neither starts, feeds nor ends a shift).
     ``c_ticket`` per snapshot: the point's ticket spread, what tickets add to ``phi_day`` (its
-    day spread of revenue) that a day's sales do not have (None: nothing)."""
+    day spread of revenue) that a day's sales do not have (None: nothing).
+
+    Each snapshot on its own days: ``shared_level_shift`` with every row its own complete days."""
+    history = {name: values[:, :-1] for name, values in days.items()}
+    today = {name: values[:, -1] for name, values in days.items()}
+    history["weight"], today["weight"] = weight[:, :-1], weight[:, -1]
+    return shared_level_shift(history, today, np.arange(len(phi_day)), phi_day, c_ticket)
+
+
+# long: the CUSUM's steps in order, each on the complete days once and on today per snapshot.
+def shared_level_shift(
+    history: dict[str, np.ndarray],
+    today: dict[str, np.ndarray],
+    row: np.ndarray,
+    phi_day: np.ndarray,
+    c_ticket: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """``level_shift`` of snapshots that share their complete days: ``history`` holds each
+    set of complete days once ((days set x day) matrices, oldest first: the measures of
+    ``level_shift`` and ``weight``; ``phi_day`` and ``c_ticket`` per set), ``today`` each
+    snapshot's day judged (one value per snapshot and measure), ``row`` each snapshot's set.
+
+    The same numbers as one (snapshot x day) matrix per measure, to the last bit (the same
+    operations on the same values, the running sums carried from the complete days into
+    today), at a fraction of the work and memory: the 24 hours of a day share their complete
+    days, and figuring them for every hour, in fresh (snapshot x day) matrices, was a sixth of
+    a backfill's feature time (most of it the kernel mapping fresh memory)."""
+    n = len(row)
+    width = history["rel"].shape[1]  # the complete days; today is the day after them
+    phi_day = np.asarray(phi_day, dtype=float)
+    c_ticket = np.zeros(len(phi_day)) if c_ticket is None else np.asarray(c_ticket, dtype=float)
+    increment = _increments(history, phi_day[:, None], c_ticket[:, None])
+    today_increment = _increments(today, phi_day[row], c_ticket[row])
+    cusum, state = _running_sum(increment)
+    today_cusum = _running_sum(today_increment[:, None], _rows(state, row))[0][:, 0]
+    # The sum before each day: 0 before the first, then the complete days' (today's is theirs).
+    before = np.column_stack([np.zeros(len(cusum)), cusum])
+    # The lowest the sum stood at before each day, over the window's days (the days before the
+    # snapshot's first are no part of it): a running minimum until the window is full.
+    lowest = np.minimum.accumulate(before, axis=1)
+    for day in range(LEVEL_SHIFT_DAYS, width + 1):
+        lowest[:, day] = before[:, day - LEVEL_SHIFT_DAYS + 1 : day + 1].min(axis=1)
+    statistic = np.maximum(cusum - lowest[:, :width], 0.0)
+    today_statistic = np.maximum(today_cusum - lowest[row, width], 0.0)
+    run = _run_length(statistic > 0)
+    previous = run[row, -1] if width else 0
+    today_run = np.where(today_statistic > 0, previous + 1, 0)
+    # A shift is a day that looks shifted itself after days that already made a case for it
+    # (the sum was at least ``CARRIED`` the day before): one bad day (a device off for the
+    # afternoon) is the hour and day signals' business.
+    carried = statistic[row, -1] if width else np.zeros(n)
+    # ... and the ordinary day before it was low too: after a real drop has ended the sum decays
+    # slowly, and a single noisy low day then re-fired it at the whole run's strength (the tune
+    # seeds' level-shift false alarms after an event; false alarms 7.6 -> 6.3 per 1,000).
+    low = np.where(history["weight"] > 0, (increment > 0).astype(float), np.nan)
+    low_before = np.zeros(len(low))
+    for day in range(width):
+        low_before = np.where(np.isnan(low[:, day]), low_before, low[:, day])
+    shifted = (today_increment > 0) & (carried >= CARRIED) & (low_before[row] > 0)
+    out = pd.DataFrame(index=pd.RangeIndex(n))
+    out["level_shift"] = np.clip(
+        3.0 * np.sqrt(np.where(shifted, today_statistic, 0.0) / DECIDE), 0, CAP
+    )
+    out["shift_days"] = today_run
+    for name, column in (("shift_rev", "rev"), ("shift_exp", "expected")):
+        total, state = _running_sum(_zero_nan(history[column]))
+        today_total = _running_sum(_zero_nan(today[column])[:, None], _rows(state, row))[0][:, 0]
+        # The last ``shift_days`` days: the sum to today less the sum before they began.
+        begin = width - today_run
+        earlier = (
+            np.where(begin >= 0, total[row, np.clip(begin, 0, width - 1)], 0.0)
+            if width
+            else np.zeros(n)
+        )
+        out[name] = np.where(today_run > 0, today_total - earlier, 0.0)
+    return out
+
+
+def _increments(days: dict[str, np.ndarray], phi_day, c_ticket) -> np.ndarray:
+    """Each day's log-likelihood ratio of "``SHIFT`` lower" to "usual", times its weight."""
     rel = days["rel"]
-    n, width = rel.shape
     # A day's spread of sales: its day-to-day spread of revenue less what the tickets add to it
     # (their spread over the day's sales), or the Poisson spread of its usual sales when that is
     # larger (a small point's day is mostly counting noise).
     poisson = 1.0 / np.maximum(days["usual_cnt"], 1.0)
-    c_ticket = np.zeros(n) if c_ticket is None else np.asarray(c_ticket, dtype=float)
-    counted = phi_day[:, None] ** 2 - c_ticket[:, None] ** 2 * poisson
+    counted = phi_day**2 - c_ticket**2 * poisson
     sigma = np.maximum(np.sqrt(np.maximum(counted, poisson)), 0.05)
     r = SHIFT / sigma
     # One unusually busy day does not wipe out a week of evidence (a robust CUSUM: each day
     # counts for at most 1.5 noise units in favour of "usual").
     z = np.maximum((1.0 - rel) / sigma, -1.5)
-    increment = np.where(np.isnan(rel), 0.0, r * z - r**2 / 2) * weight
-    cusum = _running_sum(increment)
-    before = np.column_stack([np.zeros(n), cusum[:, :-1]])
-    # The lowest the sum stood at before each day, over the window's days (the days before the
-    # snapshot's first are no part of it): a running minimum until the window is full.
-    lowest = np.minimum.accumulate(before, axis=1)
-    for day in range(LEVEL_SHIFT_DAYS, width):
-        lowest[:, day] = before[:, day - LEVEL_SHIFT_DAYS + 1 : day + 1].min(axis=1)
-    statistic = np.maximum(cusum - lowest, 0.0)
-    run = _run_length(statistic > 0)
-    # A shift is a day that looks shifted itself after days that already made a case for it
-    # (the sum was at least ``CARRIED`` the day before): one bad day (a device off for the
-    # afternoon) is the hour and day signals' business.
-    carried = statistic[:, -2] if width > 1 else np.zeros(n)
-    # ... and the ordinary day before it was low too: after a real drop has ended the sum decays
-    # slowly, and a single noisy low day then re-fired it at the whole run's strength (the tune
-    # seeds' level-shift false alarms after an event; false alarms 7.6 -> 6.3 per 1,000).
-    low = np.where(weight > 0, (increment > 0).astype(float), np.nan)
-    low_before = np.zeros(n)
-    for day in range(width - 1):
-        low_before = np.where(np.isnan(low[:, day]), low_before, low[:, day])
-    last = increment[:, -1]
-    shifted = (last > 0) & (carried >= CARRIED) & (low_before > 0)
-    out = pd.DataFrame(index=pd.RangeIndex(n))
-    out["level_shift"] = np.clip(
-        3.0 * np.sqrt(np.where(shifted, statistic[:, -1], 0.0) / DECIDE), 0, CAP
-    )
-    shift_days = run[:, -1]
-    out["shift_days"] = shift_days
-    for name, column in (("shift_rev", "rev"), ("shift_exp", "expected")):
-        values = days[column]
-        total = _running_sum(np.where(np.isnan(values), 0.0, values))
-        # The last ``shift_days`` days: the sum to today less the sum before they began.
-        begin = width - 1 - shift_days
-        earlier = np.where(begin >= 0, total[np.arange(n), np.maximum(begin, 0)], 0.0)
-        out[name] = np.where(shift_days > 0, total[:, -1] - earlier, 0.0)
-    return out
+    return np.where(np.isnan(rel), 0.0, r * z - r**2 / 2) * days["weight"]
 
 
-def _running_sum(values: np.ndarray) -> np.ndarray:
+def _zero_nan(values: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(values), 0.0, values)
+
+
+def _rows(state: tuple[np.ndarray, np.ndarray], row: np.ndarray):
+    return tuple(part[row] for part in state)
+
+
+def _running_sum(
+    values: np.ndarray, state: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """The running sum along each row, compensated (Kahan) as pandas' grouped ``cumsum`` is (the
     first form of these days, one frame row per day, summed so): the same numbers to the last
     bit. It matters at a tie: a sum back at its low by a rounding error above it is a day of
-    a run (``shift_days``)."""
-    total = np.zeros(len(values))
-    compensation = np.zeros(len(values))
+    a run (``shift_days``). ``state``: the (sum, compensation) of the days before the first
+    column (none: zero); the state after the last is returned beside the sums, so later days
+    continue the same sum."""
+    if state is None:
+        state = (np.zeros(len(values)), np.zeros(len(values)))
+    total, compensation = state
     out = np.empty_like(values)
     for day in range(values.shape[1]):
         step = values[:, day] - compensation
@@ -119,7 +173,7 @@ def _running_sum(values: np.ndarray) -> np.ndarray:
         compensation = (summed - total) - step
         total = summed
         out[:, day] = summed
-    return out
+    return out, (total, compensation)
 
 
 def _run_length(on: np.ndarray) -> np.ndarray:

@@ -23,10 +23,12 @@ the matrices must match.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from pipeline.detection.features.change_points import LEVEL_SHIFT_DAYS, level_shift
+from pipeline.detection.features.change_points import LEVEL_SHIFT_DAYS, shared_level_shift
 from pipeline.detection.features.config import CAP, HORIZONS, FeatureConfig
 from pipeline.detection.features.hour_signals import damp_of, expected_open
 from pipeline.detection.features.peers import (
@@ -286,18 +288,55 @@ def _peer_ratio(
     return pd.Series(_common(median, error, spread), index=ratio.index)
 
 
+@dataclass(frozen=True)
+class SnapshotDays:
+    """Per measure, the days of every snapshot as they are shared: each view-point's complete
+    days once (``history``: (view-point x day) matrices, oldest first) and each snapshot's day
+    so far (``today``: one value per snapshot); ``row`` is each snapshot's view-point. The 24
+    hours of a day share their complete days, so these hold a day's snapshots in about a
+    twentieth of the memory of one (snapshot x day) matrix per measure, which the kernel had to
+    map fresh for every week (most of those matrices' cost)."""
+
+    history: dict[str, np.ndarray]
+    today: dict[str, np.ndarray]
+    row: np.ndarray
+
+    def full(self, column: str, snapshots: np.ndarray) -> np.ndarray:
+        """The (snapshot x day) matrix of ``column`` for ``snapshots``: complete days, today."""
+        earlier = self.history[column][self.row[snapshots]]
+        return np.column_stack([earlier, self.today[column][snapshots]])
+
+    def last_days_sum(self, column: str, days: int) -> np.ndarray:
+        """Per snapshot, the sum of ``column`` over today and the ``days`` - 1 complete days
+        before it, added oldest first from 0 as numpy sums a row of a few days (so the same
+        numbers as the sum over the last ``days`` columns of the snapshot's matrix)."""
+        history = self.history[column]
+        total = np.zeros(len(history))
+        for day in range(history.shape[1] - (days - 1), history.shape[1]):
+            total = total + history[:, day]
+        return total[self.row] + self.today[column]
+
+    def per_view_point(self, values: np.ndarray) -> np.ndarray:
+        """A snapshot value that is the same for all of a view-point's snapshots (a point's
+        scales), per view-point."""
+        out = np.empty(len(self.history["any_n"]))
+        out[self.row] = values
+        return out
+
+
 def _snapshot_days(
     history: pd.DataFrame, today: pd.DataFrame, history_row: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Per measure, a (snapshot x day) matrix: each snapshot's complete days (its view-point's
-    rows of ``history``), oldest first, and its day so far last. ``day_ratio`` and
-    ``day_peer`` hold only the complete days (today's are NaN: ``_judge_today`` figures them)."""
-    days = {}
-    for column in [*ROLLED, "any_n", "ordinary", "day_ratio", "day_peer", "common_spread"]:
-        earlier = history[column].to_numpy(dtype=float).reshape(-1, HISTORY_DAYS)[history_row]
-        own = today[column].to_numpy(dtype=float) if column in today else np.nan
-        days[column] = np.column_stack([earlier, np.broadcast_to(own, len(today))])
-    return days
+) -> SnapshotDays:
+    """The measures of every snapshot's days: its view-point's rows of ``history`` and its day
+    so far. ``day_peer`` holds only the complete days (today's is NaN: ``_judge_today``
+    figures it)."""
+    earlier, own = {}, {}
+    for column in [*ROLLED, "any_n", "ordinary", "day_peer", "common_spread"]:
+        earlier[column] = history[column].to_numpy(dtype=float).reshape(-1, HISTORY_DAYS)
+        own[column] = (
+            today[column].to_numpy(dtype=float) if column in today else np.full(len(today), np.nan)
+        )
+    return SnapshotDays(earlier, own, history_row)
 
 
 def _ordinary_days(days: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
@@ -312,7 +351,7 @@ def _ordinary_days(days: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
 
 
 def _judge_today(
-    today: pd.DataFrame, days: dict[str, np.ndarray], scales: pd.DataFrame, small: pd.Series
+    today: pd.DataFrame, days: SnapshotDays, scales: pd.DataFrame, small: pd.Series
 ) -> pd.DataFrame:
     """Per snapshot (``today``'s rows), the day features of its day so far: the horizons'
     drops, the level-shift CUSUM and the small point's shortfall over its days."""
@@ -321,12 +360,13 @@ def _judge_today(
     c_ticket = pos.map(scales["c_ticket"]).fillna(0.5).to_numpy()
     peers = today[["peer_group", "revenue_type", "hour_start"]]
     keys = peer_keys(peers)  # the same groups for each horizon's two medians
+    spread = days.history["common_spread"][days.row, 0]
     out = pd.DataFrame(index=today.index)
     out["day_rev"], out["day_usual"] = today["rev"], today["usual"]
     z_rev, z_ticket = {}, {}
     for h in HORIZONS:
         # Today and the h - 1 complete days before it.
-        rolled = {column: days[column][:, -h:].sum(axis=1) for column in ROLLED}
+        rolled = {column: days.last_days_sum(column, h) for column in ROLLED}
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(rolled["usual"] > 0, rolled["rev"] / rolled["usual"], np.nan)
             ticket = np.where(
@@ -334,9 +374,7 @@ def _judge_today(
                 rolled["rev"] / rolled["at_usual_ticket"],
                 np.nan,
             )
-        peer = _peer_ratio(
-            peers, pd.Series(ratio, index=today.index), keys, days["common_spread"][:, 0]
-        ).to_numpy()
+        peer = _peer_ratio(peers, pd.Series(ratio, index=today.index), keys, spread).to_numpy()
         # The days in view, today counted by the share of it so far: a morning is noisier
         # than a whole day (its spread phi_day is a whole day's).
         in_view = np.maximum(rolled["share"], 0.25)
@@ -353,27 +391,61 @@ def _judge_today(
         z_ticket[h] = _zero_nan((ticket / peer_t - 1) / sd_t)
         if h == 1:
             out["day_ratio"], out["day_peer"], out["day_ticket_ratio"] = ratio, peer, ticket
-            days["day_ratio"][:, -1], days["day_peer"][:, -1] = ratio, peer
-    late = days["share"][:, -1] >= MIN_TODAY_SHARE
+            days.today["day_peer"] = peer
+    late = days.today["share"] >= MIN_TODAY_SHARE
     out["day_drop"] = _sustained_drop(z_rev, late)
     out["ticket_day_drop"] = _sustained_drop(z_ticket, late)
-    shift = level_shift(_cusum_days(days), phi, days["ordinary"], c_ticket)
+    started, started_today = _started(days)
+    history = {**_cusum_days(days.history, started), "weight": days.history["ordinary"]}
+    own = {**_cusum_days(days.today, started_today), "weight": days.today["ordinary"]}
+    shift = shared_level_shift(
+        history, own, days.row, days.per_view_point(phi), days.per_view_point(c_ticket)
+    )
     # As for the small points' horizons: until half of today is in view, a shift is the days
     # before it, which their own hours raised.
     shift["level_shift"] = shift["level_shift"].where(late, 0.0)
     out[list(shift.columns)] = shift.to_numpy()
-    shortfall = horizon_shortfall(days, pos.to_numpy(), scales, days["ordinary"], small)
-    out[SMALL_COLUMNS] = shortfall[SMALL_COLUMNS].to_numpy()
+    out[SMALL_COLUMNS] = _small_shortfall(days, pos.to_numpy(), scales, small, late)
     return out
 
 
-def _cusum_days(days: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _small_shortfall(
+    days: SnapshotDays, pos: np.ndarray, scales: pd.DataFrame, small: pd.Series, late: np.ndarray
+) -> np.ndarray:
+    """``horizon_shortfall``'s columns per snapshot, figured on the snapshots it can give
+    anything but 0 (a small point's, half of today in view) from their (snapshot x day)
+    matrices; 0 for the others, as it gives them."""
+    figured = np.flatnonzero(small.reindex(pos).fillna(False).to_numpy(dtype=bool) & late)
+    measures = {
+        c: days.full(c, figured) for c in ("cnt", "usual_cnt", "day_peer", "any_n", "share")
+    }
+    weight = days.full("ordinary", figured)
+    shortfall = horizon_shortfall(measures, pos[figured], scales, weight, small)
+    out = np.zeros((len(pos), len(SMALL_COLUMNS)))
+    out[figured] = shortfall[SMALL_COLUMNS].to_numpy()
+    return out
+
+
+def _started(days: SnapshotDays) -> tuple[np.ndarray, np.ndarray]:
+    """Per complete day and per today, whether the point's first transaction in view came by
+    then (a running count of them above 0)."""
+    so_far = np.cumsum(days.history["any_n"], axis=1)
+    before = so_far[days.row, -1] if so_far.shape[1] else 0.0
+    return so_far > 0, (before + days.today["any_n"]) > 0
+
+
+def _cusum_days(
+    days: dict[str, np.ndarray], started: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """What the level-shift CUSUM reads of each snapshot's days: the day's sales against usual
-    x peers (``rel``), its usual sales, recorded and expected revenue."""
+    x peers (``rel``), its usual sales, recorded and expected revenue. ``started``: whether
+    the point's first transaction in view had come by each day (default: from the days' own
+    ``any_n``)."""
     peer = days["day_peer"]
     # Days before the point's first transaction in view are no evidence: it was not there yet
     # (or the data starts later) ...
-    started = np.cumsum(days["any_n"], axis=1) > 0
+    if started is None:
+        started = np.cumsum(days["any_n"], axis=1) > 0
     # ... nor are days the peers were closed too (a holiday the calendar does not know).
     with np.errstate(divide="ignore", invalid="ignore"):
         sales = np.where(days["usual_cnt"] > 0, days["cnt"] / days["usual_cnt"], np.nan)
