@@ -53,16 +53,13 @@ def build_grid(
     grid = pd.DataFrame(
         {
             "pos": np.repeat(np.arange(n_points, dtype=np.int32), n_hours),
-            "hour_start": np.tile(hours.to_numpy(), n_points),
+            # Taken from the aware index itself: its to_numpy() is one Timestamp object per
+            # hour, and tiling those and parsing them back cost a tenth of the grid's time.
+            "hour_start": hours[np.tile(np.arange(n_hours), n_points)],
             "is_open": is_open.ravel(),
             "how": how.ravel(),
             "local_date": local_date.ravel(),
         }
-    )
-    grid["hour_start"] = (
-        grid["hour_start"].dt.tz_localize("UTC")
-        if grid["hour_start"].dt.tz is None
-        else grid["hour_start"]
     )
     values = {name: np.zeros(n_points * n_hours, dtype=np.float64) for name in AGG_COLUMNS}
     if not aggregates.empty and n_hours:
