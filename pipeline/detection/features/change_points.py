@@ -117,8 +117,8 @@ def shared_level_shift(
     )
     out["shift_days"] = today_run
     for name, column in (("shift_rev", "rev"), ("shift_exp", "expected")):
-        total, state = _running_sum(_zero_nan(history[column]))
-        today_total = _running_sum(_zero_nan(today[column])[:, None], _rows(state, row))[0][:, 0]
+        total, state = _running_sum(zero_nan(history[column]))
+        today_total = _running_sum(zero_nan(today[column])[:, None], _rows(state, row))[0][:, 0]
         # The last ``shift_days`` days: the sum to today less the sum before they began.
         begin = width - today_run
         earlier = (
@@ -146,7 +146,8 @@ def _increments(days: dict[str, np.ndarray], phi_day, c_ticket) -> np.ndarray:
     return np.where(np.isnan(rel), 0.0, r * z - r**2 / 2) * days["weight"]
 
 
-def _zero_nan(values: np.ndarray) -> np.ndarray:
+def zero_nan(values: np.ndarray) -> np.ndarray:
+    """``values`` with 0 where they are NaN (a day with no yardstick adds nothing)."""
     return np.where(np.isnan(values), 0.0, values)
 
 

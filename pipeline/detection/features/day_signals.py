@@ -28,7 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.detection.features.change_points import LEVEL_SHIFT_DAYS, shared_level_shift
+from pipeline.detection.features.change_points import (
+    LEVEL_SHIFT_DAYS,
+    shared_level_shift,
+    zero_nan,
+)
 from pipeline.detection.features.config import CAP, HORIZONS, FeatureConfig
 from pipeline.detection.features.hour_signals import damp_of, expected_open
 from pipeline.detection.features.peers import (
@@ -379,7 +383,7 @@ def _judge_today(
         # than a whole day (its spread phi_day is a whole day's).
         in_view = np.maximum(rolled["share"], 0.25)
         sd = np.sqrt(phi**2 / in_view + 1.5 / np.maximum(rolled["usual_cnt"], 1))
-        z_rev[h] = _zero_nan((ratio / peer - 1) / sd)
+        z_rev[h] = zero_nan((ratio / peer - 1) / sd)
         if h == 1:
             # A day the peers were closed on (a regional event the calendar does not know) is
             # no yardstick: divided by peers clipped at 5%, a point closed with them read as
@@ -388,7 +392,7 @@ def _judge_today(
             z_rev[h] = np.where(peer >= CLOSED_PEERS, z_rev[h], 0.0)
         peer_t = _peer_ratio(peers, pd.Series(ticket, index=today.index), keys).to_numpy()
         sd_t = np.sqrt(c_ticket**2 / np.maximum(rolled["cnt"], 1) + 0.03**2)
-        z_ticket[h] = _zero_nan((ticket / peer_t - 1) / sd_t)
+        z_ticket[h] = zero_nan((ticket / peer_t - 1) / sd_t)
         if h == 1:
             out["day_ratio"], out["day_peer"], out["day_ticket_ratio"] = ratio, peer, ticket
             days.today["day_peer"] = peer
@@ -456,10 +460,6 @@ def _cusum_days(
         "rev": days["rev"],
         "expected": days["usual"] * peer,
     }
-
-
-def _zero_nan(values: np.ndarray) -> np.ndarray:
-    return np.where(np.isnan(values), 0.0, values)
 
 
 def _sustained_drop(z: dict[int, np.ndarray], late: np.ndarray) -> np.ndarray:
