@@ -37,7 +37,7 @@ def snapshots_of(cnt, *, usual: float, peer=None, weight=None):
 
 def run(cnt, *, usual=12.0, small=True, peer=None, weight=None, phi=0.3):
     days, w = snapshots_of(cnt, usual=usual, peer=peer, weight=weight)
-    scales = pd.DataFrame({"phi_day": [phi], "c_ticket": [0.5], "history_days": [56]})
+    scales = pd.DataFrame({"phi_day_own": [phi], "c_ticket": [0.5], "history_days": [56]})
     pos = np.zeros(len(w), dtype=np.int64)
     out = horizon_shortfall(days, pos, scales, w, pd.Series([small]))
     return out["small_shortfall"].to_numpy()
@@ -100,7 +100,7 @@ def test_the_morning_after_a_small_points_loss_carries_none_of_it_until_half_the
     cnt = rng.poisson(12.0, DAYS).astype(float)
     cnt[40:-1] = rng.poisson(12.0 * 0.6, DAYS - 41)  # the loss, up to yesterday
     days, weight = snapshots_of(cnt, usual=12.0)
-    scales = pd.DataFrame({"phi_day": [0.3], "c_ticket": [0.5], "history_days": [56]})
+    scales = pd.DataFrame({"phi_day_own": [0.3], "c_ticket": [0.5], "history_days": [56]})
     pos = np.zeros(len(weight), dtype=np.int64)
 
     def today(share: float, sold: float) -> float:

@@ -368,7 +368,8 @@ def horizon_shortfall(
     expected = expected.reshape(n, rows_per)[:, ::-1]
     used = counts.reshape(n, rows_per)[:, ::-1].astype(float)
     pos = snapshots["pos"].to_numpy().reshape(n, rows_per)[:, 0]
-    phi = pd.Series(pos).map(scales["phi_day"]).fillna(SCALE_DEFAULTS["phi_day"]).to_numpy()
+    own = scales["phi_day_own"]  # the day's own spread: the horizons add the usual's error
+    phi = pd.Series(pos).map(own).fillna(SCALE_DEFAULTS["phi_day_own"]).to_numpy()
     c_ticket = pd.Series(pos).map(scales["c_ticket"]).fillna(SCALE_DEFAULTS["c_ticket"]).to_numpy()
     # How many of each weekday the usual day was learnt from (a new baseline: four).
     weeks = np.clip(pd.Series(pos).map(scales["history_days"]).fillna(28).to_numpy() / 7, 1, 8)
@@ -390,7 +391,7 @@ def horizon_shortfall(
             for cum in (cum_obs, cum_exp, cum_days)
         )
         per_day = exp / np.maximum(days, 1.0)
-        # The day-to-day spread beyond counting noise (the point's day spread phi_day holds
+        # The day-to-day spread beyond counting noise (the point's own day spread holds
         # both: the sales' Poisson noise and their tickets' spread), and what it adds to the
         # variance of h days' sum relative to Poisson.
         extra = np.maximum(

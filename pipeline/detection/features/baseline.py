@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from pipeline.detection.features.config import SHRINK_SALES, FeatureConfig
+from pipeline.detection.features.config import SCALE_DEFAULTS, SHRINK_SALES, FeatureConfig
 
 
 def usual_window(
@@ -52,6 +52,36 @@ def _trimmed_mean(grouped) -> pd.Series:
     total, low, high, n = grouped.sum(), grouped.min(), grouped.max(), grouped.count()
     trimmed = (total - low - high) / (n - 2).clip(lower=1)
     return trimmed.where(n >= 5, grouped.median())
+
+
+def _leave_one_out_usual(values: pd.Series, group: pd.Series) -> np.ndarray:
+    """Per row, ``_trimmed_mean`` of the other rows of its ``group`` (NaN when it has none)."""
+    order = np.lexsort((values.to_numpy(), group.to_numpy()))
+    x = values.to_numpy(dtype=float)[order]
+    g = group.to_numpy()[order]
+    start = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    size = np.diff(np.r_[start, len(g)])
+    first = np.repeat(start, size)
+    n = np.repeat(size, size) - 1  # the others
+    rank = np.arange(len(x)) - first
+
+    def other(j):
+        """The j-th smallest of the others (j per row, 0 <= j < n; any row where n is 0)."""
+        return x[np.minimum(first + j + (j >= rank), len(x) - 1)]
+
+    total = np.add.reduceat(x, start).repeat(size) if len(x) else x
+    safe = np.maximum(n, 1)
+    low, high = other(np.zeros_like(n)), other(np.maximum(n - 1, 0))
+    trimmed = (total - x - low - high) / np.maximum(n - 2, 1)
+    middle = (n - 1) // 2
+    median = np.where(
+        n % 2 == 1, other(middle), (other(middle) + other(np.minimum(middle + 1, safe - 1))) / 2
+    )
+    out = np.where(n >= 5, trimmed, median)
+    out = np.where(n >= 1, out, np.nan)
+    result = np.empty(len(x))
+    result[order] = out
+    return result
 
 
 def _mad_scale(
@@ -241,12 +271,22 @@ def _usual_days(work: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
                 else pd.Series(dtype=float)
             )
             scales[f"day_{measure}_{weekday}"] = column.reindex(scales.index)
-    expected = (
-        usual_day["rev"].reindex(pd.MultiIndex.from_frame(days[["pos", "weekday"]])).to_numpy()
-    )
-    ok = expected > 0
-    phi_day = _mad_scale(
-        days.loc[ok, "rev"] / expected[ok] - 1, days.loc[ok, "pos"], 0.04, quantile=0.5
-    )
-    scales["phi_day"] = phi_day.reindex(scales.index).fillna(0.15)
+    same_weekday = days["pos"] * 7 + days["weekday"]
+    fitted = usual_day["rev"].reindex(pd.MultiIndex.from_frame(days[["pos", "weekday"]]))
+    # Two spreads. ``phi_day``: a day's error against a usual learnt without it (each day
+    # against the other days of its weekday, leave one out), the spread a new day shows against
+    # its usual, which every view of a day against its usual divides by. Against a usual that
+    # holds the day itself (a median of four at a four-week baseline) the middle days sit on it
+    # by construction and the spread read a third to a half too small, so busy points read two
+    # ordinary low days as a level shift. ``phi_day_own``: the in-sample residual, kept for
+    # the small points' horizons, which add the usual's own error themselves.
+    for name, expected in (
+        ("phi_day", _leave_one_out_usual(days["rev"], same_weekday)),
+        ("phi_day_own", fitted.to_numpy()),
+    ):
+        ok = expected > 0
+        spread = _mad_scale(
+            days.loc[ok, "rev"] / expected[ok] - 1, days.loc[ok, "pos"], 0.04, quantile=0.5
+        )
+        scales[name] = spread.reindex(scales.index).fillna(SCALE_DEFAULTS[name])
     return scales

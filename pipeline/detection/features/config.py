@@ -35,6 +35,7 @@ SCALE_DEFAULTS = {
     "usual_void": 0.02,
     "history_days": 0,
     "phi_day": 0.15,
+    "phi_day_own": 0.15,
 }
 SLOT_COLUMNS = (
     "pos",

@@ -145,7 +145,10 @@ def _hour_parts(frame: pd.DataFrame) -> pd.DataFrame:
             "at_usual_ticket": (cnt * frame["usual_ticket"]).fillna(0),
             # The usual revenue of every hour in view, open or not: the share of the day.
             "usual_in_view": frame["usual_rev"].fillna(0),
-            "peer_group": frame["peer_group"],
+            # A day is held against its whole type group, not its district group: a district
+            # group is often four restaurants with the point itself among them, and their
+            # median day followed its own lasting drop (docs/detection.md, session 14).
+            "peer_group": frame["revenue_type"],
             "revenue_type": frame["revenue_type"],
         },
         index=frame.index,
