@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pipeline.detection.features.coded_keys import positions_in
 from pipeline.detection.features.config import CAP, SCALE_DEFAULTS
 from pipeline.detection.features.noise_units import (
     binomial_excess,
@@ -52,13 +53,14 @@ def operator_share_signals(ops: pd.DataFrame, op_usual: pd.DataFrame) -> dict[st
     """Per point-hour, the operator whose cash share (and the one whose void share) is furthest
     from their own usual, in the hour or over their day up to the hour's end, whichever says
     more."""
-    usual = op_usual.set_index(["point_id", "operator_id"])
     day_keys = ["point_id", "operator_id", "local_date"]
     # A point-hour lies in one local day: grouping by it too only carries it along.
     hour = ops.groupby([*KEYS, *day_keys[1:]])[SHARE_SUMS].sum().reset_index()
     hour = hour.sort_values([*day_keys, "hour_start"], kind="stable").reset_index(drop=True)
     # The operator's day up to the end of each hour they worked: running sums over its hours.
     day = hour[[*KEYS, *day_keys[1:]]].join(hour.groupby(day_keys, sort=False)[SHARE_SUMS].cumsum())
+    # The day's rows are the hours' rows, in the same order: one lookup of the usual for both.
+    usual = _usual_of(op_usual, hour, ["op_usual_cash", "op_usual_cash_n", "op_usual_void"])
     for frame, min_trials in ((hour, 8), (day, 5)):
         _share_z(frame, usual, min_trials)
     for column in ("cash_z", "void_z", "cash_share", "void_share"):
@@ -90,16 +92,24 @@ def _strongest(rows: pd.DataFrame, z: str) -> pd.DataFrame:
     return ordered.groupby(KEYS).tail(1)
 
 
-def _share_z(frame: pd.DataFrame, usual: pd.DataFrame, min_trials: int) -> None:
-    """Add each row's cash and void share, the operator's usual ones and their one-sided z
-    (cash from sale counts, needing ``min_trials`` sales; voids needing three) to ``frame``."""
-    joined = usual.reindex(pd.MultiIndex.from_frame(frame[["point_id", "operator_id"]]))
-    p_cash = joined["op_usual_cash"].to_numpy()
-    p_void = joined["op_usual_void"].fillna(0.02).clip(lower=0.01).to_numpy()
+def _usual_of(op_usual: pd.DataFrame, rows: pd.DataFrame, columns: list[str]) -> dict:
+    """Per row of ``rows`` (point and operator ``coded``), its operator's usual ``columns`` from
+    ``op_usual`` (NaN where the baseline has none)."""
+    at = positions_in(op_usual, rows, ["point_id", "operator_id"])
+    # Position -1 (no usual) picks the NaN put after each column's values.
+    return {name: np.append(op_usual[name].to_numpy(), np.nan)[at] for name in columns}
+
+
+def _share_z(frame: pd.DataFrame, usual: dict, min_trials: int) -> None:
+    """Add each row's cash and void share, the operator's usual ones (``usual``, row by row) and
+    their one-sided z (cash from sale counts, needing ``min_trials`` sales; voids needing three)
+    to ``frame``."""
+    p_cash = usual["op_usual_cash"]
+    p_void = pd.Series(usual["op_usual_void"]).fillna(0.02).clip(lower=0.01).to_numpy()
+    p_count = usual["op_usual_cash_n"]
     share = frame["cash_rp"] / frame["paid_rp"].where(frame["paid_rp"] > 0)
     frame["cash_share"] = share
     frame["cash_usual"] = p_cash
-    p_count = joined["op_usual_cash_n"].to_numpy()
     frame["cash_z"] = binomial_shortfall(
         frame["cash_n"], frame["sales_n"], p_count, min_trials=min_trials
     )
@@ -267,12 +277,8 @@ def cash_refund_noncash(txns: pd.DataFrame, ops: pd.DataFrame, op_usual: pd.Data
         .fillna(0)
         .to_numpy()
     )
-    rate = (
-        op_usual.set_index(["point_id", "operator_id"])["op_usual_cash_refund"]
-        .reindex(pd.MultiIndex.from_frame(hours[["point_id", "operator_id"]]))
-        .fillna(0.001)
-        .to_numpy()
-    )
+    usual = _usual_of(op_usual, hours, ["op_usual_cash_refund"])
+    rate = pd.Series(usual["op_usual_cash_refund"]).fillna(0.001).to_numpy()
     expected = np.maximum(rate * sales, 0.05)
     tail = stats.poisson.sf(hours["cash_refund_k"].to_numpy() - 1, expected)
     z = np.clip(np.nan_to_num(stats.norm.isf(np.clip(tail, 1e-300, 1.0)), nan=0.0), 0, CAP)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.times import DEFAULT_TIMEZONE
+from pipeline.detection.features.coded_keys import coded, labelled
 from pipeline.detection.features.config import FeatureConfig
 from pipeline.detection.features.noise_units import binomial_shortfall
 from pipeline.detection.features.operator_signals import (
@@ -58,6 +59,7 @@ def transaction_signals(
     evidence, operators. ``txns`` must hold each scored hour's local day from its start."""
     if txns.empty:
         return pd.DataFrame(columns=TRANSACTION_SIGNAL_COLUMNS)
+    operator_type = txns["operator_id"].dtype
     txns = classify_transactions(txns, pts, scales, config)
     out = txns.groupby(KEYS)["tiny"].sum().rename("tiny_n").to_frame()
     paid = txns["status"] == "paid"
@@ -71,7 +73,8 @@ def transaction_signals(
         pairs = ops[[*KEYS, "operator_id"]].drop_duplicates().sort_values([*KEYS, "operator_id"])
         out["operators_active"] = _joined_per_hour(pairs, KEYS, "operator_id")
         out = out.join(void_shift_end(ops)).join(cash_refund_noncash(txns, ops, op_usual))
-    out = out.reset_index()
+    # The shift end's operator is picked out of the transactions' rows: their own type.
+    out = labelled(out.reset_index(), kept={"shift_end_id": operator_type})
     for column in TRANSACTION_SIGNAL_COLUMNS:
         if column not in out:
             out[column] = np.nan
@@ -88,21 +91,29 @@ def classify_transactions(
     txns: pd.DataFrame, pts: pd.DataFrame, scales: pd.DataFrame, config: FeatureConfig
 ) -> pd.DataFrame:
     """The transactions with their UTC hour, local date and 0/1 columns for what each one is:
-    paid, void/refund, tiny, an ordinary sale (counted in the cash share), an ordinary cash sale."""
-    txns = txns.copy()
+    paid, void/refund, tiny, an ordinary sale (counted in the cash share), an ordinary cash sale.
+    The names (point, operator, payer, status, payment method) are ``coded``: the signals group
+    by them and compare them again and again."""
+    # Only new columns are set, and the names replaced whole: the caller's frame is untouched.
+    txns = txns.copy(deep=False)
+    for name in ("point_id", "operator_id", "payer_ref", "status", "payment_method"):
+        txns[name] = coded(txns[name])
     txns["hour_start"] = txns["occurred_at"].dt.floor("h")
-    tz_of = dict(zip(pts["point_id"], pts["timezone"], strict=True))
-    txns["tz"] = txns["point_id"].map(tz_of).fillna(DEFAULT_TIMEZONE)
-    txns["local_date"] = _local_dates(txns)
+    # Per point of the registry, by the points' codes: no per-row lookup of a name.
+    point_names = txns["point_id"].cat.categories
+    point_codes = txns["point_id"].cat.codes.to_numpy()
+    registry_at = pd.Index(pts["point_id"]).get_indexer(point_names)
+    timezone = pts["timezone"].to_numpy(dtype=object)[registry_at]
+    timezone[registry_at < 0] = DEFAULT_TIMEZONE
+    txns["local_date"] = _local_dates(txns["occurred_at"], timezone, point_codes)
     paid = txns["status"] == "paid"
     txns["paid"] = paid.astype(np.int64)
     txns["paid_rp"] = txns["amount"].where(paid, 0)
     txns["cash_rp"] = txns["amount"].where(paid & (txns["payment_method"] == "cash"), 0)
     txns["void"] = (~paid).astype(np.int64)
-    ticket_of = dict(
-        zip(pts["point_id"], scales["point_ticket"].reindex(range(len(pts))), strict=True)
-    )
-    limit = txns["point_id"].map(ticket_of) * config.tiny_fraction
+    ticket = scales["point_ticket"].reindex(range(len(pts))).to_numpy(dtype=float)[registry_at]
+    ticket[registry_at < 0] = np.nan
+    limit = ticket[point_codes] * config.tiny_fraction
     txns["tiny"] = (paid & (txns["amount"] < limit)).astype(np.int64)
     # Cash share counts ordinary sales only: a burst of tiny or repeated QRIS payments is its own
     # signal and must not read as missing cash.
@@ -116,13 +127,18 @@ def classify_transactions(
     return txns
 
 
-def _local_dates(txns: pd.DataFrame) -> pd.Series:
-    """Each transaction's date in its point's own timezone (column ``tz``)."""
-    local_dates = pd.Series(np.zeros(len(txns), dtype="datetime64[D]"), index=txns.index)
-    for tz, index in txns.groupby("tz").indices.items():
-        local = (
-            txns["occurred_at"].iloc[index].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
-        )
+def _local_dates(
+    occurred_at: pd.Series, point_timezone: np.ndarray, point_codes: np.ndarray
+) -> pd.Series:
+    """Each transaction's date in its point's own timezone (``point_timezone`` per point code)."""
+    local_dates = pd.Series(
+        np.zeros(len(occurred_at), dtype="datetime64[D]"), index=occurred_at.index
+    )
+    zone_of_point, zones = pd.factorize(point_timezone)
+    zone_of_row = zone_of_point[point_codes]
+    for zone, tz in enumerate(zones):
+        index = np.flatnonzero(zone_of_row == zone)
+        local = occurred_at.iloc[index].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
         local_dates.iloc[index] = local.to_numpy().astype("datetime64[D]")
     return local_dates
 
