@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline.detection.features.coded_keys import positions_in
+from pipeline.detection.features.coded_keys import coded, labelled, positions_in
 from pipeline.detection.features.config import CAP, SCALE_DEFAULTS
 from pipeline.detection.features.noise_units import (
     binomial_excess,
@@ -307,10 +307,17 @@ def operator_cash_shortfall(txns: pd.DataFrame, hours: pd.DataFrame) -> pd.DataF
     ops = operator_sales(txns)
     if ops.empty or hours.empty:
         return pd.DataFrame(columns=CASH_SHORT_OUTPUT)
+    # The sales and hours are merged and grouped by point and operator several times: on the
+    # names' codes (the sales' points coded like the hours', so the two still merge).
+    hours = hours.assign(point_id=coded(hours["point_id"]))
+    ops = ops.assign(
+        point_id=coded(ops["point_id"], hours["point_id"].cat.categories),
+        operator_id=coded(ops["operator_id"]),
+    )
     work = _hours_by_shift_operator(ops, hours)
     if work.empty:
         return pd.DataFrame(columns=CASH_SHORT_OUTPUT)
-    return _cash_shortfall_of(work, _daily_cash(work))
+    return labelled(_cash_shortfall_of(work, _daily_cash(work)))
 
 
 CASH_SHORT_OUTPUT = [*KEYS, *CASH_SHORT_COLUMNS]
@@ -454,7 +461,7 @@ def _earlier_days(daily: pd.DataFrame) -> pd.DataFrame:
     """Per operator and day, the sums (and count: ``days_2``, ``days_4``) of their last 2 and
     last 4 working days before it within ``SHIFT_LOOKBACK_DAYS``."""
     out = daily[["point_id", "operator_id", "local_date"]].copy()
-    group = daily["point_id"] + "\x00" + daily["operator_id"]
+    group = daily.groupby(["point_id", "operator_id"], sort=False).ngroup()
     for n in (2, 4):
         obs = np.zeros(len(daily))
         exp = np.zeros(len(daily))
