@@ -1,11 +1,11 @@
 """Names as integer codes, for the transaction signals' many groupings.
 
-The transaction signals group, sort and merge the same few name columns (point, operator, payer)
-a dozen times per slice. On plain strings every one of those hashes or compares each Python
-string again (a third of the signals' time); as a categorical over the names in sorted order
-pandas works on small integer codes instead, and every order by name (a sort, groupby's sorted
-groups, "the last in name order" of those tied) stays what it was. The names go back to plain
-labels where the signals leave (``labelled``).
+The transaction signals and the operators' cash shortfall group, sort and merge the same few
+name columns (point, operator, payer) a dozen times per slice. On plain strings every one of
+those hashes or compares each Python string again (a third of the signals' time); as a
+categorical over the names in sorted order pandas works on small integer codes instead, and
+every order by name (a sort, groupby's sorted groups, "the last in name order" of those tied)
+stays what it was. The names go back to plain labels where the signals leave (``labelled``).
 """
 
 from __future__ import annotations
