@@ -103,10 +103,7 @@ def horizon_shortfall(
     observed = observed[:, ::-1]
     expected = expected[:, ::-1]
     used = counts[:, ::-1].astype(float)
-    # The day's own spread (``phi_day_own``, in sample), not its spread against a usual learnt
-    # without it (``phi_day``): the horizons add the usual's own error themselves (below).
-    own = scales["phi_day_own"]
-    phi = pd.Series(pos).map(own).fillna(SCALE_DEFAULTS["phi_day_own"]).to_numpy()
+    phi = pd.Series(pos).map(scales["phi_day_own"]).fillna(SCALE_DEFAULTS["phi_day"]).to_numpy()
     c_ticket = pd.Series(pos).map(scales["c_ticket"]).fillna(SCALE_DEFAULTS["c_ticket"]).to_numpy()
     # How many of each weekday the usual day was learnt from (a new baseline: four).
     weeks = np.clip(pd.Series(pos).map(scales["history_days"]).fillna(28).to_numpy() / 7, 1, 8)
@@ -128,9 +125,9 @@ def horizon_shortfall(
             for cum in (cum_obs, cum_exp, cum_days)
         )
         per_day = exp / np.maximum(days, 1.0)
-        # The day-to-day spread beyond counting noise (the point's own day spread holds
-        # both: the sales' Poisson noise and their tickets' spread), and what it adds to the
-        # variance of h days' sum relative to Poisson.
+        # The day-to-day spread beyond counting noise (the point's own, in-sample day spread
+        # holds both: the sales' Poisson noise and their tickets' spread; not phi_day, which
+        # holds the usual's error too, added below), and what it adds to h days' variance.
         extra = np.maximum(
             phi**2 - (1 + c_ticket**2) / np.maximum(per_day, 1.0), MIN_EXTRA_SPREAD**2
         )
