@@ -44,3 +44,34 @@ def test_stored_weeks_serve_what_the_store_returns(engine):
         served_any |= len(txns) > 0
     assert served_any
     assert all(len(weeks) <= 2 for weeks in stored._weeks.values())
+
+
+def test_stored_weeks_sum_the_operators_usual_shares_once_per_window(engine, monkeypatch):
+    """The operators' usual shares of a window are those the store sums, summed once however
+    often a walk asks for them; each caller gets its own copy, and another window is summed
+    afresh."""
+    import pipeline.detection.features.loading as loading
+
+    pts = make_points(4)
+    txns = make_transactions(pts, days=15, seed=6)
+    txns.loc[txns.index[::9], "operator_id"] = None  # sales without an operator
+    load_world(engine, pts, txns)
+    a = pd.Timestamp(START + pd.Timedelta(days=1, hours=5)).to_pydatetime()
+    b = pd.Timestamp(START + pd.Timedelta(days=12)).to_pydatetime()
+    expected = loading.operator_usuals(engine, a, b)
+    sums = []
+    real = loading.operator_usuals
+
+    def counted(*args, **kwargs):
+        sums.append(args[1:])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loading, "operator_usuals", counted)
+    stored = StoredWeeks(engine)
+    first = stored.operator_usuals(a, b)
+    first.loc[:, "op_usual_cash"] = -1.0  # a caller's change stays its own
+    again = stored.operator_usuals(a, b)
+    assert len(sums) == 1
+    pd.testing.assert_frame_equal(again, expected, check_exact=True)
+    other = stored.operator_usuals(a, pd.Timestamp(START + pd.Timedelta(days=8)).to_pydatetime())
+    assert len(sums) == 2 and other["paid_n"].sum() < expected["paid_n"].sum()

@@ -160,7 +160,7 @@ def compute_features(
         stored=stored,
     )
     if cached is None:
-        baseline = _learn_baseline(engine, grid, pts, window, config, cache_path)
+        baseline = _learn_baseline(engine, grid, pts, window, config, cache_path, stored)
     else:
         baseline = _Baseline(*cached)
     if stored is not None:  # the operators' sales from the weeks it holds anyway
@@ -235,9 +235,10 @@ def _learn_baseline(
     window: tuple[datetime, datetime],
     config: FeatureConfig,
     cache_path: Path | None,
+    stored: StoredWeeks | None = None,
 ) -> _Baseline:
-    """Usual levels from the grid's baseline hours and the operators' usual shares from SQL;
-    kept at ``cache_path`` when there is one."""
+    """Usual levels from the grid's baseline hours and the operators' usual shares from SQL
+    (through ``stored`` when given: once per window); kept at ``cache_path`` when there is one."""
     base_begin, base_end = window
     in_base = (grid["hour_start"] >= base_begin) & (grid["hour_start"] < base_end)
     # A point's hours before its first recorded sale are not "usual zero": it was not there yet.
@@ -247,7 +248,10 @@ def _learn_baseline(
     history = grid[in_base & started & ~grid["suppressed"] & grid["holiday"].isna()]
     slots, scales = slot_usuals(history, pts, config)
     del history
-    op_usual = operator_usuals(engine, base_begin, base_end)
+    if stored is not None:  # a walk: summed once per window
+        op_usual = stored.operator_usuals(base_begin, base_end)
+    else:
+        op_usual = operator_usuals(engine, base_begin, base_end)
     if cache_path is not None:
         write_baseline(cache_path, pts, slots, scales, op_usual)
     return _Baseline(slots, scales, op_usual)

@@ -143,10 +143,12 @@ class StoredWeeks:
     and re-reading it was a large part of its time. Serves what ``load_hour_aggregates`` and
     ``load_transactions`` return for the same range, transactions in the same order as one
     SQLite query (by point, time, then as stored). The weeks are a snapshot: rows stored after
-    a week was read are not seen, so use one for one pass over data nobody is writing."""
+    a week was read are not seen, so use one for one pass over data nobody is writing. The
+    operators' usual shares of a window are kept the same way (``operator_usuals``)."""
 
     WEEK = pd.Timedelta(weeks=1)
     ORIGIN = pd.Timestamp("1970-01-05", tz="UTC")  # a Monday
+    USUAL_WINDOWS_KEPT = 2  # a walk moves from one model's window to the next
 
     def __init__(self, engine: Engine, keep: int = 12):
         self.engine = engine
@@ -155,6 +157,7 @@ class StoredWeeks:
             "hour_start": OrderedDict(),
             "occurred_at": OrderedDict(),
         }
+        self._usual_shares: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
 
     def hour_aggregates(self, start: datetime, end: datetime) -> pd.DataFrame:
         """``load_hour_aggregates(engine, start, end)``, from memory where it can."""
@@ -163,6 +166,19 @@ class StoredWeeks:
     def transactions(self, start: datetime, end: datetime) -> pd.DataFrame:
         """``load_transactions(engine, start, end)``, from memory where it can."""
         return self._served(load_transactions, "occurred_at", start, end)
+
+    def operator_usuals(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """``operator_usuals(engine, start, end)``, summed in SQL once per window: each week a
+        model learns from has its usual levels from the same window (the model's moment), and
+        summing a 1,000-point window of transactions again for each of six weeks was 7% of a
+        backfill. The last few windows are kept; each call gets its own copy."""
+        window = (pd.Timestamp(start), pd.Timestamp(end))
+        if window not in self._usual_shares:
+            self._usual_shares[window] = operator_usuals(self.engine, start, end)
+            while len(self._usual_shares) > self.USUAL_WINDOWS_KEPT:
+                self._usual_shares.popitem(last=False)
+        self._usual_shares.move_to_end(window)
+        return self._usual_shares[window].copy()
 
     def _served(
         self, load: Callable, time_column: str, start: datetime, end: datetime
