@@ -246,12 +246,13 @@ def _learn_baseline(
     first_seen = grid.loc[active].groupby("pos")["hour_start"].min()
     started = grid["hour_start"] >= grid["pos"].map(first_seen)
     history = grid[in_base & started & ~grid["suppressed"] & grid["holiday"].isna()]
-    slots, scales = slot_usuals(history, pts, config)
-    del history
-    if stored is not None:  # a walk: summed once per window
+    if stored is not None:  # a walk: learnt once per window
+        slots, scales = stored.learnt.slot_usuals(history, pts, config)
         op_usual = stored.operator_usuals(base_begin, base_end)
     else:
+        slots, scales = slot_usuals(history, pts, config)
         op_usual = operator_usuals(engine, base_begin, base_end)
+    del history
     if cache_path is not None:
         write_baseline(cache_path, pts, slots, scales, op_usual)
     return _Baseline(slots, scales, op_usual)

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, String, and_, case, func, select, type_coerce
 
 from pipeline.casework.incidents import raises_case
 from pipeline.core.times import DEFAULT_TIMEZONE
+from pipeline.detection.features.baseline import LearntUsuals
 from pipeline.intake.aggregate import AGGREGATE_COLUMNS as AGG_COLUMNS
 from pipeline.reference.points import known_points
 from pipeline.store.schema import (
@@ -143,8 +144,9 @@ class StoredWeeks:
     and re-reading it was a large part of its time. Serves what ``load_hour_aggregates`` and
     ``load_transactions`` return for the same range, transactions in the same order as one
     SQLite query (by point, time, then as stored). The weeks are a snapshot: rows stored after
-    a week was read are not seen, so use one for one pass over data nobody is writing. The
-    operators' usual shares of a window are kept the same way (``operator_usuals``)."""
+    a week was read are not seen, so use one for one pass over data nobody is writing. What a
+    walk learns from one window again and again is kept beside them: the operators' usual
+    shares (``operator_usuals``) and the slot usuals (``learnt``)."""
 
     WEEK = pd.Timedelta(weeks=1)
     ORIGIN = pd.Timestamp("1970-01-05", tz="UTC")  # a Monday
@@ -158,6 +160,7 @@ class StoredWeeks:
             "occurred_at": OrderedDict(),
         }
         self._usual_shares: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
+        self.learnt = LearntUsuals()
 
     def hour_aggregates(self, start: datetime, end: datetime) -> pd.DataFrame:
         """``load_hour_aggregates(engine, start, end)``, from memory where it can."""
