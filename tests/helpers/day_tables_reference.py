@@ -16,6 +16,7 @@ from pipeline.detection.features.config import CAP, HORIZONS, SCALE_DEFAULTS, Fe
 # What each hour adds to its day is the same in both forms; the forms differ in how days are shared.
 from pipeline.detection.features.day_signals import (
     DAY_COLUMNS,
+    DAY_PEER_LEVELS,
     DAY_SUMS,
     HISTORY_DAYS,
     _hour_parts,
@@ -26,6 +27,7 @@ from pipeline.detection.features.peers import (
     CLOSED_PEERS,
     COMMON_ORDINARY,
     common_movement,
+    peer_keys,
     peer_median_error,
 )
 from pipeline.detection.features.rolling import rolling_min, rolling_sum
@@ -203,11 +205,12 @@ def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame, ordinary: np.ndarray
     own = source == np.arange(len(day))
     peers = day.loc[own, ["peer_group", "revenue_type"]].assign(hour_start=day["peer_key"][own])
     at_source = (np.cumsum(own) - 1)[source]
+    keys = peer_keys(peers, DAY_PEER_LEVELS)
 
     def median_of(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         """The peer median of each row's group and its squared error, taken once per group of
         source rows."""
-        median, error = peer_median_error(peers, values[own], values[own].notna(), 3)
+        median, error = peer_median_error(peers, values[own], values[own].notna(), 3, keys=keys)
         median = median.fillna(1.0).clip(lower=0.05).to_numpy()
         return median[at_source], error.to_numpy()[at_source]
 

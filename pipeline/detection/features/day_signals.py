@@ -38,6 +38,7 @@ from pipeline.detection.features.hour_signals import damp_of, expected_open
 from pipeline.detection.features.peers import (
     CLOSED_PEERS,
     COMMON_ORDINARY,
+    PEER_LEVELS,
     common_movement,
     peer_keys,
     peer_median,
@@ -55,6 +56,10 @@ DAY_SUMS = ["rev", "usual", "usual_cnt", "cnt", "at_usual_ticket", "any_n", "usu
 # window (its first day is the baseline of what the CUSUM carried into today), and so every
 # longer horizon.
 HISTORY_DAYS = max(*HORIZONS, LEVEL_SHIFT_DAYS)
+# A day is held against its whole type group, not its district group: a district group is often
+# four restaurants with the point itself among them, and their median day followed its own
+# lasting drop (docs/detection.md, sessions 14 and 16).
+DAY_PEER_LEVELS = PEER_LEVELS[1:]
 # What ``compute_features`` loads before the first scored hour so that each snapshot's days
 # are complete whatever the hour and the point's timezone (one more day for the offset).
 DAY_LEAD = pd.Timedelta(days=HISTORY_DAYS + 1)
@@ -145,10 +150,7 @@ def _hour_parts(frame: pd.DataFrame) -> pd.DataFrame:
             "at_usual_ticket": (cnt * frame["usual_ticket"]).fillna(0),
             # The usual revenue of every hour in view, open or not: the share of the day.
             "usual_in_view": frame["usual_rev"].fillna(0),
-            # A day is held against its whole type group, not its district group: a district
-            # group is often four restaurants with the point itself among them, and their
-            # median day followed its own lasting drop (docs/detection.md, session 14).
-            "peer_group": frame["revenue_type"],
+            "peer_group": frame["peer_group"],
             "revenue_type": frame["revenue_type"],
         },
         index=frame.index,
@@ -255,7 +257,8 @@ def _day_against_peers(history: pd.DataFrame) -> pd.DataFrame:
     ordinary days)."""
     ratio = (history["rev"] / history["usual"]).where(history["usual"] > 0)
     peers = history[["peer_group", "revenue_type"]].assign(hour_start=history["peer_key"])
-    median, error = peer_median_error(peers, ratio, ratio.notna(), 3, keys=peer_keys(peers))
+    keys = peer_keys(peers, DAY_PEER_LEVELS)
+    median, error = peer_median_error(peers, ratio, ratio.notna(), 3, keys=keys)
     spread = _ordinary_spread(median, error, history["ordinary"])
     history["common_spread"] = np.repeat(spread, HISTORY_DAYS)
     history["day_ratio"] = ratio
@@ -366,7 +369,7 @@ def _judge_today(
     phi = pos.map(scales["phi_day"]).fillna(0.15).to_numpy()
     c_ticket = pos.map(scales["c_ticket"]).fillna(0.5).to_numpy()
     peers = today[["peer_group", "revenue_type", "hour_start"]]
-    keys = peer_keys(peers)  # the same groups for each horizon's two medians
+    keys = peer_keys(peers, DAY_PEER_LEVELS)  # the same groups for each horizon's two medians
     spread = days.history["common_spread"][days.row, 0]
     out = pd.DataFrame(index=today.index)
     out["day_rev"], out["day_usual"] = today["rev"], today["usual"]

@@ -28,14 +28,20 @@ def peer_groups(pts: pd.DataFrame, min_peers: int) -> np.ndarray:
 PEER_LEVELS = ("peer_group", "revenue_type", None)  # district group, type group, every point
 
 
-def peer_keys(frame: pd.DataFrame) -> dict[str | None, pd.Series]:
-    """Per level of ``PEER_LEVELS``, one integer per (group, hour) of each row (-1 where the row
-    has no group): the same groups as grouping by the text and time columns, several times
-    faster to hash. Worked out once, they serve every median of one frame (hashing its text and
-    time columns again for each was most of their cost)."""
+def peer_keys(
+    frame: pd.DataFrame, levels: tuple[str | None, ...] = PEER_LEVELS
+) -> dict[str | None, pd.Series]:
+    """Per level of ``levels`` (``PEER_LEVELS`` or its tail, ending with None: every point), in
+    that order, one integer per (group, hour) of each row (-1 where the row has no group): the
+    same groups as grouping by the text and time columns, several times faster to hash. Worked
+    out once, they serve every median of one frame (hashing its text and time columns again for
+    each was most of their cost); the medians try the levels in the keys' order."""
     hour, hours = pd.factorize(frame["hour_start"])
-    keys: dict[str | None, pd.Series] = {None: pd.Series(hour, index=frame.index)}
-    for level in PEER_LEVELS[:-1]:
+    keys: dict[str | None, pd.Series] = {}
+    for level in levels:
+        if level is None:
+            keys[None] = pd.Series(hour, index=frame.index)
+            continue
         codes = pd.factorize(frame[level])[0].astype(np.int64)
         keys[level] = pd.Series(
             np.where(codes >= 0, codes * len(hours) + hour, -1), index=frame.index
@@ -98,13 +104,12 @@ def peer_median_error(
 def _level_medians(
     masked: pd.Series, keys: dict[str | None, pd.Series], min_count: int, *, with_error: bool
 ) -> tuple[pd.Series, pd.Series | None]:
-    """Per row, the median of ``masked`` over the first of its ``PEER_LEVELS`` groups with
-    ``min_count`` values (NaN where none has), and with ``with_error`` the median's squared
-    standard error."""
+    """Per row, the median of ``masked`` over the first of its groups (the levels of ``keys``,
+    in order) with ``min_count`` values (NaN where none has), and with ``with_error`` the
+    median's squared standard error."""
     median = pd.Series(np.nan, index=masked.index)
     error = pd.Series(np.nan, index=masked.index) if with_error else None
-    for level in PEER_LEVELS:
-        by = keys[level]
+    for by in keys.values():
         by = by.where(by >= 0) if (by < 0).any() else by
         grouped = masked.groupby(by)
         level_median = grouped.transform("median")
@@ -165,8 +170,7 @@ def peers_silent(
     result = pd.Series(np.nan, index=frame.index)
     weight = usual_cnt.fillna(0.0).clip(lower=0.0)
     silent_weight = weight.where(silent, 0.0)
-    for level in PEER_LEVELS:
-        by = keys[level]
+    for by in keys.values():
         others = weight.groupby(by).transform("sum") - weight
         others_silent = silent_weight.groupby(by).transform("sum") - silent_weight
         closed = (others_silent >= SILENT_PEER_MASS) & (others_silent >= SILENT_PEER_SHARE * others)
