@@ -47,11 +47,14 @@ def baseline_window(
     return begin, end
 
 
+TRIMMED_FROM = 5  # samples a group needs for a trimmed mean; fewer give their median
+
+
 def _trimmed_mean(grouped) -> pd.Series:
-    """Mean without the group's minimum and maximum (median when fewer than five samples)."""
+    """Mean without the group's minimum and maximum (median when fewer than ``TRIMMED_FROM``)."""
     total, low, high, n = grouped.sum(), grouped.min(), grouped.max(), grouped.count()
     trimmed = (total - low - high) / (n - 2).clip(lower=1)
-    return trimmed.where(n >= 5, grouped.median())
+    return trimmed.where(n >= TRIMMED_FROM, grouped.median())
 
 
 def _leave_one_out_usual(values: pd.Series, group: pd.Series) -> np.ndarray:
@@ -77,7 +80,7 @@ def _leave_one_out_usual(values: pd.Series, group: pd.Series) -> np.ndarray:
     median = np.where(
         n % 2 == 1, other(middle), (other(middle) + other(np.minimum(middle + 1, safe - 1))) / 2
     )
-    out = np.where(n >= 5, trimmed, median)
+    out = np.where(n >= TRIMMED_FROM, trimmed, median)
     out = np.where(n >= 1, out, np.nan)
     result = np.empty(len(x))
     result[order] = out
