@@ -7,7 +7,13 @@ import pandas as pd
 
 import pipeline.detection.features.assemble as features_module
 from pipeline.detection.features import compute_features
-from tests.helpers.detect_fixtures import START, load_world, make_points, make_transactions
+from tests.helpers.detect_fixtures import (
+    START,
+    count_calls,
+    load_world,
+    make_points,
+    make_transactions,
+)
 
 
 def test_cached_baseline_gives_the_features_of_a_fresh_one(engine, tmp_path, monkeypatch):
@@ -23,14 +29,7 @@ def test_cached_baseline_gives_the_features_of_a_fresh_one(engine, tmp_path, mon
     cache = tmp_path / "baselines"
     written = compute_features(engine, start, end, cache_dir=cache)
     assert len(list(cache.glob("baseline-*.npz"))) == 1
-    sql_passes = []
-    real = features_module.operator_usuals
-
-    def counted(*args, **kwargs):
-        sql_passes.append(args[1:])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(features_module, "operator_usuals", counted)
+    sql_passes = count_calls(monkeypatch, features_module, "operator_usuals")
     read = compute_features(engine, start, end, cache_dir=cache)
     assert sql_passes == []  # the operators' usual shares came from the cache too
     assert fresh["op_cash_drop"].gt(0).any()  # the operator signals are exercised

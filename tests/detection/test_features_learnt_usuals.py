@@ -11,7 +11,7 @@ import pipeline.detection.features.baseline as baseline
 from pipeline.detection.features.baseline import LearntUsuals, slot_usuals
 from pipeline.detection.features.config import FeatureConfig
 from pipeline.detection.features.peers import peer_groups
-from tests.helpers.detect_fixtures import make_points
+from tests.helpers.detect_fixtures import count_calls, make_points
 
 
 def _history(n_points: int, seed: int) -> pd.DataFrame:
@@ -51,14 +51,8 @@ def test_learnt_usuals_are_slot_usuals_learnt_once_for_the_same_hours(monkeypatc
     pts["peer_group"] = peer_groups(pts, config.min_peers)
     history = _history(4, seed=2)
     expected = slot_usuals(history, pts, config)
-    learnt_times = []
     real = baseline.slot_usuals
-
-    def counted(*args, **kwargs):
-        learnt_times.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(baseline, "slot_usuals", counted)
+    learnt_times = count_calls(monkeypatch, baseline, "slot_usuals")
     learnt = LearntUsuals()
     first = learnt.slot_usuals(history, pts, config)
     _same(first, expected)

@@ -7,7 +7,13 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.detection.features import StoredWeeks, load_hour_aggregates, load_transactions
-from tests.helpers.detect_fixtures import START, load_world, make_points, make_transactions
+from tests.helpers.detect_fixtures import (
+    START,
+    count_calls,
+    load_world,
+    make_points,
+    make_transactions,
+)
 
 
 def _by_key(frame: pd.DataFrame) -> pd.DataFrame:
@@ -59,14 +65,7 @@ def test_stored_weeks_sum_the_operators_usual_shares_once_per_window(engine, mon
     a = pd.Timestamp(START + pd.Timedelta(days=1, hours=5)).to_pydatetime()
     b = pd.Timestamp(START + pd.Timedelta(days=12)).to_pydatetime()
     expected = loading.operator_usuals(engine, a, b)
-    sums = []
-    real = loading.operator_usuals
-
-    def counted(*args, **kwargs):
-        sums.append(args[1:])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loading, "operator_usuals", counted)
+    sums = count_calls(monkeypatch, loading, "operator_usuals")
     stored = StoredWeeks(engine)
     first = stored.operator_usuals(a, b)
     first.loc[:, "op_usual_cash"] = -1.0  # a caller's change stays its own

@@ -144,3 +144,17 @@ def load_world(engine, pts: pd.DataFrame, txns: pd.DataFrame, *, aggregates: boo
                 if isinstance(v, np.integer):
                     r[k] = int(v)
         connection.execute(insert(hour_aggregates), hour_rows)
+
+
+def count_calls(monkeypatch, module, name: str) -> list[tuple]:
+    """Wrap ``module.name`` so each call is recorded (its positional arguments) and still
+    carried out; the list of calls so far, for a test to assert how often the work was done."""
+    calls: list[tuple] = []
+    real = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
