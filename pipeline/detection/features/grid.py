@@ -85,16 +85,21 @@ def window_mask(
     if windows.empty:
         return mask
     position = dict(zip(pts["point_id"], range(len(pts)), strict=True))
-    hour_end = grid["hour_start"] + pd.Timedelta(hours=1)
+    # Each window is held against its own point's rows only: comparing every row of the grid
+    # once per window grew with the cases a walk forward raises (a nine-week grid of 1,000
+    # points against hundreds of case windows, a tenth of a week's features late in a year).
+    rows_of = pd.Series(np.arange(len(grid))).groupby(grid["pos"].to_numpy()).indices
+    hour_start = grid["hour_start"].array
+    hour_end = hour_start + pd.Timedelta(hours=1)
     for window in windows.itertuples(index=False):
         pos = position.get(window.point_id)
-        if pos is None:
+        rows = rows_of.get(pos) if pos is not None else None
+        if rows is None:
             continue
-        mask |= (
-            (grid["pos"].to_numpy() == pos)
-            & (grid["hour_start"] < getattr(window, finish)).to_numpy()
-            & (hour_end > getattr(window, begin)).to_numpy()
+        hit = np.asarray(hour_start[rows] < getattr(window, finish)) & np.asarray(
+            hour_end[rows] > getattr(window, begin)
         )
+        mask[rows[hit]] = True
     return mask
 
 
