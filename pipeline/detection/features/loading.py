@@ -151,6 +151,7 @@ class StoredWeeks:
     WEEK = pd.Timedelta(weeks=1)
     ORIGIN = pd.Timestamp("1970-01-05", tz="UTC")  # a Monday
     USUAL_WINDOWS_KEPT = 2  # a walk moves from one model's window to the next
+    SHARE_PIECES_KEPT = 24  # weeks of the operators' share sums: two windows of twelve weeks
 
     def __init__(self, engine: Engine, keep: int = 12):
         self.engine = engine
@@ -160,6 +161,7 @@ class StoredWeeks:
             "occurred_at": OrderedDict(),
         }
         self._usual_shares: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
+        self._share_pieces: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
         self.learnt = LearntUsuals()
 
     def hour_aggregates(self, start: datetime, end: datetime) -> pd.DataFrame:
@@ -171,17 +173,35 @@ class StoredWeeks:
         return self._served(load_transactions, "occurred_at", start, end)
 
     def operator_usuals(self, start: datetime, end: datetime) -> pd.DataFrame:
-        """``operator_usuals(engine, start, end)``, summed in SQL once per window: each week a
-        model learns from has its usual levels from the same window (the model's moment), and
-        summing a 1,000-point window of transactions again for each of six weeks was 7% of a
-        backfill. The last few windows are kept; each call gets its own copy."""
+        """``operator_usuals(engine, start, end)``, once per window: each week a model learns
+        from has its usual levels from the same window (the model's moment). A window's sums
+        are added up from those of its weeks counted back from its end (``usual_pieces``),
+        each summed in SQL once: the next moment's window shares all but one of them, and
+        summing eight weeks of 1,000 points' transactions again every week was a tenth of a
+        year's backfill. The last few windows are kept; each call gets its own copy."""
         window = (pd.Timestamp(start), pd.Timestamp(end))
         if window not in self._usual_shares:
-            self._usual_shares[window] = operator_usuals(self.engine, start, end)
+            pieces = usual_pieces(*window)
+            if not pieces:  # an empty window: the store's own empty frame
+                sums = operator_share_sums(self.engine, start, end)
+            else:
+                sums = summed_share_sums([self._share_sums(a, b) for a, b in pieces])
+            self._usual_shares[window] = usual_shares(sums)
             while len(self._usual_shares) > self.USUAL_WINDOWS_KEPT:
                 self._usual_shares.popitem(last=False)
         self._usual_shares.move_to_end(window)
         return self._usual_shares[window].copy()
+
+    def _share_sums(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        piece = (start, end)
+        if piece not in self._share_pieces:
+            self._share_pieces[piece] = operator_share_sums(
+                self.engine, start.to_pydatetime(), end.to_pydatetime()
+            )
+            while len(self._share_pieces) > self.SHARE_PIECES_KEPT:
+                self._share_pieces.popitem(last=False)
+        self._share_pieces.move_to_end(piece)
+        return self._share_pieces[piece]
 
     def _served(
         self, load: Callable, time_column: str, start: datetime, end: datetime
@@ -222,9 +242,32 @@ class StoredWeeks:
         return frame
 
 
+# What the operators' usual shares are made of: sums over a window's transactions (whole
+# numbers), so the sums of a window's pieces add up to the window's own.
+SHARE_SUMS = ("paid_n", "paid_rp", "cash_rp", "void_n", "cash_n", "cash_refund_n")
+
+
+def usual_pieces(start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """[start, end) cut into weeks counted back from ``end`` (the first one shorter when the
+    window is not whole weeks), in time order: windows ending at consecutive retrain moments
+    share all their weeks but the newest."""
+    pieces, finish = [], end
+    while finish > start:
+        begin = max(start, finish - StoredWeeks.WEEK)
+        pieces.append((begin, finish))
+        finish = begin
+    return pieces[::-1]
+
+
 def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
     """Each (point, operator)'s cash share (of amounts and of sales) and void+refund share over
     [start, end), in SQL; operator None collects sales without an operator."""
+    return usual_shares(operator_share_sums(engine, start, end))
+
+
+def operator_share_sums(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Each (point, operator)'s ``SHARE_SUMS`` over [start, end), in SQL (grouped by point and
+    operator, in that order: operator None first, as SQLite gives them)."""
     t = transactions.c
     paid = t.status == "paid"
     query = (
@@ -245,22 +288,45 @@ def operator_usuals(engine: Engine, start: datetime, end: datetime) -> pd.DataFr
         .where(transactions_between(start, end))
         .group_by(t.point_id, t.operator_id)
     )
-    frame = _read_frame(
-        engine,
-        query,
-        [
-            "point_id",
-            "operator_id",
-            "paid_n",
-            "paid_rp",
-            "cash_rp",
-            "void_n",
-            "cash_n",
-            "cash_refund_n",
-        ],
+    frame = _read_frame(engine, query, ["point_id", "operator_id", *SHARE_SUMS])
+    for column in SHARE_SUMS:
+        frame[column] = pd.to_numeric(frame[column])
+    return frame
+
+
+def summed_share_sums(pieces: list[pd.DataFrame]) -> pd.DataFrame:
+    """``operator_share_sums`` of a window from those of the pieces it is cut into (one query
+    over the whole window gives the same rows, in the same order)."""
+    found = [piece for piece in pieces if len(piece)]
+    if len(found) <= 1:
+        return found[0] if found else pieces[0]
+    joined = pd.concat(found, ignore_index=True)
+    has_operator = joined["operator_id"].notna()
+    keys = pd.DataFrame(
+        {
+            "point_id": joined["point_id"],
+            "has_operator": has_operator,  # False first: operator None sorts first
+            "operator": joined["operator_id"].where(has_operator, ""),
+        }
     )
-    for column in ("paid_n", "paid_rp", "cash_rp", "void_n", "cash_n", "cash_refund_n"):
-        frame[column] = pd.to_numeric(frame[column]).astype("float64")
+    sums = joined[list(SHARE_SUMS)].groupby([keys[c] for c in keys], sort=True).sum()
+    index = sums.index
+    operator = np.where(
+        index.get_level_values("has_operator"), index.get_level_values("operator"), None
+    )
+    frame = pd.DataFrame(
+        {"point_id": index.get_level_values("point_id").to_numpy(), "operator_id": operator}
+    )
+    for column in SHARE_SUMS:
+        frame[column] = sums[column].to_numpy()
+    return frame
+
+
+def usual_shares(sums: pd.DataFrame) -> pd.DataFrame:
+    """The operators' usual shares (``OP_USUAL_VALUES``) from their ``SHARE_SUMS``."""
+    frame = sums.copy()
+    for column in SHARE_SUMS:
+        frame[column] = frame[column].astype("float64")
     frame["op_usual_cash"] = frame["cash_rp"] / frame["paid_rp"].where(frame["paid_rp"] > 0)
     frame["op_usual_void"] = frame["void_n"] / (frame["paid_n"] + frame["void_n"]).where(
         lambda s: s > 0
