@@ -92,18 +92,6 @@ def test_a_drop_counts_against_what_peers_did_in_the_same_hour(peers_level):
         assert drop < 1
 
 
-def test_peers_far_above_their_usual_raise_an_hour_at_most_by_half():
-    """Seven peers at 1.8 times their usual and point 0 at its own: it is expected at 1.5 times
-    its usual (``PEERS_RAISE``), not 1.8, so its own ordinary hour reads as a smaller dip;
-    peers down together still lower the expectation all the way (a rain dip: a quarter)."""
-    for level, expected in ((1.8, 1.5), (0.25, 0.25)):
-        others = {p: USUAL_CNT * level for p in range(1, N_POINTS)}
-        frame = hour_frame(txn_count=others, gross_paid={p: n * TICKET for p, n in others.items()})
-        out = scored(frame).loc[lambda f: f["pos"] == 0].iloc[0]
-        assert out["expected_cnt"] == pytest.approx(expected * USUAL_CNT)
-        assert out["expected_rev"] == pytest.approx(expected * USUAL_CNT * TICKET)
-
-
 def test_a_run_of_silent_open_hours_pools_its_expected_sales():
     """Five open hours without a sale where ten were expected each: the run's later hours score
     far higher than one quiet hour would, point in time (each hour pools the run up to itself,

@@ -21,16 +21,6 @@ def damp_of(frame: pd.DataFrame, config: FeatureConfig) -> np.ndarray:
     return np.where(frame["holiday"].notna(), config.holiday_damping, 1.0)
 
 
-# The most an hour's peers raise its expectation: half again its usual. A rain dip or a
-# holiday lowers a whole group together, which is what the peers are for; a median of four to
-# eight peers' hours read far above 1 is mostly their own noise or a surge near some of them (a
-# festival by two lots), and a point at its own usual then read as an hour's drop. Dev seeds
-# 6-25, flags whose peers read 1.4 or more: 92 false of 304 (precision 0.70, against 0.90 of
-# all flags); at 2.0 (the bound before, session 17) the same events were caught as at 1.5 with
-# 27 false flags more; at 1.3 two events were lost.
-PEERS_RAISE = 1.5
-
-
 def expected_open(frame: pd.DataFrame) -> pd.Series:
     """Hours the point is open and usually sells in."""
     return frame["is_open"] & (frame["usual_cnt"] > 0)
@@ -69,8 +59,8 @@ def volume_signals(
     valid = ratio_rev.notna()
     peer_rev = peer_median(frame, ratio_rev, valid, 3, keys=keys)
     peer_cnt = peer_median(frame, ratio_cnt, valid, 3, keys=keys)
-    frame["peer_rev"] = peer_rev.fillna(1.0).clip(0, PEERS_RAISE)
-    frame["peer_cnt"] = peer_cnt.fillna(1.0).clip(0, PEERS_RAISE)
+    frame["peer_rev"] = peer_rev.fillna(1.0).clip(0, 2.0)
+    frame["peer_cnt"] = peer_cnt.fillna(1.0).clip(0, 2.0)
     frame["expected_rev"] = (frame["usual_rev"] * frame["peer_rev"]).where(expected, 0.0)
     frame["expected_cnt"] = (frame["usual_cnt"] * frame["peer_cnt"]).where(expected, 0.0)
     unit = ticket_unit(frame)
