@@ -25,6 +25,7 @@ from pipeline.detection.features.baseline import (
     usual_window,
 )
 from pipeline.detection.features.baseline_cache import baseline_path, read_baseline, write_baseline
+from pipeline.detection.features.baseline_shift import tail_drops
 from pipeline.detection.features.config import (
     CAP,
     FEATURES,
@@ -33,10 +34,16 @@ from pipeline.detection.features.config import (
     FeatureConfig,
 )
 from pipeline.detection.features.day_signals import DAY_LEAD, day_signals
-from pipeline.detection.features.grid import context_grid, hour_floor_utc, local_labels
+from pipeline.detection.features.grid import (
+    context_grid,
+    hour_floor_utc,
+    local_labels,
+    window_mask,
+)
 from pipeline.detection.features.hour_signals import damp_of, pattern_signals, volume_signals
 from pipeline.detection.features.loading import (
     StoredWeeks,
+    confirmed_windows,
     data_span,
     load_operator_sales,
     load_points,
@@ -251,6 +258,8 @@ def _learn_baseline(
     first_seen = grid["hour_start"][active].groupby(grid["pos"][active]).min()
     started = grid["hour_start"] >= grid["pos"].map(first_seen)
     usual = in_base & started & ~grid["suppressed"] & grid["holiday"].isna()
+    dismissed = confirmed_windows(engine, base_begin, base_end, status="false_alarm")
+    usual &= ~_in_tail_drop(grid, usual) | window_mask(grid, pts, dismissed, "start_at", "end_at")
     # Only the columns the usual levels read: copying every column of the grid's baseline
     # hours, twice, was most of this step's own time.
     history = grid.loc[usual, list(HISTORY_COLUMNS)]
@@ -264,6 +273,23 @@ def _learn_baseline(
     if cache_path is not None:
         write_baseline(cache_path, pts, slots, scales, op_usual)
     return _Baseline(slots, scales, op_usual)
+
+
+def _in_tail_drop(grid: pd.DataFrame, usual: pd.Series) -> np.ndarray:
+    """The grid's rows on a point's baseline days from a drop still under way at the
+    baseline's end (``baseline_shift``): not usual either, unless an auditor dismissed a case
+    over them (the caller)."""
+    hours = grid.loc[usual, ["pos", "local_date", "txn_count", "revenue_type"]]
+    days = hours.groupby(["pos", "local_date"], as_index=False).agg(
+        cnt=("txn_count", "sum"),
+        hours=("txn_count", "size"),
+        revenue_type=("revenue_type", "first"),
+    )
+    tail_from = tail_drops(days[days["hours"] == 24])
+    if tail_from.empty:
+        return np.zeros(len(grid), dtype=bool)
+    since = grid["pos"].map(tail_from)
+    return (since.notna() & (grid["local_date"] >= since)).to_numpy()
 
 
 def _with_usual_levels(

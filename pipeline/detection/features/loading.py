@@ -337,10 +337,14 @@ def usual_shares(sums: pd.DataFrame) -> pd.DataFrame:
     return frame[["point_id", "operator_id", *OP_USUAL_VALUES]]
 
 
-def confirmed_windows(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
-    """Confirmed leakage cases overlapping [start, end): kept out of the usual level."""
+def confirmed_windows(
+    engine: Engine, start: datetime, end: datetime, status: str = "confirmed"
+) -> pd.DataFrame:
+    """Confirmed leakage cases overlapping [start, end): kept out of the usual level. With
+    ``status`` "false_alarm": the cases an auditor dismissed, whose hours are usual whatever
+    they look like (``baseline_shift``)."""
     query = select(cases.c.point_id, cases.c.start_at, cases.c.end_at).where(
-        and_(cases.c.status == "confirmed", cases.c.start_at < end, cases.c.end_at > start)
+        and_(cases.c.status == status, cases.c.start_at < end, cases.c.end_at > start)
     )
     with engine.connect() as connection:
         rows = [r._asdict() for r in connection.execute(query)]
