@@ -249,11 +249,11 @@ def _horizon_drops(day: pd.DataFrame, scales: pd.DataFrame, ordinary: np.ndarray
             # several noise units down. No day drop then (and so none of the longer views,
             # which count only while the day itself is down).
             z_rev[h] = z_rev[h].where(peer >= CLOSED_PEERS, 0.0)
-        ticket = (rolled["rev"] / rolled["at_usual_ticket"]).where(
-            (rolled["cnt"] >= 3) & (rolled["at_usual_ticket"] > 0)
+        ticket = (rolled["ticket_rev"] / rolled["at_usual_ticket"]).where(
+            (rolled["ticket_cnt"] >= 3) & (rolled["at_usual_ticket"] > 0)
         )
         peer_t = peer_of(ticket)
-        sd_t = np.sqrt(c_ticket**2 / rolled["cnt"].clip(lower=1) + 0.03**2)
+        sd_t = np.sqrt(c_ticket**2 / rolled["ticket_cnt"].clip(lower=1) + 0.03**2)
         z_ticket[h] = ((ticket / peer_t - 1) / sd_t).fillna(0)
         if h == 1:
             day["day_ratio"], day["day_peer"], day["day_ticket_ratio"] = ratio, peer, ticket

@@ -51,7 +51,17 @@ from pipeline.detection.features.small_points import (
     small_points,
 )
 
-DAY_SUMS = ["rev", "usual", "usual_cnt", "cnt", "at_usual_ticket", "any_n", "usual_in_view"]
+DAY_SUMS = [
+    "rev",
+    "usual",
+    "usual_cnt",
+    "cnt",
+    "ticket_rev",
+    "ticket_cnt",
+    "at_usual_ticket",
+    "any_n",
+    "usual_in_view",
+]
 # The complete days before an hour's own day that its snapshot holds: the level-shift CUSUM's
 # window (its first day is the baseline of what the CUSUM carried into today), and so every
 # longer horizon.
@@ -78,7 +88,22 @@ DAY_COLUMNS = [
     *SMALL_COLUMNS,
 ]
 # The day measures the horizons sum over a snapshot's last days.
-ROLLED = ["rev", "usual", "usual_cnt", "cnt", "at_usual_ticket", "share"]
+ROLLED = [
+    "rev",
+    "usual",
+    "usual_cnt",
+    "cnt",
+    "ticket_rev",
+    "ticket_cnt",
+    "at_usual_ticket",
+    "share",
+]
+# An hour's sales count in the ticket's views for at most this many times its usual sales (at
+# least one): a burst of a hundred tiny QRIS payments from one payer is split transactions, the
+# burst's own signals' business, and at full weight its tiny tickets read as the ticket shaved
+# for the three and seven days after it (dev 6-25: 32 false ticket-shaving flags in the days
+# after a split-transactions event). Shaving keeps the sales as usual, so it keeps its weight.
+BURST_SALES = 3.0
 
 
 def day_signals(
@@ -136,6 +161,9 @@ def _hour_parts(frame: pd.DataFrame) -> pd.DataFrame:
     days), its usual levels where it is expected open."""
     expected = expected_open(frame)
     cnt = frame["txn_count"]
+    weight = np.minimum(
+        1.0, BURST_SALES * np.maximum(frame["usual_cnt"].fillna(0), 1.0) / cnt.where(cnt > 0)
+    ).fillna(1.0)
     return pd.DataFrame(
         {
             "pos": frame["pos"],
@@ -146,8 +174,11 @@ def _hour_parts(frame: pd.DataFrame) -> pd.DataFrame:
             "usual_cnt": frame["usual_cnt"].where(expected, 0),
             "cnt": cnt,
             "any_n": frame["txn_count"] + frame["void_count"] + frame["refund_count"],
-            # What these sales would have come to at the usual ticket of each hour.
-            "at_usual_ticket": (cnt * frame["usual_ticket"]).fillna(0),
+            # The ticket's views: a burst's sales at the weight of ``BURST_SALES`` usual hours,
+            # and what they would have come to at the usual ticket of each hour.
+            "ticket_rev": frame["gross_paid"] * weight,
+            "ticket_cnt": cnt * weight,
+            "at_usual_ticket": (cnt * weight * frame["usual_ticket"]).fillna(0),
             # The usual revenue of every hour in view, open or not: the share of the day.
             "usual_in_view": frame["usual_rev"].fillna(0),
             "peer_group": frame["peer_group"],
@@ -380,8 +411,8 @@ def _judge_today(
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(rolled["usual"] > 0, rolled["rev"] / rolled["usual"], np.nan)
             ticket = np.where(
-                (rolled["cnt"] >= 3) & (rolled["at_usual_ticket"] > 0),
-                rolled["rev"] / rolled["at_usual_ticket"],
+                (rolled["ticket_cnt"] >= 3) & (rolled["at_usual_ticket"] > 0),
+                rolled["ticket_rev"] / rolled["at_usual_ticket"],
                 np.nan,
             )
         peer = _peer_ratio(peers, pd.Series(ratio, index=today.index), keys, spread).to_numpy()
@@ -397,7 +428,7 @@ def _judge_today(
             # which count only while the day itself is down).
             z_rev[h] = np.where(peer >= CLOSED_PEERS, z_rev[h], 0.0)
         peer_t = _peer_ratio(peers, pd.Series(ticket, index=today.index), keys).to_numpy()
-        sd_t = np.sqrt(c_ticket**2 / np.maximum(rolled["cnt"], 1) + 0.03**2)
+        sd_t = np.sqrt(c_ticket**2 / np.maximum(rolled["ticket_cnt"], 1) + 0.03**2)
         z_ticket[h] = zero_nan((ticket / peer_t - 1) / sd_t)
         if h == 1:
             out["day_ratio"], out["day_peer"], out["day_ticket_ratio"] = ratio, peer, ticket
