@@ -135,3 +135,28 @@ def test_the_cusum_reads_the_days_sales_not_their_revenue():
     # A third of the sales unrecorded at a full revenue (bigger tickets) reads as the drop it is;
     # tickets shaved with every sale recorded is the ticket signals' business, not a shift.
     assert np.allclose(rel[0], 0.65) and np.allclose(rel[1], 1.0)
+
+
+def test_low_days_after_a_drop_has_ended_make_their_own_case():
+    # Ten days at half the sales, then ordinary days; on the fifth and sixth ordinary day two
+    # low days (a fifth down). The ended drop's sum is still high then, and read at the run's
+    # strength they were a level shift "every day for 15 days"; the ordinary days in between
+    # said "usual" firmly enough that the drop is over, and two days a fifth down are no shift.
+    rel = np.ones(DAYS)
+    rel[4:14] = 0.5
+    rel[18:20] = 0.8
+    out = _shift(day_frame(rel))
+    assert (out["level_shift"].iloc[6:14] >= 3).all()  # the drop itself, raised and kept
+    assert (out["level_shift"].iloc[14:] < 3).all()
+    assert out["shift_days"].iloc[19] <= 2
+
+
+def test_one_ordinary_day_inside_a_drop_does_not_end_it():
+    rel = np.full(DAYS, 1.0)
+    rel[4:] = 0.6
+    rel[12] = 1.0  # one day at its usual level in the middle of the drop
+    out = _shift(day_frame(rel))
+    assert (out["level_shift"].iloc[6:12] >= 3).all()
+    # The day after it is no shift on its own (the day before it was not low); from the next
+    # day on the drop is raised again.
+    assert (out["level_shift"].iloc[14:] >= 3).all()

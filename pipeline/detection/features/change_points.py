@@ -39,6 +39,9 @@ CARRIED = 1.0  # log-likelihood ratio the days before today must already have ga
 # fails (one of a small point's ordinary days reads 3): over 60 series of 106 Poisson days of
 # 14 sales, 0.41% of ordinary days read 3 at a line of 3, 0.20% at 3.5, 0.05% at 4.
 DECIDE = 3.5
+# The log-likelihood ratio the days after a peak must take off the sum for the shift to be
+# over (``_reference``): as much evidence for "usual" as it takes to decide a shift.
+RELEASE = DECIDE
 
 
 def level_shift(
@@ -93,11 +96,7 @@ def shared_level_shift(
     today_cusum = _running_sum(today_increment[:, None], _rows(state, row))[0][:, 0]
     # The sum before each day: 0 before the first, then the complete days' (today's is theirs).
     before = np.column_stack([np.zeros(len(cusum)), cusum])
-    # The lowest the sum stood at before each day, over the window's days (the days before the
-    # snapshot's first are no part of it): a running minimum until the window is full.
-    lowest = np.minimum.accumulate(before, axis=1)
-    for day in range(LEVEL_SHIFT_DAYS, width + 1):
-        lowest[:, day] = before[:, day - LEVEL_SHIFT_DAYS + 1 : day + 1].min(axis=1)
+    lowest = _reference(before)
     statistic = np.maximum(cusum - lowest[:, :width], 0.0)
     today_statistic = np.maximum(today_cusum - lowest[row, width], 0.0)
     run = _run_length(statistic > 0)
@@ -132,6 +131,31 @@ def shared_level_shift(
         )
         out[name] = np.where(today_run > 0, today_total - earlier, 0.0)
     return out
+
+
+def _reference(before: np.ndarray) -> np.ndarray:
+    """Per row and day, the level the day's statistic is measured from: the lowest the sum
+    stood at before the day over the window's days (the days before the snapshot's first are
+    no part of it) - or, once the sum has fallen from its latest peak in the window by
+    ``RELEASE``, the lowest since that peak.
+
+    Why the second: after a drop has ended the sum decays slowly (an ordinary day takes off
+    r^2 / 2), and a low day or two then read at the whole run's strength ("48% below every day
+    for 14 days" four days after a ten-day drop ended: the dev seeds' most common false
+    level shift). Days that have said "usual" as firmly as a shift is decided mean the drop is
+    over; a new one must make its own case. A drop that goes on never falls that far, so it
+    reads as before."""
+    lowest = np.empty_like(before)
+    columns = np.arange(before.shape[1])
+    for day in range(before.shape[1]):
+        window = before[:, max(day - LEVEL_SHIFT_DAYS + 1, 0) : day + 1]
+        # The latest peak: the last column holding the window's maximum.
+        peak_at = window.shape[1] - 1 - np.argmax(window[:, ::-1], axis=1)
+        peak = window[np.arange(len(window)), peak_at]
+        after_peak = np.where(columns[None, : window.shape[1]] >= peak_at[:, None], window, np.inf)
+        since = after_peak.min(axis=1)
+        lowest[:, day] = np.where(peak - since >= RELEASE, since, window.min(axis=1))
+    return lowest
 
 
 def _increments(days: dict[str, np.ndarray], phi_day, c_ticket) -> np.ndarray:
