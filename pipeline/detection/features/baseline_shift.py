@@ -65,7 +65,7 @@ def tail_drops(days: pd.DataFrame) -> pd.Series:
 def _peer_relative(days: pd.DataFrame) -> pd.DataFrame:
     """Each day's sales against the point's usual for that weekday (the median over the window)
     over the median of the same for its type's points that day (``rel``)."""
-    weekday = pd.to_datetime(days["local_date"]).dt.dayofweek
+    weekday = pd.to_datetime(days["local_date"]).dt.day_of_week
     usual = days.groupby([days["pos"], weekday])["cnt"].transform("median")
     ratio = days["cnt"] / usual.where(usual > 0)
     grouped = ratio.groupby([days["revenue_type"], days["local_date"]])
@@ -90,12 +90,13 @@ def _tail_starts(values: np.ndarray, sales: np.ndarray) -> np.ndarray:
         if not usable.any():
             continue
         with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a point with no day in a part
+            # A point with no day in a part, or none with a sale (its level 0): no tail, unsaid.
+            warnings.simplefilter("ignore", RuntimeWarning)
             level = np.nanmedian(head, axis=1)
             spread = np.nanmedian(np.abs(head / level[:, None] - 1), axis=1) / 0.6745
             drop = 1 - np.nanmean(tail, axis=1) / level
-        spread = np.maximum(np.maximum(np.nan_to_num(spread), poisson), SPREAD_FLOOR)
-        z = drop / (spread * np.sqrt(1 / np.maximum(n_tail, 1) + 1 / np.maximum(n_head, 1)))
+            spread = np.maximum(np.maximum(np.nan_to_num(spread), poisson), SPREAD_FLOOR)
+            z = drop / (spread * np.sqrt(1 / np.maximum(n_tail, 1) + 1 / np.maximum(n_head, 1)))
         better = usable & (level > 0) & (drop >= MIN_DROP) & (z >= DECIDE_Z) & (z > best_z)
         best_z = np.where(better, z, best_z)
         first = np.where(better, start, first)
