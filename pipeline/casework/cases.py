@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,6 @@ from sqlalchemy import (
     Engine,
     and_,
     delete,
-    func,
     insert,
     or_,
     select,
@@ -45,6 +44,7 @@ from sqlalchemy import (
 
 from pipeline.casework.case_store import ACTED_ON, drop_cases, open_case, rewrite_case
 from pipeline.casework.incidents import INCIDENT_GAP, group_runs, raises_case
+from pipeline.casework.rebuild_span import rebuild_span
 from pipeline.core.phrases import Phrase, dumps, english, loads, phrase
 from pipeline.reference.points import known_points, read_registry
 from pipeline.reference.suppressions import suppressed_mask, suppression_windows
@@ -341,26 +341,20 @@ def _rebuild_cases(
     known_until: datetime | None = None,
 ) -> int:
     """Regroup the free flags around [start, end) (those before ``known_until``, when given)
-    into open cases, reusing ids where a case with the same point and start already exists (so
-    links to an open case survive a rescore)."""
+    into open cases, each point within its own span (``rebuild_span``), reusing ids where a case
+    with the same point and start already exists (so links to an open case survive a rescore)."""
     known = anomalies.c.hour_start < known_until if known_until is not None else true()
-    begin, finish, old = _rebuild_span(connection, start - MARGIN, end + MARGIN, keep_ids, known)
+    span = rebuild_span(connection, start - MARGIN, end + MARGIN, keep_ids, known)
+    if span.points.empty:
+        return _count_new(connection, span.begin, span.finish, keep_ids)
+    old = span.old
     if not old.empty:
         old_ids = [int(i) for i in old["case_id"]]
         connection.execute(
             update(anomalies).where(anomalies.c.case_id.in_(old_ids)).values(case_id=None)
         )
     free = _frame(
-        connection.execute(
-            select(anomalies).where(
-                and_(
-                    anomalies.c.hour_start >= begin,
-                    anomalies.c.hour_start < finish,
-                    anomalies.c.case_id.is_(None),
-                    known,
-                )
-            )
-        ),
+        connection.execute(select(anomalies).where(span.free_flags(), known)),
         [c.name for c in anomalies.columns],
     )
     reuse = {(r.point_id, r.start_at): int(r.case_id) for r in old.itertuples(index=False)}
@@ -393,58 +387,7 @@ def _rebuild_cases(
         )
     leftover = [int(i) for i in old["case_id"] if int(i) not in used] if not old.empty else []
     drop_cases(connection, leftover)
-    return _count_new(connection, begin, finish, keep_ids)
-
-
-def _rebuild_span(
-    connection: Connection, begin: datetime, finish: datetime, keep_ids: list[int], known
-) -> tuple[datetime, datetime, pd.DataFrame]:
-    """The span a rebuild regroups and the open cases in it: [begin, finish) widened to every
-    open case it touches and to every free flag that is one incident with a flag in it (at most
-    ``INCIDENT_GAP`` from the span, again and again). Whether an incident is a case depends on
-    all its flags (``raises_case``: on how many days a volume-only drop was seen), so a rebuild
-    must see the whole incident, whatever range was scored: a day scored alone and the same day
-    in a backfill then form the same cases."""
-    while True:
-        query = select(cases.c.case_id, cases.c.point_id, cases.c.start_at, cases.c.end_at).where(
-            and_(cases.c.origin == "detector", cases.c.start_at < finish, cases.c.end_at > begin)
-        )
-        if keep_ids:
-            query = query.where(cases.c.case_id.not_in(keep_ids))
-        old = _frame(connection.execute(query), ["case_id", "point_id", "start_at", "end_at"])
-        if not old.empty:
-            begin = min(begin, old["start_at"].min().to_pydatetime())
-            finish = max(finish, old["end_at"].max().to_pydatetime())
-        free = and_(anomalies.c.case_id.is_(None), known)
-        edges = connection.execute(
-            select(
-                select(func.min(anomalies.c.hour_start))
-                .where(
-                    free,
-                    anomalies.c.hour_start >= begin - INCIDENT_GAP,
-                    anomalies.c.hour_start < begin,
-                )
-                .scalar_subquery(),
-                select(func.max(anomalies.c.hour_start))
-                .where(
-                    free,
-                    anomalies.c.hour_start >= finish,
-                    anomalies.c.hour_start < finish + INCIDENT_GAP,
-                )
-                .scalar_subquery(),
-            )
-        ).one()
-        if edges[0] is None and edges[1] is None:
-            return begin, finish, old
-        if edges[0] is not None:
-            begin = _as_utc(edges[0])
-        if edges[1] is not None:
-            finish = _as_utc(edges[1]) + timedelta(hours=1)
-
-
-def _as_utc(moment: datetime) -> datetime:
-    """A stored time as an aware UTC datetime (SQLite gives it back naive)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return _count_new(connection, span.begin, span.finish, keep_ids)
 
 
 def _count_new(

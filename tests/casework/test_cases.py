@@ -289,3 +289,65 @@ def test_a_week_rebuilt_from_what_was_known_ignores_the_next_weeks_stale_flags(e
         early,
         stale + pd.Timedelta(hours=1),
     )
+
+
+def _flag(point_id: str, hour: pd.Timestamp, evidence: str, severity: str = "low") -> dict:
+    kind = "device_off" if evidence == "device" else "under_reporting"
+    return {**_low_flag(point_id, hour), "kind": kind, "severity": severity, "evidence": evidence}
+
+
+def _case_tables(engine) -> dict[str, pd.DataFrame]:
+    """The anomalies and cases tables but their wall-clock columns, in key order."""
+    wall = {"scored_at", "created_at", "updated_at"}
+    tables = {}
+    with engine.connect() as connection:
+        for table, keys in (("anomalies", ["point_id", "hour_start"]), ("cases", ["case_id"])):
+            frame = pd.read_sql(f"SELECT * FROM {table}", connection)
+            frame = frame[[c for c in frame.columns if c not in wall]]
+            tables[table] = frame.sort_values(keys).reset_index(drop=True)
+    return tables
+
+
+def test_a_weeks_rebuild_leaves_other_points_far_cases_alone_and_forms_the_global_cases(engine):
+    """The quadratic walk: a week's rebuild widened its span by any point's case or flag near
+    its edge, so one point's chain of flags reaching back to the walk's first week made every
+    week regroup and rewrite every case of every point since. Each point is regrouped within
+    its own span: P00's device-off case of week 1, inside the span of P01's month-long incident,
+    is not rewritten by week 5's rebuild (its updated_at stays), and the tables are what a rebuild
+    of the whole range (every point regrouped within the span of all) gives. P02's week-5 case
+    needs its own flag from before week 4, within INCIDENT_GAP of its span's edge: a closure
+    that did not widen by a point's flags would leave it two days short of a case."""
+    load_world(engine, make_points(4), make_transactions(make_points(4), days=1))
+    week = pd.Timedelta(days=7)
+    weeks = [pd.Timestamp(START) + i * week for i in range(6)]
+    noon = pd.Timedelta(hours=5)  # noon in Jakarta
+    chain = [weeks[0] + pd.Timedelta(days=d) + noon for d in (1, 6, 11, 16, 21, 26, 29)]
+    flags = [_flag("P00", weeks[0] + pd.Timedelta(days=3) + noon, "device", "high")]
+    # A lone low flag of P03 before P01's incident: the span of all points reaches it, and from
+    # there P00's case (the span of all widens by the cases it touches, then by the flags).
+    flags += [_flag("P03", weeks[0] + noon, "volume")]
+    flags += [_flag("P01", hour, "volume", "medium") for hour in chain]
+    flags += [
+        _flag("P02", weeks[3] - pd.Timedelta(days=1) + noon, "volume"),
+        _flag("P02", weeks[3] + pd.Timedelta(days=2) + noon, "volume"),
+        _flag("P02", weeks[4] + pd.Timedelta(days=1) + noon, "volume"),
+    ]
+    frame = pd.DataFrame(flags)
+    for start, end in zip(weeks[:-1], weeks[1:], strict=False):
+        mine = frame[(frame["hour_start"] >= start) & (frame["hour_start"] < end)]
+        if start == weeks[4]:
+            far = list_cases(engine).set_index("point_id").loc["P00"]
+        record_flags(engine, mine, start, end, model_version="m0", known_until=end)
+
+    after = list_cases(engine).set_index("point_id")
+    assert after.loc["P00", "case_id"] == far["case_id"]
+    assert after.loc["P00", "updated_at"] == far["updated_at"]  # not rewritten
+    assert (after.loc["P01", "start_at"], after.loc["P01", "end_at"]) == (
+        chain[0],
+        chain[-1] + pd.Timedelta(hours=1),
+    )
+    assert after.loc["P02", "start_at"] == weeks[3] - pd.Timedelta(days=1) + noon
+    walked = _case_tables(engine)
+    rebuild_cases(engine, weeks[0], weeks[-1])  # every point regrouped within the span of all
+    for name, table in _case_tables(engine).items():
+        pd.testing.assert_frame_equal(walked[name], table, check_exact=True)
