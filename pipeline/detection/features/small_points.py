@@ -103,15 +103,48 @@ def horizon_shortfall(
     observed = observed[:, ::-1]
     expected = expected[:, ::-1]
     used = counts[:, ::-1].astype(float)
+    late = days["share"][:, -1] >= MIN_TODAY_SHARE
+    # Today so far must be short of its own expectation (and be a day that counts).
+    today_down = (used[:, 0] > 0) & (observed[:, 0] < expected[:, 0])
+    is_small = small.reindex(pos).fillna(False).to_numpy(dtype=bool)
+    # Before half of today is in view, the horizons are the complete days, which their own hours
+    # raised: a morning after a drop has ended is not more of it (dev seeds' false alarms).
+    keep = np.flatnonzero(today_down & is_small & late)
+    # The horizons only of those snapshots (row by row, so the same figures): the others read 0
+    # whatever their horizons say, and they are most of them (four Poisson tails each).
+    best = _best_horizon(
+        observed[keep],
+        expected[keep],
+        used[keep],
+        np.asarray(pos)[keep],
+        scales,
+        late[keep],
+        rows_per,
+    )
+    for column, values in zip(SMALL_COLUMNS, best, strict=True):
+        full = np.zeros(n)
+        full[keep] = values
+        out[column] = full
+    return out
+
+
+def _best_horizon(
+    observed: np.ndarray,
+    expected: np.ndarray,
+    used: np.ndarray,
+    pos: np.ndarray,
+    scales: pd.DataFrame,
+    late: np.ndarray,
+    rows_per: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per snapshot (rows of the newest-first day matrices), the strongest of its horizons'
+    shortfall z, and that horizon's days, sales and expected sales (0 where none is short)."""
+    n = len(pos)
     phi = pd.Series(pos).map(scales["phi_day_own"]).fillna(SCALE_DEFAULTS["phi_day"]).to_numpy()
     c_ticket = pd.Series(pos).map(scales["c_ticket"]).fillna(SCALE_DEFAULTS["c_ticket"]).to_numpy()
     # How many of each weekday the usual day was learnt from (a new baseline: four).
     weeks = np.clip(pd.Series(pos).map(scales["history_days"]).fillna(28).to_numpy() / 7, 1, 8)
     cum_obs, cum_exp, cum_days = (np.cumsum(a, axis=1) for a in (observed, expected, used))
-    today_share = days["share"][:, -1]
-    late = today_share >= MIN_TODAY_SHARE
-    # Today so far must be short of its own expectation (and be a day that counts).
-    today_down = (used[:, 0] > 0) & (observed[:, 0] < expected[:, 0])
     best = np.zeros(n)
     best_days = np.zeros(n)
     best_obs = np.zeros(n)
@@ -144,15 +177,7 @@ def horizon_shortfall(
         best_days = np.where(better, days, best_days)
         best_obs = np.where(better, obs, best_obs)
         best_exp = np.where(better, exp, best_exp)
-    is_small = small.reindex(pos).fillna(False).to_numpy(dtype=bool)
-    # Before half of today is in view, the horizons are the complete days, which their own hours
-    # raised: a morning after a drop has ended is not more of it (dev seeds' false alarms).
-    keep = today_down & is_small & late
-    out["small_shortfall"] = np.where(keep, best, 0.0)
-    out["small_days"] = np.where(keep, best_days, 0.0)
-    out["small_cnt"] = np.where(keep, best_obs, 0.0)
-    out["small_expected"] = np.where(keep, best_exp, 0.0)
-    return out
+    return best, best_days, best_obs, best_exp
 
 
 def small_point_down(rows: pd.DataFrame, min_evidence: float) -> pd.Series:
