@@ -7,19 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.detection.features.config import SCALE_DEFAULTS
+import tests.helpers.day_tables_reference as reference
 from pipeline.detection.features.day_signals import HISTORY_DAYS
-from pipeline.detection.features.noise_units import poisson_shortfall
-from pipeline.detection.features.peers import CLOSED_PEERS
-from pipeline.detection.features.small_points import (
-    HORIZONS_DAYS,
-    MIN_EXTRA_SPREAD,
-    MIN_TODAY_SHARE,
-    SLACK,
-    SMALL_COLUMNS,
-    horizon_shortfall,
-    small_point_down,
-)
+from pipeline.detection.features.small_points import horizon_shortfall, small_point_down
 
 DAYS = 60
 ROWS = HISTORY_DAYS + 1
@@ -125,7 +115,6 @@ def test_the_morning_after_a_small_points_loss_carries_none_of_it_until_half_the
     assert today(0.6, 4.0) >= 3  # the afternoon still short: the loss goes on
 
 
-# long: the plain form, as ``horizon_shortfall`` read before it figured only the kept snapshots.
 def _every_snapshot_figured(
     days: dict[str, np.ndarray],
     pos: np.ndarray,
@@ -133,73 +122,17 @@ def _every_snapshot_figured(
     weight: np.ndarray,
     small: pd.Series,
 ) -> pd.DataFrame:
-    """The plain form: every snapshot's horizons figured, then kept where they count."""
+    """The plain form: every snapshot's horizons figured, then kept where they count
+    (``day_tables_reference.horizon_shortfall``, on the same days laid out a row per day)."""
     n, rows_per = weight.shape
-    out = pd.DataFrame(0.0, index=pd.RangeIndex(n, name="snapshot"), columns=SMALL_COLUMNS)
-    if n == 0:
-        return out
-    # Peers lower the expectation (a holiday, rain, a closure move every point), never raise
-    # it: their ratio is the median of bigger points, and a small point that did not share
-    # their busy day is weak evidence of a loss (the tune seeds' Boxing Day false alarms).
-    peer = np.minimum(days["day_peer"], 1.0)
-    started = np.cumsum(days["any_n"], axis=1) > 0
-    counts = (weight > 0) & started & (peer >= CLOSED_PEERS)
-    observed = np.where(counts, days["cnt"], 0.0)
-    expected = np.where(counts, days["usual_cnt"] * peer, 0.0)
-    # Newest day first: column j is j days before today.
-    observed = observed[:, ::-1]
-    expected = expected[:, ::-1]
-    used = counts[:, ::-1].astype(float)
-    phi = pd.Series(pos).map(scales["phi_day_own"]).fillna(SCALE_DEFAULTS["phi_day"]).to_numpy()
-    c_ticket = pd.Series(pos).map(scales["c_ticket"]).fillna(SCALE_DEFAULTS["c_ticket"]).to_numpy()
-    # How many of each weekday the usual day was learnt from (a new baseline: four).
-    weeks = np.clip(pd.Series(pos).map(scales["history_days"]).fillna(28).to_numpy() / 7, 1, 8)
-    cum_obs, cum_exp, cum_days = (np.cumsum(a, axis=1) for a in (observed, expected, used))
-    today_share = days["share"][:, -1]
-    late = today_share >= MIN_TODAY_SHARE
-    # Today so far must be short of its own expectation (and be a day that counts).
-    today_down = (used[:, 0] > 0) & (observed[:, 0] < expected[:, 0])
-    best = np.zeros(n)
-    best_days = np.zeros(n)
-    best_obs = np.zeros(n)
-    best_exp = np.zeros(n)
-    for h in HORIZONS_DAYS:
-        if h >= rows_per:
-            break
-        # Until half of today is in view, the horizon is the h complete days before it.
-        obs, exp, days = (
-            np.where(late, cum[:, h - 1], cum[:, h] - cum[:, 0])
-            for cum in (cum_obs, cum_exp, cum_days)
-        )
-        per_day = exp / np.maximum(days, 1.0)
-        # The day-to-day spread beyond counting noise (the point's own, in-sample day spread
-        # holds both: the sales' Poisson noise and their tickets' spread; not phi_day, which
-        # holds the usual's error too, added below), and what it adds to h days' variance.
-        extra = np.maximum(
-            phi**2 - (1 + c_ticket**2) / np.maximum(per_day, 1.0), MIN_EXTRA_SPREAD**2
-        )
-        # ... and the error of the usual itself: each weekday's usual day is a mean of ``weeks``
-        # days of a few sales, the same error on every such weekday in view (at 8 sales a
-        # day learnt from four weeks, about 18%: more than the day-to-day spread beyond
-        # counting noise; the tune seeds' small entertainment points after Christmas).
-        weekdays = np.clip(days, 1.0, 7.0)
-        learnt = (1.0 / np.maximum(per_day, 1.0) + extra) / (weeks * weekdays)
-        dispersion = np.sqrt(1.0 + exp * (extra / np.maximum(days, 1.0) + learnt))
-        z = poisson_shortfall(obs, (1.0 - SLACK) * exp, dispersion)
-        better = z > best
-        best = np.where(better, z, best)
-        best_days = np.where(better, days, best_days)
-        best_obs = np.where(better, obs, best_obs)
-        best_exp = np.where(better, exp, best_exp)
-    is_small = small.reindex(pos).fillna(False).to_numpy(dtype=bool)
-    # Before half of today is in view, the horizons are the complete days, which their own hours
-    # raised: a morning after a drop has ended is not more of it (dev seeds' false alarms).
-    keep = today_down & is_small & late
-    out["small_shortfall"] = np.where(keep, best, 0.0)
-    out["small_days"] = np.where(keep, best_days, 0.0)
-    out["small_cnt"] = np.where(keep, best_obs, 0.0)
-    out["small_expected"] = np.where(keep, best_exp, 0.0)
-    return out
+    snapshots = pd.DataFrame(
+        {
+            "snapshot": np.repeat(np.arange(n), rows_per),
+            "pos": np.repeat(pos, rows_per),
+            **{column: days[column].ravel() for column in days},
+        }
+    )
+    return reference.horizon_shortfall(snapshots, scales, weight.ravel(), small)
 
 
 def test_horizon_shortfall_figures_only_the_kept_snapshots_with_the_same_figures():
