@@ -258,8 +258,11 @@ def _learn_baseline(
     first_seen = grid["hour_start"][active].groupby(grid["pos"][active]).min()
     started = grid["hour_start"] >= grid["pos"].map(first_seen)
     usual = in_base & started & ~grid["suppressed"] & grid["holiday"].isna()
-    dismissed = confirmed_windows(engine, base_begin, base_end, status="false_alarm")
-    usual &= ~_in_tail_drop(grid, usual) | window_mask(grid, pts, dismissed, "start_at", "end_at")
+    tail = _in_tail_drop(grid, usual)
+    if tail.any():  # an auditor's dismissal puts a tail's hours back: their decision wins
+        dismissed = confirmed_windows(engine, base_begin, base_end, status="false_alarm")
+        tail = tail & ~window_mask(grid, pts, dismissed, "start_at", "end_at")
+    usual &= ~tail
     # Only the columns the usual levels read: copying every column of the grid's baseline
     # hours, twice, was most of this step's own time.
     history = grid.loc[usual, list(HISTORY_COLUMNS)]
@@ -277,8 +280,8 @@ def _learn_baseline(
 
 def _in_tail_drop(grid: pd.DataFrame, usual: pd.Series) -> np.ndarray:
     """The grid's rows on a point's baseline days from a drop still under way at the
-    baseline's end (``baseline_shift``): not usual either, unless an auditor dismissed a case
-    over them (the caller)."""
+    baseline's end (``baseline_shift``): not usual either (unless an auditor dismissed a case
+    over them: the caller)."""
     hours = grid.loc[usual, ["pos", "local_date", "txn_count", "revenue_type"]]
     days = hours.groupby(["pos", "local_date"], as_index=False).agg(
         cnt=("txn_count", "sum"),

@@ -51,17 +51,10 @@ from pipeline.detection.features.small_points import (
     small_points,
 )
 
-DAY_SUMS = [
-    "rev",
-    "usual",
-    "usual_cnt",
-    "cnt",
-    "ticket_rev",
-    "ticket_cnt",
-    "at_usual_ticket",
-    "any_n",
-    "usual_in_view",
-]
+# The ticket's views' sums (``_hour_parts``): sales weighed against bursts, and their worth at
+# the usual ticket.
+TICKET_SUMS = ["ticket_rev", "ticket_cnt", "at_usual_ticket"]
+DAY_SUMS = ["rev", "usual", "usual_cnt", "cnt", *TICKET_SUMS, "any_n", "usual_in_view"]
 # The complete days before an hour's own day that its snapshot holds: the level-shift CUSUM's
 # window (its first day is the baseline of what the CUSUM carried into today), and so every
 # longer horizon.
@@ -88,16 +81,7 @@ DAY_COLUMNS = [
     *SMALL_COLUMNS,
 ]
 # The day measures the horizons sum over a snapshot's last days.
-ROLLED = [
-    "rev",
-    "usual",
-    "usual_cnt",
-    "cnt",
-    "ticket_rev",
-    "ticket_cnt",
-    "at_usual_ticket",
-    "share",
-]
+ROLLED = ["rev", "usual", "usual_cnt", "cnt", *TICKET_SUMS, "share"]
 # An hour's sales count in the ticket's views for at most this many times its usual sales (at
 # least one): a burst of a hundred tiny QRIS payments from one payer is split transactions, the
 # burst's own signals' business, and at full weight its tiny tickets read as the ticket shaved
